@@ -1,0 +1,5 @@
+import sys
+
+from dongled.cli import main
+
+sys.exit(main())

@@ -1,0 +1,140 @@
+"""udev on the event loop: the only module that imports pyudev.
+
+The monitor is started before existing ttys are listed, so nothing falls in between; the
+daemon de-duplicates. Only kernel sysfs attributes are used (ID_* properties exist only
+where udevd ran).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pyudev
+
+log = logging.getLogger(__name__)
+
+# A devnode dongled may write into dongle.conf: nothing else ever reaches the file.
+_SAFE_DEVNODE = re.compile(r"^/dev/[A-Za-z0-9_.:+-]{1,64}$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TtyInfo:
+    devnode: str  # /dev/ttyUSB3
+    sys_path: str  # the tty's sysfs path
+    usb_device: str  # sysfs path of the stick (its USB device): groups a stick's ports
+    usb_port: str  # physical port, e.g. 1-1.2 (stable across re-enumeration)
+    interface: int  # bInterfaceNumber
+    vid: str
+    pid: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TtyEvent:
+    action: str  # "add" | "remove"
+    sys_path: str
+    info: TtyInfo | None  # None for remove events and for ttys that are not USB serial
+
+
+def tty_info_from(
+    devnode: str | None,
+    sys_path: str,
+    interface_attrs: Mapping[str, str] | None,
+    usb_device_path: str | None,
+    usb_attrs: Mapping[str, str] | None,
+) -> TtyInfo | None:
+    """Pure translation of what udev reports into our record; None when it is not a USB
+    serial port we could ever write into a config file."""
+    if devnode is None or interface_attrs is None or usb_device_path is None or usb_attrs is None:
+        return None
+    if not _SAFE_DEVNODE.match(devnode):
+        log.warning("ignoring tty with an unsafe device name: %r", devnode)
+        return None
+    try:
+        interface = int(interface_attrs.get("bInterfaceNumber", ""), 16)
+    except ValueError:
+        return None
+    vid = usb_attrs.get("idVendor", "").lower()
+    pid = usb_attrs.get("idProduct", "").lower()
+    if not (re.fullmatch(r"[0-9a-f]{4}", vid) and re.fullmatch(r"[0-9a-f]{4}", pid)):
+        return None
+    return TtyInfo(
+        devnode=devnode,
+        sys_path=sys_path,
+        usb_device=usb_device_path,
+        usb_port=usb_device_path.rstrip("/").rsplit("/", 1)[-1],
+        interface=interface,
+        vid=vid,
+        pid=pid,
+    )
+
+
+def _attrs(device: Any, names: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name in names:
+        try:
+            out[name] = device.attributes.asstring(name)
+        except (KeyError, UnicodeDecodeError, OSError):
+            continue
+    return out
+
+
+def tty_info(device: Any) -> TtyInfo | None:
+    iface = device.find_parent("usb", "usb_interface")
+    usb = device.find_parent("usb", "usb_device")
+    return tty_info_from(
+        device.device_node,
+        device.sys_path,
+        _attrs(iface, ("bInterfaceNumber",)) if iface is not None else None,
+        usb.sys_path if usb is not None else None,
+        _attrs(usb, ("idVendor", "idProduct")) if usb is not None else None,
+    )
+
+
+class UdevWatcher:
+    """Feeds tty add/remove events to a callback from the event loop itself (no thread)."""
+
+    def __init__(self, on_event: Callable[[TtyEvent], None]) -> None:
+        self._on_event = on_event
+        self._context = pyudev.Context()
+        self._monitor: Any = None
+
+    def start(self) -> list[TtyInfo]:
+        """Start watching, then list what is already plugged in."""
+        self._monitor = pyudev.Monitor.from_netlink(self._context)
+        self._monitor.filter_by("tty")
+        self._monitor.start()
+        asyncio.get_running_loop().add_reader(self._monitor.fileno(), self._drain)
+        present: list[TtyInfo] = []
+        for device in self._context.list_devices(subsystem="tty"):
+            info = tty_info(device)
+            if info is not None:
+                present.append(info)
+        return present
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                device = self._monitor.poll(timeout=0)
+            except OSError as exc:  # a netlink overrun must not kill the daemon
+                log.warning("udev monitor: %s", exc)
+                return
+            if device is None:
+                return
+            action = device.action or ""
+            if action not in ("add", "remove", "change", "bind"):
+                continue
+            info = tty_info(device) if action != "remove" else None
+            self._on_event(
+                TtyEvent(action="remove" if action == "remove" else "add",
+                         sys_path=device.sys_path, info=info)
+            )
+
+    def stop(self) -> None:
+        if self._monitor is not None:
+            asyncio.get_running_loop().remove_reader(self._monitor.fileno())
+            self._monitor = None

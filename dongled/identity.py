@@ -1,0 +1,80 @@
+"""What a stick says about itself, validated before anything trusts it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_IMEI = re.compile(r"^\d{15}$")
+_IMSI = re.compile(r"^\d{6,15}$")
+_TEXT = re.compile(r"^[A-Za-z0-9 ._:/+()-]{1,64}$")
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def valid_imei(value: str) -> bool:
+    """15 digits with a valid Luhn check digit; all-zero clones are refused too."""
+    return bool(_IMEI.match(value)) and luhn_ok(value) and value.strip("0") != ""
+
+
+def valid_imsi(value: str) -> bool:
+    return bool(_IMSI.match(value))
+
+
+def clean_text(value: str) -> str:
+    """Model/firmware strings are shown, never written to the config; still keep them tame."""
+    value = value.strip()
+    return value if _TEXT.match(value) else ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Identity:
+    imei: str
+    imsi: str | None = None
+    manufacturer: str = ""
+    model: str = ""
+    firmware: str = ""
+    voice: bool | None = None  # None: not asked or no answer
+
+    def __post_init__(self) -> None:
+        if not valid_imei(self.imei):
+            raise ValueError(f"not a valid IMEI: {self.imei!r}")
+        if self.imsi is not None and not valid_imsi(self.imsi):
+            raise ValueError(f"not a valid IMSI: {self.imsi!r}")
+
+
+def imei_from_cgsn(lines: tuple[str, ...]) -> str | None:
+    """`AT+CGSN` answers a bare 15-digit line (some firmwares prefix `+CGSN:`)."""
+    for line in lines:
+        value = line.removeprefix("+CGSN:").strip().strip('"')
+        if valid_imei(value):
+            return value
+    return None
+
+
+def imsi_from_cimi(lines: tuple[str, ...]) -> str | None:
+    for line in lines:
+        value = line.removeprefix("+CIMI:").strip()
+        if valid_imsi(value):
+            return value
+    return None
+
+
+def parse_ati(lines: tuple[str, ...]) -> dict[str, str]:
+    """`ATI`: `Manufacturer: huawei`, `Model: E1550`, `Revision: ...`, `IMEI: ...`."""
+    out: dict[str, str] = {}
+    for line in lines:
+        key, sep, value = line.partition(":")
+        if sep:
+            out[key.strip().lower()] = value.strip()
+    return out

@@ -1,0 +1,132 @@
+"""dongled's own settings: a TOML file whose every key has a documented default."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from dongled.errors import SettingsError
+
+DEFAULT_PATH = "/etc/dongled/dongled.toml"
+RELOAD_WHEN = ("now", "gracefully", "when convenient")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AmiSettings:
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "dongled"
+    # Never logged or shown; `repr=False` keeps it out of tracebacks and debug output.
+    secret: str = field(default="", repr=False)
+    reload_when: str = "now"
+    timeout: float = 5.0  # every AMI request
+    backoff_max: float = 30.0  # cap of the reconnect backoff
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    dongle_conf: str = "/etc/asterisk/dongle.conf"
+    lock_dir: str = "/var/lock"
+    state_dir: str = "/run/dongled"
+    ami: AmiSettings = field(default_factory=AmiSettings)
+    at_timeout: float = 2.0  # one AT command
+    probe_timeout: float = 8.0  # a whole probe of one stick
+    settle_time: float = 0.15  # quiet time after a stick's last tty event before probing
+    batch_window: float = 0.3  # storms: wait this long for more sticks before one write
+    batch_max_wait: float = 3.0  # one slow stick never holds the batch back longer
+    verify_timeout: float = 10.0  # a device must be ready with the right IMEI by then
+
+
+_TOP_KEYS = {
+    "dongle_conf": str,
+    "lock_dir": str,
+    "state_dir": str,
+    "at_timeout": float,
+    "probe_timeout": float,
+    "settle_time": float,
+    "batch_window": float,
+    "batch_max_wait": float,
+    "verify_timeout": float,
+}
+_AMI_KEYS = {
+    "host": str,
+    "port": int,
+    "username": str,
+    "secret": str,
+    "secret_file": str,
+    "reload_when": str,
+    "timeout": float,
+    "backoff_max": float,
+}
+
+
+def _check(path: str, key: str, value: Any, kind: type) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise SettingsError(path, key, f"must be a {kind.__name__}, not {value!r}")
+    if kind is float and value <= 0:
+        raise SettingsError(path, key, "must be greater than 0")
+    return value
+
+
+def _table(path: str, prefix: str, raw: dict[str, Any], keys: dict[str, type]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = f"{prefix}{key}"
+        if key not in keys:
+            known = ", ".join(sorted(keys))
+            raise SettingsError(path, name, f"unknown key (known: {known})")
+        out[key] = _check(path, name, value, keys[key])
+    return out
+
+
+def _read_secret_file(path: str, secret_file: str) -> str:
+    try:
+        with open(secret_file, encoding="utf-8") as fh:
+            return fh.read().strip()
+    except OSError as exc:
+        raise SettingsError(
+            path, "ami.secret_file", f"cannot read {secret_file}: {exc.strerror}"
+        ) from None
+
+
+def load(path: str | None = None) -> Settings:
+    """Read settings; a missing file at the default path means all defaults."""
+    explicit = path is not None
+    path = path or DEFAULT_PATH
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        if explicit:
+            raise SettingsError(path, None, "file not found") from None
+        return Settings()
+    except OSError as exc:
+        raise SettingsError(path, None, f"cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(path, None, f"not valid TOML: {exc}") from None
+
+    ami_raw = raw.pop("ami", {})
+    if not isinstance(ami_raw, dict):
+        raise SettingsError(path, "ami", "must be a table ([ami])")
+    top = _table(path, "", raw, _TOP_KEYS)
+    ami = _table(path, "ami.", ami_raw, _AMI_KEYS)
+
+    if "secret" in ami and "secret_file" in ami:
+        raise SettingsError(path, "ami.secret_file", "give either ami.secret or ami.secret_file")
+    if "secret_file" in ami:
+        ami["secret"] = _read_secret_file(path, ami.pop("secret_file"))
+    when = ami.get("reload_when", "now").lower()
+    if when not in RELOAD_WHEN:
+        raise SettingsError(path, "ami.reload_when", f"must be one of {', '.join(RELOAD_WHEN)}")
+    ami["reload_when"] = when
+    port = ami.get("port", 5038)
+    if not 0 < port < 65536:
+        raise SettingsError(path, "ami.port", "must be between 1 and 65535")
+    for key in ("dongle_conf", "lock_dir", "state_dir"):
+        if key in top and not os.path.isabs(top[key]):
+            raise SettingsError(path, key, "must be an absolute path")
+    return Settings(**top, ami=AmiSettings(**ami))

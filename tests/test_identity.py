@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import pytest
+
+from dongled.identity import Identity, imei_from_cgsn, parse_ati, valid_imei
+
+GOOD = "351234567890124"
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        (GOOD, True),
+        ("351234567890126", False),  # wrong Luhn digit
+        ("000000000000000", False),  # clone sticks
+        ("35123456789012", False),
+        ("3512345678901240", False),
+        ("35123456789012a", False),
+        ("351234567890124\n[x]", False),
+    ],
+)
+def test_imei_validation(value: str, ok: bool) -> None:
+    assert valid_imei(value) is ok
+
+
+def test_identity_refuses_invalid_imei() -> None:
+    with pytest.raises(ValueError, match="not a valid IMEI"):
+        Identity(imei="351234567890126")
+
+
+def test_cgsn_injection_is_not_an_imei() -> None:
+    assert imei_from_cgsn(("351234567890124;data=/dev/x",)) is None
+    assert imei_from_cgsn(("+CGSN: 351234567890124",)) == GOOD
+
+
+def test_ati_fields() -> None:
+    info = parse_ati(("Manufacturer: huawei", "Model: E1550", "Revision: 11.608", f"IMEI: {GOOD}"))
+    assert info["model"] == "E1550" and info["imei"] == GOOD

@@ -62,8 +62,9 @@ def test_answer_without_final_is_cut_off() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(
-    noise=st.lists(st.sampled_from([b"^RSSI:9", b"RING", b"+CLIP: \"123\",129", b"\xfa\xfb"]),
-                   max_size=4),
+    noise=st.lists(
+        st.sampled_from([b"^RSSI:9", b"RING", b'+CLIP: "123",129', b"\xfa\xfb"]), max_size=4
+    ),
     chunk=st.integers(min_value=1, max_value=17),
 )
 def test_fragmentation_and_noise_never_change_the_answer(noise: list[bytes], chunk: int) -> None:

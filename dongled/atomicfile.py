@@ -1,0 +1,110 @@
+"""Replace a config file so that readers see the old bytes or the new ones, never a mix.
+
+chan_dongle only checks its parse result for NULL; a half-written dongle.conf read during a
+reload can take Asterisk down. So: temp file in the same directory, fsync, rename, fsync the
+directory. Any failure before the rename leaves the original exactly as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+
+from dongled.errors import ConfError
+
+__all__ = ["replace_atomically"]
+
+
+def replace_atomically(
+    path: str, data: bytes, *, backup_suffix: str | None = ".dongled-bak"
+) -> None:
+    """Atomically replace the regular file `path` with `data`, keeping owner and mode.
+
+    With `backup_suffix`, the previous version stays at `path + backup_suffix`.
+    Raises ConfError if `path` is a symlink or not a regular file, or if any step fails.
+    """
+    step = "checking the file"
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise ConfError(path, None, f"cannot replace: {step} failed: {exc.strerror}") from exc
+    if stat.S_ISLNK(st.st_mode):
+        # Renaming over a symlink would silently turn it into a plain file.
+        raise ConfError(path, None, "is a symlink; point dongled at the real file")
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfError(path, None, "is not a regular file; refusing to replace it")
+
+    directory = os.path.dirname(path) or "."
+    tmp: str | None = None
+    try:
+        step = "creating a temporary file"
+        tmp = _write_copy(directory, os.path.basename(path), data, st)
+        if backup_suffix is not None:
+            step = "keeping a backup"
+            _backup(path, path + backup_suffix, directory, st)
+        step = "renaming the new file into place"
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise ConfError(
+            path, None, f"not replaced: {step} failed ({exc.strerror}); the old file is intact"
+        ) from exc
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    try:
+        _fsync_dir(directory)
+    except OSError as exc:
+        raise ConfError(
+            path, None, f"replaced, but syncing the directory failed ({exc.strerror})"
+        ) from exc
+
+
+def _write_copy(directory: str, name: str, data: bytes, st: os.stat_result) -> str:
+    """Write `data` to a new temp file in `directory` with st's owner and mode; return its path."""
+    # mkstemp: O_CREAT|O_EXCL with an unpredictable name, mode 0600 until we copy the mode.
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".dongled-tmp", dir=directory)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
+            os.fchown(fd, st.st_uid, st.st_gid)
+        os.fchmod(fd, stat.S_IMODE(st.st_mode))
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    os.close(fd)
+    return tmp
+
+
+def _backup(path: str, backup: str, directory: str, st: os.stat_result) -> None:
+    """Make `backup` hold the current bytes of `path`, replacing any older backup atomically."""
+    link = os.path.join(directory, f".{os.path.basename(backup)}.{os.urandom(8).hex()}.dongled-tmp")
+    try:
+        os.link(path, link, follow_symlinks=False)
+    except OSError:
+        # No hard links here (some filesystems): fall back to a copy, written the same way.
+        with open(path, "rb") as f:
+            old = f.read()
+        link = _write_copy(directory, os.path.basename(backup), old, st)
+    try:
+        os.replace(link, backup)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(link)
+        raise
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

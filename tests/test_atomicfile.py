@@ -1,0 +1,141 @@
+"""Atomic replacement on real files: success keeps owner/mode/backup, failure keeps the old file."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dongled.atomicfile import replace_atomically
+from dongled.errors import ConfError
+
+OLD = b"[dongle0]\ndata=/dev/ttyUSB2\naudio=/dev/ttyUSB1\n"
+NEW = b"[dongle0]\ndata=/dev/ttyUSB6\naudio=/dev/ttyUSB5\n"
+
+
+@pytest.fixture
+def conf(tmp_path: Path) -> Path:
+    path = tmp_path / "dongle.conf"
+    path.write_bytes(OLD)
+    path.chmod(0o640)
+    return path
+
+
+def _listing(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def test_replaces_content_and_keeps_backup(conf: Path) -> None:
+    replace_atomically(str(conf), NEW)
+    assert conf.read_bytes() == NEW
+    assert Path(f"{conf}.dongled-bak").read_bytes() == OLD
+    assert _listing(conf.parent) == ["dongle.conf", "dongle.conf.dongled-bak"]
+    replace_atomically(str(conf), b"third\n")
+    assert Path(f"{conf}.dongled-bak").read_bytes() == NEW
+
+
+def test_keeps_mode_and_owner(conf: Path) -> None:
+    if os.geteuid() == 0:
+        os.chown(conf, 1234, 5678)
+    before = conf.stat()
+    replace_atomically(str(conf), NEW)
+    after = conf.stat()
+    assert stat.S_IMODE(after.st_mode) == 0o640
+    assert (after.st_uid, after.st_gid) == (before.st_uid, before.st_gid)
+    assert after.st_ino != before.st_ino  # a new inode was renamed in, not rewritten in place
+
+
+def test_no_backup_when_disabled(conf: Path) -> None:
+    replace_atomically(str(conf), NEW, backup_suffix=None)
+    assert conf.read_bytes() == NEW
+    assert _listing(conf.parent) == ["dongle.conf"]
+
+
+def test_relative_path_in_current_directory(conf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(conf.parent)
+    replace_atomically("dongle.conf", NEW, backup_suffix=".old")
+    assert conf.read_bytes() == NEW
+    assert (conf.parent / "dongle.conf.old").read_bytes() == OLD
+
+
+def test_refuses_symlink(conf: Path) -> None:
+    link = conf.parent / "link.conf"
+    link.symlink_to(conf)
+    with pytest.raises(ConfError, match="symlink") as exc:
+        replace_atomically(str(link), NEW)
+    assert exc.value.path == str(link)
+    assert conf.read_bytes() == OLD
+    assert link.is_symlink()
+
+
+def test_refuses_directory_and_fifo(tmp_path: Path) -> None:
+    (tmp_path / "dir.conf").mkdir()
+    os.mkfifo(tmp_path / "fifo.conf")
+    for name in ("dir.conf", "fifo.conf"):
+        with pytest.raises(ConfError, match="not a regular file"):
+            replace_atomically(str(tmp_path / name), NEW)
+    assert _listing(tmp_path) == ["dir.conf", "fifo.conf"]
+
+
+@pytest.mark.parametrize("where", ["missing-dir/dongle.conf", "dongle.conf/child.conf"])
+def test_unreachable_path_is_an_error(conf: Path, where: str) -> None:
+    with pytest.raises(ConfError, match="checking the file failed"):
+        replace_atomically(str(conf.parent / where), NEW)
+    assert conf.read_bytes() == OLD
+    assert _listing(conf.parent) == ["dongle.conf"]
+
+
+def test_backup_failure_leaves_original_intact(conf: Path) -> None:
+    # The backup name is taken by a non-empty directory: rename(2) fails with a real errno.
+    blocker = Path(f"{conf}.dongled-bak")
+    blocker.mkdir()
+    (blocker / "keep").write_bytes(b"x")
+    with pytest.raises(ConfError, match=r"keeping a backup failed .*the old file is intact"):
+        replace_atomically(str(conf), NEW)
+    assert conf.read_bytes() == OLD
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o640
+    assert _listing(conf.parent) == ["dongle.conf", "dongle.conf.dongled-bak"]
+
+
+@pytest.fixture
+def file_size_limit() -> Iterator[int]:
+    """A real EFBIG on write (the disk-full path) without mocks: RLIMIT_FSIZE."""
+    limit = 64
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, old_limit[1]))
+    try:
+        yield limit
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+
+
+def test_write_failure_leaves_original_intact(conf: Path, file_size_limit: int) -> None:
+    big = b"; padding\n" * file_size_limit
+    with pytest.raises(
+        ConfError, match=r"creating a temporary file failed .*the old file is intact"
+    ):
+        replace_atomically(str(conf), big)
+    assert conf.read_bytes() == OLD
+    assert _listing(conf.parent) == ["dongle.conf"]  # the temp file was removed
+
+
+def test_immutable_directory_leaves_original_intact(conf: Path) -> None:
+    # Root ignores mode bits, but not the immutable attribute (where the fs supports it).
+    made = subprocess.run(["chattr", "+i", str(conf.parent)], capture_output=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"chattr +i not possible here: {made.stderr.decode().strip()}")
+    try:
+        with pytest.raises(ConfError, match="the old file is intact"):
+            replace_atomically(str(conf), NEW)
+    finally:
+        subprocess.run(["chattr", "-i", str(conf.parent)], check=True)
+    assert conf.read_bytes() == OLD
+    assert _listing(conf.parent) == ["dongle.conf"]

@@ -1,0 +1,154 @@
+"""The probe against the pty modem simulator: one test per real stick quirk."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dongled.errors import PortBusyError, ProbeError, ProbeTimeoutError
+from dongled.identity import Identity
+from dongled.portlock import lock_path
+from dongled.probe import ProbeTimeouts, identify_port
+from tests.support.modemsim import E173, E1550, E1612, Role, StickSim, pty_modem
+
+IMEI = "351234567890124"
+IMSI = "250011234567890"
+FAST = ProbeTimeouts(first=0.5, command=0.5)
+STATE_CHANGING = ("ATZ", "AT+CFUN", "AT^CURC", "AT^U2DIAG", "AT^SETPORT", "AT&F")
+
+
+def identify(path: str, lock_dir: Path, timeouts: ProbeTimeouts = FAST) -> Identity:
+    return asyncio.run(identify_port(path, str(lock_dir), timeouts))
+
+
+def assert_harmless(commands: list[str]) -> None:
+    for cmd in commands:
+        assert not cmd.upper().startswith(STATE_CHANGING), f"probe sent {cmd}"
+
+
+def test_e1550_identified_with_echo_on(tmp_path: Path) -> None:
+    sim = E1550(IMEI, IMSI)
+    with pty_modem(sim) as port:
+        ident = identify(port.path, tmp_path)
+        assert ident.imei == IMEI and ident.imsi == IMSI
+        assert ident.model == "E1550" and ident.manufacturer == "huawei" and ident.voice is True
+        assert port.commands[0] == "ATE0"
+        assert_harmless(port.commands)
+    assert sim.violations == []
+    assert not list(tmp_path.iterdir()), "our lock must be released"
+
+
+def test_imei_only_in_ati(tmp_path: Path) -> None:
+    with pty_modem(E1612(IMEI, IMSI)) as port:
+        assert identify(port.path, tmp_path).imei == IMEI
+
+
+def test_cme_error_on_cgsn_falls_back_to_ati(tmp_path: Path) -> None:
+    with pty_modem(StickSim(IMEI, IMSI, cgsn_memory_failure=True)) as port:
+        assert identify(port.path, tmp_path).imei == IMEI
+
+
+def test_no_sim_still_identified_without_imsi(tmp_path: Path) -> None:
+    with pty_modem(E173(IMEI, None)) as port:
+        ident = identify(port.path, tmp_path)
+        assert ident.imei == IMEI and ident.imsi is None
+
+
+def test_no_voice(tmp_path: Path) -> None:
+    with pty_modem(StickSim(IMEI, IMSI, voice=False)) as port:
+        assert identify(port.path, tmp_path).voice is False
+
+
+def test_unsolicited_lines_and_garbage(tmp_path: Path) -> None:
+    sim = StickSim(IMEI, IMSI, unsolicited=("^RSSI:17", "RING", "^BOOT:1,0,0,4,0"), garbage=True)
+    with pty_modem(sim) as port:
+        assert identify(port.path, tmp_path).imei == IMEI
+
+
+def test_silent_port_times_out_quickly(tmp_path: Path) -> None:
+    with pty_modem(StickSim(IMEI, IMSI), role=Role.SILENT) as port:
+        with pytest.raises(ProbeTimeoutError, match="ATE0"):
+            identify(port.path, tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_slow_stick_times_out(tmp_path: Path) -> None:
+    with pty_modem(StickSim(IMEI, IMSI, answer_delay=2.0)) as port:
+        with pytest.raises(ProbeTimeoutError):
+            identify(port.path, tmp_path)
+
+
+def test_unplugged_mid_answer(tmp_path: Path) -> None:
+    with pty_modem(StickSim(IMEI, IMSI, unplug_on="AT+CGSN")) as port:
+        with pytest.raises(ProbeError, match="vanished"):
+            identify(port.path, tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_wrong_luhn_imei_is_refused(tmp_path: Path) -> None:
+    with pty_modem(StickSim("351234567890126", IMSI)) as port:
+        with pytest.raises(ProbeError, match="no valid IMEI"):
+            identify(port.path, tmp_path)
+
+
+@pytest.mark.parametrize("answer", ["35123456789012\n[evil]", "351234567890124;x", "#include x"])
+def test_injection_never_becomes_an_imei(tmp_path: Path, answer: str) -> None:
+    with pty_modem(StickSim(answer, IMSI)) as port:
+        with pytest.raises(ProbeError):
+            identify(port.path, tmp_path)
+
+
+def test_locked_port_gets_not_a_byte(tmp_path: Path) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        with pty_modem(E1550(IMEI, IMSI)) as port:
+            Path(lock_path(str(tmp_path), port.path)).write_text(f"{holder.pid} 5")
+            with pytest.raises(PortBusyError):
+                identify(port.path, tmp_path)
+            assert port.received == b""
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_port_with_tiocexcl_gets_not_a_byte(tmp_path: Path) -> None:
+    import fcntl
+    import os
+    import termios
+
+    with pty_modem(E1550(IMEI, IMSI)) as port:
+        fd = os.open(port.path, os.O_RDWR | os.O_NOCTTY)
+        try:
+            fcntl.ioctl(fd, termios.TIOCEXCL)
+            with pytest.raises(PortBusyError, match="TIOCEXCL"):
+                identify(port.path, tmp_path)
+            assert port.received == b""
+        finally:
+            os.close(fd)
+
+
+def test_port_flocked_by_another_program_gets_not_a_byte(tmp_path: Path) -> None:
+    with pty_modem(E1550(IMEI, IMSI)) as port:
+        other = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import fcntl, os, sys, time\n"
+                f"fd = os.open({port.path!r}, os.O_RDWR | os.O_NOCTTY)\n"
+                "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(30)",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert other.stdout is not None and other.stdout.readline().strip() == "locked"
+            with pytest.raises(PortBusyError, match="flock"):
+                identify(port.path, tmp_path)
+            assert port.received == b""
+        finally:
+            other.kill()
+            other.communicate()

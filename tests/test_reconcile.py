@@ -1,0 +1,125 @@
+"""The decision function, exhaustively over the situations real-asterisk.md describes."""
+
+from __future__ import annotations
+
+from dongled.ami import DeviceEntry
+from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA, DeviceSection
+from dongled.reconcile import PARKED, Located, plan
+
+A, B = "351234567890124", "356938035643809"
+PA = ("/dev/ttyUSB2", "/dev/ttyUSB1")
+PB = ("/dev/ttyUSB5", "/dev/ttyUSB4")
+
+
+def section(name: str, imei: str | None, ports: tuple[str, str] | None) -> DeviceSection:
+    data, audio = ports if ports else (None, None)
+    return DeviceSection(
+        name=name,
+        imei=imei,
+        imsi=None,
+        data=data,
+        audio=audio,
+        data_inherited=False,
+        audio_inherited=False,
+        path="/x",
+        line=1,
+    )
+
+
+def entry(
+    name: str,
+    setting: tuple[str, str],
+    *,
+    imei: str = "",
+    running: str | None = None,
+    stopped: bool = False,
+) -> DeviceEntry:
+    state = "Stopped" if stopped else ("Free" if imei else "Not connected")
+    return DeviceEntry(
+        device=name,
+        data_setting=setting[0],
+        audio_setting=setting[1],
+        imei_setting="",
+        state=state,
+        data_state=running or "",
+        audio_state="",
+        imei_state=imei,
+        imsi_state="",
+        model="",
+        calls="0",
+        current_state="stop" if stopped or not imei else "start",
+        desired_state="stop" if stopped else "start",
+    )
+
+
+def test_parked_paths_cannot_exist() -> None:
+    assert PARKED == (PARKED_DATA, PARKED_AUDIO)
+    assert all(p.startswith("/dev/null/") for p in PARKED)
+
+
+def test_everything_right_means_nothing_to_do() -> None:
+    secs = {"d0": section("d0", A, PA)}
+    ast = {"d0": entry("d0", PA, imei=A, running=PA[0])}
+    p = plan(secs, {A: Located(imei=A, data=PA[0], audio=PA[1])}, ast)
+    assert not p.port_changes and not p.asterisk_actions and p.expect == {"d0": A}
+
+
+def test_gone_stick_is_parked_and_stopped() -> None:
+    secs = {"d0": section("d0", A, PA)}
+    p = plan(secs, {}, {"d0": entry("d0", PA)})
+    assert p.port_changes == {"d0": PARKED}
+    assert p.stop == ["d0"] and not p.reload and not p.start
+
+
+def test_gone_stick_already_stopped_is_not_stopped_again() -> None:
+    p = plan({"d0": section("d0", A, PARKED)}, {}, {"d0": entry("d0", PARKED, stopped=True)})
+    assert not p.port_changes and not p.stop
+
+
+def test_returned_on_new_ports_rewrites_and_reloads() -> None:
+    secs = {"d0": section("d0", A, PARKED)}
+    ast = {"d0": entry("d0", PARKED, stopped=True)}
+    p = plan(secs, {A: Located(imei=A, data=PB[0], audio=PB[1])}, ast)
+    assert p.port_changes == {"d0": PB} and p.reload and p.expect == {"d0": A}
+
+
+def test_same_paths_not_running_gets_dongle_start() -> None:
+    secs = {"d0": section("d0", A, PA)}
+    ast = {"d0": entry("d0", PA, stopped=True)}
+    p = plan(secs, {A: Located(imei=A, data=PA[0], audio=PA[1])}, ast)
+    assert not p.port_changes and not p.reload and p.start == ["d0"]
+
+
+def test_swapped_sticks_foreign_device_is_stopped_then_reloaded() -> None:
+    # chan_dongle re-grabbed old paths: d0 runs B's stick, d1 runs A's stick.
+    secs = {"d0": section("d0", A, PA), "d1": section("d1", B, PB)}
+    ast = {
+        "d0": entry("d0", PA, imei=B, running=PA[0]),
+        "d1": entry("d1", PB, imei=A, running=PB[0]),
+    }
+    located = {
+        B: Located(imei=B, data=PA[0], audio=PA[1]),
+        A: Located(imei=A, data=PB[0], audio=PB[1]),
+    }
+    p = plan(secs, located, ast)
+    assert p.mismatched == {"d0": B, "d1": A}
+    assert sorted(p.stop) == ["d0", "d1"]
+    assert p.port_changes == {"d0": PB, "d1": PA} and p.reload
+
+
+def test_without_asterisk_only_the_file_is_made_safe() -> None:
+    secs = {"d0": section("d0", A, PA), "d1": section("d1", B, PB)}
+    p = plan(secs, {A: Located(imei=A, data=PB[0], audio=PB[1])}, None)
+    assert p.port_changes == {"d0": PB, "d1": PARKED}
+    assert not p.asterisk_actions and not p.expect
+
+
+def test_unmanaged_and_unbound_are_reported() -> None:
+    secs = {"old": section("old", None, PA), "bad": section("bad", "123", PB)}
+    p = plan(secs, {A: Located(imei=A, data=PA[0], audio=PA[1])}, None)
+    assert p.unmanaged == ["bad", "old"] and p.unbound == [A] and not p.port_changes
+
+
+def test_section_unknown_to_asterisk_needs_reload() -> None:
+    p = plan({"d0": section("d0", A, PA)}, {A: Located(imei=A, data=PA[0], audio=PA[1])}, {})
+    assert p.reload and not p.port_changes

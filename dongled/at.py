@@ -112,7 +112,7 @@ class Reply:
         return self.final == _FINAL_OK
 
 
-class TooLongAnswer(Exception):  # noqa: N818 - a protocol condition, not a bug
+class TooLongAnswer(Exception):
     """The modem keeps sending lines and never a final result."""
 
 

@@ -130,8 +130,11 @@ class UdevWatcher:
                 continue
             info = tty_info(device) if action != "remove" else None
             self._on_event(
-                TtyEvent(action="remove" if action == "remove" else "add",
-                         sys_path=device.sys_path, info=info)
+                TtyEvent(
+                    action="remove" if action == "remove" else "add",
+                    sys_path=device.sys_path,
+                    info=info,
+                )
             )
 
     def stop(self) -> None:

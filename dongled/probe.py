@@ -84,7 +84,7 @@ class AtChannel:
         for line in self._splitter.feed(data):
             self._lines.put_nowait(line)
 
-    async def command(self, cmd: str, timeout: float) -> at.Reply:
+    async def command(self, cmd: str, limit: float) -> at.Reply:
         # Anything still queued is late chatter from before this command: drop it.
         while not self._lines.empty():
             self._lines.get_nowait()
@@ -96,7 +96,7 @@ class AtChannel:
             raise ProbeError(self.port, f"write failed: {exc.strerror}") from None
         collector = at.ReplyCollector(cmd)
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(limit):
                 while True:
                     line = await self._lines.get()
                     if line is None:
@@ -105,7 +105,7 @@ class AtChannel:
                     if reply is not None:
                         return reply
         except TimeoutError:
-            raise ProbeTimeoutError(self.port, f"no answer to {cmd} within {timeout:g} s") from None
+            raise ProbeTimeoutError(self.port, f"no answer to {cmd} within {limit:g} s") from None
         except at.TooLongAnswer:
             raise ProbeError(self.port, f"endless answer to {cmd}") from None
 

@@ -67,7 +67,7 @@ def _check(path: str, key: str, value: Any, kind: type) -> Any:
         value = float(value)
     if not isinstance(value, kind) or isinstance(value, bool):
         raise SettingsError(path, key, f"must be a {kind.__name__}, not {value!r}")
-    if kind is float and value <= 0:
+    if isinstance(value, float) and value <= 0:
         raise SettingsError(path, key, "must be greater than 0")
     return value
 
@@ -123,7 +123,7 @@ def load(path: str | None = None) -> Settings:
     if when not in RELOAD_WHEN:
         raise SettingsError(path, "ami.reload_when", f"must be one of {', '.join(RELOAD_WHEN)}")
     ami["reload_when"] = when
-    port = ami.get("port", 5038)
+    port: int = ami.get("port", 5038)
     if not 0 < port < 65536:
         raise SettingsError(path, "ami.port", "must be between 1 and 65535")
     for key in ("dongle_conf", "lock_dir", "state_dir"):

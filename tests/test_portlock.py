@@ -36,10 +36,10 @@ def test_stale_lock_of_dead_pid_is_taken_over(tmp_path: Path, port: str) -> None
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     lock = Path(lock_path(str(tmp_path), port))
-    lock.write_text("%10d\n" % proc.pid)
+    lock.write_text(f"{proc.pid:10d}\n")
     assert holder(str(tmp_path), port) is None
     with uucp_lock(str(tmp_path), port):
-        assert lock.read_text() == "%10d\n" % os.getpid()
+        assert lock.read_text() == f"{os.getpid():10d}\n"
     assert not lock.exists()  # released promptly
 
 

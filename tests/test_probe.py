@@ -70,36 +70,43 @@ def test_unsolicited_lines_and_garbage(tmp_path: Path) -> None:
 
 
 def test_silent_port_times_out_quickly(tmp_path: Path) -> None:
-    with pty_modem(StickSim(IMEI, IMSI), role=Role.SILENT) as port:
-        with pytest.raises(ProbeTimeoutError, match="ATE0"):
-            identify(port.path, tmp_path)
+    with (
+        pty_modem(StickSim(IMEI, IMSI), role=Role.SILENT) as port,
+        pytest.raises(ProbeTimeoutError, match="ATE0"),
+    ):
+        identify(port.path, tmp_path)
     assert not list(tmp_path.iterdir())
 
 
 def test_slow_stick_times_out(tmp_path: Path) -> None:
-    with pty_modem(StickSim(IMEI, IMSI, answer_delay=2.0)) as port:
-        with pytest.raises(ProbeTimeoutError):
-            identify(port.path, tmp_path)
+    with (
+        pty_modem(StickSim(IMEI, IMSI, answer_delay=2.0)) as port,
+        pytest.raises(ProbeTimeoutError),
+    ):
+        identify(port.path, tmp_path)
 
 
 def test_unplugged_mid_answer(tmp_path: Path) -> None:
-    with pty_modem(StickSim(IMEI, IMSI, unplug_on="AT+CGSN")) as port:
-        with pytest.raises(ProbeError, match="vanished"):
-            identify(port.path, tmp_path)
+    with (
+        pty_modem(StickSim(IMEI, IMSI, unplug_on="AT+CGSN")) as port,
+        pytest.raises(ProbeError, match="vanished"),
+    ):
+        identify(port.path, tmp_path)
     assert not list(tmp_path.iterdir())
 
 
 def test_wrong_luhn_imei_is_refused(tmp_path: Path) -> None:
-    with pty_modem(StickSim("351234567890126", IMSI)) as port:
-        with pytest.raises(ProbeError, match="no valid IMEI"):
-            identify(port.path, tmp_path)
+    with (
+        pty_modem(StickSim("351234567890126", IMSI)) as port,
+        pytest.raises(ProbeError, match="no valid IMEI"),
+    ):
+        identify(port.path, tmp_path)
 
 
 @pytest.mark.parametrize("answer", ["35123456789012\n[evil]", "351234567890124;x", "#include x"])
 def test_injection_never_becomes_an_imei(tmp_path: Path, answer: str) -> None:
-    with pty_modem(StickSim(answer, IMSI)) as port:
-        with pytest.raises(ProbeError):
-            identify(port.path, tmp_path)
+    with pty_modem(StickSim(answer, IMSI)) as port, pytest.raises(ProbeError):
+        identify(port.path, tmp_path)
 
 
 def test_locked_port_gets_not_a_byte(tmp_path: Path) -> None:

@@ -1,0 +1,226 @@
+"""Asterisk's manager interface: the only module that imports panoramisk.
+
+A thin typed adapter that fixes panoramisk 1.4's defects (see shared/spec/platform.md):
+no hidden reconnect loop (the daemon owns reconnects and their backoff), a failed login
+raises instead of retrying forever, every await is bounded, a peer that stops answering
+closes the connection, and close() is final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from panoramisk import Manager
+
+from dongled.errors import AmiAuthError, AmiError, AmiTimeoutError
+from dongled.settings import AmiSettings
+
+log = logging.getLogger(__name__)
+
+# panoramisk logs whole actions (the Login action carries the secret) at info level when
+# it re-queues them: its logger stays disabled.
+_quiet = logging.getLogger("dongled.ami.panoramisk")
+_quiet.disabled = True
+
+_NEVER = 10**9  # seconds: panoramisk's pinger is a periodic wake-up we do not want
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceEntry:
+    """The fields of a `DongleDeviceEntry` that dongled acts on."""
+
+    device: str
+    data_setting: str
+    audio_setting: str
+    imei_setting: str
+    state: str
+    data_state: str
+    audio_state: str
+    imei_state: str
+    imsi_state: str
+    model: str
+    calls: str
+    current_state: str
+    desired_state: str
+
+    @property
+    def stopped(self) -> bool:
+        return self.current_state == "stop" and self.desired_state == "stop"
+
+    @property
+    def connected(self) -> bool:
+        return self.imei_state != "" and self.state not in ("Not connected", "Stopped")
+
+    @classmethod
+    def from_fields(cls, f: Mapping[str, str]) -> DeviceEntry:
+        def g(key: str) -> str:
+            value = f.get(key, "")
+            return value.strip() if isinstance(value, str) else ""
+
+        return cls(
+            device=g("Device"),
+            data_setting=g("DataSetting"),
+            audio_setting=g("AudioSetting"),
+            imei_setting=g("IMEISetting"),
+            state=g("State"),
+            data_state=g("DataState"),
+            audio_state=g("AudioState"),
+            imei_state=g("IMEIState"),
+            imsi_state=g("IMSIState"),
+            model=g("Model"),
+            calls=g("CallsChannels"),
+            current_state=g("CurrentDeviceState"),
+            desired_state=g("DesiredDeviceState"),
+        )
+
+
+class _Manager(Manager):  # type: ignore[misc]
+    """panoramisk's Manager without its own reconnect loop."""
+
+    def __init__(self, on_lost: Callable[[], None], **config: Any) -> None:
+        super().__init__(**config)
+        self._on_lost = on_lost
+
+    def connection_made(self, f: asyncio.Future[Any]) -> None:
+        if f.cancelled() or f.exception() is not None:
+            return  # AmiClient.connect() awaits the same task and raises
+        super().connection_made(f)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connected = False
+        pinger: asyncio.TimerHandle | None = getattr(self, "pinger", None)
+        if pinger is not None:
+            pinger.cancel()
+        self.pinger = None
+        # Fail, rather than silently re-send later, whatever was in flight.
+        while self.awaiting_actions:
+            action = self.awaiting_actions.popleft()
+            if not action.future.done():
+                action.future.set_exception(AmiError("connection to Asterisk lost"))
+        self._on_lost()
+
+
+class AmiClient:
+    def __init__(self, settings: AmiSettings, on_lost: Callable[[], None] | None = None) -> None:
+        self._s = settings
+        self._user_on_lost = on_lost
+        self._manager: _Manager | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._manager is not None
+
+    def _lost(self) -> None:
+        was = self._manager is not None
+        self._drop()
+        if was and self._user_on_lost is not None:
+            self._user_on_lost()
+
+    def _drop(self) -> None:
+        manager, self._manager = self._manager, None
+        if manager is not None:
+            manager.close()
+            for action in list(getattr(manager, "responses", {}).values()):
+                if not action.future.done():
+                    action.future.set_exception(AmiError("connection to Asterisk closed"))
+
+    async def connect(self) -> None:
+        """Connect and log in; raises AmiError (AmiAuthError: refused) and leaves nothing open."""
+        manager = _Manager(
+            self._lost,
+            host=self._s.host,
+            port=self._s.port,
+            username=self._s.username,
+            secret=self._s.secret,
+            events="off",
+            ping_delay=_NEVER,
+            ping_interval=_NEVER,
+            reconnect_timeout=_NEVER,
+            loop=asyncio.get_running_loop(),
+            log=_quiet,
+        )
+        where = f"{self._s.host}:{self._s.port}"
+        try:
+            async with asyncio.timeout(self._s.timeout):
+                # connection_made (which sends the Login) is a done-callback of this task,
+                # registered before our own wake-up, so it has run when we resume.
+                await manager.connect()
+                future = manager.authenticated_future
+                if future is None:
+                    raise AmiError(f"no login was sent to Asterisk at {where}")
+                reply = await asyncio.shield(future)
+        except TimeoutError:
+            manager.close()
+            raise AmiTimeoutError(f"Asterisk at {where} did not answer the login") from None
+        except OSError as exc:
+            manager.close()
+            raise AmiError(f"cannot connect to Asterisk at {where}: {exc.strerror}") from None
+        except (Exception, asyncio.CancelledError):
+            manager.close()
+            raise
+        if not reply.success:
+            manager.close()
+            raise AmiAuthError(
+                f"Asterisk at {where} refused the login of user {self._s.username!r}: "
+                f"{reply.message or 'no reason given'} (check [ami] username/secret and "
+                "manager.conf)"
+            )
+        self._manager = manager
+        log.info("logged in to Asterisk AMI at %s as %s", where, self._s.username)
+
+    async def close(self) -> None:
+        self._drop()
+        await asyncio.sleep(0)  # let the transport finish closing
+
+    async def _send(self, action: dict[str, str]) -> Any:
+        manager = self._manager
+        if manager is None:
+            raise AmiError("not connected to Asterisk")
+        future = manager.send_action(action)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self._s.timeout)
+        except TimeoutError:
+            # A peer that accepts but never answers: give up on this connection.
+            self._lost()
+            raise AmiTimeoutError(
+                f"Asterisk did not answer {action['Action']} within {self._s.timeout:g} s"
+            ) from None
+
+    async def _simple(self, action: dict[str, str]) -> None:
+        reply = await self._send(action)
+        if isinstance(reply, list):
+            reply = reply[0]
+        if not reply.success:
+            raise AmiError(f"{action['Action']} refused: {reply.message or reply.response}")
+
+    async def show_devices(self) -> dict[str, DeviceEntry]:
+        reply = await self._send({"Action": "DongleShowDevices"})
+        messages = reply if isinstance(reply, list) else [reply]
+        head = messages[0]
+        if not head.success:
+            raise AmiError(f"DongleShowDevices refused: {head.message or head.response}")
+        out: dict[str, DeviceEntry] = {}
+        for msg in messages[1:]:
+            if msg.event == "DongleDeviceEntry":
+                entry = DeviceEntry.from_fields(msg)
+                out[entry.device] = entry
+        return out
+
+    async def reload(self, when: str) -> None:
+        await self._simple({"Action": "DongleReload", "When": when})
+
+    async def stop(self, device: str) -> None:
+        await self._simple({"Action": "DongleStop", "Device": device, "When": "now"})
+
+    async def start(self, device: str) -> None:
+        await self._simple({"Action": "DongleStart", "Device": device})
+
+
+async def close_quietly(client: AmiClient) -> None:
+    with contextlib.suppress(Exception):
+        await client.close()

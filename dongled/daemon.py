@@ -1,0 +1,577 @@
+"""Wiring: udev events -> probes -> one coalesced reconcile pass -> file -> AMI -> verify."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from dongled import models, notify, statusfile
+from dongled.ami import AmiClient, DeviceEntry
+from dongled.atomicfile import replace_atomically
+from dongled.dongleconf import DongleConf
+from dongled.errors import (
+    AmiAuthError,
+    AmiError,
+    ConfError,
+    PortBusyError,
+    ProbeError,
+    ProbeTimeoutError,
+)
+from dongled.eventlog import Event, emit
+from dongled.hotplug import TtyEvent, TtyInfo, UdevWatcher
+from dongled.identity import Identity, valid_imei
+from dongled.probe import ProbeTimeouts, identify_port
+from dongled.reconcile import PARKED, Located, Plan, plan
+from dongled.settings import Settings
+from dongled.sticks import Stick, StickState
+
+log = logging.getLogger(__name__)
+
+STORM_MEMORY = 30.0  # a stick gone this recently is expected back with the others
+REMOVAL_DEBOUNCE = 0.02  # sticks of one hub drop within milliseconds: park them in one write
+RETRY_BASE, RETRY_MAX = 2.0, 60.0
+
+
+class Daemon:
+    def __init__(self, settings: Settings) -> None:
+        self.s = settings
+        self.sticks: dict[str, Stick] = {}  # usb_device sysfs path -> stick
+        self._by_syspath: dict[str, str] = {}  # tty sys_path -> usb_device
+        self._gone_at: dict[str, float] = {}  # IMEI -> when its stick vanished
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._dirty = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._urgent = False
+        self._pending_since: float | None = None
+        self._ami = AmiClient(settings.ami, on_lost=self._on_ami_lost)
+        self._ami_lost = asyncio.Event()
+        self._asterisk: dict[str, DeviceEntry] | None = None
+        self._udev = UdevWatcher(self._on_tty_event)
+        self._timeouts = ProbeTimeouts(
+            first=min(1.0, settings.at_timeout), command=settings.at_timeout
+        )
+        self.counters = {"conf_writes": 0, "reloads": 0, "probes": 0}
+        self.last_change = ""
+        self.conf_error = ""
+        self.ready = asyncio.Event()
+        self.devices: dict[str, dict[str, str]] = {}  # section -> status fields
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("internal task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        present = self._udev.start()
+        await self._try_ami_once()  # learn which ports chan_dongle holds before probing
+        for info in present:
+            self._add_port(info)
+        self._spawn(self._ami_loop(), "ami")
+        self._spawn(self._reconcile_loop(), "reconcile")
+        self._request(urgent=False)
+        try:
+            await stop.wait()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        self._udev.stop()
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._ami.close()
+
+    # ---- udev ------------------------------------------------------------------------
+
+    def _on_tty_event(self, event: TtyEvent) -> None:
+        if event.action == "remove":
+            usb = self._by_syspath.get(event.sys_path)
+            if usb is not None:
+                self._remove_stick(usb)
+        elif event.info is not None:
+            self._add_port(event.info)
+
+    def _add_port(self, info: TtyInfo) -> None:
+        stick = self.sticks.get(info.usb_device)
+        if stick is None:
+            stick = Stick(
+                usb_device=info.usb_device, usb_port=info.usb_port, vid=info.vid, pid=info.pid
+            )
+            self.sticks[info.usb_device] = stick
+            emit(
+                Event.APPEARED,
+                "stick appeared at USB %s (%s:%s)",
+                info.usb_port,
+                info.vid,
+                info.pid,
+                usb_port=info.usb_port,
+            )
+        if not stick.add(info):
+            return
+        self._by_syspath[info.sys_path] = info.usb_device
+        stick.forget_identity()
+        stick.state = StickState.SETTLING
+        stick.last_change = time.monotonic()
+        self._wake.set()
+        interfaces = frozenset(stick.ports)
+        delay = 0.0 if models.complete(stick.vid, stick.pid, interfaces) else self.s.settle_time
+        self._schedule_probe(stick, delay)
+
+    def _schedule_probe(self, stick: Stick, delay: float) -> None:
+        key = stick.usb_device
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._timers.pop(key, None)
+            if self.sticks.get(key) is stick:
+                self._spawn(self._probe(stick), f"probe {stick.usb_port}")
+
+        self._timers[key] = loop.call_later(delay, fire)
+
+    def _remove_stick(self, usb_device: str) -> None:
+        stick = self.sticks.pop(usb_device, None)
+        if stick is None:
+            return
+        for path in stick.sys_paths:
+            self._by_syspath.pop(path, None)
+        timer = self._timers.pop(usb_device, None)
+        if timer is not None:
+            timer.cancel()
+        stick.state = StickState.FAILED  # a running probe sees it is no longer current
+        imei = stick.identity.imei if stick.identity is not None else None
+        emit(
+            Event.GONE,
+            "stick at USB %s is gone",
+            stick.usb_port,
+            imei=imei,
+            data=stick.data,
+            audio=stick.audio,
+            usb_port=stick.usb_port,
+        )
+        if imei is not None:
+            self._gone_at[imei] = time.monotonic()
+            self._request(urgent=True)
+        self._wake.set()
+
+    # ---- identification --------------------------------------------------------------
+
+    def _held_by_asterisk(self, stick: Stick) -> Located | None:
+        """chan_dongle already runs this stick: its IMEIState on the port is our answer."""
+        for entry in (self._asterisk or {}).values():
+            if (
+                entry.connected
+                and valid_imei(entry.imei_state)
+                and entry.data_state in stick.ports.values()
+            ):
+                return Located(
+                    imei=entry.imei_state, data=entry.data_state, audio=entry.audio_state
+                )
+        return None
+
+    async def _probe(self, stick: Stick) -> None:
+        stick.state = StickState.PROBING
+        held = self._held_by_asterisk(stick)
+        if held is not None:
+            self._identified(stick, Identity(imei=held.imei), held.data, held.audio, "asterisk")
+            return
+        layouts = models.candidates(stick.vid, stick.pid, frozenset(stick.ports))
+        error = "no port answered AT"
+        for layout in layouts:
+            data, audio = stick.ports[layout.data], stick.ports[layout.audio]
+            self.counters["probes"] += 1
+            try:
+                async with asyncio.timeout(self.s.probe_timeout):
+                    ident = await identify_port(data, self.s.lock_dir, self._timeouts)
+            except PortBusyError as exc:
+                error = str(exc)
+                stick.state = StickState.BUSY
+                break
+            except ProbeTimeoutError as exc:
+                error = str(exc)
+                continue  # a silent port: try the next layout
+            except TimeoutError:
+                error = f"{data}: whole probe took over {self.s.probe_timeout:g} s"
+                break
+            except ProbeError as exc:
+                error = str(exc)
+                break
+            if self.sticks.get(stick.usb_device) is not stick:
+                return  # unplugged while we talked to it
+            self._identified(stick, ident, data, audio, "probe")
+            return
+        if self.sticks.get(stick.usb_device) is not stick:
+            return
+        if stick.state is not StickState.BUSY:
+            stick.state = StickState.FAILED
+        stick.error = error
+        stick.failures += 1
+        emit(
+            Event.PROBE_FAILED,
+            "cannot identify stick at USB %s: %s",
+            stick.usb_port,
+            error,
+            usb_port=stick.usb_port,
+        )
+        self._schedule_probe(stick, min(RETRY_MAX, RETRY_BASE * 2 ** (stick.failures - 1)))
+        self._wake.set()
+
+    def _identified(
+        self, stick: Stick, ident: Identity, data: str, audio: str, source: str
+    ) -> None:
+        stick.identity, stick.data, stick.audio, stick.source = ident, data, audio, source
+        stick.state = StickState.IDENTIFIED
+        stick.error = ""
+        stick.failures = 0
+        emit(
+            Event.IDENTIFIED,
+            "stick at USB %s is IMEI %s (%s %s, by %s) on %s / %s",
+            stick.usb_port,
+            ident.imei,
+            ident.manufacturer or "?",
+            ident.model or "?",
+            source,
+            data,
+            audio,
+            imei=ident.imei,
+            data=data,
+            audio=audio,
+            usb_port=stick.usb_port,
+        )
+        self._request(urgent=False)
+        self._wake.set()
+
+    def _learn_from_asterisk(self) -> None:
+        """chan_dongle's IMEIState on the port it holds is the freshest word on that stick."""
+        for entry in (self._asterisk or {}).values():
+            if not (entry.connected and valid_imei(entry.imei_state)):
+                continue
+            for stick in self.sticks.values():
+                if entry.data_state not in stick.ports.values():
+                    continue
+                if stick.identity is None or stick.identity.imei != entry.imei_state:
+                    self._identified(
+                        stick,
+                        Identity(imei=entry.imei_state),
+                        entry.data_state,
+                        entry.audio_state,
+                        "asterisk",
+                    )
+
+    def located(self) -> dict[str, Located]:
+        found: dict[str, list[tuple[Stick, str, str]]] = {}
+        for stick in self.sticks.values():
+            if stick.identity is not None and stick.data and stick.audio:
+                found.setdefault(stick.identity.imei, []).append((stick, stick.data, stick.audio))
+        out: dict[str, Located] = {}
+        for imei, sticks in found.items():
+            if len(sticks) > 1:
+                log.error(
+                    "IMEI %s is reported by %d sticks (%s): refusing to guess",
+                    imei,
+                    len(sticks),
+                    ", ".join(s.usb_port for s, _, _ in sticks),
+                )
+                continue
+            _, data, audio = sticks[0]
+            out[imei] = Located(imei=imei, data=data, audio=audio)
+        return out
+
+    # ---- coalescing ------------------------------------------------------------------
+
+    def _request(self, *, urgent: bool) -> None:
+        if self._pending_since is None:
+            self._pending_since = time.monotonic()
+        self._urgent = self._urgent or urgent
+        self._dirty.set()
+        self._wake.set()
+
+    def _awaited(self) -> bool:
+        """Work still expected soon: sticks settling/probing, or recently gone sticks not back."""
+        if any(s.in_flight for s in self.sticks.values()):
+            return True
+        now = time.monotonic()
+        back = {s.identity.imei for s in self.sticks.values() if s.identity is not None}
+        return any(now - t < STORM_MEMORY and imei not in back for imei, t in self._gone_at.items())
+
+    async def _reconcile_loop(self) -> None:
+        retry = 0.5
+        while True:
+            await self._dirty.wait()
+            if not self._urgent:
+                await asyncio.sleep(0)
+                deadline = (self._pending_since or time.monotonic()) + self.s.batch_max_wait
+                while not self._urgent and self._awaited():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), left)
+            else:
+                await asyncio.sleep(REMOVAL_DEBOUNCE)
+            self._dirty.clear()
+            self._urgent = False
+            self._pending_since = None
+            ok = await self.apply()
+            if not self.ready.is_set():
+                self.ready.set()
+                notify.ready(self.summary())
+            if ok:
+                retry = 0.5
+            else:  # Asterisk refused or failed: try again later, capped
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, self.s.ami.backoff_max)
+                self._request(urgent=False)
+
+    # ---- the pass --------------------------------------------------------------------
+
+    async def apply(self) -> bool:
+        """One reconcile pass; False when Asterisk could not be brought to the right state."""
+        try:
+            conf = DongleConf.load(self.s.dongle_conf)
+        except ConfError as exc:
+            if str(exc) != self.conf_error:
+                emit(Event.CONF_ERROR, "dongle.conf not usable, nothing written: %s", exc)
+            self.conf_error = str(exc)
+            self._publish()
+            return True  # retried on the next event; nothing to gain by looping
+        self.conf_error = ""
+        ok = await self._refresh_asterisk()
+        self._learn_from_asterisk()
+        sections = conf.devices()
+        p = plan(sections, self.located(), self._asterisk)
+        for name, foreign in p.mismatched.items():
+            emit(
+                Event.MISMATCH,
+                "device %s runs IMEI %s, not its own %s: stopping it",
+                name,
+                foreign,
+                sections[name].imei or "",
+                device=name,
+                imei=sections[name].imei,
+            )
+        ok = await self._stop(p.stop) and ok
+        if p.port_changes and not self._write(conf, p):
+            self._publish()
+            return True
+        if self._ami.connected and ok:
+            ok = await self._kick(p)
+        if p.expect and ok:
+            self._spawn(self._verify(dict(p.expect)), "verify")
+        for imei in p.unbound:
+            emit(
+                Event.UNBOUND,
+                "stick IMEI %s is plugged in but no section has imei=%s",
+                imei,
+                imei,
+                imei=imei,
+            )
+        self._publish()
+        return ok or not self._ami.connected
+
+    async def _refresh_asterisk(self) -> bool:
+        if not self._ami.connected:
+            self._asterisk = None
+            return False
+        try:
+            self._asterisk = await self._ami.show_devices()
+        except AmiError as exc:
+            log.error("cannot read Asterisk's devices: %s", exc)
+            self._asterisk = None
+            return False
+        return True
+
+    async def _stop(self, devices: list[str]) -> bool:
+        ok = True
+        for name in devices:
+            try:
+                await self._ami.stop(name)
+            except AmiError as exc:
+                log.error("DongleStop %s failed: %s", name, exc)
+                ok = False
+                continue
+            emit(Event.STOPPED, "stopped device %s", name, device=name)
+        return ok
+
+    def _write(self, conf: DongleConf, p: Plan) -> bool:
+        try:
+            _, files = conf.with_ports(p.port_changes)
+            for path, content in files.items():
+                replace_atomically(path, content)
+        except (ConfError, ValueError) as exc:
+            emit(Event.CONF_ERROR, "not written: %s", exc)
+            self.conf_error = str(exc)
+            return False
+        self.counters["conf_writes"] += 1
+        now = time.strftime("%H:%M:%S")
+        sections = conf.devices()
+        for name, (data, audio) in p.port_changes.items():
+            sec = sections[name]
+            if (data, audio) == PARKED:
+                emit(
+                    Event.PARKED,
+                    "device %s: its stick is absent, parked on %s",
+                    name,
+                    data,
+                    device=name,
+                    imei=sec.imei,
+                    data=data,
+                    audio=audio,
+                )
+            else:
+                emit(
+                    Event.RELINKED,
+                    "device %s: data %s -> %s, audio %s -> %s",
+                    name,
+                    sec.data,
+                    data,
+                    sec.audio,
+                    audio,
+                    device=name,
+                    imei=sec.imei,
+                    data=data,
+                    audio=audio,
+                )
+                self.last_change = f"{name} -> {data.rsplit('/', 1)[-1]} {now}"
+        return True
+
+    async def _kick(self, p: Plan) -> bool:
+        try:
+            if p.reload:
+                await self._ami.reload(self.s.ami.reload_when)
+                self.counters["reloads"] += 1
+                emit(
+                    Event.RELOAD,
+                    "asked Asterisk to reload chan_dongle (%s)",
+                    self.s.ami.reload_when,
+                )
+            for name in p.start:
+                await self._ami.start(name)
+                emit(Event.STARTED, "started device %s", name, device=name)
+        except AmiError as exc:
+            log.error("Asterisk did not take the change yet: %s", exc)
+            return False
+        return True
+
+    async def _verify(self, expect: dict[str, str]) -> None:
+        deadline = time.monotonic() + self.s.verify_timeout
+        delay = 0.02
+        while expect and time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+            try:
+                entries = await self._ami.show_devices()
+            except AmiError:
+                return  # reconnect brings a full pass, which verifies again
+            self._asterisk = entries
+            for name, imei in list(expect.items()):
+                entry = entries.get(name)
+                if entry is None or not entry.imei_state:
+                    continue
+                del expect[name]
+                if entry.imei_state == imei and entry.connected:
+                    emit(
+                        Event.VERIFIED,
+                        "device %s runs IMEI %s on %s",
+                        name,
+                        imei,
+                        entry.data_state,
+                        device=name,
+                        imei=imei,
+                        data=entry.data_state,
+                        audio=entry.audio_state,
+                    )
+                else:
+                    self._request(urgent=True)  # the next pass stops and parks it
+            self._publish()
+        for name, imei in expect.items():
+            emit(
+                Event.NOT_VERIFIED,
+                "device %s did not come up with IMEI %s within %g s",
+                name,
+                imei,
+                self.s.verify_timeout,
+                device=name,
+                imei=imei,
+            )
+        self._publish()
+
+    # ---- Asterisk connection ---------------------------------------------------------
+
+    def _on_ami_lost(self) -> None:
+        self._asterisk = None
+        self._ami_lost.set()
+
+    async def _try_ami_once(self) -> bool:
+        try:
+            await self._ami.connect()
+        except AmiError as exc:
+            emit(Event.AMI_DOWN, "Asterisk AMI: %s", exc)
+            return False
+        emit(Event.AMI_UP, "connected to Asterisk AMI")
+        await self._refresh_asterisk()
+        return True
+
+    async def _ami_loop(self) -> None:
+        backoff = 0.5
+        while True:
+            if self._ami.connected:
+                self._ami_lost.clear()
+                await self._ami_lost.wait()
+                emit(Event.AMI_DOWN, "lost the connection to Asterisk AMI; reconnecting")
+                backoff = 0.5
+            await asyncio.sleep(backoff)
+            try:
+                await self._ami.connect()
+            except AmiAuthError as exc:
+                emit(Event.AMI_DOWN, "Asterisk AMI: %s", exc)
+                backoff = min(backoff * 2, self.s.ami.backoff_max)
+                continue
+            except AmiError as exc:
+                log.debug("AMI reconnect failed: %s", exc)
+                backoff = min(backoff * 2, self.s.ami.backoff_max)
+                continue
+            emit(Event.AMI_UP, "reconnected to Asterisk AMI")
+            backoff = 0.5
+            self._request(urgent=True)  # bring Asterisk to the right state now
+
+    # ---- status ----------------------------------------------------------------------
+
+    def summary(self) -> str:
+        total = len(self.sticks)
+        on = sum(1 for s in self.sticks.values() if s.identity is not None)
+        last = f"; last: {self.last_change}" if self.last_change else ""
+        return f"{total} sticks, {on} identified{last}"
+
+    def _publish(self) -> None:
+        statusfile.publish(self)
+        notify.status(self.summary())
+
+
+async def run(
+    settings: Settings, stop: asyncio.Event, started: Callable[[Daemon], None] | None = None
+) -> None:
+    daemon = Daemon(settings)
+    if started is not None:
+        started(daemon)
+    await daemon.run(stop)

@@ -1,0 +1,93 @@
+"""Modem events as structured log records: journal fields when journald is there, a
+readable line on stderr when it is not (`journalctl DONGLED_IMEI=...` shows one stick)."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import sys
+import uuid
+
+log = logging.getLogger("dongled.events")
+
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+
+
+class Event(enum.Enum):
+    # value: (MESSAGE_ID namespace suffix, priority level)
+    APPEARED = ("stick-appeared", logging.INFO)
+    GONE = ("stick-gone", logging.WARNING)
+    IDENTIFIED = ("stick-identified", logging.INFO)
+    PROBE_FAILED = ("probe-failed", logging.WARNING)
+    RELINKED = ("section-relinked", logging.WARNING)
+    PARKED = ("section-parked", logging.WARNING)
+    UNBOUND = ("stick-unbound", logging.WARNING)
+    STOPPED = ("device-stopped", logging.INFO)
+    STARTED = ("device-started", logging.INFO)
+    RELOAD = ("reload-sent", logging.INFO)
+    VERIFIED = ("device-verified", logging.INFO)
+    NOT_VERIFIED = ("device-not-verified", logging.ERROR)
+    MISMATCH = ("device-mismatch", logging.CRITICAL)
+    CONF_ERROR = ("conf-error", logging.ERROR)
+    CONF_WRITTEN = ("conf-written", logging.INFO)
+    AMI_UP = ("ami-up", logging.INFO)
+    AMI_DOWN = ("ami-down", logging.ERROR)
+
+    @property
+    def message_id(self) -> str:
+        # One fixed id per event kind, stable across versions (uuid5 of its name).
+        return uuid.uuid5(uuid.NAMESPACE_URL, "dongled:" + self.value[0]).hex
+
+    @property
+    def level(self) -> int:
+        return self.value[1]
+
+
+def emit(
+    event: Event,
+    message: str,
+    *args: object,
+    imei: str | None = None,
+    device: str | None = None,
+    data: str | None = None,
+    audio: str | None = None,
+    usb_port: str | None = None,
+) -> None:
+    fields: dict[str, str] = {"MESSAGE_ID": event.message_id, "DONGLED_EVENT": event.value[0]}
+    for key, value in (
+        ("DONGLED_IMEI", imei),
+        ("DONGLED_DEVICE", device),
+        ("DONGLED_DATA", data),
+        ("DONGLED_AUDIO", audio),
+        ("DONGLED_USB_PATH", usb_port),
+    ):
+        if value is not None:
+            fields[key] = value
+    log.log(event.level, message, *args, extra=fields)
+
+
+class _FieldsFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extras = [
+            f"{k.removeprefix('DONGLED_').lower()}={v}"
+            for k, v in record.__dict__.items()
+            if k.startswith("DONGLED_") and k != "DONGLED_EVENT"
+        ]
+        return f"{line} [{' '.join(extras)}]" if extras else line
+
+
+def setup(verbose: bool = False) -> None:
+    """Configure logging once, in the entry point."""
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    handler: logging.Handler
+    if os.environ.get("JOURNAL_STREAM") and os.path.exists(JOURNAL_SOCKET):
+        from systemd.journal import JournalHandler
+
+        handler = JournalHandler(SYSLOG_IDENTIFIER="dongled")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_FieldsFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.handlers[:] = [handler]

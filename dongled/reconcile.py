@@ -1,0 +1,88 @@
+"""The decisions, as a pure function of (config sections, located sticks, Asterisk's state).
+
+The safety rule: whenever dongled writes the config or asks Asterisk to reload or start
+anything, no section names a port that dongled has not verified, at that moment, to carry
+that section's IMEI. A section whose stick is not located names parked paths that cannot
+be opened, and its device is stopped, because a reload or an Asterisk restart would start it
+on whatever the file names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from dongled.ami import DeviceEntry
+from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA, DeviceSection
+from dongled.identity import valid_imei
+
+PARKED = (PARKED_DATA, PARKED_AUDIO)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Located:
+    """A stick whose IMEI was verified on these ports (by our probe, or by chan_dongle's
+    IMEIState on the port it holds open)."""
+
+    imei: str
+    data: str
+    audio: str
+
+
+@dataclass(slots=True, kw_only=True)
+class Plan:
+    port_changes: dict[str, tuple[str, str]] = field(default_factory=dict)  # file edits
+    stop: list[str] = field(default_factory=list)  # DongleStop now (before anything else)
+    reload: bool = False
+    start: list[str] = field(default_factory=list)  # DongleStart (paths unchanged)
+    expect: dict[str, str] = field(default_factory=dict)  # device -> IMEI to verify
+    mismatched: dict[str, str] = field(default_factory=dict)  # device -> foreign IMEI running
+    unmanaged: list[str] = field(default_factory=list)  # sections without a valid imei=
+    unbound: list[str] = field(default_factory=list)  # located IMEIs no section names
+
+    @property
+    def asterisk_actions(self) -> bool:
+        return bool(self.stop or self.reload or self.start)
+
+
+def plan(
+    sections: Mapping[str, DeviceSection],
+    located: Mapping[str, Located],
+    asterisk: Mapping[str, DeviceEntry] | None,
+) -> Plan:
+    """What to write and what to ask Asterisk; `asterisk` is None while AMI is unreachable
+    (then only the file is made safe, and Asterisk is dealt with once it is back)."""
+    out = Plan()
+    named: set[str] = set()
+    for name in sorted(sections):
+        sec = sections[name]
+        imei = sec.imei or ""
+        if not valid_imei(imei):
+            out.unmanaged.append(name)
+            continue
+        named.add(imei)
+        stick = located.get(imei)
+        want = (stick.data, stick.audio) if stick is not None else PARKED
+        if (sec.data, sec.audio) != want:
+            out.port_changes[name] = want
+        if asterisk is None:
+            continue
+        entry = asterisk.get(name)
+        if entry is not None and entry.imei_state and entry.imei_state != imei:
+            out.mismatched[name] = entry.imei_state
+        if stick is None:
+            if entry is not None and (not entry.stopped or name in out.mismatched):
+                out.stop.append(name)
+            continue
+        out.expect[name] = imei
+        if name in out.mismatched:
+            out.stop.append(name)
+        if entry is None or (entry.data_setting, entry.audio_setting) != want:
+            out.reload = True  # Asterisk runs other paths than the file will name
+        elif name in out.mismatched or not (entry.connected and entry.data_state == want[0]):
+            if name in out.mismatched:
+                out.reload = True  # restarts the stopped device on its right paths
+            elif entry.desired_state == "stop" or entry.state in ("Not connected", "Stopped"):
+                out.start.append(name)
+    out.unbound = sorted(set(located) - named)
+    return out

@@ -1,0 +1,52 @@
+"""What dongled knows about each plugged-in stick, grouped from its ttys."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from dongled.hotplug import TtyInfo
+from dongled.identity import Identity
+
+
+class StickState(enum.Enum):
+    SETTLING = "settling"  # ports still appearing
+    PROBING = "probing"
+    IDENTIFIED = "identified"
+    BUSY = "busy"  # another live process owns its AT port
+    FAILED = "failed"
+
+
+@dataclass(slots=True, kw_only=True)
+class Stick:
+    usb_device: str
+    usb_port: str
+    vid: str
+    pid: str
+    ports: dict[int, str] = field(default_factory=dict)  # bInterfaceNumber -> devnode
+    sys_paths: set[str] = field(default_factory=set)
+    state: StickState = StickState.SETTLING
+    identity: Identity | None = None
+    data: str | None = None
+    audio: str | None = None
+    source: str = ""  # "probe" or "asterisk": who verified the identity
+    error: str = ""
+    failures: int = 0
+    last_change: float = 0.0
+
+    @property
+    def in_flight(self) -> bool:
+        return self.state in (StickState.SETTLING, StickState.PROBING)
+
+    def add(self, info: TtyInfo) -> bool:
+        """Record a port; True when it is new (a changed stick must be identified again)."""
+        if self.ports.get(info.interface) == info.devnode and info.sys_path in self.sys_paths:
+            return False
+        self.ports[info.interface] = info.devnode
+        self.sys_paths.add(info.sys_path)
+        return True
+
+    def forget_identity(self) -> None:
+        self.identity = None
+        self.data = self.audio = None
+        self.source = ""

@@ -1,0 +1,771 @@
+"""chan_dongle's device state machine for the test Asterisk, run for real against real ttys.
+
+Everything here runs on the FakeAsterisk's own event loop thread, except `Journal`, whose
+methods are thread-safe (the test thread reads it while the loop writes it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import termios
+import threading
+import time
+import tty
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .fake_asterisk_conf import ConfFile, ConfParseError, parse_conf
+
+_LOGGER = logging.getLogger(__name__)
+
+Headers = list[tuple[str, str]]
+EmitEvent = Callable[[str, Headers], None]
+
+# Keys whose change makes a reload restart the device (chan_dongle's reload.c).
+_RESTART_KEYS = ("u2diag", "resetdongle", "callwaiting")
+_FINALS = ("OK", "ERROR", "COMMAND NOT SUPPORT", "TOO MANY PARAMETERS")
+_FINAL_PREFIXES = ("+CME ERROR", "+CMS ERROR")
+_UNSOLICITED = ("RING", "NO CARRIER", "BUSY", "NO ANSWER", "BOOT", "RSSI", "MODE")
+_DIGITS = re.compile(r"^(?:\+C(?:GSN|IMI):\s*)?(\d{6,17})$")
+_REG_STATUS = {
+    "0": "Not registered, not searching",
+    "1": "Registered, home network",
+    "2": "Not registered, but searching",
+    "3": "Registration denied",
+    "5": "Registered, roaming",
+}
+_MAX_LINE_BUFFER = 4096
+
+# Settings shown in DongleDeviceEntry, with chan_dongle's defaults: (field, conf key, default).
+_ENTRY_SETTINGS = (
+    ("ChannelLanguage", "language", "en"),
+    ("Context", "context", "default"),
+    ("Exten", "exten", ""),
+    ("Group", "group", "0"),
+    ("RXGain", "rxgain", "0"),
+    ("TXGain", "txgain", "0"),
+    ("U2DIAG", "u2diag", "-1"),
+    ("UseCallingPres", "usecallingpres", "No"),
+    ("DefaultCallingPres", "callingpres", "Presentation Allowed, Passed Screen"),
+    ("AutoDeleteSMS", "autodeletesms", "Yes"),
+    ("DisableSMS", "disablesms", "No"),
+    ("ResetDongle", "resetdongle", "Yes"),
+    ("SMSPDU", "smspdu", "Yes"),
+    ("CallWaitingSetting", "callwaiting", "auto"),
+    ("DTMF", "dtmf", "relax"),
+    ("MinimalDTMFGap", "mindtmfgap", "45"),
+    ("MinimalDTMFDuration", "mindtmfduration", "80"),
+    ("MinimalDTMFInterval", "mindtmfinterval", "200"),
+)
+
+
+class Journal:
+    """What happened, for the tests: every list is guarded and read as a copy."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bindings: list[tuple[float, str, str, str]] = []
+        self._foreign: list[tuple[float, str, str, str]] = []
+        self._actions: list[tuple[float, str, dict[str, str]]] = []
+        self._events: list[tuple[float, str, dict[str, str]]] = []
+        self._hazards: list[str] = []
+        self._log: list[str] = []
+        self._reloads = 0
+
+    def binding(self, device: str, data: str, imei_read: str, foreign: bool) -> None:
+        entry = (time.monotonic(), device, data, imei_read)
+        with self._lock:
+            self._bindings.append(entry)
+            if foreign:
+                self._foreign.append(entry)
+
+    def action(self, name: str, headers: dict[str, str]) -> None:
+        with self._lock:
+            self._actions.append((time.monotonic(), name, dict(headers)))
+
+    def event(self, name: str, headers: Headers) -> None:
+        with self._lock:
+            self._events.append((time.monotonic(), name, dict(headers)))
+
+    def hazard(self, text: str) -> None:
+        _LOGGER.warning("hazard: %s", text)
+        with self._lock:
+            self._hazards.append(text)
+
+    def log(self, text: str) -> None:
+        _LOGGER.info("%s", text)
+        with self._lock:
+            self._log.append(text)
+
+    def count_reload(self) -> None:
+        with self._lock:
+            self._reloads += 1
+
+    @property
+    def bindings(self) -> list[tuple[float, str, str, str]]:
+        with self._lock:
+            return list(self._bindings)
+
+    @property
+    def foreign(self) -> list[tuple[float, str, str, str]]:
+        with self._lock:
+            return list(self._foreign)
+
+    @property
+    def actions(self) -> list[tuple[float, str, dict[str, str]]]:
+        with self._lock:
+            return [(t, n, dict(h)) for t, n, h in self._actions]
+
+    @property
+    def events(self) -> list[tuple[float, str, dict[str, str]]]:
+        with self._lock:
+            return [(t, n, dict(h)) for t, n, h in self._events]
+
+    @property
+    def hazards(self) -> list[str]:
+        with self._lock:
+            return list(self._hazards)
+
+    @property
+    def messages(self) -> list[str]:
+        with self._lock:
+            return list(self._log)
+
+    @property
+    def reload_count(self) -> int:
+        with self._lock:
+            return self._reloads
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSettings:
+    name: str
+    data: str
+    audio: str
+    imei: str
+    imsi: str
+    values: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    def restart_key(self) -> tuple[str, ...]:
+        extra = tuple(self.values.get(k, "") for k in _RESTART_KEYS)
+        return (self.data, self.audio, self.imei, self.imsi, *extra)
+
+
+def device_settings(conf: ConfFile, journal: Journal) -> dict[str, DeviceSettings]:
+    """chan_dongle's reading of the parsed file: one DeviceSettings per usable device section."""
+    defaults = conf.find("defaults")
+    result: dict[str, DeviceSettings] = {}
+    for section in conf.sections:
+        if section.template or section.name in ("general", "defaults"):
+            continue
+        name = section.name
+        if name in result:
+            journal.log(f"[{name}] duplicate device section ignored")
+            continue
+        values: dict[str, str] = {}
+        if defaults is not None:
+            for key, value in defaults.items:
+                values[key] = value
+        for key, value in section.items:
+            values[key] = value
+        data = section.first("data") or ""
+        audio = section.first("audio") or ""
+        ids = {}
+        for key in ("imei", "imsi"):
+            value = section.first(key) or ""
+            if value and len(value) != 15:
+                journal.log(f"[{name}] {key}={value} has not 15 characters: ignored")
+                value = ""
+            ids[key] = value
+        if bool(data) != bool(audio):
+            journal.log(f"[{name}] data_tty and audio_tty should use together: skipped")
+            continue
+        if not data and not ids["imei"] and not ids["imsi"]:
+            journal.log(f"[{name}] neither ttys nor imei/imsi set: skipped")
+            continue
+        result[name] = DeviceSettings(name, data, audio, ids["imei"], ids["imsi"], values)
+    return result
+
+
+class PortLostError(Exception):
+    pass
+
+
+class AtPort:
+    """The open data and audio ttys of one device; AT lines from the data tty via add_reader."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        data_fd: int,
+        audio_fd: int,
+        on_lost: Callable[[AtPort, str], None],
+    ) -> None:
+        self._loop = loop
+        self.data_fd = data_fd
+        self.audio_fd = audio_fd
+        self._on_lost = on_lost
+        self._buf = bytearray()
+        self._lines: asyncio.Queue[str] = asyncio.Queue()
+        self.idle = False
+        self.closed = False
+        loop.add_reader(data_fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            chunk = os.read(self.data_fd, 4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(f"read error: {exc.strerror}")
+            return
+        if not chunk:
+            self._lost("end of file (hang-up)")
+            return
+        _LOGGER.debug("fd %d << %r", self.data_fd, chunk)
+        self._buf += chunk
+        while True:
+            cut = min(
+                (i for i in (self._buf.find(b"\r"), self._buf.find(b"\n")) if i >= 0), default=-1
+            )
+            if cut < 0:
+                break
+            raw = bytes(self._buf[:cut]).decode("ascii", errors="ignore")
+            line = "".join(c for c in raw if c.isprintable()).strip()  # line noise dropped
+            del self._buf[: cut + 1]
+            if line and not self.idle:
+                self._lines.put_nowait(line)
+        if len(self._buf) > _MAX_LINE_BUFFER:
+            self._buf.clear()
+
+    def _lost(self, reason: str) -> None:
+        if not self.closed:
+            self.close()
+            self._on_lost(self, reason)
+
+    def check(self) -> None:
+        """The monitor's tcgetattr check: raises OSError when the tty has gone."""
+        termios.tcgetattr(self.data_fd)
+
+    async def command(self, cmd: str) -> tuple[str, list[str]]:
+        """Send `cmd`, return (final result, other lines); echo lines are dropped.
+
+        The caller bounds the wait (chan_dongle's per-command timeout)."""
+        if self.closed:
+            raise PortLostError(cmd)
+        try:
+            os.write(self.data_fd, cmd.encode("ascii") + b"\r")
+        except OSError as exc:
+            raise PortLostError(f"{cmd}: {exc.strerror}") from exc
+        info: list[str] = []
+        while True:
+            line = await self._lines.get()
+            if line.upper() == cmd.upper():
+                continue
+            if line in _FINALS or line.startswith(_FINAL_PREFIXES):
+                return line, info
+            info.append(line)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._loop.remove_reader(self.data_fd)
+        for fd in {self.data_fd, self.audio_fd}:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+@dataclass(slots=True)
+class Identity:
+    manufacturer: str = ""
+    model: str = ""
+    firmware: str = ""
+    imei: str = ""
+    imsi: str = ""
+    voice: bool = False
+    reg_status: str = ""
+    rssi: str = ""
+    provider: str = "NONE"
+    number: str = "Unknown"
+
+
+class InitError(Exception):
+    pass
+
+
+def _plain(lines: list[str]) -> str:
+    """The first line that looks like a bare answer (not unsolicited, not junk)."""
+    for line in lines:
+        if line.startswith(("^", "+")) or line in _UNSOLICITED:
+            continue
+        if line.isprintable():
+            return line
+    return ""
+
+
+def _prefixed(lines: list[str], prefix: str) -> str | None:
+    for line in lines:
+        if line.upper().startswith(prefix):
+            return line[len(prefix) :].strip()
+    return None
+
+
+def _number(lines: list[str]) -> str:
+    for line in lines:
+        match = _DIGITS.match(line)
+        if match:
+            return match.group(1)
+    return ""
+
+
+class Device:
+    def __init__(self, settings: DeviceSettings) -> None:
+        self.settings = settings
+        self.state = "Not connected"
+        self.desired = "start"
+        self.port: AtPort | None = None
+        self.identity = Identity()
+        self.locks: list[str] = []
+        self.reals: list[str] = []
+        self.init_task: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    def entry(self) -> dict[str, str]:
+        s = self.settings
+        ident = self.identity
+        connected = self.port is not None
+        entry = {
+            "Device": s.name,
+            "AudioSetting": s.audio,
+            "DataSetting": s.data,
+            "IMEISetting": s.imei,
+            "IMSISetting": s.imsi,
+        }
+        for name, key, default in _ENTRY_SETTINGS:
+            entry[name] = s.values.get(key, default)
+        entry.update(
+            {
+                "State": self.state,
+                "AudioState": s.audio if connected else "",
+                "DataState": s.data if connected else "",
+                "Voice": "Yes" if ident.voice else "No",
+                "SMS": "Yes" if connected else "No",
+                "Manufacturer": ident.manufacturer,
+                "Model": ident.model,
+                "Firmware": ident.firmware,
+                "IMEIState": ident.imei,
+                "IMSIState": ident.imsi,
+                "GSMRegistrationStatus": ident.reg_status or "Unknown",
+                "RSSI": ident.rssi,
+                "Mode": "No Service",
+                "Submode": "No service",
+                "ProviderName": ident.provider,
+                "LocationAreaCode": "",
+                "CellID": "",
+                "SubscriberNumber": ident.number,
+                "SMSServiceCenter": "",
+                "UseUCS2Encoding": "Yes",
+                "USSDUse7BitEncoding": "No",
+                "USSDUseUCS2Decoding": "Yes",
+                "TasksInQueue": "0",
+                "CommandsInQueue": "0",
+                "CallWaitingState": "Disabled",
+                "CurrentDeviceState": "start" if connected else "stop",
+                "DesiredDeviceState": self.desired,
+                "CallsChannels": "0",
+                "Active": "0",
+                "Held": "0",
+                "Dialing": "0",
+                "Alerting": "0",
+                "Incoming": "0",
+                "Waiting": "0",
+                "Releasing": "0",
+                "Initializing": "0",
+            }
+        )
+        return entry
+
+
+class _RefusedError(Exception):
+    pass
+
+
+class ChanDongle:
+    """The devices of one chan_dongle instance; every method runs on the loop thread."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        conf_path: str,
+        *,
+        lock_dir: str,
+        init_timeout: float,
+        journal: Journal,
+        emit: EmitEvent,
+    ) -> None:
+        self._loop = loop
+        self._conf_path = conf_path
+        self._lock_dir = lock_dir
+        self._init_timeout = init_timeout
+        self._journal = journal
+        self._emit = emit
+        self.devices: dict[str, Device] = {}
+        self._holders: dict[str, Device] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- configuration -------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Module load: read the file and open every device (a file that does not parse: none)."""
+        try:
+            conf = parse_conf(self._conf_path)
+        except ConfParseError as exc:
+            self._journal.hazard(f"load: dongle.conf does not parse ({exc}): chan_dongle declined")
+            return
+        for settings in device_settings(conf, self._journal).values():
+            device = Device(settings)
+            self.devices[device.name] = device
+            self._open(device)
+
+    def reload(self, source: str) -> None:
+        """chan_dongle's reload: restart changed devices and EVERY stopped device."""
+        self._journal.count_reload()
+        self._journal.log(f"reload ({source})")
+        try:
+            conf = parse_conf(self._conf_path)
+        except ConfParseError as exc:
+            self._journal.hazard(
+                f"reload ({source}): dongle.conf does not parse ({exc}): the real chan_dongle "
+                "may crash Asterisk here; old config kept"
+            )
+            return
+        wanted = device_settings(conf, self._journal)
+        for name in [n for n in self.devices if n not in wanted]:
+            self._journal.log(f"[{name}] removed by reload")
+            self._release(self.devices.pop(name), "removed")
+        old = self.devices
+        self.devices = {}
+        for name, settings in wanted.items():
+            device = old.get(name)
+            if device is None:
+                device = Device(settings)
+                self.devices[name] = device
+                self._open(device)
+                continue
+            self.devices[name] = device
+            changed = device.settings.restart_key() != settings.restart_key()
+            stopped = device.desired == "stop"
+            device.settings = settings
+            if changed:
+                self._journal.log(f"[{name}] settings changed: restarting")
+                self._release(device, "restart")
+            if changed or stopped:
+                device.desired = "start"
+                self._open(device)
+
+    # --- device control (AMI/CLI) ------------------------------------------------------------
+
+    def stop_device(self, name: str) -> bool:
+        device = self.devices.get(name)
+        if device is None:
+            return False
+        device.desired = "stop"
+        self._release(device, "stopped")
+        device.state = "Stopped"
+        return True
+
+    def start_device(self, name: str) -> bool:
+        device = self.devices.get(name)
+        if device is None:
+            return False
+        device.desired = "start"
+        if device.state == "Stopped":
+            device.state = "Not connected"
+        self._open(device)
+        return True
+
+    def restart_device(self, name: str) -> bool:
+        device = self.devices.get(name)
+        if device is None:
+            return False
+        self._release(device, "restart")
+        device.desired = "start"
+        self._open(device)
+        return True
+
+    def interval_pass(self) -> None:
+        for device in list(self.devices.values()):
+            port = device.port
+            if port is not None:
+                try:
+                    port.check()
+                except OSError as exc:
+                    self._port_lost(port, f"tcgetattr: {exc.strerror}")
+            elif device.desired == "start":
+                self._open(device)
+
+    def entries(self, name: str | None = None) -> list[dict[str, str]]:
+        return [d.entry() for d in self.devices.values() if name in (None, "", d.name)]
+
+    def shutdown(self) -> None:
+        """Asterisk going away: close every tty. Our lock files are removed (see FakeAsterisk)."""
+        for device in self.devices.values():
+            self._release(device, "shutdown", events=False)
+        self.devices.clear()
+
+    async def aclose(self) -> None:
+        self.shutdown()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- opening and closing ------------------------------------------------------------------
+
+    def _port_fail(self, path: str, errno: int) -> None:
+        self._event(
+            "DonglePortFail",
+            [("Device", path), ("Message", "Open Failed"), ("ErrorCode", str(errno))],
+        )
+
+    def _event(self, name: str, headers: Headers) -> None:
+        self._emit(name, headers)
+
+    def _status(self, device: Device, status: str) -> None:
+        self._event("DongleStatus", [("Device", device.name), ("Status", status)])
+
+    def _lock_path(self, real: str) -> str:
+        return os.path.join(self._lock_dir, "LCK.." + os.path.basename(real))
+
+    def _check_lock(self, device: Device, path: str, real: str) -> None:
+        lock = self._lock_path(real)
+        try:
+            with open(lock, "rb") as handle:
+                content = handle.read(64)
+        except FileNotFoundError:
+            holder = self._holders.get(real)
+            if holder is not None and holder is not device:
+                self._journal.hazard(
+                    f"[{device.name}] opens {path} ({real}) which [{holder.name}] has open, no "
+                    "lock file: both read one AT stream (replies shift, chan_dongle may crash)"
+                )
+            return
+        except OSError:
+            return
+        fields = content.split()
+        try:
+            pid = int(fields[0]) if fields else 0
+        except ValueError:
+            pid = 0
+        own = os.getpid()
+        if pid == own:
+            holder = self._holders.get(real)
+            if holder is None or holder is device:
+                return  # our own leftover: taken over
+            self._journal.log(f"[{device.name}] {path} already used by process {pid}")
+            self._journal.hazard(
+                f"[{device.name}] wants {path} ({real}) still held by [{holder.name}]: real "
+                "chan_dongle loses an interval here, shifts AT replies and may crash"
+            )
+            raise _RefusedError(path)
+        if pid > 0 and _alive(pid):
+            self._journal.log(f"[{device.name}] {path} already used by process {pid}")
+            raise _RefusedError(path)
+        self._journal.log(f"[{device.name}] removing stale lock {lock} (pid {pid})")
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+
+    def _open_tty(self, device: Device, path: str) -> int:
+        """Lock check, open, raw mode, TIOCEXCL, our lock "<pid> <fd>": chan_dongle's opentty."""
+        real = os.path.realpath(path)
+        self._check_lock(device, path, real)
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        try:
+            tty.setraw(fd)
+            fcntl.ioctl(fd, termios.TIOCEXCL)
+        except OSError:
+            os.close(fd)
+            raise
+        lock = self._lock_path(real)
+        try:
+            lock_fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(lock_fd, f"{os.getpid()} {fd}".encode("ascii"))
+            finally:
+                os.close(lock_fd)
+        except OSError as exc:
+            os.close(fd)
+            self._journal.log(f"[{device.name}] unable to create lock {lock}: {exc.strerror}")
+            raise _RefusedError(path) from exc
+        device.locks.append(lock)
+        device.reals.append(real)
+        self._holders[real] = device
+        return fd
+
+    def _open(self, device: Device) -> None:
+        if device.port is not None or device.desired != "start":
+            return
+        settings = device.settings
+        if not settings.data:
+            return  # chan_dongle's own IMEI discovery: not modelled, never finds anything
+        device.state = "Not connected"
+        fds: list[int] = []
+        for path in (settings.data, settings.audio):
+            try:
+                if fds and os.path.realpath(path) in device.reals:
+                    # audio and data on one tty (tests only): share the open file description
+                    fds.append(os.dup(fds[0]))
+                    continue
+                fds.append(self._open_tty(device, path))
+            except _RefusedError:
+                self._undo_open(device, fds)
+                return
+            except OSError as exc:
+                self._journal.log(f"[{device.name}] unable to open {path}: {exc.strerror}")
+                self._undo_open(device, fds)
+                self._port_fail(path, exc.errno or 0)
+                return
+        port = AtPort(self._loop, fds[0], fds[1], self._port_lost)
+        device.port = port
+        device.state = "Not initialized"
+        self._status(device, "Connect")
+        task = self._loop.create_task(self._initialize(device, port))
+        device.init_task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _undo_open(self, device: Device, fds: list[int]) -> None:
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._unlock(device)
+
+    def _unlock(self, device: Device) -> None:
+        own = str(os.getpid())
+        for lock in device.locks:
+            with contextlib.suppress(OSError):
+                with open(lock, "rb") as handle:
+                    fields = handle.read(64).split()
+                if fields and fields[0].decode("ascii", "replace") == own:
+                    os.unlink(lock)
+        for real in device.reals:
+            if self._holders.get(real) is device:
+                del self._holders[real]
+        device.locks.clear()
+        device.reals.clear()
+
+    def _release(self, device: Device, reason: str, *, events: bool = True) -> None:
+        """Close the ttys, remove our locks, forget what the modem said."""
+        task = device.init_task
+        device.init_task = None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        port = device.port
+        was_free = device.state == "Free"
+        device.port = None
+        if port is not None:
+            port.close()
+            self._journal.log(f"[{device.name}] closed ({reason})")
+        self._unlock(device)
+        device.identity = Identity()
+        if device.state != "Stopped":
+            device.state = "Not connected"
+        if port is not None and events:
+            if was_free:
+                self._status(device, "Free")
+            self._status(device, "Disconnect")
+
+    def _port_lost(self, port: AtPort, reason: str) -> None:
+        for device in self.devices.values():
+            if device.port is port:
+                self._journal.log(f"[{device.name}] Lost connection to Dongle ({reason})")
+                self._release(device, "lost")
+                return
+        port.close()
+
+    # --- the AT conversation -----------------------------------------------------------------
+
+    async def _initialize(self, device: Device, port: AtPort) -> None:
+        try:
+            identity = await self._converse(port)
+        except (InitError, PortLostError, TimeoutError) as exc:
+            if device.port is port:
+                self._journal.log(f"[{device.name}] initialization failed: {exc!r}")
+                device.init_task = None
+                self._release(device, "init failed")
+            return
+        if device.port is not port:
+            return
+        device.init_task = None
+        port.idle = True
+        device.identity = identity
+        device.state = "Free"
+        imei_setting = device.settings.imei
+        foreign = bool(imei_setting) and imei_setting != identity.imei
+        self._journal.binding(device.name, device.settings.data, identity.imei, foreign)
+        if foreign:
+            self._journal.log(
+                f"[{device.name}] bound to IMEI {identity.imei}, section says {imei_setting}"
+            )
+        self._status(device, "Initialize")
+        if identity.reg_status.startswith("Registered"):
+            self._status(device, "Register")
+        self._status(device, "Free")
+
+    async def _converse(self, port: AtPort) -> Identity:
+        timeout = self._init_timeout
+        ident = Identity()
+
+        async def ask(cmd: str, *, fatal: bool = True) -> list[str] | None:
+            async with asyncio.timeout(timeout):
+                final, lines = await port.command(cmd)
+            if final == "OK":
+                return lines
+            if fatal:
+                raise InitError(f"{cmd} answered {final}")
+            return None
+
+        await ask("AT")
+        await ask("ATE0")
+        ident.manufacturer = _plain(await ask("AT+CGMI", fatal=False) or [])
+        ident.model = _plain(await ask("AT+CGMM", fatal=False) or [])
+        ident.firmware = _plain(await ask("AT+CGMR", fatal=False) or [])
+        ident.imei = _number(await ask("AT+CGSN") or [])
+        ident.imsi = _number(await ask("AT+CIMI") or [])
+        voice = await ask("AT^CVOICE?", fatal=False)
+        ident.voice = voice is not None and (_prefixed(voice, "^CVOICE:") or "").startswith("0")
+        # Status queries: neither an ERROR nor silence stops the initialization here.
+        try:
+            creg = await ask("AT+CREG?", fatal=False)
+            stat = (_prefixed(creg or [], "+CREG:") or "").split(",")
+            if len(stat) >= 2:
+                ident.reg_status = _REG_STATUS.get(stat[1].strip(), "Unknown")
+            cops = _prefixed(await ask("AT+COPS?", fatal=False) or [], "+COPS:")
+            if cops and '"' in cops:
+                ident.provider = cops.split('"')[1]
+            csq = (_prefixed(await ask("AT+CSQ", fatal=False) or [], "+CSQ:") or "").split(",")
+            if csq[0].strip().isdigit():
+                rssi = int(csq[0])
+                ident.rssi = f"{rssi}, {-113 + 2 * rssi} dBm" if rssi < 99 else "99, unknown"
+        except TimeoutError:
+            pass
+        return ident
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,292 @@
+"""End-to-end rig: umockdev sticks + modem simulators + the test Asterisk + `dongled run`
+as a real subprocess under umockdev-wrapper with a real NOTIFY_SOCKET."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from tests.support.fake_asterisk import FakeAsterisk
+from tests.support.modemsim import E1550_USB, StickSim, UsbModel
+from tests.support.testbed import FakeStick, Testbed
+
+ROOT = Path(__file__).resolve().parents[2]
+PARKED_DATA = "/dev/null/dongled-stick-absent-data"
+
+
+def make_imei(i: int) -> str:
+    """A Luhn-valid IMEI per index (real sticks have valid ones; dongled refuses others)."""
+    body = f"35693803{i:06d}"
+    total = 0
+    for pos, ch in enumerate(reversed(body)):
+        d = int(ch)
+        if pos % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return body + str((10 - total % 10) % 10)
+
+
+HEADER = """\
+; chan_dongle configuration of the contact centre -- edited by hand, keep the comments!
+;-- block comment: the cities' sticks live below --;
+[general]
+interval=15                     ; seconds between chan_dongle's reconnect passes
+smsdb=/var/lib/asterisk/smsdb   ; SMS store
+
+[defaults]
+context=dongle-incoming         ; default incoming context
+group=0                         ; calling group
+rxgain=0
+txgain=0
+autodeletesms=yes
+resetdongle=yes
+u2diag=-1                       ; leave the stick's diag setting alone
+usecallingpres=yes
+callingpres=allowed_passed_screen
+disablesms=no
+language=en
+mindtmfgap=45
+callwaiting=auto
+initstate=start
+"""
+
+
+def section_text(i: int, imei: str, data: str, audio: str) -> str:
+    return (
+        f"\n[dongle{i}]\n"
+        f"imei={imei}        ; SIM of city {i}\n"
+        f"data={data}   ; AT port\n"
+        f"audio = {audio}   ; voice port\n"
+        f"context=city-{i}               ; this city's queue\n"
+        f"group={i % 3 + 1}\n"
+    )
+
+
+class Rig:
+    def __init__(
+        self,
+        tmp: Path,
+        tb: Testbed,
+        n: int,
+        *,
+        model: UsbModel = E1550_USB,
+        interval: float = 1.0,
+        answer_delay: float = 0.0,
+        sims: Sequence[StickSim] | None = None,
+    ) -> None:
+        self.tmp, self.tb, self.model = tmp, tb, model
+        self.lock_dir = tmp / "lock"
+        self.lock_dir.mkdir()
+        self.state_dir = tmp / "run"
+        self.conf = tmp / "dongle.conf"
+        self.imeis = [make_imei(i) for i in range(n)]
+        self.sims = (
+            list(sims)
+            if sims is not None
+            else [
+                StickSim(imei, f"2500100000{i:05d}", answer_delay=answer_delay)
+                for i, imei in enumerate(self.imeis)
+            ]
+        )
+        width = len(model.interfaces)
+        self.next_tty = 0
+        self.sticks: list[FakeStick] = []
+        for i in range(n):
+            ttys = self.take_ttys(width)
+            self.sticks.append(tb.add_stick(model, self.sims[i], ttys, usb_port=str(i + 1)))
+        body = HEADER + "".join(
+            section_text(i, self.imeis[i], s.data_port.devnode, s.audio_port.devnode)
+            for i, s in enumerate(self.sticks)
+        )
+        self.conf.write_bytes(body.encode())
+        self.original = self.conf.read_bytes()
+        self.asterisk = FakeAsterisk(str(self.conf), lock_dir=str(self.lock_dir), interval=interval)
+        self.asterisk.start()
+        self.daemon: subprocess.Popen[bytes] | None = None
+        self.notify_path = tmp / "notify.sock"
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(str(self.notify_path))
+        self.notify.settimeout(0.1)
+        self.notifications: list[str] = []
+        self.settings = tmp / "dongled.toml"
+        self.write_settings()
+
+    def take_ttys(self, count: int) -> list[int]:
+        first = self.next_tty
+        self.next_tty += count
+        return list(range(first, first + count))
+
+    def write_settings(self, **extra: object) -> None:
+        lines = [
+            f'dongle_conf = "{self.conf}"',
+            f'lock_dir = "{self.lock_dir}"',
+            f'state_dir = "{self.state_dir}"',
+            "at_timeout = 1.0",
+            "verify_timeout = 10.0",
+        ]
+        lines += [f"{k} = {json.dumps(v)}" for k, v in extra.items()]
+        lines += [
+            "[ami]",
+            f"port = {self.asterisk.port}",
+            'username = "dongled"',
+            'secret = "s3cret"',
+            "timeout = 2.0",
+            "backoff_max = 1.0",
+        ]
+        self.settings.write_text("\n".join(lines) + "\n")
+
+    # ---- the daemon ----------------------------------------------------------------------
+
+    def start_daemon(self, wait_ready: bool = True) -> None:
+        env = self.tb.env()
+        env["NOTIFY_SOCKET"] = str(self.notify_path)
+        env["PYTHONPATH"] = str(ROOT)
+        env.pop("JOURNAL_STREAM", None)
+        self.log_path = self.tmp / "daemon.log"
+        log = self.log_path.open("ab")
+        self.daemon = subprocess.Popen(
+            [
+                "umockdev-wrapper",
+                sys.executable,
+                "-m",
+                "dongled",
+                "--config",
+                str(self.settings),
+                "run",
+                "--verbose",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=str(self.tmp),
+        )
+        log.close()
+        if wait_ready:
+            self.wait_notification("READY=1", 20.0)
+
+    def stop_daemon(self) -> int:
+        proc, self.daemon = self.daemon, None
+        if proc is None:
+            return 0
+        proc.terminate()
+        try:
+            return proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+
+    def daemon_log(self) -> str:
+        return self.log_path.read_text(errors="replace") if hasattr(self, "log_path") else ""
+
+    def poll_notifications(self) -> None:
+        while True:
+            try:
+                self.notifications.append(self.notify.recv(4096).decode())
+            except (TimeoutError, BlockingIOError):
+                return
+
+    def wait_notification(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.poll_notifications()
+            if any(text in n for n in self.notifications):
+                return
+            self.assert_daemon_alive()
+        raise TimeoutError(f"no {text!r} from the daemon; log:\n{self.daemon_log()}")
+
+    def assert_daemon_alive(self) -> None:
+        assert self.daemon is not None and self.daemon.poll() is None, (
+            f"daemon exited ({self.daemon and self.daemon.returncode}); log:\n{self.daemon_log()}"
+        )
+
+    def status(self) -> dict[str, object]:
+        path = self.state_dir / "status.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    # ---- the sticks ----------------------------------------------------------------------
+
+    def unplug(self, *indexes: int) -> None:
+        for i in indexes:
+            self.tb.unplug(self.sticks[i])
+
+    def replug(self, i: int, ttys: Sequence[int] | None = None) -> None:
+        if ttys is None:
+            ttys = self.take_ttys(len(self.model.interfaces))
+        self.tb.replug(self.sticks[i], ttys)
+
+    # ---- what must hold ------------------------------------------------------------------
+
+    def device_right(self, i: int) -> bool:
+        entry = self.asterisk.devices_snapshot().get(f"dongle{i}")
+        stick = self.sticks[i]
+        return (
+            entry is not None
+            and entry["State"] == "Free"
+            and entry["IMEIState"] == self.imeis[i]
+            and entry["DataState"] == stick.data_port.devnode
+            and entry["AudioSetting"] == stick.audio_port.devnode
+        )
+
+    def wait_all_right(self, indexes: Sequence[int] | None = None, timeout: float = 15.0) -> float:
+        """Wait until each plugged stick runs on its own device; returns the wait in seconds."""
+        idx = list(range(len(self.sticks))) if indexes is None else list(indexes)
+        start = time.monotonic()
+        try:
+            self.asterisk.wait_for(
+                lambda: all(self.device_right(i) for i in idx),
+                timeout,
+                what="every device on its own stick",
+            )
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}\ndaemon log:\n{self.daemon_log()}") from None
+        return time.monotonic() - start
+
+    def assert_never_foreign(self) -> None:
+        assert self.asterisk.foreign_bindings == [], (
+            f"Asterisk bound a device to a foreign IMEI: {self.asterisk.foreign_bindings}"
+        )
+        assert self.asterisk.hazards == [], self.asterisk.hazards
+
+    def assert_only_ports_changed(self) -> None:
+        """Every line but data=/audio= values is byte-identical to the hand-written file."""
+        old = self.original.splitlines(keepends=True)
+        new = self.conf.read_bytes().splitlines(keepends=True)
+        assert len(old) == len(new)
+        for a, b in zip(old, new, strict=True):
+            if a != b:
+                key = a.split(b"=", 1)[0].strip()
+                assert key in (b"data", b"audio"), (a, b)
+                assert a.split(b";", 1)[1:] == b.split(b";", 1)[1:], (a, b)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stop_daemon()
+        self.asterisk.stop()
+        self.notify.close()
+
+
+@contextlib.contextmanager
+def rig(tmp: Path, n: int, **kw: object) -> Iterator[Rig]:
+    with Testbed() as tb:
+        r = Rig(tmp, tb, n, **kw)  # type: ignore[arg-type]
+        try:
+            yield r
+        finally:
+            r.close()
+
+
+def wait_until(pred: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.01)

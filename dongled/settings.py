@@ -34,7 +34,6 @@ class Settings:
     at_timeout: float = 2.0  # one AT command
     probe_timeout: float = 8.0  # a whole probe of one stick
     settle_time: float = 0.15  # quiet time after a stick's last tty event before probing
-    batch_window: float = 0.3  # storms: wait this long for more sticks before one write
     batch_max_wait: float = 3.0  # one slow stick never holds the batch back longer
     verify_timeout: float = 10.0  # a device must be ready with the right IMEI by then
 
@@ -46,7 +45,6 @@ _TOP_KEYS = {
     "at_timeout": float,
     "probe_timeout": float,
     "settle_time": float,
-    "batch_window": float,
     "batch_max_wait": float,
     "verify_timeout": float,
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 
@@ -23,6 +24,7 @@ from dongled.errors import (
 from dongled.eventlog import Event, emit
 from dongled.hotplug import TtyEvent, TtyInfo, UdevWatcher
 from dongled.identity import Identity, valid_imei
+from dongled.portlock import fence, holder, unfence
 from dongled.probe import ProbeTimeouts, identify_port
 from dongled.reconcile import PARKED, Located, Plan, plan
 from dongled.settings import Settings
@@ -31,7 +33,9 @@ from dongled.sticks import Stick, StickState
 log = logging.getLogger(__name__)
 
 STORM_MEMORY = 30.0  # a stick gone this recently is expected back with the others
-REMOVAL_DEBOUNCE = 0.02  # sticks of one hub drop within milliseconds: park them in one write
+REMOVAL_QUIET = 0.05  # sticks of one hub drop within milliseconds: park them in one write
+REMOVAL_MAX_WAIT = 0.5  # ...but never wait longer than this to park and stop
+FENCE_RETRY, FENCE_GIVE_UP = 0.02, 3.0
 RETRY_BASE, RETRY_MAX = 2.0, 60.0
 
 
@@ -47,6 +51,9 @@ class Daemon:
         self._wake = asyncio.Event()
         self._urgent = False
         self._pending_since: float | None = None
+        self._last_removal = 0.0
+        self._fences: set[str] = set()  # old ports of vanished sticks, held with our lock
+        self._closed = False
         self._ami = AmiClient(settings.ami, on_lost=self._on_ami_lost)
         self._ami_lost = asyncio.Event()
         self._asterisk: dict[str, DeviceEntry] | None = None
@@ -58,7 +65,7 @@ class Daemon:
         self.last_change = ""
         self.conf_error = ""
         self.ready = asyncio.Event()
-        self.devices: dict[str, dict[str, str]] = {}  # section -> status fields
+        self.verified: dict[str, str] = {}  # section -> IMEI Asterisk was seen running
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -81,14 +88,25 @@ class Daemon:
             self._add_port(info)
         self._spawn(self._ami_loop(), "ami")
         self._spawn(self._reconcile_loop(), "reconcile")
+        interval = notify.watchdog_interval()
+        if interval is not None:
+            self._spawn(self._watchdog(interval), "watchdog")
         self._request(urgent=False)
         try:
             await stop.wait()
         finally:
             await self.close()
 
+    async def _watchdog(self, interval: float) -> None:
+        # Pinged from the event loop itself: a hung loop stops the pings and systemd restarts us.
+        while True:
+            notify.watchdog()
+            await asyncio.sleep(interval)
+
     async def close(self) -> None:
+        self._closed = True
         self._udev.stop()
+        self._lift_fences()
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -158,6 +176,9 @@ class Daemon:
         if timer is not None:
             timer.cancel()
         stick.state = StickState.FAILED  # a running probe sees it is no longer current
+        for port in stick.ports.values():
+            self._fence(port, time.monotonic() + FENCE_GIVE_UP)
+        self._last_removal = time.monotonic()
         imei = stick.identity.imei if stick.identity is not None else None
         emit(
             Event.GONE,
@@ -173,16 +194,46 @@ class Daemon:
             self._request(urgent=True)
         self._wake.set()
 
+    def _fence(self, port: str, give_up: float) -> None:
+        """Keep chan_dongle's retry pass off a vanished stick's old port until Asterisk has
+        been told (it re-opens old paths at its interval, whatever stick sits there then)."""
+        if self._closed:
+            return
+        if fence(self.s.lock_dir, port):
+            self._fences.add(port)
+        elif time.monotonic() < give_up:  # chan_dongle has not dropped its own lock yet
+            loop = asyncio.get_running_loop()
+            loop.call_later(FENCE_RETRY, self._fence, port, give_up)
+        else:
+            log.warning("could not fence %s: its lock is still held", port)
+
+    def _lift_fences(self) -> None:
+        for port in self._fences:
+            unfence(self.s.lock_dir, port)
+        self._fences.clear()
+
     # ---- identification --------------------------------------------------------------
 
-    def _held_by_asterisk(self, stick: Stick) -> Located | None:
-        """chan_dongle already runs this stick: its IMEIState on the port is our answer."""
-        for entry in (self._asterisk or {}).values():
-            if (
-                entry.connected
-                and valid_imei(entry.imei_state)
-                and entry.data_state in stick.ports.values()
-            ):
+    def _asterisk_holds(self, entry: DeviceEntry) -> bool:
+        """chan_dongle runs a stick on this entry's port right now: it reports an IMEI and a
+        live process other than us holds the port's lock. (A kernel never gives a port that is
+        still open to a new stick, so such a port cannot carry a different stick.)"""
+        if not (entry.connected and valid_imei(entry.imei_state) and entry.data_state):
+            return False
+        owner = holder(self.s.lock_dir, entry.data_state)
+        return owner is not None and owner != os.getpid()
+
+    async def _held_by_asterisk(self, stick: Stick) -> Located | None:
+        """Asked afresh whenever a port is locked: a snapshot from before the stick appeared
+        would describe whatever stick had those numbers before."""
+        if not self._ami.connected:
+            return None
+        try:
+            self._asterisk = await self._ami.show_devices()
+        except AmiError:
+            return None
+        for entry in self._asterisk.values():
+            if entry.data_state in stick.ports.values() and self._asterisk_holds(entry):
                 return Located(
                     imei=entry.imei_state, data=entry.data_state, audio=entry.audio_state
                 )
@@ -190,10 +241,6 @@ class Daemon:
 
     async def _probe(self, stick: Stick) -> None:
         stick.state = StickState.PROBING
-        held = self._held_by_asterisk(stick)
-        if held is not None:
-            self._identified(stick, Identity(imei=held.imei), held.data, held.audio, "asterisk")
-            return
         layouts = models.candidates(stick.vid, stick.pid, frozenset(stick.ports))
         error = "no port answered AT"
         for layout in layouts:
@@ -203,6 +250,11 @@ class Daemon:
                 async with asyncio.timeout(self.s.probe_timeout):
                     ident = await identify_port(data, self.s.lock_dir, self._timeouts)
             except PortBusyError as exc:
+                held = await self._held_by_asterisk(stick)
+                if held is not None and self.sticks.get(stick.usb_device) is stick:
+                    ident = Identity(imei=held.imei)
+                    self._identified(stick, ident, held.data, held.audio, "asterisk")
+                    return
                 error = str(exc)
                 stick.state = StickState.BUSY
                 break
@@ -263,7 +315,7 @@ class Daemon:
     def _learn_from_asterisk(self) -> None:
         """chan_dongle's IMEIState on the port it holds is the freshest word on that stick."""
         for entry in (self._asterisk or {}).values():
-            if not (entry.connected and valid_imei(entry.imei_state)):
+            if not self._asterisk_holds(entry):
                 continue
             for stick in self.sticks.values():
                 if entry.data_state not in stick.ports.values():
@@ -328,7 +380,11 @@ class Daemon:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), left)
             else:
-                await asyncio.sleep(REMOVAL_DEBOUNCE)
+                give_up = time.monotonic() + REMOVAL_MAX_WAIT
+                while (quiet := self._last_removal + REMOVAL_QUIET - time.monotonic()) > 0:
+                    await asyncio.sleep(min(quiet, max(0.0, give_up - time.monotonic())))
+                    if time.monotonic() >= give_up:
+                        break
             self._dirty.clear()
             self._urgent = False
             self._pending_since = None
@@ -360,6 +416,7 @@ class Daemon:
         self._learn_from_asterisk()
         sections = conf.devices()
         p = plan(sections, self.located(), self._asterisk)
+        self._forget_verified(p)
         for name, foreign in p.mismatched.items():
             emit(
                 Event.MISMATCH,
@@ -388,6 +445,13 @@ class Daemon:
             )
         self._publish()
         return ok or not self._ami.connected
+
+    def _forget_verified(self, p: Plan) -> None:
+        for name in list(self.verified):
+            entry = (self._asterisk or {}).get(name)
+            stale = entry is None or not entry.connected or entry.imei_state != self.verified[name]
+            if name in p.port_changes or name in p.stop or (self._asterisk is not None and stale):
+                del self.verified[name]
 
     async def _refresh_asterisk(self) -> bool:
         if not self._ami.connected:
@@ -456,6 +520,9 @@ class Daemon:
         return True
 
     async def _kick(self, p: Plan) -> bool:
+        if p.reload or p.start:
+            # Every device chan_dongle may now (re)open names a verified or parked port.
+            self._lift_fences()
         try:
             if p.reload:
                 await self._ami.reload(self.s.ami.reload_when)
@@ -490,6 +557,7 @@ class Daemon:
                     continue
                 del expect[name]
                 if entry.imei_state == imei and entry.connected:
+                    self.verified[name] = imei
                     emit(
                         Event.VERIFIED,
                         "device %s runs IMEI %s on %s",
@@ -559,9 +627,8 @@ class Daemon:
 
     def summary(self) -> str:
         total = len(self.sticks)
-        on = sum(1 for s in self.sticks.values() if s.identity is not None)
         last = f"; last: {self.last_change}" if self.last_change else ""
-        return f"{total} sticks, {on} identified{last}"
+        return f"{total} sticks, {len(self.verified)} on their devices{last}"
 
     def _publish(self) -> None:
         statusfile.publish(self)

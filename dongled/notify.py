@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from systemd import daemon as _sd  # type: ignore[attr-defined]
 
@@ -26,3 +27,16 @@ def status(text: str) -> None:
 
 def stopping() -> None:
     _send("STOPPING=1")
+
+
+def watchdog_interval() -> float | None:
+    """Half of WatchdogSec= (systemd's advice), or None when no watchdog is asked for."""
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    pid = os.environ.get("WATCHDOG_PID", "")
+    if not usec.isdigit() or int(usec) <= 0 or (pid and pid != str(os.getpid())):
+        return None
+    return int(usec) / 2e6
+
+
+def watchdog() -> None:
+    _send("WATCHDOG=1")

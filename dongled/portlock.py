@@ -51,6 +51,9 @@ def uucp_lock(lock_dir: str, port: str) -> Iterator[None]:
     """Hold the port's lock for the duration; refuse if a live process holds it."""
     path = lock_path(lock_dir, port)
     owner = holder(lock_dir, port)
+    if owner == os.getpid():  # our own fence: it stays after the probe
+        yield
+        return
     if owner is not None:
         who = "an unreadable lock" if owner < 0 else f"pid {owner}"
         raise PortBusyError(port, f"locked by {who} ({path}); not touched")
@@ -71,3 +74,33 @@ def uucp_lock(lock_dir: str, port: str) -> Iterator[None]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+
+
+def fence(lock_dir: str, port: str) -> bool:
+    """Hold a vanished stick's old port with our own lock, so chan_dongle's retry pass does
+    not grab whatever stick the kernel puts there next. False while a live process other than
+    us still holds it (chan_dongle drops its lock ~0.1 s after it notices the loss)."""
+    path = lock_path(lock_dir, port)
+    owner = holder(lock_dir, port)
+    if owner == os.getpid():
+        return True
+    if owner is not None:
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except OSError:
+        return False
+    try:
+        os.write(fd, b"%10d\n" % os.getpid())
+    finally:
+        os.close(fd)
+    return True
+
+
+def unfence(lock_dir: str, port: str) -> None:
+    """Remove our fence; a lock someone else took meanwhile is left alone."""
+    if holder(lock_dir, port) == os.getpid():
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock_path(lock_dir, port))

@@ -127,7 +127,7 @@ def _open_serial(port: str) -> serial.Serial:
 async def identify_port(port: str, lock_dir: str, timeouts: ProbeTimeouts) -> Identity:
     """Identify the stick whose AT port is `port`; ProbeError says why not."""
     owner = holder(lock_dir, port)
-    if owner is not None:
+    if owner is not None and owner != os.getpid():
         raise PortBusyError(port, f"locked by pid {owner}; not touched")
     _check_not_owned(port)
     with uucp_lock(lock_dir, port):

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import resource
-import signal
+import re
 import stat
 import subprocess
-from collections.abc import Iterator
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,26 +102,32 @@ def test_backup_failure_leaves_original_intact(conf: Path) -> None:
     assert _listing(conf.parent) == ["dongle.conf", "dongle.conf.dongled-bak"]
 
 
-@pytest.fixture
-def file_size_limit() -> Iterator[int]:
-    """A real EFBIG on write (the disk-full path) without mocks: RLIMIT_FSIZE."""
-    limit = 64
-    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
-    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, old_limit[1]))
-    try:
-        yield limit
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
-        signal.signal(signal.SIGXFSZ, old_handler)
+_WRITE_UNDER_LIMIT = """
+import resource, signal, sys
+from dongled.atomicfile import replace_atomically
+from dongled.errors import ConfError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (64, resource.RLIM_INFINITY))
+try:
+    replace_atomically(sys.argv[1], b"; padding\\n" * 64)
+except ConfError as exc:
+    sys.stderr.write(str(exc))
+    sys.exit(3)
+"""
 
 
-def test_write_failure_leaves_original_intact(conf: Path, file_size_limit: int) -> None:
-    big = b"; padding\n" * file_size_limit
-    with pytest.raises(
-        ConfError, match=r"creating a temporary file failed .*the old file is intact"
-    ):
-        replace_atomically(str(conf), big)
+def test_write_failure_leaves_original_intact(conf: Path) -> None:
+    # A real EFBIG on write (the disk-full path) without mocks: RLIMIT_FSIZE, set in a child
+    # process so that pytest's own output (often a file in CI) is not limited too.
+    proc = subprocess.run(
+        [sys.executable, "-c", _WRITE_UNDER_LIMIT, str(conf)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=str(Path(__file__).resolve().parents[1]),
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert re.search(r"creating a temporary file failed .*the old file is intact", proc.stderr)
     assert conf.read_bytes() == OLD
     assert _listing(conf.parent) == ["dongle.conf"]  # the temp file was removed
 

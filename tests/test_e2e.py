@@ -25,8 +25,9 @@ def test_every_stick_back_on_new_numbers(tmp_path: Path) -> None:
     with rig(tmp_path, 3) as r:
         r.wait_all_right(timeout=10)
         r.start_daemon()
-        reloads = r.asterisk.reload_count
         r.unplug(0, 1, 2)
+        time.sleep(0.5)  # a real stick takes 2-10 s to re-enumerate; the drop is handled first
+        reloads = r.asterisk.reload_count
         for i in range(3):
             r.replug(i)
         took = r.wait_all_right()
@@ -66,3 +67,104 @@ def test_one_stick_never_comes_back(tmp_path: Path) -> None:
         r.asterisk.admin_reload()  # an admin's reload must not start it on a stale path
         time.sleep(1.5)
         r.assert_never_foreign()
+
+
+def test_rotated_all_at_once(tmp_path: Path) -> None:
+    with rig(tmp_path, 3) as r:
+        r.wait_all_right(timeout=10)
+        r.start_daemon()
+        old = [list(s.tty_numbers) for s in r.sticks]
+        r.unplug(0, 1, 2)
+        for i in range(3):
+            r.replug(i, old[(i + 2) % 3])
+        r.wait_all_right()
+        time.sleep(1.2)  # one more chan_dongle pass: nothing may move afterwards
+        assert all(r.device_right(i) for i in range(3))
+        r.assert_never_foreign()
+        r.assert_only_ports_changed()
+
+
+def test_back_on_the_same_numbers(tmp_path: Path) -> None:
+    with rig(tmp_path, 2) as r:
+        r.wait_all_right(timeout=10)
+        r.start_daemon()
+        old = [list(s.tty_numbers) for s in r.sticks]
+        r.unplug(0, 1)
+        time.sleep(0.3)
+        for i in range(2):
+            r.replug(i, old[i])
+        r.wait_all_right()
+        r.assert_never_foreign()
+        assert r.conf.read_bytes() == r.original  # parked, then back to the very same bytes
+
+
+def test_storm_of_ten_one_write_one_reload(tmp_path: Path) -> None:
+    import random
+
+    rnd = random.Random(7)
+    with rig(tmp_path, 10) as r:
+        r.wait_all_right(timeout=20)
+        r.start_daemon()
+        r.unplug(*range(10))
+        time.sleep(0.8)  # real sticks take seconds to come back; the drop is parked meanwhile
+        parked = r.status()["counters"]
+        reloads = r.asterisk.reload_count
+        order = list(range(10))
+        rnd.shuffle(order)
+        numbers = list(range(r.next_tty, r.next_tty + 30))
+        rnd.shuffle(numbers)
+        r.next_tty += 30
+        for k, i in enumerate(order):
+            r.replug(i, sorted(numbers[3 * k : 3 * k + 3]))
+            time.sleep(rnd.uniform(0, 0.15))
+        took = r.wait_all_right(timeout=20)
+        print(f"10-stick storm: all verified {took:.2f} s after the last replug")
+        after = r.status()["counters"]
+        assert isinstance(parked, dict) and isinstance(after, dict)
+        assert after["conf_writes"] - parked["conf_writes"] == 1
+        assert r.asterisk.reload_count - reloads == 1
+        r.assert_never_foreign()
+        r.assert_only_ports_changed()
+
+
+def test_asterisk_down_during_the_storm_and_back_later(tmp_path: Path) -> None:
+    with rig(tmp_path, 4) as r:
+        r.wait_all_right(timeout=10)
+        r.start_daemon()
+        old = [list(s.tty_numbers) for s in r.sticks]
+        r.asterisk.go_down()
+        r.unplug(0, 1, 2, 3)
+        time.sleep(0.5)
+        for i in range(4):  # on each other's old numbers: the dangerous case
+            r.replug(i, old[(i + 1) % 4])
+        time.sleep(2.5)  # chan_dongle's own passes run meanwhile; AMI is unreachable
+        r.assert_never_foreign()
+        r.asterisk.come_up()
+        r.wait_all_right(timeout=20)
+        r.assert_never_foreign()
+        r.assert_only_ports_changed()
+
+
+def test_restart_of_dongled_repairs_a_stale_config(tmp_path: Path) -> None:
+    with rig(tmp_path, 3) as r:
+        r.wait_all_right(timeout=10)
+        r.unplug(0, 1, 2)  # no dongled running: chan_dongle is on its own
+        for i in range(3):
+            r.replug(i)
+        time.sleep(0.3)
+        r.start_daemon()
+        r.wait_all_right()
+        r.assert_never_foreign()
+        r.assert_only_ports_changed()
+
+
+def test_startup_with_a_right_config_changes_nothing(tmp_path: Path) -> None:
+    with rig(tmp_path, 3) as r:
+        r.wait_all_right(timeout=10)
+        reloads = r.asterisk.reload_count
+        r.start_daemon()
+        time.sleep(0.5)
+        assert r.conf.read_bytes() == r.original
+        assert r.asterisk.reload_count == reloads
+        assert not (tmp_path / "dongle.conf.dongled-bak").exists()
+        r.wait_notification("STATUS=3 sticks, 3 on their devices", 5)

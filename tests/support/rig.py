@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from tests.support.fake_asterisk import FakeAsterisk
@@ -145,11 +145,14 @@ class Rig:
 
     # ---- the daemon ----------------------------------------------------------------------
 
-    def start_daemon(self, wait_ready: bool = True) -> None:
+    def start_daemon(
+        self, wait_ready: bool = True, extra_env: Mapping[str, str] | None = None
+    ) -> None:
         env = self.tb.env()
         env["NOTIFY_SOCKET"] = str(self.notify_path)
         env["PYTHONPATH"] = str(ROOT)
         env.pop("JOURNAL_STREAM", None)
+        env.update(extra_env or {})
         self.log_path = self.tmp / "daemon.log"
         log = self.log_path.open("ab")
         self.daemon = subprocess.Popen(

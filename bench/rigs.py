@@ -1,0 +1,138 @@
+"""The end-to-end rig of the tests, instrumented for the benchmark.
+
+- `StampedTestbed` stamps (time.monotonic()) each `add` of a tty device: the last tty uevent
+  of a stick is the moment its last tty add returned from umockdev (the event is sent then).
+- `BenchRig` starts `dongled run` like the tests do (real subprocess under umockdev-wrapper,
+  real NOTIFY_SOCKET), but without --verbose: debug logging is not what runs in production.
+- `interleaved_return` brings unplugged sticks back with their ports interleaved in random
+  order over a time window, as a USB hub does after a power dip.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tests.support.modemsim import Role
+from tests.support.rig import ROOT, Rig
+from tests.support.testbed import HUB_PATH, FakeStick, Testbed
+
+TTY_MARK = "E: SUBSYSTEM=tty\n"
+
+
+class StampedTestbed(Testbed):
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_tty_add = 0.0
+
+    def __enter__(self) -> StampedTestbed:
+        return self
+
+    def add_from_string(self, text: str) -> None:
+        super().add_from_string(text)
+        if TTY_MARK in text:
+            self.last_tty_add = time.monotonic()
+
+
+class BenchRig(Rig):
+    tb: StampedTestbed
+
+    def start_daemon(self, wait_ready: bool = True) -> None:
+        env = self.tb.env()
+        env["NOTIFY_SOCKET"] = str(self.notify_path)
+        env["PYTHONPATH"] = str(ROOT)
+        env.pop("JOURNAL_STREAM", None)
+        env.pop("WATCHDOG_USEC", None)
+        self.log_path = self.tmp / "daemon.log"
+        log = self.log_path.open("ab")
+        cmd = ["umockdev-wrapper", sys.executable, "-m", "dongled"]
+        self.daemon = subprocess.Popen(
+            [*cmd, "--config", str(self.settings), "run"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=str(self.tmp),
+        )
+        log.close()
+        if wait_ready:
+            self.wait_notification("READY=1", 60.0)
+
+    @property
+    def pid(self) -> int:
+        assert self.daemon is not None
+        return self.daemon.pid
+
+    def section_data(self, i: int) -> str | None:
+        """The data= value of [dongle<i>] in the file on disk."""
+        text = self.conf.read_bytes().decode("latin-1")
+        start = text.find(f"\n[dongle{i}]\n")
+        if start < 0:
+            return None
+        body = text[start + 1 :].split("\n[", 1)[0]
+        for line in body.splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key.strip() == "data":
+                return value.split(";", 1)[0].strip()
+        return None
+
+
+def wait(pred: Callable[[], bool], timeout: float, what: str, alive: Callable[[], None]) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        alive()
+        time.sleep(0.005)
+
+
+def interleaved_return(
+    tb: StampedTestbed,
+    sticks: Sequence[FakeStick],
+    take_ttys: Callable[[int], list[int]],
+    rng: random.Random,
+    spread: float,
+) -> float:
+    """Plug `sticks` back on new tty numbers, every uevent at a random moment of `spread`
+    seconds (a stick's usb_device first, then its interfaces in order, interleaved with the
+    other sticks'). Returns the monotonic time of the last tty add."""
+    plan: list[tuple[float, int, FakeStick, tuple[int, Role, int] | None]] = []
+    seq = 0
+    for stick in sticks:
+        if stick.plugged:
+            raise RuntimeError(f"{stick.name} is still plugged")
+        interfaces = stick.model.interfaces
+        ttys = take_ttys(len(interfaces))
+        times = sorted(rng.uniform(0.0, spread) for _ in range(len(interfaces) + 1))
+        plan.append((times[0], seq, stick, None))
+        seq += 1
+        for (ifnum, role), tty_no, t in zip(interfaces, ttys, times[1:], strict=True):
+            plan.append((t, seq, stick, (ifnum, role, tty_no)))
+            seq += 1
+    plan.sort(key=lambda item: (item[0], item[1]))
+    start = time.monotonic()
+    for at, _, stick, iface in plan:
+        delay = start + at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        dev_path = f"{HUB_PATH}/{stick.name}"
+        if iface is None:
+            stick.devnum = next(tb._devnums)
+            stick.ports = {}
+            stick.sys_paths = [f"/sys{dev_path}"]
+            tb.add_from_string(tb._usb_device_paragraph(stick))
+            continue
+        ifnum, role, tty_no = iface
+        tb._add_interface(stick, dev_path, ifnum, role, tty_no)
+        if len(stick.ports) == len(stick.model.interfaces):
+            stick.plugged = True
+            tb._devices.append(stick)
+    return tb.last_tty_add
+
+
+def make_rig(tmp: Path, tb: StampedTestbed, n: int, answer_delay: float) -> BenchRig:
+    # chan_dongle's interval as in the sample file (15 s): its passes are not ours to measure.
+    return BenchRig(tmp, tb, n, answer_delay=answer_delay, interval=15.0)

@@ -1,0 +1,58 @@
+"""The benchmark's short form runs end to end and produces numbers (no time is asserted:
+the figures belong in docs/benchmarks.md, not in pass/fail)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.testbed import Testbed
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not Testbed.available(), reason="needs umockdev-wrapper (CI runs it)"),
+]
+
+
+def _number(x: object) -> bool:
+    return isinstance(x, int | float) and not math.isnan(x) and x >= 0
+
+
+def test_quick_benchmark_produces_numbers(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = {k: v for k, v in os.environ.items() if k != "UMOCKDEV_DIR"}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.recovery", "--quick", "--json", str(out)],
+        cwd=str(ROOT),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Single-stick recovery" in proc.stdout
+    (res,) = json.loads(out.read_text())["results"]
+    cycles = res["single"]["cycles"]
+    assert cycles, res["single"]["failures"]
+    for cycle in cycles:
+        for key in ("a_written", "b_reload_ack", "c_verified", "own_share"):
+            assert _number(cycle[key]), (key, cycle)
+        assert cycle["probe_cmds"] > 0
+    storms = res["storm"]["storms"]
+    assert storms, res["storm"]["failures"]
+    assert _number(storms[0]["all_verified"])
+    fp = res["footprint"]
+    assert fp["rss_after_startup_mib"] > 0
+    assert _number(fp["idle_cpu_percent"])
+    assert _number(fp["idle_wakeups_per_s"])
+    assert _number(res["status"]["status"]["p50"])

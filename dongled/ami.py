@@ -47,6 +47,7 @@ class DeviceEntry:
     calls: str
     current_state: str
     desired_state: str
+    voice: str = ""  # "Yes" / "No" once the device has initialized
 
     @property
     def stopped(self) -> bool:
@@ -76,6 +77,7 @@ class DeviceEntry:
             calls=g("CallsChannels"),
             current_state=g("CurrentDeviceState"),
             desired_state=g("DesiredDeviceState"),
+            voice=g("Voice"),
         )
 
 

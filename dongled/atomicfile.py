@@ -37,6 +37,7 @@ def replace_atomically(
         raise ConfError(path, None, "is not a regular file; refusing to replace it")
 
     directory = os.path.dirname(path) or "."
+    _remove_stale_temps(directory, os.path.basename(path))
     tmp: str | None = None
     try:
         step = "creating a temporary file"
@@ -61,6 +62,23 @@ def replace_atomically(
         raise ConfError(
             path, None, f"replaced, but syncing the directory failed ({exc.strerror})"
         ) from exc
+
+
+def _remove_stale_temps(directory: str, name: str) -> None:
+    """Remove temp files a killed writer of `name` left behind (ours only: the prefix and
+    suffix we create, regular files, never followed through a symlink)."""
+    prefix, suffix = f".{name}.", ".dongled-tmp"
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return  # the write itself will report what is wrong with the directory
+    for entry in entries:
+        if not (entry.startswith(prefix) and entry.endswith(suffix)):
+            continue
+        stale = os.path.join(directory, entry)
+        with contextlib.suppress(OSError):
+            if stat.S_ISREG(os.lstat(stale).st_mode):
+                os.unlink(stale)
 
 
 def _write_copy(directory: str, name: str, data: bytes, st: os.stat_result) -> str:

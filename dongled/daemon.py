@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dongled import models, notify, statusfile
 from dongled.ami import AmiClient, DeviceEntry
 from dongled.atomicfile import replace_atomically
-from dongled.dongleconf import DongleConf
+from dongled.dongleconf import DeviceSection, DongleConf
 from dongled.errors import (
     AmiAuthError,
     AmiError,
@@ -54,6 +54,8 @@ class Daemon:
         self._last_removal = 0.0
         self._fences: set[str] = set()  # old ports of vanished sticks, held with our lock
         self._closed = False
+        self._sections: dict[str, DeviceSection] = {}  # the last good parse
+        self._unbound: set[str] = set()
         self._ami = AmiClient(settings.ami, on_lost=self._on_ami_lost)
         self._ami_lost = asyncio.Event()
         self._asterisk: dict[str, DeviceEntry] | None = None
@@ -409,12 +411,13 @@ class Daemon:
             if str(exc) != self.conf_error:
                 emit(Event.CONF_ERROR, "dongle.conf not usable, nothing written: %s", exc)
             self.conf_error = str(exc)
+            await self._stop_only()
             self._publish()
             return True  # retried on the next event; nothing to gain by looping
         self.conf_error = ""
         ok = await self._refresh_asterisk()
         self._learn_from_asterisk()
-        sections = conf.devices()
+        sections = self._sections = conf.devices()
         p = plan(sections, self.located(), self._asterisk)
         self._forget_verified(p)
         for name, foreign in p.mismatched.items():
@@ -435,7 +438,7 @@ class Daemon:
             ok = await self._kick(p)
         if p.expect and ok:
             self._spawn(self._verify(dict(p.expect)), "verify")
-        for imei in p.unbound:
+        for imei in sorted(set(p.unbound) - self._unbound):
             emit(
                 Event.UNBOUND,
                 "stick IMEI %s is plugged in but no section has imei=%s",
@@ -443,8 +446,17 @@ class Daemon:
                 imei,
                 imei=imei,
             )
+        self._unbound = set(p.unbound)
         self._publish()
         return ok or not self._ami.connected
+
+    async def _stop_only(self) -> None:
+        """The file cannot be parsed (an admin is editing it?): nothing may be written or
+        reloaded, but devices whose stick is gone are still stopped, by the last good parse."""
+        if not self._sections or not await self._refresh_asterisk():
+            return
+        p = plan(self._sections, self.located(), self._asterisk)
+        await self._stop(p.stop)
 
     def _forget_verified(self, p: Plan) -> None:
         for name in list(self.verified):

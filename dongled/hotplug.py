@@ -95,6 +95,17 @@ def tty_info(device: Any) -> TtyInfo | None:
     )
 
 
+def list_ttys(context: Any = None) -> list[TtyInfo]:
+    """The USB serial ttys plugged in now (one sysfs walk, no monitor)."""
+    ctx = context if context is not None else pyudev.Context()
+    present: list[TtyInfo] = []
+    for device in ctx.list_devices(subsystem="tty"):
+        info = tty_info(device)
+        if info is not None:
+            present.append(info)
+    return present
+
+
 class UdevWatcher:
     """Feeds tty add/remove events to a callback from the event loop itself (no thread)."""
 
@@ -109,12 +120,7 @@ class UdevWatcher:
         self._monitor.filter_by("tty")
         self._monitor.start()
         asyncio.get_running_loop().add_reader(self._monitor.fileno(), self._drain)
-        present: list[TtyInfo] = []
-        for device in self._context.list_devices(subsystem="tty"):
-            info = tty_info(device)
-            if info is not None:
-                present.append(info)
-        return present
+        return list_ttys(self._context)
 
     def _drain(self) -> None:
         while True:

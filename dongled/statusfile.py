@@ -1,6 +1,8 @@
 """The daemon's live state as a JSON snapshot in its runtime directory, for `dongled status`.
 
-Holds no secret; written atomically so a reader never sees half of it.
+The snapshot is the documented `dongled status --json` schema (docs/operations.md); this module
+writes it (from the Daemon, read-only) and turns it into the table and the exit code. It holds
+no secret and is written atomically, so a reader never sees half of it.
 """
 
 from __future__ import annotations
@@ -8,56 +10,179 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from typing import TYPE_CHECKING, Any
 
+from dongled.dongleconf import DeviceSection, DongleConf
+from dongled.errors import ConfError
+from dongled.identity import valid_imei
+
 if TYPE_CHECKING:
+    from dongled.ami import DeviceEntry
     from dongled.daemon import Daemon
+    from dongled.sticks import Stick
 
 SCHEMA = 1
 FILENAME = "status.json"
 _last: dict[str, bytes] = {}
+# (state_dir, row key) -> (what the row looked like, when that last changed)
+_seen: dict[tuple[str, str], tuple[tuple[object, ...], str]] = {}
+
+# Section statuses: every one but these two makes `dongled status` exit 1.
+SECTION_FINE = ("ok", "absent", "unmanaged")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _changed(state_dir: str, key: str, signature: tuple[object, ...]) -> str:
+    """When this row last looked different (the first sighting counts as a change)."""
+    old = _seen.get((state_dir, key))
+    if old is not None and old[0] == signature:
+        return old[1]
+    stamp = _now()
+    _seen[(state_dir, key)] = (signature, stamp)
+    return stamp
+
+
+def _sections(path: str) -> dict[str, DeviceSection]:
+    try:
+        return DongleConf.load(path).devices()
+    except (ConfError, OSError, ValueError):
+        return {}  # the daemon reports the conf error itself
+
+
+def _voice(stick: Stick | None, entry: DeviceEntry | None) -> bool | None:
+    if stick is not None and stick.identity is not None and stick.identity.voice is not None:
+        return stick.identity.voice
+    if entry is not None and entry.voice in ("Yes", "No"):
+        return entry.voice == "Yes"
+    return None
+
+
+def _model(stick: Stick | None, entry: DeviceEntry | None) -> str | None:
+    if stick is not None and stick.identity is not None and stick.identity.model:
+        return stick.identity.model
+    return (entry.model or None) if entry is not None else None
+
+
+def _section_row(
+    sec: DeviceSection, stick: Stick | None, entry: DeviceEntry | None, ami_up: bool
+) -> dict[str, Any]:
+    imei = sec.imei if sec.imei and valid_imei(sec.imei) else None
+    running = entry.imei_state if entry is not None and entry.imei_state else None
+    verified = bool(
+        imei is not None
+        and stick is not None
+        and entry is not None
+        and entry.connected
+        and running == imei
+        and entry.data_state == sec.data
+    )
+    if imei is None:
+        status, detail = "unmanaged", "no valid imei= in the section: dongled leaves it alone"
+    elif running is not None and running != imei:
+        status, detail = "mismatch", f"Asterisk runs IMEI {running} on this device, not {imei}"
+    elif verified:
+        status, detail = "ok", ""
+    elif stick is None:
+        status, detail = "absent", "its stick is not plugged in; the section is parked"
+    elif not ami_up:
+        status, detail = "pending", "not verified: no connection to Asterisk"
+    else:
+        status, detail = "pending", "not yet verified running its own IMEI"
+    return {
+        "section": sec.name,
+        "imei": imei,
+        "data": sec.data,
+        "audio": sec.audio,
+        "usb_port": stick.usb_port if stick is not None else None,
+        "model": _model(stick, entry),
+        "voice": _voice(stick, entry),
+        "asterisk_state": entry.state if entry is not None else None,
+        "asterisk_imei": running,
+        "verified": verified,
+        "status": status,
+        "detail": detail or None,
+    }
+
+
+def _stick_row(s: Stick, section: str | None) -> dict[str, Any]:
+    ident = s.identity
+    return {
+        "usb_port": s.usb_port,
+        "vid_pid": f"{s.vid}:{s.pid}",
+        "state": s.state.value,
+        "imei": ident.imei if ident else None,
+        "imsi": ident.imsi if ident else None,
+        "model": (ident.model or None) if ident else None,
+        "voice": ident.voice if ident else None,
+        "data": s.data,
+        "audio": s.audio,
+        "section": section,
+        "verified_by": s.source or None,
+        "error": s.error or None,
+        "ports": {str(k): v for k, v in sorted(s.ports.items())},
+    }
 
 
 def snapshot(d: Daemon) -> dict[str, Any]:
+    """The status document (schema 1); reads the Daemon, never changes it."""
+    state_dir = d.s.state_dir
+    asterisk: dict[str, DeviceEntry] = dict(d._asterisk or {})
+    ami_up = bool(d._ami.connected) and d._asterisk is not None
+    sections = _sections(d.s.dongle_conf)
+    by_imei: dict[str, Stick] = {}
+    for s in d.sticks.values():
+        if s.identity is not None:
+            by_imei.setdefault(s.identity.imei, s)
+    named: dict[str, str] = {}  # IMEI -> section
+    rows = []
+    for name in sorted(sections):
+        sec = sections[name]
+        stick = by_imei.get(sec.imei) if sec.imei else None
+        row = _section_row(sec, stick, asterisk.get(name), ami_up)
+        if row["imei"] is not None:
+            named[row["imei"]] = name
+        sig = (row["data"], row["audio"], row["usb_port"], row["status"])
+        row["last_change"] = _changed(state_dir, "section:" + name, sig)
+        rows.append(row)
     sticks = []
     for s in sorted(d.sticks.values(), key=lambda s: s.usb_port):
-        ident = s.identity
-        sticks.append(
-            {
-                "usb_port": s.usb_port,
-                "vid_pid": f"{s.vid}:{s.pid}",
-                "state": s.state.value,
-                "imei": ident.imei if ident else None,
-                "imsi": ident.imsi if ident else None,
-                "model": ident.model if ident else None,
-                "voice": ident.voice if ident else None,
-                "data": s.data,
-                "audio": s.audio,
-                "verified_by": s.source or None,
-                "error": s.error or None,
-                "ports": {str(k): v for k, v in sorted(s.ports.items())},
-            }
-        )
-    asterisk = {
-        name: {
-            "state": e.state,
-            "imei": e.imei_state,
-            "data": e.data_state,
-            "data_setting": e.data_setting,
-            "audio_setting": e.audio_setting,
-        }
-        for name, e in sorted((d._asterisk or {}).items())
-    }
-    return {
+        imei = s.identity.imei if s.identity is not None else None
+        row = _stick_row(s, named.get(imei) if imei else None)
+        if row["section"] is None:
+            row["status"] = "unbound" if imei else s.state.value
+        else:
+            row["status"] = "bound"
+        sig = (row["state"], row["imei"], row["data"], row["status"])
+        row["last_change"] = _changed(state_dir, "stick:" + s.usb_device, sig)
+        sticks.append(row)
+    doc: dict[str, Any] = {
         "schema": SCHEMA,
+        "running": True,
         "pid": os.getpid(),
-        "ami_connected": d._ami.connected,
+        "dongle_conf": d.s.dongle_conf,
+        "ami_connected": bool(d._ami.connected),
         "conf_error": d.conf_error or None,
         "summary": d.summary(),
-        "counters": dict(d.counters),
+        "sections": rows,
         "sticks": sticks,
-        "asterisk": asterisk,
+        "counters": dict(d.counters),
     }
+    doc["ok"] = exit_ok(doc)
+    return doc
+
+
+def exit_ok(doc: dict[str, Any]) -> bool:
+    """All sticks on their devices: no conf problem, every section ok/absent/unmanaged, every
+    plugged stick identified and named by a section."""
+    if doc.get("conf_error"):
+        return False
+    if any(r.get("status") not in SECTION_FINE for r in doc.get("sections", [])):
+        return False
+    return all(s.get("status") == "bound" for s in doc.get("sticks", []))
 
 
 def publish(d: Daemon) -> None:
@@ -77,3 +202,94 @@ def publish(d: Daemon) -> None:
     except OSError:
         return  # status is a convenience; never let it take the daemon down
     _last[directory] = data
+
+
+# ---- the reader's side: `dongled status` ---------------------------------------------------
+
+TABLE_HEAD = (
+    "DEVICE",
+    "IMEI",
+    "DATA",
+    "AUDIO",
+    "USB",
+    "MODEL",
+    "VOICE",
+    "ASTERISK",
+    "VERIFIED",
+    "LAST CHANGE",
+    "STATUS",
+)
+
+
+def _cell(value: object) -> str:
+    if value is None or value == "":
+        return "-"
+    if value is True:
+        return "yes"
+    if value is False:
+        return "no"
+    return str(value)
+
+
+def _short_time(stamp: object) -> str:
+    # 2025-11-25T20:40:01+0000 -> 2025-11-25 20:40:01
+    return str(stamp)[:19].replace("T", " ") if stamp else "-"
+
+
+def render_table(doc: dict[str, Any]) -> list[str]:
+    """The IMEI-to-port table: one row per device section, then the plugged sticks that no
+    section names (unidentified or unbound), then the summary and every problem in words."""
+    rows: list[tuple[str, ...]] = [TABLE_HEAD]
+    for r in doc.get("sections", []):
+        rows.append(
+            (
+                _cell(r.get("section")),
+                _cell(r.get("imei")),
+                _cell(r.get("data")),
+                _cell(r.get("audio")),
+                _cell(r.get("usb_port")),
+                _cell(r.get("model")),
+                _cell(r.get("voice")),
+                _cell(r.get("asterisk_state")),
+                _cell(bool(r.get("verified"))),
+                _short_time(r.get("last_change")),
+                _cell(r.get("status")),
+            )
+        )
+    for s in doc.get("sticks", []):
+        if s.get("section") is not None:
+            continue
+        rows.append(
+            (
+                "-",
+                _cell(s.get("imei")),
+                _cell(s.get("data")),
+                _cell(s.get("audio")),
+                _cell(s.get("usb_port")),
+                _cell(s.get("model")),
+                _cell(s.get("voice")),
+                "-",
+                "no",
+                _short_time(s.get("last_change")),
+                _cell(s.get("status")),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(TABLE_HEAD))]
+    out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    out.append("")
+    ami = "connected" if doc.get("ami_connected") else "NOT connected"
+    out.append(f"{doc.get('summary', '')}; Asterisk AMI {ami}")
+    if doc.get("conf_error"):
+        out.append(f"dongle.conf problem: {doc['conf_error']}")
+    for r in doc.get("sections", []):
+        if r.get("status") not in SECTION_FINE:
+            out.append(f"[{r.get('section')}] {r.get('status')}: {r.get('detail') or ''}")
+    for s in doc.get("sticks", []):
+        if s.get("section") is None:
+            why = s.get("error") or (
+                f"IMEI {s.get('imei')} is named by no section (add it with imei=)"
+                if s.get("imei")
+                else "not identified yet"
+            )
+            out.append(f"stick at USB {s.get('usb_port')} {s.get('status')}: {why}")
+    return out

@@ -14,7 +14,10 @@ from dongled.errors import AmiAuthError, AmiError, AmiTimeoutError
 from dongled.settings import AmiSettings
 from tests.support.fake_asterisk import FakeAsterisk
 
-CONF = "[general]\ninterval=15\n\n[dongle0]\nimei=351234567890124\ndata=/dev/null/x\naudio=/dev/null/y\n"
+CONF = (
+    "[general]\ninterval=15\n\n"
+    "[dongle0]\nimei=351234567890124\ndata=/dev/null/x\naudio=/dev/null/y\n"
+)
 
 
 @pytest.fixture

@@ -56,6 +56,7 @@ class Daemon:
         self._closed = False
         self._sections: dict[str, DeviceSection] = {}  # the last good parse
         self._unbound: set[str] = set()
+        self._inherited_told: set[str] = set()
         self._ami = AmiClient(settings.ami, on_lost=self._on_ami_lost)
         self._ami_lost = asyncio.Event()
         self._asterisk: dict[str, DeviceEntry] | None = None
@@ -438,6 +439,17 @@ class Daemon:
             ok = await self._kick(p)
         if p.expect and ok:
             self._spawn(self._verify(dict(p.expect)), "verify")
+        for name in p.inherited:
+            if name not in self._inherited_told:
+                emit(
+                    Event.CONF_ERROR,
+                    "section %s takes data=/audio= from a template: dongled will not edit it; "
+                    "move data= and audio= into [%s] itself",
+                    name,
+                    name,
+                    device=name,
+                )
+        self._inherited_told = set(p.inherited)
         for imei in sorted(set(p.unbound) - self._unbound):
             emit(
                 Event.UNBOUND,

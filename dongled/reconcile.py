@@ -39,6 +39,7 @@ class Plan:
     mismatched: dict[str, str] = field(default_factory=dict)  # device -> foreign IMEI running
     unmanaged: list[str] = field(default_factory=list)  # sections without a valid imei=
     unbound: list[str] = field(default_factory=list)  # located IMEIs no section names
+    inherited: list[str] = field(default_factory=list)  # data/audio from a template: not edited
 
     @property
     def asterisk_actions(self) -> bool:
@@ -63,7 +64,10 @@ def plan(
         named.add(imei)
         stick = located.get(imei)
         want = (stick.data, stick.audio) if stick is not None else PARKED
-        if (sec.data, sec.audio) != want:
+        blocked = sec.data_inherited or sec.audio_inherited
+        if blocked:
+            out.inherited.append(name)  # editing a template would move other devices too
+        elif (sec.data, sec.audio) != want:
             out.port_changes[name] = want
         if asterisk is None:
             continue
@@ -74,6 +78,8 @@ def plan(
             if entry is not None and (not entry.stopped or name in out.mismatched):
                 out.stop.append(name)
             continue
+        if blocked and (sec.data, sec.audio) != want:
+            continue  # cannot point it at its stick; never start it on the template's paths
         out.expect[name] = imei
         if name in out.mismatched:
             out.stop.append(name)

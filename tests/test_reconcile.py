@@ -123,3 +123,25 @@ def test_unmanaged_and_unbound_are_reported() -> None:
 def test_section_unknown_to_asterisk_needs_reload() -> None:
     p = plan({"d0": section("d0", A, PA)}, {A: Located(imei=A, data=PA[0], audio=PA[1])}, {})
     assert p.reload and not p.port_changes
+
+
+def test_template_ports_are_never_edited_but_a_gone_stick_is_stopped() -> None:
+    inherited = DeviceSection(
+        name="d0",
+        imei=A,
+        imsi=None,
+        data=PA[0],
+        audio=PA[1],
+        data_inherited=True,
+        audio_inherited=False,
+        path="/x",
+        line=1,
+    )
+    p = plan({"d0": inherited}, {}, {"d0": entry("d0", PA)})
+    assert p.inherited == ["d0"] and not p.port_changes and p.stop == ["d0"]
+    moved = plan(
+        {"d0": inherited},
+        {A: Located(imei=A, data=PB[0], audio=PB[1])},
+        {"d0": entry("d0", PA, stopped=True)},
+    )
+    assert not moved.port_changes and not moved.reload and not moved.start and not moved.expect

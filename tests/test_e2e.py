@@ -30,8 +30,7 @@ def test_every_stick_back_on_new_numbers(tmp_path: Path) -> None:
         reloads = r.asterisk.reload_count
         for i in range(3):
             r.replug(i)
-        took = r.wait_all_right()
-        print(f"all 3 sticks verified {took:.2f} s after the replug")
+        r.wait_all_right()
         r.assert_never_foreign()
         r.assert_only_ports_changed()
         assert r.asterisk.reload_count - reloads == 1
@@ -117,8 +116,7 @@ def test_storm_of_ten_one_write_one_reload(tmp_path: Path) -> None:
         for k, i in enumerate(order):
             r.replug(i, sorted(numbers[3 * k : 3 * k + 3]))
             time.sleep(rnd.uniform(0, 0.15))
-        took = r.wait_all_right(timeout=20)
-        print(f"10-stick storm: all verified {took:.2f} s after the last replug")
+        r.wait_all_right(timeout=20)
         after = r.status()["counters"]
         assert isinstance(parked, dict) and isinstance(after, dict)
         assert after["conf_writes"] - parked["conf_writes"] == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -251,7 +252,10 @@ class Rig:
             )
         except TimeoutError as exc:
             raise AssertionError(f"{exc}\ndaemon log:\n{self.daemon_log()}") from None
-        return time.monotonic() - start
+        took = time.monotonic() - start
+        test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]
+        print(f"\n[recovery] {test}: {len(idx)} device(s) right {took:.3f} s after the wait began")
+        return took
 
     def assert_never_foreign(self) -> None:
         assert self.asterisk.foreign_bindings == [], (

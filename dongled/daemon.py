@@ -23,10 +23,10 @@ from dongled.errors import (
 )
 from dongled.eventlog import Event, emit
 from dongled.hotplug import TtyEvent, TtyInfo, UdevWatcher
-from dongled.identity import Identity, valid_imei
+from dongled.identity import Identity, valid_imei, valid_imsi
 from dongled.portlock import fence, holder, unfence
 from dongled.probe import ProbeTimeouts, identify_port
-from dongled.reconcile import PARKED, Located, Plan, plan
+from dongled.reconcile import PARKED, Expect, Located, Plan, plan
 from dongled.settings import Settings
 from dongled.sticks import Stick, StickState
 
@@ -37,6 +37,11 @@ REMOVAL_QUIET = 0.05  # sticks of one hub drop within milliseconds: park them in
 REMOVAL_MAX_WAIT = 0.5  # ...but never wait longer than this to park and stop
 FENCE_RETRY, FENCE_GIVE_UP = 0.02, 3.0
 RETRY_BASE, RETRY_MAX = 2.0, 60.0
+
+
+def _imsi(value: str | None) -> str | None:
+    """chan_dongle's IMSIState, kept only when it is a plausible IMSI."""
+    return value if value and valid_imsi(value) else None
 
 
 class Daemon:
@@ -57,6 +62,7 @@ class Daemon:
         self._sections: dict[str, DeviceSection] = {}  # the last good parse
         self._unbound: set[str] = set()
         self._inherited_told: set[str] = set()
+        self._ambiguous_told: dict[str, str] = {}
         self._ami = AmiClient(settings.ami, on_lost=self._on_ami_lost)
         self._ami_lost = asyncio.Event()
         self._asterisk: dict[str, DeviceEntry] | None = None
@@ -238,7 +244,10 @@ class Daemon:
         for entry in self._asterisk.values():
             if entry.data_state in stick.ports.values() and self._asterisk_holds(entry):
                 return Located(
-                    imei=entry.imei_state, data=entry.data_state, audio=entry.audio_state
+                    imei=entry.imei_state,
+                    imsi=entry.imsi_state or None,
+                    data=entry.data_state,
+                    audio=entry.audio_state,
                 )
         return None
 
@@ -255,7 +264,7 @@ class Daemon:
             except PortBusyError as exc:
                 held = await self._held_by_asterisk(stick)
                 if held is not None and self.sticks.get(stick.usb_device) is stick:
-                    ident = Identity(imei=held.imei)
+                    ident = Identity(imei=held.imei, imsi=_imsi(held.imsi))
                     self._identified(stick, ident, held.data, held.audio, "asterisk")
                     return
                 error = str(exc)
@@ -326,30 +335,18 @@ class Daemon:
                 if stick.identity is None or stick.identity.imei != entry.imei_state:
                     self._identified(
                         stick,
-                        Identity(imei=entry.imei_state),
+                        Identity(imei=entry.imei_state, imsi=_imsi(entry.imsi_state)),
                         entry.data_state,
                         entry.audio_state,
                         "asterisk",
                     )
 
-    def located(self) -> dict[str, Located]:
-        found: dict[str, list[tuple[Stick, str, str]]] = {}
-        for stick in self.sticks.values():
-            if stick.identity is not None and stick.data and stick.audio:
-                found.setdefault(stick.identity.imei, []).append((stick, stick.data, stick.audio))
-        out: dict[str, Located] = {}
-        for imei, sticks in found.items():
-            if len(sticks) > 1:
-                log.error(
-                    "IMEI %s is reported by %d sticks (%s): refusing to guess",
-                    imei,
-                    len(sticks),
-                    ", ".join(s.usb_port for s, _, _ in sticks),
-                )
-                continue
-            _, data, audio = sticks[0]
-            out[imei] = Located(imei=imei, data=data, audio=audio)
-        return out
+    def located(self) -> list[Located]:
+        return [
+            Located(imei=s.identity.imei, imsi=s.identity.imsi, data=s.data, audio=s.audio)
+            for s in self.sticks.values()
+            if s.identity is not None and s.data and s.audio
+        ]
 
     # ---- coalescing ------------------------------------------------------------------
 
@@ -439,6 +436,10 @@ class Daemon:
             ok = await self._kick(p)
         if p.expect and ok:
             self._spawn(self._verify(dict(p.expect)), "verify")
+        for name, why in p.ambiguous.items():
+            if self._ambiguous_told.get(name) != why:
+                emit(Event.AMBIGUOUS, "device %s: %s; parked", name, why, device=name)
+        self._ambiguous_told = dict(p.ambiguous)
         for name in p.inherited:
             if name not in self._inherited_told:
                 emit(
@@ -564,7 +565,7 @@ class Daemon:
             return False
         return True
 
-    async def _verify(self, expect: dict[str, str]) -> None:
+    async def _verify(self, expect: dict[str, Expect]) -> None:
         deadline = time.monotonic() + self.s.verify_timeout
         delay = 0.02
         while expect and time.monotonic() < deadline:
@@ -575,36 +576,36 @@ class Daemon:
             except AmiError:
                 return  # reconnect brings a full pass, which verifies again
             self._asterisk = entries
-            for name, imei in list(expect.items()):
+            for name, want in list(expect.items()):
                 entry = entries.get(name)
                 if entry is None or not entry.imei_state:
                     continue
                 del expect[name]
-                if entry.imei_state == imei and entry.connected:
-                    self.verified[name] = imei
+                if want.matches(entry.imei_state, entry.imsi_state) and entry.connected:
+                    self.verified[name] = want.imei
                     emit(
                         Event.VERIFIED,
                         "device %s runs IMEI %s on %s",
                         name,
-                        imei,
+                        want.imei,
                         entry.data_state,
                         device=name,
-                        imei=imei,
+                        imei=want.imei,
                         data=entry.data_state,
                         audio=entry.audio_state,
                     )
                 else:
                     self._request(urgent=True)  # the next pass stops and parks it
             self._publish()
-        for name, imei in expect.items():
+        for name, want in expect.items():
             emit(
                 Event.NOT_VERIFIED,
                 "device %s did not come up with IMEI %s within %g s",
                 name,
-                imei,
+                want.imei,
                 self.s.verify_timeout,
                 device=name,
-                imei=imei,
+                imei=want.imei,
             )
         self._publish()
 

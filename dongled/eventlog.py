@@ -29,6 +29,7 @@ class Event(enum.Enum):
     VERIFIED = ("device-verified", logging.INFO)
     NOT_VERIFIED = ("device-not-verified", logging.ERROR)
     MISMATCH = ("device-mismatch", logging.CRITICAL)
+    AMBIGUOUS = ("stick-ambiguous", logging.ERROR)
     CONF_ERROR = ("conf-error", logging.ERROR)
     CONF_WRITTEN = ("conf-written", logging.INFO)
     AMI_UP = ("ami-up", logging.INFO)

@@ -9,7 +9,7 @@ on whatever the file names.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dongled.ami import DeviceEntry
@@ -27,6 +27,18 @@ class Located:
     imei: str
     data: str
     audio: str
+    imsi: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Expect:
+    """What a verified device must report through AMI."""
+
+    imei: str
+    imsi: str | None = None  # checked too where the section names imsi= (clone sticks)
+
+    def matches(self, imei_state: str, imsi_state: str) -> bool:
+        return imei_state == self.imei and (self.imsi is None or imsi_state == self.imsi)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -35,20 +47,45 @@ class Plan:
     stop: list[str] = field(default_factory=list)  # DongleStop now (before anything else)
     reload: bool = False
     start: list[str] = field(default_factory=list)  # DongleStart (paths unchanged)
-    expect: dict[str, str] = field(default_factory=dict)  # device -> IMEI to verify
+    expect: dict[str, Expect] = field(default_factory=dict)  # device -> what to verify
     mismatched: dict[str, str] = field(default_factory=dict)  # device -> foreign IMEI running
     unmanaged: list[str] = field(default_factory=list)  # sections without a valid imei=
     unbound: list[str] = field(default_factory=list)  # located IMEIs no section names
     inherited: list[str] = field(default_factory=list)  # data/audio from a template: not edited
+    ambiguous: dict[str, str] = field(default_factory=dict)  # device -> why no stick is chosen
 
     @property
     def asterisk_actions(self) -> bool:
         return bool(self.stop or self.reload or self.start)
 
 
+def _choose(sec: DeviceSection, imei: str, located: Sequence[Located]) -> Located | str | None:
+    """The stick for a section; a string says why none can be chosen safely."""
+    same = [loc for loc in located if loc.imei == imei]
+    if len(same) <= 1:
+        return same[0] if same else None
+    if not sec.imsi:
+        return (
+            f"{len(same)} sticks report IMEI {imei} (clones); add imsi= to [{sec.name}] "
+            "so dongled can tell them apart"
+        )
+    by_imsi = [loc for loc in same if loc.imsi == sec.imsi]
+    if len(by_imsi) == 1:
+        return by_imsi[0]
+    return f"{len(same)} sticks report IMEI {imei} and {len(by_imsi)} of them IMSI {sec.imsi}"
+
+
+def _mismatch(expect: Expect, entry: DeviceEntry | None) -> bool:
+    return (
+        entry is not None
+        and bool(entry.imei_state)
+        and not expect.matches(entry.imei_state, entry.imsi_state)
+    )
+
+
 def plan(
     sections: Mapping[str, DeviceSection],
-    located: Mapping[str, Located],
+    located: Sequence[Located],
     asterisk: Mapping[str, DeviceEntry] | None,
 ) -> Plan:
     """What to write and what to ask Asterisk; `asterisk` is None while AMI is unreachable
@@ -62,7 +99,12 @@ def plan(
             out.unmanaged.append(name)
             continue
         named.add(imei)
-        stick = located.get(imei)
+        choice = _choose(sec, imei, located)
+        if isinstance(choice, str):
+            out.ambiguous[name] = choice
+            choice = None
+        stick = choice
+        expect = Expect(imei=imei, imsi=sec.imsi or None)
         want = (stick.data, stick.audio) if stick is not None else PARKED
         blocked = sec.data_inherited or sec.audio_inherited
         if blocked:
@@ -72,7 +114,7 @@ def plan(
         if asterisk is None:
             continue
         entry = asterisk.get(name)
-        if entry is not None and entry.imei_state and entry.imei_state != imei:
+        if entry is not None and _mismatch(expect, entry):
             out.mismatched[name] = entry.imei_state
         if stick is None:
             if entry is not None and (not entry.stopped or name in out.mismatched):
@@ -80,7 +122,7 @@ def plan(
             continue
         if blocked and (sec.data, sec.audio) != want:
             continue  # cannot point it at its stick; never start it on the template's paths
-        out.expect[name] = imei
+        out.expect[name] = expect
         if name in out.mismatched:
             out.stop.append(name)
         if entry is None or (entry.data_setting, entry.audio_setting) != want:
@@ -90,5 +132,5 @@ def plan(
                 out.reload = True  # restarts the stopped device on its right paths
             elif entry.desired_state == "stop" or entry.state in ("Not connected", "Stopped"):
                 out.start.append(name)
-    out.unbound = sorted(set(located) - named)
+    out.unbound = sorted({loc.imei for loc in located} - named)
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dongled.ami import DeviceEntry
 from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA, DeviceSection
-from dongled.reconcile import PARKED, Located, plan
+from dongled.reconcile import PARKED, Expect, Located, plan
 
 A, B = "351234567890124", "356938035643809"
 PA = ("/dev/ttyUSB2", "/dev/ttyUSB1")
@@ -60,33 +60,33 @@ def test_parked_paths_cannot_exist() -> None:
 def test_everything_right_means_nothing_to_do() -> None:
     secs = {"d0": section("d0", A, PA)}
     ast = {"d0": entry("d0", PA, imei=A, running=PA[0])}
-    p = plan(secs, {A: Located(imei=A, data=PA[0], audio=PA[1])}, ast)
-    assert not p.port_changes and not p.asterisk_actions and p.expect == {"d0": A}
+    p = plan(secs, [Located(imei=A, data=PA[0], audio=PA[1])], ast)
+    assert not p.port_changes and not p.asterisk_actions and p.expect == {"d0": Expect(imei=A)}
 
 
 def test_gone_stick_is_parked_and_stopped() -> None:
     secs = {"d0": section("d0", A, PA)}
-    p = plan(secs, {}, {"d0": entry("d0", PA)})
+    p = plan(secs, [], {"d0": entry("d0", PA)})
     assert p.port_changes == {"d0": PARKED}
     assert p.stop == ["d0"] and not p.reload and not p.start
 
 
 def test_gone_stick_already_stopped_is_not_stopped_again() -> None:
-    p = plan({"d0": section("d0", A, PARKED)}, {}, {"d0": entry("d0", PARKED, stopped=True)})
+    p = plan({"d0": section("d0", A, PARKED)}, [], {"d0": entry("d0", PARKED, stopped=True)})
     assert not p.port_changes and not p.stop
 
 
 def test_returned_on_new_ports_rewrites_and_reloads() -> None:
     secs = {"d0": section("d0", A, PARKED)}
     ast = {"d0": entry("d0", PARKED, stopped=True)}
-    p = plan(secs, {A: Located(imei=A, data=PB[0], audio=PB[1])}, ast)
-    assert p.port_changes == {"d0": PB} and p.reload and p.expect == {"d0": A}
+    p = plan(secs, [Located(imei=A, data=PB[0], audio=PB[1])], ast)
+    assert p.port_changes == {"d0": PB} and p.reload and p.expect == {"d0": Expect(imei=A)}
 
 
 def test_same_paths_not_running_gets_dongle_start() -> None:
     secs = {"d0": section("d0", A, PA)}
     ast = {"d0": entry("d0", PA, stopped=True)}
-    p = plan(secs, {A: Located(imei=A, data=PA[0], audio=PA[1])}, ast)
+    p = plan(secs, [Located(imei=A, data=PA[0], audio=PA[1])], ast)
     assert not p.port_changes and not p.reload and p.start == ["d0"]
 
 
@@ -97,10 +97,10 @@ def test_swapped_sticks_foreign_device_is_stopped_then_reloaded() -> None:
         "d0": entry("d0", PA, imei=B, running=PA[0]),
         "d1": entry("d1", PB, imei=A, running=PB[0]),
     }
-    located = {
-        B: Located(imei=B, data=PA[0], audio=PA[1]),
-        A: Located(imei=A, data=PB[0], audio=PB[1]),
-    }
+    located = [
+        Located(imei=B, data=PA[0], audio=PA[1]),
+        Located(imei=A, data=PB[0], audio=PB[1]),
+    ]
     p = plan(secs, located, ast)
     assert p.mismatched == {"d0": B, "d1": A}
     assert sorted(p.stop) == ["d0", "d1"]
@@ -109,19 +109,19 @@ def test_swapped_sticks_foreign_device_is_stopped_then_reloaded() -> None:
 
 def test_without_asterisk_only_the_file_is_made_safe() -> None:
     secs = {"d0": section("d0", A, PA), "d1": section("d1", B, PB)}
-    p = plan(secs, {A: Located(imei=A, data=PB[0], audio=PB[1])}, None)
+    p = plan(secs, [Located(imei=A, data=PB[0], audio=PB[1])], None)
     assert p.port_changes == {"d0": PB, "d1": PARKED}
     assert not p.asterisk_actions and not p.expect
 
 
 def test_unmanaged_and_unbound_are_reported() -> None:
     secs = {"old": section("old", None, PA), "bad": section("bad", "123", PB)}
-    p = plan(secs, {A: Located(imei=A, data=PA[0], audio=PA[1])}, None)
+    p = plan(secs, [Located(imei=A, data=PA[0], audio=PA[1])], None)
     assert p.unmanaged == ["bad", "old"] and p.unbound == [A] and not p.port_changes
 
 
 def test_section_unknown_to_asterisk_needs_reload() -> None:
-    p = plan({"d0": section("d0", A, PA)}, {A: Located(imei=A, data=PA[0], audio=PA[1])}, {})
+    p = plan({"d0": section("d0", A, PA)}, [Located(imei=A, data=PA[0], audio=PA[1])], {})
     assert p.reload and not p.port_changes
 
 
@@ -137,11 +137,37 @@ def test_template_ports_are_never_edited_but_a_gone_stick_is_stopped() -> None:
         path="/x",
         line=1,
     )
-    p = plan({"d0": inherited}, {}, {"d0": entry("d0", PA)})
+    p = plan({"d0": inherited}, [], {"d0": entry("d0", PA)})
     assert p.inherited == ["d0"] and not p.port_changes and p.stop == ["d0"]
     moved = plan(
         {"d0": inherited},
-        {A: Located(imei=A, data=PB[0], audio=PB[1])},
+        [Located(imei=A, data=PB[0], audio=PB[1])],
         {"d0": entry("d0", PA, stopped=True)},
     )
     assert not moved.port_changes and not moved.reload and not moved.start and not moved.expect
+
+
+def test_clone_imeis_are_refused_without_imsi_and_told_apart_with_it() -> None:
+    clones = [
+        Located(imei=A, imsi="250010000000001", data=PA[0], audio=PA[1]),
+        Located(imei=A, imsi="250010000000002", data=PB[0], audio=PB[1]),
+    ]
+    p = plan({"d0": section("d0", A, PA)}, clones, None)
+    assert "imsi=" in p.ambiguous["d0"] and p.port_changes == {"d0": PARKED}
+    with_imsi = DeviceSection(
+        name="d0",
+        imei=A,
+        imsi="250010000000002",
+        data=PA[0],
+        audio=PA[1],
+        data_inherited=False,
+        audio_inherited=False,
+        path="/x",
+        line=1,
+    )
+    ast = {"d0": entry("d0", PA, imei=A, running=PA[0])}
+    p = plan({"d0": with_imsi}, clones, ast)
+    assert p.port_changes == {"d0": PB} and not p.ambiguous
+    assert p.expect == {"d0": Expect(imei=A, imsi="250010000000002")}
+    # the device runs the right IMEI but the other clone's SIM: that is a mismatch too
+    assert p.mismatched == {"d0": A} and "d0" in p.stop

@@ -47,6 +47,8 @@ class DeviceEntry:
     calls: str
     current_state: str
     desired_state: str
+    rssi: str = ""
+    registration: str = ""
     voice: str = ""  # "Yes" / "No" once the device has initialized
 
     @property

@@ -24,6 +24,7 @@ from dongled.errors import (
 from dongled.eventlog import Event, emit
 from dongled.hotplug import TtyEvent, TtyInfo, UdevWatcher
 from dongled.identity import Identity, valid_imei, valid_imsi
+from dongled.metrics import Metrics
 from dongled.portlock import fence, holder, unfence
 from dongled.probe import ProbeTimeouts, identify_port
 from dongled.reconcile import PARKED, Expect, Located, Plan, plan
@@ -71,6 +72,8 @@ class Daemon:
             first=min(1.0, settings.at_timeout), command=settings.at_timeout
         )
         self.counters = {"conf_writes": 0, "reloads": 0, "probes": 0}
+        self.metrics = Metrics()
+        self.metrics.textfile = settings.metrics.textfile
         self.last_change = ""
         self.conf_error = ""
         self.ready = asyncio.Event()
@@ -91,6 +94,8 @@ class Daemon:
             log.error("internal task %s failed", task.get_name(), exc_info=task.exception())
 
     async def run(self, stop: asyncio.Event) -> None:
+        if self.s.metrics.listen:
+            self.metrics.serve(self.s.metrics.listen)
         present = self._udev.start()
         await self._try_ami_once()  # learn which ports chan_dongle holds before probing
         for info in present:
@@ -124,6 +129,7 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._ami.close()
+        self.metrics.close()
 
     # ---- udev ------------------------------------------------------------------------
 
@@ -200,6 +206,7 @@ class Daemon:
         )
         if imei is not None:
             self._gone_at[imei] = time.monotonic()
+            self.metrics.reenumerations.inc()
             self._request(urgent=True)
         self._wake.set()
 
@@ -289,6 +296,7 @@ class Daemon:
             stick.state = StickState.FAILED
         stick.error = error
         stick.failures += 1
+        self.metrics.probe_failures.inc()
         emit(
             Event.PROBE_FAILED,
             "cannot identify stick at USB %s: %s",
@@ -485,6 +493,7 @@ class Daemon:
         try:
             self._asterisk = await self._ami.show_devices()
         except AmiError as exc:
+            self._ami_failed(exc)
             log.error("cannot read Asterisk's devices: %s", exc)
             self._asterisk = None
             return False
@@ -496,6 +505,7 @@ class Daemon:
             try:
                 await self._ami.stop(name)
             except AmiError as exc:
+                self._ami_failed(exc)
                 log.error("DongleStop %s failed: %s", name, exc)
                 ok = False
                 continue
@@ -512,6 +522,7 @@ class Daemon:
             self.conf_error = str(exc)
             return False
         self.counters["conf_writes"] += 1
+        self.metrics.conf_writes.inc()
         now = time.strftime("%H:%M:%S")
         sections = conf.devices()
         for name, (data, audio) in p.port_changes.items():
@@ -552,6 +563,7 @@ class Daemon:
             if p.reload:
                 await self._ami.reload(self.s.ami.reload_when)
                 self.counters["reloads"] += 1
+                self.metrics.reloads.inc()
                 emit(
                     Event.RELOAD,
                     "asked Asterisk to reload chan_dongle (%s)",
@@ -561,6 +573,7 @@ class Daemon:
                 await self._ami.start(name)
                 emit(Event.STARTED, "started device %s", name, device=name)
         except AmiError as exc:
+            self._ami_failed(exc)
             log.error("Asterisk did not take the change yet: %s", exc)
             return False
         return True
@@ -583,6 +596,9 @@ class Daemon:
                 del expect[name]
                 if want.matches(entry.imei_state, entry.imsi_state) and entry.connected:
                     self.verified[name] = want.imei
+                    gone = self._gone_at.pop(want.imei, None)
+                    if gone is not None:
+                        self.metrics.recovery_seconds.observe(time.monotonic() - gone)
                     emit(
                         Event.VERIFIED,
                         "device %s runs IMEI %s on %s",
@@ -611,6 +627,10 @@ class Daemon:
 
     # ---- Asterisk connection ---------------------------------------------------------
 
+    def _ami_failed(self, exc: AmiError) -> None:
+        self.metrics.ami_errors.inc()
+        log.debug("AMI failure: %s", exc)
+
     def _on_ami_lost(self) -> None:
         self._asterisk = None
         self._ami_lost.set()
@@ -619,6 +639,7 @@ class Daemon:
         try:
             await self._ami.connect()
         except AmiError as exc:
+            self._ami_failed(exc)
             emit(Event.AMI_DOWN, "Asterisk AMI: %s", exc)
             return False
         emit(Event.AMI_UP, "connected to Asterisk AMI")
@@ -637,10 +658,12 @@ class Daemon:
             try:
                 await self._ami.connect()
             except AmiAuthError as exc:
+                self._ami_failed(exc)
                 emit(Event.AMI_DOWN, "Asterisk AMI: %s", exc)
                 backoff = min(backoff * 2, self.s.ami.backoff_max)
                 continue
             except AmiError as exc:
+                self._ami_failed(exc)
                 log.debug("AMI reconnect failed: %s", exc)
                 backoff = min(backoff * 2, self.s.ami.backoff_max)
                 continue
@@ -658,6 +681,12 @@ class Daemon:
     def _publish(self) -> None:
         statusfile.publish(self)
         notify.status(self.summary())
+        m = self.metrics
+        m.sticks_present.set(len(self.sticks))
+        m.sticks_identified.set(sum(1 for s in self.sticks.values() if s.identity is not None))
+        m.devices_verified.set(len(self.verified))
+        m.devices(self._asterisk or {})
+        m.flush()
 
 
 async def run(

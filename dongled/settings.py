@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,11 +27,18 @@ class AmiSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsSettings:
+    listen: str = ""  # e.g. "127.0.0.1:9568"; empty: no HTTP endpoint
+    textfile: str = ""  # node_exporter textfile path; empty: none
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     dongle_conf: str = "/etc/asterisk/dongle.conf"
     lock_dir: str = "/var/lock"
     state_dir: str = "/run/dongled"
     ami: AmiSettings = field(default_factory=AmiSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     at_timeout: float = 2.0  # one AT command
     probe_timeout: float = 8.0  # a whole probe of one stick
     settle_time: float = 0.15  # quiet time after a stick's last tty event before probing
@@ -58,6 +66,10 @@ _AMI_KEYS = {
     "timeout": float,
     "backoff_max": float,
 }
+
+
+_METRICS_KEYS: dict[str, type] = {"listen": str, "textfile": str}
+_LISTEN = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
 
 
 def _check(path: str, key: str, value: Any, kind: type) -> Any:
@@ -107,6 +119,15 @@ def load(path: str | None = None) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(path, None, f"not valid TOML: {exc}") from None
 
+    metrics_raw = raw.pop("metrics", {})
+    if not isinstance(metrics_raw, dict):
+        raise SettingsError(path, "metrics", "must be a table ([metrics])")
+    metrics = _table(path, "metrics.", metrics_raw, _METRICS_KEYS)
+    listen = metrics.get("listen", "")
+    if listen and not (_LISTEN.match(listen) and 0 < int(listen.rsplit(":", 1)[1]) < 65536):
+        raise SettingsError(path, "metrics.listen", "must be HOST:PORT, e.g. 127.0.0.1:9568")
+    if metrics.get("textfile") and not os.path.isabs(metrics["textfile"]):
+        raise SettingsError(path, "metrics.textfile", "must be an absolute path")
     ami_raw = raw.pop("ami", {})
     if not isinstance(ami_raw, dict):
         raise SettingsError(path, "ami", "must be a table ([ami])")
@@ -127,4 +148,4 @@ def load(path: str | None = None) -> Settings:
     for key in ("dongle_conf", "lock_dir", "state_dir"):
         if key in top and not os.path.isabs(top[key]):
             raise SettingsError(path, key, "must be an absolute path")
-    return Settings(**top, ami=AmiSettings(**ami))
+    return Settings(**top, ami=AmiSettings(**ami), metrics=MetricsSettings(**metrics))

@@ -1,0 +1,110 @@
+"""Prometheus metrics for the fleet view (off by default): an HTTP endpoint on loopback
+and/or a node_exporter textfile. The exposition comes from prometheus_client, not by hand."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+    write_to_textfile,
+)
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from dongled.ami import DeviceEntry
+
+log = logging.getLogger(__name__)
+
+_DBM = re.compile(r"(-\d+)\s*dBm")
+
+
+def rssi_dbm(rssi: str) -> float | None:
+    """chan_dongle's `RSSI: 20, -73 dBm` -> -73.0."""
+    match = _DBM.search(rssi)
+    return float(match.group(1)) if match else None
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.sticks_present = Gauge("dongled_sticks_present", "Sticks plugged in", registry=r)
+        self.sticks_identified = Gauge(
+            "dongled_sticks_identified", "Sticks whose IMEI is known", registry=r
+        )
+        self.devices_verified = Gauge(
+            "dongled_devices_verified", "Devices seen running their own IMEI", registry=r
+        )
+        self.rssi = Gauge(
+            "dongled_device_rssi_dbm", "Signal per device, from AMI", ["device"], registry=r
+        )
+        self.registered = Gauge(
+            "dongled_device_registered",
+            "1 when the device is registered to a network (home or roaming)",
+            ["device"],
+            registry=r,
+        )
+        self.reenumerations = Counter(
+            "dongled_reenumerations", "Sticks that vanished from USB", registry=r
+        )
+        self.recoveries = Counter(
+            "dongled_recoveries", "Recovery steps taken, by step", ["step"], registry=r
+        )
+        self.recovery_seconds = Histogram(
+            "dongled_recovery_seconds",
+            "From a stick vanishing to its device verified again",
+            buckets=(0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+            registry=r,
+        )
+        self.conf_writes = Counter("dongled_conf_writes", "dongle.conf writes", registry=r)
+        self.reloads = Counter("dongled_reloads", "DongleReload actions sent", registry=r)
+        self.ami_errors = Counter("dongled_ami_errors", "Failed AMI connects/actions", registry=r)
+        self.probe_failures = Counter(
+            "dongled_probe_failures", "Sticks that could not be identified", registry=r
+        )
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self.textfile = ""
+
+    def serve(self, listen: str) -> None:
+        host, _, port = listen.rpartition(":")
+        self._server, self._thread = start_http_server(
+            int(port), addr=host.strip("[]") or "127.0.0.1", registry=self.registry
+        )
+        log.info("metrics on http://%s/metrics", listen)
+
+    def devices(self, entries: dict[str, DeviceEntry]) -> None:
+        for name, entry in entries.items():
+            dbm = rssi_dbm(entry.rssi)
+            if dbm is not None:
+                self.rssi.labels(device=name).set(dbm)
+            self.registered.labels(device=name).set(
+                1.0 if entry.registration.startswith("Registered") else 0.0
+            )
+
+    def flush(self) -> None:
+        """Write the textfile (atomically: prometheus_client renames a temp file)."""
+        if self.textfile:
+            try:
+                write_to_textfile(self.textfile, self.registry)
+            except OSError as exc:
+                log.warning("cannot write metrics textfile %s: %s", self.textfile, exc)
+
+    def close(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            with contextlib.suppress(Exception):
+                server.shutdown()
+                server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None

@@ -101,7 +101,11 @@ class _Manager(Manager):  # type: ignore[misc]
         if pinger is not None:
             pinger.cancel()
         self.pinger = None
-        # Fail, rather than silently re-send later, whatever was in flight.
+        # Fail, rather than silently re-send later, whatever was in flight. panoramisk drops
+        # a pending Login silently: fail it too, so connect() says why at once.
+        login = self.authenticated_future
+        if login is not None and not login.done():
+            login.set_exception(AmiError("Asterisk closed the connection during the login"))
         while self.awaiting_actions:
             action = self.awaiting_actions.popleft()
             if not action.future.done():

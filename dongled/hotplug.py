@@ -19,7 +19,8 @@ import pyudev
 log = logging.getLogger(__name__)
 
 # A devnode dongled may write into dongle.conf: nothing else ever reaches the file.
-_SAFE_DEVNODE = re.compile(r"^/dev/[A-Za-z0-9_.:+-]{1,64}$")
+# fullmatch, not `$` (which also matches before a final newline); no leading dot (`/dev/..`).
+_SAFE_DEVNODE = re.compile(r"/dev/[A-Za-z0-9_:+-][A-Za-z0-9_.:+-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,7 +52,7 @@ def tty_info_from(
     serial port we could ever write into a config file."""
     if devnode is None or interface_attrs is None or usb_device_path is None or usb_attrs is None:
         return None
-    if not _SAFE_DEVNODE.match(devnode):
+    if not _SAFE_DEVNODE.fullmatch(devnode):
         log.warning("ignoring tty with an unsafe device name: %r", devnode)
         return None
     try:

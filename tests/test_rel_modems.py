@@ -72,13 +72,31 @@ def test_line_splitter_any_bytes_any_fragmentation() -> None:
 
 _LINES = st.one_of(
     st.sampled_from(
-        ["OK", "ERROR", "+CME ERROR: 10", "RING", "^RSSI:17", "^BOOT:1,0,0,4,0", "+CREG: 1",
-         GOOD_IMEI, BAD_LUHN, "000000000000000", "ATE0", "AT+CGSN", "Manufacturer: huawei",
-         f"IMEI: {GOOD_IMEI}", f"IMEI: {BAD_LUHN}", "[dongle0]", "#include /etc/passwd",
-         f"{GOOD_IMEI};x", f"+CGSN: {GOOD_IMEI}", '+CGSN: "' + GOOD_IMEI + '"']
+        [
+            "OK",
+            "ERROR",
+            "+CME ERROR: 10",
+            "RING",
+            "^RSSI:17",
+            "^BOOT:1,0,0,4,0",
+            "+CREG: 1",
+            GOOD_IMEI,
+            BAD_LUHN,
+            "000000000000000",
+            "ATE0",
+            "AT+CGSN",
+            "Manufacturer: huawei",
+            f"IMEI: {GOOD_IMEI}",
+            f"IMEI: {BAD_LUHN}",
+            "[dongle0]",
+            "#include /etc/passwd",
+            f"{GOOD_IMEI};x",
+            f"+CGSN: {GOOD_IMEI}",
+            '+CGSN: "' + GOOD_IMEI + '"',
+        ]
     ),
     st.text(alphabet=st.characters(min_codepoint=1, max_codepoint=255), max_size=40),
-)  # fmt: skip
+)
 
 
 def test_reply_collector_only_ever_returns_what_the_modem_sent() -> None:

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from tests.support.fake_asterisk import FakeAsterisk
@@ -118,6 +118,7 @@ class Rig:
         self.notify.settimeout(0.1)
         self.notifications: list[str] = []
         self.settings = tmp / "dongled.toml"
+        self.extra_env: dict[str, str] = {}  # added to the daemon's environment
         self.write_settings()
 
     def take_ttys(self, count: int) -> list[int]:
@@ -146,14 +147,12 @@ class Rig:
 
     # ---- the daemon ----------------------------------------------------------------------
 
-    def start_daemon(
-        self, wait_ready: bool = True, extra_env: Mapping[str, str] | None = None
-    ) -> None:
+    def start_daemon(self, wait_ready: bool = True) -> None:
         env = self.tb.env()
         env["NOTIFY_SOCKET"] = str(self.notify_path)
         env["PYTHONPATH"] = str(ROOT)
         env.pop("JOURNAL_STREAM", None)
-        env.update(extra_env or {})
+        env.update(self.extra_env)
         self.log_path = self.tmp / "daemon.log"
         log = self.log_path.open("ab")
         self.daemon = subprocess.Popen(

@@ -1,0 +1,14 @@
+"""Suite-wide settings."""
+
+from __future__ import annotations
+
+import os
+
+# umockdev's preload keeps a fixed 50-entry table of open /dev fds per process and aborts the
+# process when it fills; the rig-heavy reliability campaigns therefore run in fresh processes
+# (tests/test_rel_runner.py) and are not collected again in the main one.
+collect_ignore = (
+    []
+    if os.environ.get("DONGLED_REL_CHILD") == "1"
+    else ["test_rel_ami.py", "test_rel_ports.py", "test_rel_soak.py"]
+)

@@ -1,4 +1,4 @@
-"""Command line: `dongled run`, `dongled status`. main(argv) -> exit code, testable."""
+"""Command line: `dongled run | status | scan | adopt`. main(argv) -> exit code, testable."""
 
 from __future__ import annotations
 
@@ -11,16 +11,23 @@ import sys
 from typing import Any
 
 from dongled import __version__, eventlog, settings
-from dongled.errors import SettingsError
-from dongled.statusfile import FILENAME
+from dongled.errors import ConfError, SettingsError
+from dongled.statusfile import FILENAME, exit_ok, render_table
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
 
+_EPILOG = (
+    "exit codes: 0 done / all right, 1 a problem (see the message), 2 bad settings or usage, "
+    "3 (status only) the daemon is not running. Full manual: docs/operations.md."
+)
+
 
 def _parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(
         prog="dongled",
         description="Keeps chan_dongle devices bound to the USB GSM stick whose IMEI they name.",
+        epilog=_EPILOG,
     )
     p.add_argument("--version", action="version", version=f"dongled {__version__}")
     p.add_argument(
@@ -28,11 +35,70 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help=f"dongled settings (TOML; default {settings.DEFAULT_PATH}, missing = defaults)",
     )
-    sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="watch udev and keep dongle.conf and Asterisk right")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser(
+        "run",
+        help="the daemon: watch udev and keep dongle.conf and Asterisk right",
+        description=(
+            "Run the daemon in the foreground (systemd starts it as `dongled run`).\n"
+            "Watches udev for USB sticks, identifies each by IMEI, keeps every section of\n"
+            "dongle.conf on the ports of the stick whose imei= it names, parks sections whose\n"
+            "stick is gone, tells Asterisk over AMI and verifies the result. Sends READY=1,\n"
+            "STATUS= and WATCHDOG=1 to systemd. Stops on SIGTERM or SIGINT."
+        ),
+        formatter_class=fmt,
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    st = sub.add_parser("status", help="show the IMEI-to-port table of the running daemon")
-    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st = sub.add_parser(
+        "status",
+        help="show the IMEI-to-port table of the running daemon",
+        description=(
+            "Show the running daemon's view: one row per device section (IMEI, data and audio\n"
+            "port, USB port of the stick, model, voice, Asterisk's state, verified, last\n"
+            "change) and a row per plugged stick that no section names. Reads the daemon's\n"
+            "snapshot in state_dir (/run/dongled/status.json); needs no root.\n\n"
+            "exit codes: 0 every plugged stick runs on its own device, 1 something is\n"
+            "unidentified, unbound, unverified or mismatched, or dongle.conf has a problem,\n"
+            "2 bad settings, 3 the daemon is not running."
+        ),
+        formatter_class=fmt,
+    )
+    st.add_argument("--json", action="store_true", help="the documented JSON document (schema 1)")
+    sc = sub.add_parser(
+        "scan",
+        help="one-shot, without the daemon: find the sticks and show the dongle.conf diff",
+        description=(
+            "Without the daemon: list the USB sticks plugged in now, identify each (Asterisk's\n"
+            "IMEIState for ports chan_dongle holds, else a short read-only AT probe of a free\n"
+            "port) and print the unified diff of dongle.conf that dongled would apply, plus\n"
+            "what it would ask Asterisk. Nothing is written without --apply. The diff goes to\n"
+            "stdout, the report to stderr.\n\n"
+            "exit codes: 0 nothing to change (or, with --apply, applied and verified), 1\n"
+            "changes pending or a problem, 2 bad settings."
+        ),
+        formatter_class=fmt,
+    )
+    sc.add_argument(
+        "--apply",
+        action="store_true",
+        help="write the change atomically, send DongleStop/DongleReload/DongleStart, verify",
+    )
+    ad = sub.add_parser(
+        "adopt",
+        help="add imei= to sections that have data=/audio= but no imei=",
+        description=(
+            "For an existing install: every section with data= and audio= but no imei= gets\n"
+            "the IMEI of the stick it runs now: from Asterisk's IMEIState when chan_dongle runs\n"
+            "it on the port the section names, else from a read-only AT probe when the port is\n"
+            "free. Prints the diff; --apply writes it (atomically; Asterisk is not reloaded,\n"
+            "its next reload restarts each adopted device once). Sections whose stick cannot\n"
+            "be told, or whose IMEI another section already names, are listed and left alone.\n\n"
+            "exit codes: 0 nothing left to adopt (or applied), 1 changes pending or sections\n"
+            "skipped, 2 bad settings."
+        ),
+        formatter_class=fmt,
+    )
+    ad.add_argument("--apply", action="store_true", help="write the imei= lines")
     return p
 
 
@@ -54,6 +120,8 @@ def _run(conf: settings.Settings, verbose: bool) -> int:
 
 
 def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -63,47 +131,131 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _status(conf: settings.Settings, as_json: bool) -> int:
-    path = os.path.join(conf.state_dir, FILENAME)
+def _snapshot(conf: settings.Settings) -> dict[str, Any] | None:
+    """The running daemon's status document, or None when it does not run."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            snap: dict[str, Any] = json.load(fh)
+        with open(os.path.join(conf.state_dir, FILENAME), encoding="utf-8") as fh:
+            snap = json.load(fh)
     except (OSError, ValueError):
-        snap = {}
-    if not snap or not _pid_alive(int(snap.get("pid", 0))):
+        return None
+    if not isinstance(snap, dict) or not _pid_alive(int(snap.get("pid", 0))):
+        return None
+    return snap
+
+
+def _status(conf: settings.Settings, as_json: bool) -> int:
+    snap = _snapshot(conf)
+    if snap is None:
+        path = os.path.join(conf.state_dir, FILENAME)
         msg = f"dongled is not running (no live state in {path})"
         if as_json:
-            print(json.dumps({"schema": 1, "running": False, "message": msg}))
+            print(json.dumps({"schema": 1, "running": False, "message": msg}, sort_keys=True))
         else:
             print(msg, file=sys.stderr)
         return EXIT_NOT_RUNNING
-    snap["running"] = True
-    problem = bool(snap.get("conf_error")) or any(
-        s.get("imei") is None for s in snap.get("sticks", [])
-    )
+    ok = exit_ok(snap)
     if as_json:
         print(json.dumps(snap, indent=2, sort_keys=True))
-        return EXIT_PROBLEM if problem else EXIT_OK
-    rows = [("USB", "IMEI", "DATA", "AUDIO", "MODEL", "STATE", "VERIFIED BY")]
-    for s in snap.get("sticks", []):
-        rows.append(
-            (
-                s["usb_port"],
-                s.get("imei") or "-",
-                s.get("data") or "-",
-                s.get("audio") or "-",
-                s.get("model") or "-",
-                s.get("state", "-"),
-                s.get("verified_by") or "-",
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-    print(snap.get("summary", ""))
-    if snap.get("conf_error"):
-        print(f"dongle.conf problem: {snap['conf_error']}")
-    return EXIT_PROBLEM if problem else EXIT_OK
+    else:
+        print("\n".join(render_table(snap)))
+    return EXIT_OK if ok else EXIT_PROBLEM
+
+
+def _report(*lines: str) -> None:
+    for line in lines:
+        print(line, file=sys.stderr)
+
+
+def _refuse_if_running(conf: settings.Settings, what: str) -> bool:
+    snap = _snapshot(conf)
+    if snap is None:
+        return False
+    _report(
+        f"dongled: the daemon runs (pid {snap.get('pid')}) and owns dongle.conf; stop it "
+        f"before `dongled {what} --apply` (systemctl stop dongled)"
+    )
+    return True
+
+
+async def _scan(conf: settings.Settings, apply: bool) -> int:
+    from dongled import scan
+
+    if apply and _refuse_if_running(conf, "scan"):
+        return EXIT_PROBLEM
+    asterisk = await scan.connect_asterisk(conf)
+    try:
+        result = await scan.scan(conf, asterisk)
+        if asterisk.devices is None:
+            _report(f"Asterisk: not reachable ({asterisk.error}); the file alone is planned")
+        else:
+            _report(f"Asterisk: {len(asterisk.devices)} chan_dongle devices")
+        for st in result.sticks:
+            if st.identity is not None:
+                _report(
+                    f"stick USB {st.usb_port} ({st.model}): IMEI {st.identity.imei} on "
+                    f"{st.data} / {st.audio} (by {st.source})"
+                )
+            else:
+                _report(f"stick USB {st.usb_port} ({st.model}): not identified: {st.error}")
+        p = result.plan
+        for imei in p.unbound:
+            _report(f"IMEI {imei}: plugged in, but no section has imei={imei}")
+        for name in p.unmanaged:
+            _report(f"[{name}]: no valid imei=, left alone (see `dongled adopt`)")
+        for name, foreign in p.mismatched.items():
+            _report(f"[{name}]: Asterisk runs IMEI {foreign} on it: it must be stopped")
+        for name, why in p.ambiguous.items():
+            _report(f"[{name}]: no stick chosen: {why}")
+        for name in p.inherited:
+            _report(f"[{name}]: data=/audio= come from a template: not edited")
+        actions = [f"stop {n}" for n in p.stop]
+        actions += ["reload"] if p.reload else []
+        actions += [f"start {n}" for n in p.start]
+        sys.stdout.write(result.change.diff)
+        if not result.change.files and not actions:
+            _report("dongle.conf and Asterisk are right: nothing to do")
+            unidentified = any(st.identity is None for st in result.sticks)
+            trouble = unidentified or p.unbound or p.ambiguous or p.inherited
+            return EXIT_PROBLEM if trouble else EXIT_OK
+        if actions:
+            _report(f"Asterisk actions: {', '.join(actions)}")
+        if not apply:
+            _report("dry run: nothing written (add --apply)")
+            return EXIT_PROBLEM
+        problems = await scan.apply_scan(conf, result, asterisk)
+        _report(*problems)
+        _report("applied" + ("" if not problems else " with problems"))
+        return EXIT_PROBLEM if problems else EXIT_OK
+    finally:
+        await scan.close(asterisk)
+
+
+async def _adopt(conf: settings.Settings, apply: bool) -> int:
+    from dongled import scan
+
+    if apply and _refuse_if_running(conf, "adopt"):
+        return EXIT_PROBLEM
+    asterisk = await scan.connect_asterisk(conf)
+    try:
+        if asterisk.devices is None:
+            _report(f"Asterisk: not reachable ({asterisk.error}); probing free ports only")
+        result = await scan.adopt(conf, asterisk)
+    finally:
+        await scan.close(asterisk)
+    for name, (imei, source) in sorted(result.learned.items()):
+        _report(f"[{name}]: IMEI {imei} (by {source})")
+    for name, why in sorted(result.skipped.items()):
+        _report(f"[{name}]: skipped: {why}")
+    sys.stdout.write(result.change.diff)
+    if not result.change.files:
+        _report("nothing to adopt")
+        return EXIT_PROBLEM if result.skipped else EXIT_OK
+    if not apply:
+        _report("dry run: nothing written (add --apply)")
+        return EXIT_PROBLEM
+    scan.write_change(result.change)
+    _report(f"written: imei= added to {len(result.learned)} sections")
+    return EXIT_PROBLEM if result.skipped else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,4 +267,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "run":
         return _run(conf, args.verbose)
-    return _status(conf, args.json)
+    if args.command == "status":
+        return _status(conf, args.json)
+    try:
+        if args.command == "scan":
+            return asyncio.run(_scan(conf, args.apply))
+        return asyncio.run(_adopt(conf, args.apply))
+    except ConfError as exc:
+        print(f"dongled: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM

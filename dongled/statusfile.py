@@ -67,25 +67,43 @@ def _model(stick: Stick | None, entry: DeviceEntry | None) -> str | None:
     return (entry.model or None) if entry is not None else None
 
 
+def _stick_for(sec: DeviceSection, sticks: list[Stick]) -> Stick | str | None:
+    """The plugged stick carrying the section's IMEI (and imsi= where it names one)."""
+    if not sec.imei:
+        return None
+    same = [s for s in sticks if s.identity is not None and s.identity.imei == sec.imei]
+    if sec.imsi:
+        same = [s for s in same if s.identity is not None and s.identity.imsi == sec.imsi]
+    if len(same) > 1:
+        return f"{len(same)} plugged sticks report IMEI {sec.imei}: dongled will not guess"
+    return same[0] if same else None
+
+
 def _section_row(
-    sec: DeviceSection, stick: Stick | None, entry: DeviceEntry | None, ami_up: bool
+    sec: DeviceSection, found: Stick | str | None, entry: DeviceEntry | None, ami_up: bool
 ) -> dict[str, Any]:
     imei = sec.imei if sec.imei and valid_imei(sec.imei) else None
+    stick = found if not isinstance(found, str) else None
     running = entry.imei_state if entry is not None and entry.imei_state else None
+    foreign = running is not None and (
+        running != imei or bool(sec.imsi and entry is not None and entry.imsi_state != sec.imsi)
+    )
     verified = bool(
         imei is not None
         and stick is not None
         and entry is not None
         and entry.connected
-        and running == imei
+        and not foreign
         and entry.data_state == sec.data
     )
     if imei is None:
         status, detail = "unmanaged", "no valid imei= in the section: dongled leaves it alone"
-    elif running is not None and running != imei:
+    elif foreign:
         status, detail = "mismatch", f"Asterisk runs IMEI {running} on this device, not {imei}"
     elif verified:
         status, detail = "ok", ""
+    elif isinstance(found, str):
+        status, detail = "ambiguous", found
     elif stick is None:
         status, detail = "absent", "its stick is not plugged in; the section is parked"
     elif not ami_up:
@@ -132,26 +150,28 @@ def snapshot(d: Daemon) -> dict[str, Any]:
     state_dir = d.s.state_dir
     asterisk: dict[str, DeviceEntry] = dict(d._asterisk or {})
     ami_up = bool(d._ami.connected) and d._asterisk is not None
-    sections = _sections(d.s.dongle_conf)
-    by_imei: dict[str, Stick] = {}
-    for s in d.sticks.values():
-        if s.identity is not None:
-            by_imei.setdefault(s.identity.imei, s)
-    named: dict[str, str] = {}  # IMEI -> section
+    # the daemon's last good parse (kept while the file is broken); the file before a pass
+    sections = dict(d._sections) or _sections(d.s.dongle_conf)
+    plugged = list(d.sticks.values())
+    named: dict[str, str] = {}  # usb_device of the stick carrying a section -> section
     rows = []
     for name in sorted(sections):
         sec = sections[name]
-        stick = by_imei.get(sec.imei) if sec.imei else None
-        row = _section_row(sec, stick, asterisk.get(name), ami_up)
-        if row["imei"] is not None:
-            named[row["imei"]] = name
+        found = _stick_for(sec, plugged)
+        row = _section_row(sec, found, asterisk.get(name), ami_up)
+        if found is not None and not isinstance(found, str):
+            named[found.usb_device] = name
+        elif isinstance(found, str):
+            for s in plugged:  # clones: each is named, none is chosen
+                if s.identity is not None and s.identity.imei == sec.imei:
+                    named.setdefault(s.usb_device, name)
         sig = (row["data"], row["audio"], row["usb_port"], row["status"])
         row["last_change"] = _changed(state_dir, "section:" + name, sig)
         rows.append(row)
     sticks = []
     for s in sorted(d.sticks.values(), key=lambda s: s.usb_port):
         imei = s.identity.imei if s.identity is not None else None
-        row = _stick_row(s, named.get(imei) if imei else None)
+        row = _stick_row(s, named.get(s.usb_device))
         if row["section"] is None:
             row["status"] = "unbound" if imei else s.state.value
         else:

@@ -188,10 +188,18 @@ def test_message_ids_are_stable() -> None:
 def test_daemon_events_in_the_journal(tmp_path: Path, journal: JournalSocket) -> None:
     with rig(tmp_path, 2) as r:
         r.wait_all_right(timeout=10)
-        r.start_daemon(extra_env={"JOURNAL_STREAM": "8:12345"})
+        r.extra_env["JOURNAL_STREAM"] = "8:12345"
+        r.start_daemon()
         r.wait_notification("2 on their devices", 15)
         imei0 = r.imeis[0]
         r.unplug(0)
+
+        def is_parked() -> bool:
+            return any(e["DONGLED_EVENT"] == [b"section-parked"] for e in journal.events())
+
+        deadline = time.monotonic() + 10
+        while not is_parked() and time.monotonic() < deadline:
+            journal.collect(timeout=0.1)
         r.replug(0)
         r.wait_all_right()
         new_data, new_audio = r.sticks[0].data_port.devnode, r.sticks[0].audio_port.devnode
@@ -228,9 +236,7 @@ def test_daemon_events_in_the_journal(tmp_path: Path, journal: JournalSocket) ->
         parked = [e for e in by_kind["section-parked"] if e["DONGLED_DEVICE"] == [b"dongle0"]]
         assert parked and _one(parked[0], "DONGLED_DATA").startswith("/dev/null/")
         ident = [
-            e
-            for e in by_kind["stick-identified"]
-            if e.get("DONGLED_DATA") == [new_data.encode()]
+            e for e in by_kind["stick-identified"] if e.get("DONGLED_DATA") == [new_data.encode()]
         ]
         assert ident and _one(ident[0], "DONGLED_IMEI") == imei0
         # `journalctl DONGLED_IMEI=...` shows one stick's history: every event about stick 0

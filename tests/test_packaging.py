@@ -313,7 +313,9 @@ def evaluate(rules: list[Rule], dev: Dev) -> dict[str, str]:
         if parent_tokens and ok:  # all of them must match on one and the same parent
             ok = any(
                 all(
-                    _glob(t.value, p.get("SUBSYSTEM" if t.key == "SUBSYSTEMS" else t.attr or "", ""))
+                    _glob(
+                        t.value, p.get("SUBSYSTEM" if t.key == "SUBSYSTEMS" else t.attr or "", "")
+                    )
                     for t in parent_tokens
                 )
                 for p in dev.parents
@@ -369,3 +371,17 @@ def test_rules_leave_everything_else_alone() -> None:
         attrs={"idVendor": "12d1", "idProduct": "1001"},
     )
     assert evaluate(rules, other) == {}
+
+
+# ---- install.sh ---------------------------------------------------------------------------
+
+
+def test_install_script_parses_and_documents_uninstall() -> None:
+    script = ROOT / "install.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True, timeout=10)
+    out = subprocess.run(
+        [str(script), "--help"], capture_output=True, text=True, check=True, timeout=10
+    ).stdout
+    assert "--uninstall" in out and "--purge" in out
+    bad = subprocess.run([str(script), "--bogus"], capture_output=True, text=True, timeout=10)
+    assert bad.returncode == 2

@@ -1,0 +1,204 @@
+"""`dongled scan` and `dongled adopt`, one-shot without the daemon, against umockdev sticks
+(enumerated and probed in this process, which runs under umockdev-wrapper) and the test
+Asterisk over real TCP."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from dongled import cli
+from dongled.dongleconf import DongleConf
+from tests.support.fake_asterisk import FakeAsterisk
+from tests.support.modemsim import StickSim
+from tests.support.rig import PARKED_DATA, Rig, make_imei, rig, section_text
+from tests.support.testbed import Testbed
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not Testbed.available(), reason="needs umockdev-wrapper (CI runs it)"),
+]
+
+
+def run_cli(r: Rig, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()  # drop what the rig printed
+    code = cli.main(["--config", str(r.settings), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_scan_shows_the_diff_then_applies_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with rig(tmp_path, 3) as r:
+        r.wait_all_right(timeout=10)
+        # dongled is not running: the sticks come back on new numbers, the file goes stale
+        r.unplug(0, 1)
+        r.replug(0)
+        r.replug(1)
+        r.asterisk.wait_for_state("dongle0", "Not connected", 5)
+        stale = r.conf.read_bytes()
+
+        code, out, err = run_cli(r, capsys, "scan")
+        with capsys.disabled():
+            print(f"\n$ dongled scan   (exit {code})\n{out}{err}")
+        assert code == 1
+        assert r.conf.read_bytes() == stale  # a dry run writes nothing
+        assert out.startswith(f"--- {r.conf}\n+++ {r.conf}\n")
+        for i in (0, 1):
+            new = r.sticks[i]
+            assert f"+data={new.data_port.devnode}   ; AT port\n" in out
+            assert f"+audio = {new.audio_port.devnode}   ; voice port\n" in out
+            assert f"IMEI {r.imeis[i]} on {new.data_port.devnode}" in err
+        assert "dongle2" not in out  # running right: untouched
+        assert f"IMEI {r.imeis[2]} on {r.sticks[2].data_port.devnode} / " in err
+        assert "(by asterisk)" in err and "(by probe)" in err
+        assert "Asterisk actions: reload" in err
+        assert "dry run" in err
+        reloads = r.asterisk.reload_count
+
+        code, out, err = run_cli(r, capsys, "scan", "--apply")
+        assert code == 0, err
+        assert "applied" in err
+        r.wait_all_right(timeout=5)
+        assert r.asterisk.reload_count == reloads + 1
+        r.assert_never_foreign()
+        r.assert_only_ports_changed()
+        assert (tmp_path / "dongle.conf.dongled-bak").read_bytes() == stale
+
+        code, out, err = run_cli(r, capsys, "scan")
+        assert (code, out) == (0, "")
+        assert "nothing to do" in err
+
+
+def test_scan_parks_a_missing_stick_and_stops_a_foreign_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with rig(tmp_path, 2, interval=0.3) as r:
+        r.wait_all_right(timeout=10)
+        # dongle1's stick is gone; dongle0's stick comes back on dongle1's old numbers, where
+        # chan_dongle re-grabs it for dongle1 at its next pass: a foreign IMEI
+        old1 = r.sticks[1].tty_numbers
+        r.unplug(0, 1)
+        r.replug(0, old1)
+        r.asterisk.wait_for(
+            lambda: r.asterisk.devices_snapshot()["dongle1"]["IMEIState"] == r.imeis[0],
+            5,
+            what="dongle1 running stick 0",
+        )
+        code, out, err = run_cli(r, capsys, "scan")
+        assert code == 1
+        assert f"[dongle1]: Asterisk runs IMEI {r.imeis[0]} on it" in err
+        assert f"+data={PARKED_DATA}" in out
+        assert "stop dongle1" in err
+
+        code, out, err = run_cli(r, capsys, "scan", "--apply")
+        assert code == 0, err
+        r.asterisk.wait_for(
+            lambda: (
+                r.device_right(0) and r.asterisk.devices_snapshot()["dongle1"]["IMEIState"] == ""
+            ),
+            5,
+            what="dongle0 on its own stick, dongle1 stopped and parked",
+        )
+        conf = DongleConf.load(r.conf).devices()
+        assert conf["dongle1"].data == PARKED_DATA
+        assert conf["dongle0"].data == r.sticks[0].data_port.devnode
+
+
+def test_scan_apply_refuses_while_the_daemon_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with rig(tmp_path, 1) as r:
+        r.wait_all_right(timeout=10)
+        r.start_daemon()
+        before = r.conf.read_bytes()
+        code, _out, err = run_cli(r, capsys, "scan", "--apply")
+        assert code == 1 and "the daemon runs" in err
+        code, _out, err = run_cli(r, capsys, "adopt", "--apply")
+        assert code == 1 and "the daemon runs" in err
+        assert r.conf.read_bytes() == before
+
+
+def test_adopt_adds_imei_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with rig(tmp_path, 2) as r:
+        r.wait_all_right(timeout=10)
+        # a stick Asterisk does not run yet: its section is added below without a reload
+        width = len(r.model.interfaces)
+        extra_imei = make_imei(50)
+        extra = r.tb.add_stick(r.model, StickSim(extra_imei), r.take_ttys(width), usb_port="5")
+        # an install from before dongled: no imei= lines, plus a section on a port that
+        # does not exist
+        text = re.sub(r"(?m)^imei=.*\n", "", r.conf.read_text())
+        r.conf.write_text(text)
+        r.asterisk.admin_reload()
+        r.wait_all_right(timeout=5)
+        text += section_text(9, "", extra.data_port.devnode, extra.audio_port.devnode).replace(
+            "imei=        ; SIM of city 9\n", ""
+        )
+        text += "\n[spare]\ndata=/dev/ttyUSB90\naudio=/dev/ttyUSB89\n"
+        r.conf.write_text(text)
+        original = r.conf.read_bytes()
+        imeis = {"dongle0": r.imeis[0], "dongle1": r.imeis[1], "dongle9": extra_imei}
+
+        code, out, err = run_cli(r, capsys, "adopt")
+        with capsys.disabled():
+            print(f"\n$ dongled adopt   (exit {code})\n{out}{err}")
+        assert code == 1 and r.conf.read_bytes() == original
+        for imei in imeis.values():
+            assert f"+imei={imei}\n" in out
+        assert f"[dongle0]: IMEI {r.imeis[0]} (by asterisk)" in err
+        assert f"[dongle9]: IMEI {extra_imei} (by probe)" in err
+        assert "[spare]: skipped: cannot identify: /dev/ttyUSB90: cannot open" in err
+
+        code, out, err = run_cli(r, capsys, "adopt", "--apply")
+        assert code == 1  # [spare] is still skipped
+        devices = DongleConf.load(r.conf).devices()
+        assert {n: d.imei for n, d in devices.items()} == {**imeis, "spare": None}
+        # only the imei= lines were added; every other byte is the admin's
+        new_lines = r.conf.read_bytes().splitlines(keepends=True)
+        added = [line for line in new_lines if line not in original.splitlines(keepends=True)]
+        assert sorted(added) == sorted(f"imei={imei}\n".encode() for imei in imeis.values())
+        assert len(new_lines) == len(original.splitlines()) + 3
+
+        code, out, err = run_cli(r, capsys, "adopt")
+        assert out == "" and "nothing to adopt" in err
+        for i in (0, 1):
+            assert r.device_right(i)  # adopt never touched Asterisk
+
+
+def _manager_conf_block() -> dict[str, str]:
+    """The `[dongled]` block of manager.conf that docs/operations.md tells admins to add."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "operations.md").read_text()
+    block = re.search(r"```ini\n\[dongled\]\n(.*?)```", doc, re.S)
+    assert block is not None
+    pairs = (line.split("=", 1) for line in block.group(1).splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def test_the_documented_ami_user_is_enough(tmp_path: Path) -> None:
+    block = _manager_conf_block()
+    split = [c for c in block["write"].split(",") if c]
+    assert set(split) <= {"config", "reporting", "system"} and "system" not in split
+    with rig(tmp_path, 2) as r:
+        r.asterisk.stop()
+        r.asterisk = FakeAsterisk(
+            str(r.conf),
+            lock_dir=str(r.lock_dir),
+            interval=1.0,
+            write_classes=split,
+            read_classes=[c for c in block["read"].split(",") if c],
+        )
+        r.asterisk.start()
+        r.write_settings()
+        r.wait_all_right(timeout=10)
+        r.start_daemon()
+        r.unplug(0, 1)
+        r.replug(1)
+        r.replug(0)
+        r.wait_all_right()
+        r.assert_never_foreign()
+        assert r.asterisk.reload_count >= 1  # the new ports took a DongleReload
+        assert "Permission denied" not in r.daemon_log()

@@ -1,0 +1,299 @@
+"""`dongled status`: the table and the --json document, with the daemon up (a real
+`dongled run` subprocess), down, and with a mismatched, an unbound and an unidentified stick."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dongled import cli, statusfile
+from dongled.ami import DeviceEntry
+from dongled.daemon import Daemon
+from dongled.identity import Identity
+from dongled.settings import Settings
+from dongled.sticks import Stick, StickState
+from tests.support.modemsim import E1550_USB, StickSim
+from tests.support.rig import ROOT, Rig, make_imei, rig, wait_until
+from tests.support.testbed import Testbed
+
+needs_testbed = pytest.mark.skipif(
+    not Testbed.available(), reason="needs umockdev-wrapper (CI runs it)"
+)
+
+SECTION_KEYS = {
+    "section",
+    "imei",
+    "data",
+    "audio",
+    "usb_port",
+    "model",
+    "voice",
+    "asterisk_state",
+    "asterisk_imei",
+    "verified",
+    "status",
+    "detail",
+    "last_change",
+}
+STICK_KEYS = {
+    "usb_port",
+    "vid_pid",
+    "state",
+    "imei",
+    "imsi",
+    "model",
+    "voice",
+    "data",
+    "audio",
+    "section",
+    "verified_by",
+    "error",
+    "ports",
+    "status",
+    "last_change",
+}
+TOP_KEYS = {
+    "schema",
+    "running",
+    "pid",
+    "dongle_conf",
+    "ami_connected",
+    "conf_error",
+    "summary",
+    "sections",
+    "sticks",
+    "counters",
+    "ok",
+}
+
+
+def dongled(r: Rig, *args: str) -> subprocess.CompletedProcess[str]:
+    """`dongled --config <rig settings> ARGS` as an admin would run it (no umockdev needed)."""
+    return subprocess.run(
+        [sys.executable, "-m", "dongled", "--config", str(r.settings), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=str(ROOT),
+    )
+
+
+def _sections_ok(r: Rig, n: int) -> bool:
+    snap: dict[str, Any] = r.status()
+    rows = snap.get("sections", [])
+    return len(rows) == n and all(row["status"] == "ok" for row in rows)
+
+
+@pytest.mark.e2e
+@needs_testbed
+def test_status_with_the_daemon_up_then_down(tmp_path: Path) -> None:
+    with rig(tmp_path, 2) as r:
+        r.wait_all_right(timeout=10)
+        r.start_daemon()
+        wait_until(lambda: _sections_ok(r, 2), 15, "status.json shows both sections ok")
+
+        started = time.monotonic()
+        table = dongled(r, "status")
+        took = time.monotonic() - started
+        print(f"\n$ dongled status   (exit {table.returncode}, {took:.2f} s)\n{table.stdout}")
+        assert table.returncode == 0, table.stdout + table.stderr
+        lines = table.stdout.splitlines()
+        assert lines[0].split() == [
+            "DEVICE",
+            "IMEI",
+            "DATA",
+            "AUDIO",
+            "USB",
+            "MODEL",
+            "VOICE",
+            "ASTERISK",
+            "VERIFIED",
+            "LAST",
+            "CHANGE",
+            "STATUS",
+        ]
+        for i in range(2):
+            row = next(line.split() for line in lines if line.startswith(f"dongle{i} "))
+            stick = r.sticks[i]
+            assert row[:8] == [
+                f"dongle{i}",
+                r.imeis[i],
+                stick.data_port.devnode,
+                stick.audio_port.devnode,
+                stick.name,
+                "E1550",
+                "yes",
+                "Free",
+            ]
+            assert row[8] == "yes" and row[-1] == "ok"
+        assert "2 sticks, 2 on their devices" in table.stdout
+
+        js = dongled(r, "status", "--json")
+        print(f"$ dongled status --json   (exit {js.returncode})\n{js.stdout}")
+        assert js.returncode == 0
+        doc = json.loads(js.stdout)
+        assert set(doc) == TOP_KEYS
+        assert doc["schema"] == 1 and doc["running"] is True and doc["ok"] is True
+        assert doc["ami_connected"] is True and doc["conf_error"] is None
+        assert doc["dongle_conf"] == str(r.conf)
+        for i, row in enumerate(doc["sections"]):
+            assert set(row) == SECTION_KEYS
+            assert row["section"] == f"dongle{i}" and row["imei"] == r.imeis[i]
+            assert row["data"] == r.sticks[i].data_port.devnode
+            assert row["usb_port"] == r.sticks[i].name
+            assert row["verified"] is True and row["voice"] is True
+            assert row["asterisk_state"] == "Free" and row["asterisk_imei"] == r.imeis[i]
+            assert time.strptime(row["last_change"], "%Y-%m-%dT%H:%M:%S%z")
+        for st in doc["sticks"]:
+            assert set(st) == STICK_KEYS and st["status"] == "bound"
+
+        r.stop_daemon()
+        down = dongled(r, "status")
+        assert down.returncode == 3
+        assert "dongled is not running" in down.stderr and down.stdout == ""
+        down_js = dongled(r, "status", "--json")
+        assert down_js.returncode == 3
+        assert json.loads(down_js.stdout) == {
+            "schema": 1,
+            "running": False,
+            "message": down.stderr.strip(),
+        }
+
+
+@pytest.mark.e2e
+@needs_testbed
+def test_status_reports_unbound_and_unidentified_sticks(tmp_path: Path) -> None:
+    with rig(tmp_path, 1) as r:
+        width = len(E1550_USB.interfaces)
+        stranger = make_imei(77)
+        r.tb.add_stick(E1550_USB, StickSim(stranger), r.take_ttys(width), usb_port="8")
+        r.tb.add_stick(
+            E1550_USB, StickSim(make_imei(78), mute=True), r.take_ttys(width), usb_port="9"
+        )
+        r.wait_all_right(timeout=10)
+        r.start_daemon()
+
+        def settled() -> bool:
+            sticks = r.status().get("sticks", [])
+            assert isinstance(sticks, list)
+            return {s["status"] for s in sticks} == {"bound", "unbound", "failed"}
+
+        wait_until(lambda: settled() and _sections_ok(r, 1), 15, "three sticks reported")
+        out = dongled(r, "status")
+        print(f"\n$ dongled status   (exit {out.returncode})\n{out.stdout}")
+        assert out.returncode == 1
+        lines = out.stdout.splitlines()
+        unbound = next(line.split() for line in lines if stranger in line and line[0] == "-")
+        assert unbound[-1] == "unbound" and unbound[4] == "1-1.8"
+        failed = next(line.split() for line in lines if " 1-1.9 " in line)
+        assert failed[0] == "-" and failed[-1] == "failed"
+        assert f"IMEI {stranger} is named by no section" in out.stdout
+        assert "stick at USB 1-1.9 failed:" in out.stdout
+        doc = json.loads(dongled(r, "status", "--json").stdout)
+        assert doc["ok"] is False
+        assert [s["section"] for s in doc["sections"]] == ["dongle0"]
+
+
+# ---- a mismatch, from a Daemon object built by hand (no need to run one) --------------------
+
+A, B = make_imei(1), make_imei(2)
+
+
+def _entry(name: str, data: str, imei: str) -> DeviceEntry:
+    return DeviceEntry(
+        device=name,
+        data_setting=data,
+        audio_setting="/dev/ttyUSB0",
+        imei_setting="",
+        state="Free",
+        data_state=data,
+        audio_state="/dev/ttyUSB0",
+        imei_state=imei,
+        imsi_state="",
+        model="E1550",
+        calls="0",
+        current_state="start",
+        desired_state="start",
+        voice="Yes",
+    )
+
+
+def test_status_shows_a_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conf = tmp_path / "dongle.conf"
+    conf.write_text(
+        "[general]\ninterval=15\n\n"
+        f"[dongle0]\nimei={A}\ndata=/dev/ttyUSB2\naudio=/dev/ttyUSB1\n\n"
+        f"[dongle1]\nimei={B}\ndata=/dev/null/dongled-stick-absent-data\n"
+        "audio=/dev/null/dongled-stick-absent-audio\n\n"
+        "[legacy]\ndata=/dev/ttyUSB9\naudio=/dev/ttyUSB8\n"
+    )
+    settings = tmp_path / "dongled.toml"
+    settings.write_text(f'dongle_conf = "{conf}"\nstate_dir = "{tmp_path / "run"}"\n')
+    d = Daemon(Settings(dongle_conf=str(conf), state_dir=str(tmp_path / "run")))
+    stick = Stick(usb_device="/sys/x/1-1.4", usb_port="1-1.4", vid="12d1", pid="1001")
+    stick.ports = {0: "/dev/ttyUSB0", 1: "/dev/ttyUSB1", 2: "/dev/ttyUSB2"}
+    stick.identity = Identity(imei=A, model="E1550", voice=True)
+    stick.state, stick.data, stick.audio, stick.source = (
+        StickState.IDENTIFIED,
+        "/dev/ttyUSB2",
+        "/dev/ttyUSB1",
+        "probe",
+    )
+    d.sticks[stick.usb_device] = stick
+    # Asterisk runs dongle0 on a stick with B's IMEI (what dongled stops at once)
+    d._asterisk = {"dongle0": _entry("dongle0", "/dev/ttyUSB2", B)}
+
+    doc = statusfile.snapshot(d)
+    rows = {r["section"]: r for r in doc["sections"]}
+    assert rows["dongle0"]["status"] == "mismatch" and rows["dongle0"]["verified"] is False
+    assert rows["dongle0"]["asterisk_imei"] == B
+    assert rows["dongle1"]["status"] == "absent" and rows["dongle1"]["usb_port"] is None
+    assert rows["legacy"]["status"] == "unmanaged" and rows["legacy"]["imei"] is None
+    assert doc["ok"] is False
+
+    statusfile.publish(d)  # pid = this process: a "running" daemon for the CLI
+    assert cli.main(["--config", str(settings), "status"]) == 1
+    out = capsys.readouterr().out
+    line = next(x.split() for x in out.splitlines() if x.startswith("dongle0 "))
+    assert line[-1] == "mismatch" and line[8] == "no"
+    assert f"[dongle0] mismatch: Asterisk runs IMEI {B} on this device, not {A}" in out
+
+    # the same stick, now verified: exit 0 (an absent or unmanaged section is no problem)
+    d._asterisk = {"dongle0": _entry("dongle0", "/dev/ttyUSB2", A)}
+    statusfile.publish(d)
+    assert cli.main(["--config", str(settings), "status", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {r["section"]: r["status"] for r in doc["sections"]} == {
+        "dongle0": "ok",
+        "dongle1": "absent",
+        "legacy": "unmanaged",
+    }
+    assert doc["sticks"][0]["section"] == "dongle0"
+
+
+def test_status_of_a_dead_daemon_is_not_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "status.json").write_text(json.dumps({"schema": 1, "pid": 2**22 + 12345}))
+    settings = tmp_path / "dongled.toml"
+    settings.write_text(f'state_dir = "{run}"\n')
+    assert cli.main(["--config", str(settings), "status"]) == 3
+    assert "not running" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["status"], ["scan"], ["adopt"]])
+def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main([*command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: dongled")
+    assert ("exit codes" in out) or command == ["run"]

@@ -22,7 +22,7 @@ from dongled.errors import (
     ProbeTimeoutError,
 )
 from dongled.eventlog import Event, emit
-from dongled.hotplug import TtyEvent, TtyInfo, UdevWatcher
+from dongled.hotplug import TtyEvent, TtyInfo, UdevWatcher, UsbEvent, UsbInfo
 from dongled.identity import Identity, valid_imei, valid_imsi
 from dongled.metrics import Metrics
 from dongled.portlock import fence, holder, unfence
@@ -37,7 +37,14 @@ STORM_MEMORY = 30.0  # a stick gone this recently is expected back with the othe
 REMOVAL_QUIET = 0.05  # sticks of one hub drop within milliseconds: park them in one write
 REMOVAL_MAX_WAIT = 0.5  # ...but never wait longer than this to park and stop
 FENCE_RETRY, FENCE_GIVE_UP = 0.02, 3.0
+# xHCI controllers run out of endpoints at about a dozen 3G sticks on one root bus.
+STICKS_PER_BUS_WARN = 10
 RETRY_BASE, RETRY_MAX = 2.0, 60.0
+
+
+def _hub_of(usb_port: str) -> str:
+    """`1-1.3` hangs off hub `1-1`; `1-2` off root bus 1."""
+    return usb_port.rsplit(".", 1)[0] if "." in usb_port else "usb" + usb_port.split("-", 1)[0]
 
 
 def _imsi(value: str | None) -> str | None:
@@ -67,7 +74,11 @@ class Daemon:
         self._ami = AmiClient(settings.ami, on_lost=self._on_ami_lost)
         self._ami_lost = asyncio.Event()
         self._asterisk: dict[str, DeviceEntry] | None = None
-        self._udev = UdevWatcher(self._on_tty_event)
+        self._udev = UdevWatcher(self._on_tty_event, self._on_usb_event)
+        self.switching: dict[str, tuple[UsbInfo, float]] = {}  # storage-mode sticks, since
+        self._switch_timers: dict[str, asyncio.TimerHandle] = {}
+        self._drops: list[tuple[str, str | None]] = []  # (usb_port, IMEI) since last summary
+        self._busy_buses: set[str] = set()
         self._timeouts = ProbeTimeouts(
             first=min(1.0, settings.at_timeout), command=settings.at_timeout
         )
@@ -97,6 +108,8 @@ class Daemon:
         if self.s.metrics.listen:
             self.metrics.serve(self.s.metrics.listen)
         present = self._udev.start()
+        for usb in self._udev.usb_devices():
+            self._on_usb_event(UsbEvent(action="add", sys_path=usb.sys_path, info=usb))
         await self._try_ami_once()  # learn which ports chan_dongle holds before probing
         for info in present:
             self._add_port(info)
@@ -121,9 +134,10 @@ class Daemon:
         self._closed = True
         self._udev.stop()
         self._lift_fences()
-        for handle in self._timers.values():
+        for handle in [*self._timers.values(), *self._switch_timers.values()]:
             handle.cancel()
         self._timers.clear()
+        self._switch_timers.clear()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -148,6 +162,7 @@ class Daemon:
                 usb_device=info.usb_device, usb_port=info.usb_port, vid=info.vid, pid=info.pid
             )
             self.sticks[info.usb_device] = stick
+            self._check_bus_load(info.usb_port)
             emit(
                 Event.APPEARED,
                 "stick appeared at USB %s (%s:%s)",
@@ -195,6 +210,7 @@ class Daemon:
             self._fence(port, time.monotonic() + FENCE_GIVE_UP)
         self._last_removal = time.monotonic()
         imei = stick.identity.imei if stick.identity is not None else None
+        self._drops.append((stick.usb_port, imei))
         emit(
             Event.GONE,
             "stick at USB %s is gone",
@@ -209,6 +225,83 @@ class Daemon:
             self.metrics.reenumerations.inc()
             self._request(urgent=True)
         self._wake.set()
+
+    def _on_usb_event(self, event: UsbEvent) -> None:
+        """Sticks still presenting their driver CD: shown as switching, flagged if stuck."""
+        if event.action == "remove":
+            if self.switching.pop(event.sys_path, None) is not None:
+                timer = self._switch_timers.pop(event.sys_path, None)
+                if timer is not None:
+                    timer.cancel()
+                self._publish()
+            return
+        info = event.info
+        if info is None or (info.vid, info.pid) not in models.STORAGE_MODE:
+            return
+        if event.sys_path in self.switching:
+            return
+        self.switching[event.sys_path] = (info, time.monotonic())
+        emit(
+            Event.SWITCHING,
+            "stick at USB %s is in storage (CD-ROM) mode %s:%s; waiting for usb_modeswitch",
+            info.usb_port,
+            info.vid,
+            info.pid,
+            usb_port=info.usb_port,
+        )
+        loop = asyncio.get_running_loop()
+        self._switch_timers[event.sys_path] = loop.call_later(
+            self.s.switch_limit, self._switch_stuck, event.sys_path
+        )
+        self._publish()
+
+    def _switch_stuck(self, sys_path: str) -> None:
+        self._switch_timers.pop(sys_path, None)
+        entry = self.switching.get(sys_path)
+        if entry is None:
+            return
+        emit(
+            Event.SWITCH_STUCK,
+            "stick at USB %s is still in storage mode after %g s: is usb_modeswitch installed "
+            "and does its rule cover %s:%s?",
+            entry[0].usb_port,
+            self.s.switch_limit,
+            entry[0].vid,
+            entry[0].pid,
+            usb_port=entry[0].usb_port,
+        )
+        self._publish()
+
+    def _summarize_drops(self) -> None:
+        """Several sticks of one hub dropping together is one event: the hub (power)."""
+        drops, self._drops = self._drops, []
+        by_hub: dict[str, list[tuple[str, str | None]]] = {}
+        for port, imei in drops:
+            by_hub.setdefault(_hub_of(port), []).append((port, imei))
+        for hub, sticks in by_hub.items():
+            if len(sticks) >= 2:
+                emit(
+                    Event.HUB_DROP,
+                    "%d sticks on hub %s dropped together (likely a power dip on that hub): %s",
+                    len(sticks),
+                    hub,
+                    ", ".join(port for port, _ in sticks),
+                    usb_port=hub,
+                )
+
+    def _check_bus_load(self, usb_port: str) -> None:
+        bus = usb_port.split("-", 1)[0]
+        count = sum(1 for s in self.sticks.values() if s.usb_port.split("-", 1)[0] == bus)
+        if count >= STICKS_PER_BUS_WARN and bus not in self._busy_buses:
+            self._busy_buses.add(bus)
+            emit(
+                Event.USB_LIMIT,
+                "%d sticks on USB bus %s: near what one USB controller can serve; spread "
+                "sticks over more controllers if some fail to enumerate",
+                count,
+                bus,
+                usb_port=bus,
+            )
 
     def _fence(self, port: str, give_up: float) -> None:
         """Keep chan_dongle's retry pass off a vanished stick's old port until Asterisk has
@@ -393,6 +486,7 @@ class Daemon:
                     await asyncio.sleep(min(quiet, max(0.0, give_up - time.monotonic())))
                     if time.monotonic() >= give_up:
                         break
+                self._summarize_drops()
             self._dirty.clear()
             self._urgent = False
             self._pending_since = None

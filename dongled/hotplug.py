@@ -35,6 +35,23 @@ class TtyInfo:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UsbInfo:
+    """A whole USB device (dongled watches these only for sticks still in storage mode)."""
+
+    sys_path: str
+    usb_port: str
+    vid: str
+    pid: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsbEvent:
+    action: str  # "add" | "remove"
+    sys_path: str
+    info: UsbInfo | None  # None for remove events
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TtyEvent:
     action: str  # "add" | "remove"
     sys_path: str
@@ -96,6 +113,21 @@ def tty_info(device: Any) -> TtyInfo | None:
     )
 
 
+def usb_info(device: Any) -> UsbInfo | None:
+    attrs = _attrs(device, ("idVendor", "idProduct"))
+    vid, pid = attrs.get("idVendor", "").lower(), attrs.get("idProduct", "").lower()
+    if not (re.fullmatch(r"[0-9a-f]{4}", vid) and re.fullmatch(r"[0-9a-f]{4}", pid)):
+        return None
+    path = str(device.sys_path)
+    return UsbInfo(sys_path=path, usb_port=path.rstrip("/").rsplit("/", 1)[-1], vid=vid, pid=pid)
+
+
+def list_usb_devices(context: Any = None) -> list[UsbInfo]:
+    ctx = context if context is not None else pyudev.Context()
+    found = (usb_info(d) for d in ctx.list_devices(subsystem="usb", DEVTYPE="usb_device"))
+    return [info for info in found if info is not None]
+
+
 def list_ttys(context: Any = None) -> list[TtyInfo]:
     """The USB serial ttys plugged in now (one sysfs walk, no monitor)."""
     ctx = context if context is not None else pyudev.Context()
@@ -108,10 +140,15 @@ def list_ttys(context: Any = None) -> list[TtyInfo]:
 
 
 class UdevWatcher:
-    """Feeds tty add/remove events to a callback from the event loop itself (no thread)."""
+    """Feeds tty and USB-device add/remove events to callbacks from the event loop itself."""
 
-    def __init__(self, on_event: Callable[[TtyEvent], None]) -> None:
+    def __init__(
+        self,
+        on_event: Callable[[TtyEvent], None],
+        on_usb: Callable[[UsbEvent], None] | None = None,
+    ) -> None:
         self._on_event = on_event
+        self._on_usb = on_usb
         self._context = pyudev.Context()
         self._monitor: Any = None
 
@@ -119,9 +156,14 @@ class UdevWatcher:
         """Start watching, then list what is already plugged in."""
         self._monitor = pyudev.Monitor.from_netlink(self._context)
         self._monitor.filter_by("tty")
+        if self._on_usb is not None:
+            self._monitor.filter_by("usb", "usb_device")
         self._monitor.start()
         asyncio.get_running_loop().add_reader(self._monitor.fileno(), self._drain)
         return list_ttys(self._context)
+
+    def usb_devices(self) -> list[UsbInfo]:
+        return list_usb_devices(self._context)
 
     def _drain(self) -> None:
         while True:
@@ -135,14 +177,14 @@ class UdevWatcher:
             action = device.action or ""
             if action not in ("add", "remove", "change", "bind"):
                 continue
-            info = tty_info(device) if action != "remove" else None
-            self._on_event(
-                TtyEvent(
-                    action="remove" if action == "remove" else "add",
-                    sys_path=device.sys_path,
-                    info=info,
-                )
-            )
+            kind = "remove" if action == "remove" else "add"
+            if device.subsystem == "usb":
+                if self._on_usb is not None and device.device_type == "usb_device":
+                    info = usb_info(device) if kind == "add" else None
+                    self._on_usb(UsbEvent(action=kind, sys_path=device.sys_path, info=info))
+                continue
+            info_tty = tty_info(device) if kind == "add" else None
+            self._on_event(TtyEvent(action=kind, sys_path=device.sys_path, info=info_tty))
 
     def stop(self) -> None:
         if self._monitor is not None:

@@ -44,6 +44,7 @@ class Settings:
     settle_time: float = 0.15  # quiet time after a stick's last tty event before probing
     batch_max_wait: float = 3.0  # one slow stick never holds the batch back longer
     verify_timeout: float = 10.0  # a device must be ready with the right IMEI by then
+    switch_limit: float = 30.0  # a stick still in storage (CD-ROM) mode after this is flagged
 
 
 _TOP_KEYS = {
@@ -55,6 +56,7 @@ _TOP_KEYS = {
     "settle_time": float,
     "batch_max_wait": float,
     "verify_timeout": float,
+    "switch_limit": float,
 }
 _AMI_KEYS = {
     "host": str,

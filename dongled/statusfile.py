@@ -189,10 +189,25 @@ def snapshot(d: Daemon) -> dict[str, Any]:
         "summary": d.summary(),
         "sections": rows,
         "sticks": sticks,
+        "switching": _switching(d),
         "counters": dict(d.counters),
     }
     doc["ok"] = exit_ok(doc)
     return doc
+
+
+def _switching(d: Daemon) -> list[dict[str, Any]]:
+    """Sticks still in storage (CD-ROM) mode; `stuck` past the daemon's switch_limit."""
+    now = time.monotonic()
+    return [
+        {
+            "usb_port": info.usb_port,
+            "vid_pid": f"{info.vid}:{info.pid}",
+            "seconds": round(now - since, 1),
+            "stuck": now - since >= d.s.switch_limit,
+        }
+        for info, since in sorted(d.switching.values(), key=lambda v: v[0].usb_port)
+    ]
 
 
 def exit_ok(doc: dict[str, Any]) -> bool:
@@ -201,6 +216,8 @@ def exit_ok(doc: dict[str, Any]) -> bool:
     if doc.get("conf_error"):
         return False
     if any(r.get("status") not in SECTION_FINE for r in doc.get("sections", [])):
+        return False
+    if any(w.get("stuck") for w in doc.get("switching", [])):
         return False
     return all(s.get("status") == "bound" for s in doc.get("sticks", []))
 
@@ -294,6 +311,23 @@ def render_table(doc: dict[str, Any]) -> list[str]:
                 _cell(s.get("status")),
             )
         )
+    for w in doc.get("switching", []):
+        status = "stuck" if w.get("stuck") else "switching"
+        rows.append(
+            (
+                "-",
+                "-",
+                "-",
+                "-",
+                _cell(w.get("usb_port")),
+                _cell(w.get("vid_pid")),
+                "-",
+                "-",
+                "no",
+                "-",
+                status,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(TABLE_HEAD))]
     out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     out.append("")
@@ -304,6 +338,12 @@ def render_table(doc: dict[str, Any]) -> list[str]:
     for r in doc.get("sections", []):
         if r.get("status") not in SECTION_FINE:
             out.append(f"[{r.get('section')}] {r.get('status')}: {r.get('detail') or ''}")
+    for w in doc.get("switching", []):
+        if w.get("stuck"):
+            out.append(
+                f"stick at USB {w.get('usb_port')} is still in storage mode after "
+                f"{w.get('seconds')} s: check usb_modeswitch and its rule for {w.get('vid_pid')}"
+            )
     for s in doc.get("sticks", []):
         if s.get("section") is None:
             why = s.get("error") or (

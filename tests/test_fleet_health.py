@@ -45,3 +45,8 @@ def test_storage_mode_stick_is_shown_and_flagged_when_stuck(tmp_path: Path) -> N
         wait_until(lambda: "still in storage mode" in r.daemon_log(), 5, "stuck flag")
         assert "usb_modeswitch" in r.daemon_log()
         r.wait_all_right()  # the other stick is untouched
+        doc = r.status()
+        switching = doc["switching"]
+        assert isinstance(switching, list)
+        assert switching[0]["usb_port"] == "1-1.9" and switching[0]["stuck"] is True
+        assert doc["ok"] is False

@@ -68,6 +68,7 @@ TOP_KEYS = {
     "summary",
     "sections",
     "sticks",
+    "switching",
     "counters",
     "ok",
 }

@@ -225,6 +225,9 @@ class AmiClient:
     async def stop(self, device: str) -> None:
         await self._simple({"Action": "DongleStop", "Device": device, "When": "now"})
 
+    async def restart(self, device: str) -> None:
+        await self._simple({"Action": "DongleRestart", "Device": device, "When": "now"})
+
     async def start(self, device: str) -> None:
         await self._simple({"Action": "DongleStart", "Device": device})
 

@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 
-from dongled import models, notify, statusfile
+from dongled import models, notify, statusfile, usbreset
 from dongled.ami import AmiClient, DeviceEntry
 from dongled.atomicfile import replace_atomically
 from dongled.dongleconf import DeviceSection, DongleConf
@@ -28,8 +28,10 @@ from dongled.metrics import Metrics
 from dongled.portlock import fence, holder, unfence
 from dongled.probe import ProbeTimeouts, identify_port
 from dongled.reconcile import PARKED, Expect, Located, Plan, plan
+from dongled.recovery import ORDER, Ladder, Step
 from dongled.settings import Settings
 from dongled.sticks import Stick, StickState
+from dongled.usbreset import RecoveryError
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,14 @@ FENCE_RETRY, FENCE_GIVE_UP = 0.02, 3.0
 # xHCI controllers run out of endpoints at about a dozen 3G sticks on one root bus.
 STICKS_PER_BUS_WARN = 10
 RETRY_BASE, RETRY_MAX = 2.0, 60.0
+
+
+def _read_int(sys_path: str, attribute: str) -> int | None:
+    try:
+        with open(os.path.join(sys_path, attribute), encoding="ascii") as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def _hub_of(usb_port: str) -> str:
@@ -79,6 +89,21 @@ class Daemon:
         self._switch_timers: dict[str, asyncio.TimerHandle] = {}
         self._drops: list[tuple[str, str | None]] = []  # (usb_port, IMEI) since last summary
         self._busy_buses: set[str] = set()
+        rec = settings.recovery
+        enabled = {
+            Step.RESTART: rec.restart,
+            Step.REAUTHORIZE: rec.reauthorize,
+            Step.USB_RESET: rec.usb_reset,
+            Step.POWER_CYCLE: rec.power_cycle,
+        }
+        self.ladder = Ladder(
+            steps=tuple(step for step in ORDER if enabled[step]),
+            backoff=rec.backoff,
+            backoff_max=rec.backoff_max,
+            max_rounds=rec.max_rounds,
+        )
+        self._ladder_timers: dict[str, asyncio.TimerHandle] = {}
+        self._given_up_told: set[str] = set()
         self._timeouts = ProbeTimeouts(
             first=min(1.0, settings.at_timeout), command=settings.at_timeout
         )
@@ -134,10 +159,12 @@ class Daemon:
         self._closed = True
         self._udev.stop()
         self._lift_fences()
-        for handle in [*self._timers.values(), *self._switch_timers.values()]:
+        timers = [*self._timers.values(), *self._switch_timers.values()]
+        for handle in [*timers, *self._ladder_timers.values()]:
             handle.cancel()
         self._timers.clear()
         self._switch_timers.clear()
+        self._ladder_timers.clear()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -270,6 +297,8 @@ class Daemon:
             entry[0].pid,
             usb_port=entry[0].usb_port,
         )
+        reason = f"still in storage mode after {self.s.switch_limit:g} s"
+        self._failing(entry[0].usb_port, reason, None, sys_path)
         self._publish()
 
     def _summarize_drops(self) -> None:
@@ -302,6 +331,134 @@ class Daemon:
                 bus,
                 usb_port=bus,
             )
+
+    # ---- the hung-stick ladder --------------------------------------------------------
+
+    def _stick_with(self, imei: str) -> Stick | None:
+        for stick in self.sticks.values():
+            if stick.identity is not None and stick.identity.imei == imei:
+                return stick
+        return None
+
+    def _failing(self, usb_port: str, reason: str, device: str | None, sys_path: str) -> None:
+        self._spawn(self._recover(usb_port, reason, device, sys_path), f"recover {usb_port}")
+
+    def _recovered(self, usb_port: str) -> None:
+        timer = self._ladder_timers.pop(usb_port, None)
+        if timer is not None:
+            timer.cancel()
+        if usb_port in self.ladder.ports:
+            emit(Event.RECOVERED, "stick at USB %s works again", usb_port, usb_port=usb_port)
+        self.ladder.succeeded(usb_port)
+        self._given_up_told.discard(usb_port)
+
+    def _healthy(self, usb_port: str) -> bool:
+        for stick in self.sticks.values():
+            if stick.usb_port == usb_port and stick.identity is not None:
+                imei = stick.identity.imei
+                return imei in self.verified.values() or all(
+                    sec.imei != imei for sec in self._sections.values()
+                )
+        return False
+
+    async def _recover(self, usb_port: str, reason: str, device: str | None, sys_path: str) -> None:
+        r = self.s.recovery
+        if device is not None and self._ami.connected:
+            try:
+                entry = (await self._ami.show_devices()).get(device)
+            except AmiError as exc:
+                self._ami_failed(exc)
+                entry = None
+            if entry is not None and entry.calls not in ("", "0"):
+                log.info("recovery of %s waits: %s calls on %s", usb_port, entry.calls, device)
+                self._follow_up(usb_port, reason, device, sys_path, r.backoff)
+                return
+        now = time.monotonic()
+        can_restart = device is not None and self._ami.connected
+        step = self.ladder.next_step(usb_port, now, reason, has_device=can_restart)
+        if step is None:
+            why = self.ladder.given_up(usb_port)
+            if why and usb_port not in self._given_up_told:
+                self._given_up_told.add(usb_port)
+                emit(
+                    Event.GIVEN_UP,
+                    "stick at USB %s: given up, %s",
+                    usb_port,
+                    why,
+                    usb_port=usb_port,
+                    device=device,
+                )
+                self._publish()
+            elif not why:
+                self._follow_up(
+                    usb_port, reason, device, sys_path, self.ladder.wait_left(usb_port, now)
+                )
+            return
+        emit(
+            Event.RECOVERY,
+            "stick at USB %s: recovery step %s (%s)",
+            usb_port,
+            step.value,
+            reason,
+            usb_port=usb_port,
+            device=device,
+        )
+        self.metrics.recoveries.labels(step=step.value).inc()
+        try:
+            await self._take_step(step, usb_port, device, sys_path)
+        except (RecoveryError, AmiError) as exc:
+            emit(
+                Event.RECOVERY_FAILED,
+                "stick at USB %s: step %s failed: %s",
+                usb_port,
+                step.value,
+                exc,
+                usb_port=usb_port,
+                device=device,
+            )
+        self._publish()
+        self._follow_up(
+            usb_port, reason, device, sys_path, self.ladder.wait_left(usb_port, time.monotonic())
+        )
+
+    async def _take_step(
+        self, step: Step, usb_port: str, device: str | None, sys_path: str
+    ) -> None:
+        if step is Step.RESTART and device is not None:
+            await self._ami.restart(device)
+            sec = self._sections.get(device)
+            if sec is not None and sec.imei:
+                want = Expect(imei=sec.imei, imsi=sec.imsi or None)
+                self._spawn(self._verify({device: want}), "verify")
+        elif step is Step.REAUTHORIZE:
+            usbreset.reauthorize(sys_path)
+        elif step is Step.USB_RESET:
+            busnum, devnum = _read_int(sys_path, "busnum"), _read_int(sys_path, "devnum")
+            if busnum is None or devnum is None:
+                raise RecoveryError(f"USB reset: no busnum/devnum under {sys_path}")
+            usbreset.usb_reset(busnum, devnum)
+        elif step is Step.POWER_CYCLE:
+            await asyncio.to_thread(usbreset.power_cycle, usb_port)
+
+    def _follow_up(
+        self, usb_port: str, reason: str, device: str | None, sys_path: str, delay: float
+    ) -> None:
+        """Look again once the step had time to work: no new event may ever come from a
+        stick that stays dead, so the ladder cannot wait for one."""
+        old = self._ladder_timers.pop(usb_port, None)
+        if old is not None:
+            old.cancel()
+
+        def check() -> None:
+            self._ladder_timers.pop(usb_port, None)
+            if self._closed:
+                return
+            if self._healthy(usb_port):
+                self._recovered(usb_port)
+            else:
+                self._failing(usb_port, reason, device, sys_path)
+
+        self._ladder_timers[usb_port] = asyncio.get_running_loop().call_later(delay, check)
 
     def _fence(self, port: str, give_up: float) -> None:
         """Keep chan_dongle's retry pass off a vanished stick's old port until Asterisk has
@@ -355,6 +512,7 @@ class Daemon:
         stick.state = StickState.PROBING
         layouts = models.candidates(stick.vid, stick.pid, frozenset(stick.ports))
         error = "no port answered AT"
+        hung = True  # until a port says otherwise: ports there, nobody answering
         for layout in layouts:
             data, audio = stick.ports[layout.data], stick.ports[layout.audio]
             self.counters["probes"] += 1
@@ -362,6 +520,7 @@ class Daemon:
                 async with asyncio.timeout(self.s.probe_timeout):
                     ident = await identify_port(data, self.s.lock_dir, self._timeouts)
             except PortBusyError as exc:
+                hung = False
                 held = await self._held_by_asterisk(stick)
                 if held is not None and self.sticks.get(stick.usb_device) is stick:
                     ident = Identity(imei=held.imei, imsi=_imsi(held.imsi))
@@ -378,6 +537,7 @@ class Daemon:
                 break
             except ProbeError as exc:
                 error = str(exc)
+                hung = False  # it answered, but not well: a reset would not help
                 break
             if self.sticks.get(stick.usb_device) is not stick:
                 return  # unplugged while we talked to it
@@ -398,6 +558,8 @@ class Daemon:
             usb_port=stick.usb_port,
         )
         self._schedule_probe(stick, min(RETRY_MAX, RETRY_BASE * 2 ** (stick.failures - 1)))
+        if hung and layouts:
+            self._failing(stick.usb_port, error, None, stick.usb_device)
         self._wake.set()
 
     def _identified(
@@ -690,6 +852,9 @@ class Daemon:
                 del expect[name]
                 if want.matches(entry.imei_state, entry.imsi_state) and entry.connected:
                     self.verified[name] = want.imei
+                    stick = self._stick_with(want.imei)
+                    if stick is not None:
+                        self._recovered(stick.usb_port)
                     gone = self._gone_at.pop(want.imei, None)
                     if gone is not None:
                         self.metrics.recovery_seconds.observe(time.monotonic() - gone)
@@ -717,6 +882,10 @@ class Daemon:
                 device=name,
                 imei=want.imei,
             )
+            stick = self._stick_with(want.imei)
+            if stick is not None:
+                reason = f"device {name} did not come up within {self.s.verify_timeout:g} s"
+                self._failing(stick.usb_port, reason, name, stick.usb_device)
         self._publish()
 
     # ---- Asterisk connection ---------------------------------------------------------

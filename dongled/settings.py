@@ -33,12 +33,26 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RecoverySettings:
+    """The hung-stick ladder; every step can be turned off."""
+
+    restart: bool = True  # DongleRestart
+    reauthorize: bool = True  # sysfs authorized 0 -> 1
+    usb_reset: bool = True  # USBDEVFS_RESET
+    power_cycle: bool = True  # uhubctl, where installed
+    backoff: float = 30.0  # first wait between two steps on one stick
+    backoff_max: float = 600.0
+    max_rounds: int = 2  # whole ladders before giving up on a stick
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     dongle_conf: str = "/etc/asterisk/dongle.conf"
     lock_dir: str = "/var/lock"
     state_dir: str = "/run/dongled"
     ami: AmiSettings = field(default_factory=AmiSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    recovery: RecoverySettings = field(default_factory=RecoverySettings)
     at_timeout: float = 2.0  # one AT command
     probe_timeout: float = 8.0  # a whole probe of one stick
     settle_time: float = 0.15  # quiet time after a stick's last tty event before probing
@@ -71,12 +85,25 @@ _AMI_KEYS = {
 
 
 _METRICS_KEYS: dict[str, type] = {"listen": str, "textfile": str}
+_RECOVERY_KEYS: dict[str, type] = {
+    "restart": bool,
+    "reauthorize": bool,
+    "usb_reset": bool,
+    "power_cycle": bool,
+    "backoff": float,
+    "backoff_max": float,
+    "max_rounds": int,
+}
 _LISTEN = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
 
 
 def _check(path: str, key: str, value: Any, kind: type) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise SettingsError(path, key, f"must be true or false, not {value!r}")
+        return value
     if not isinstance(value, kind) or isinstance(value, bool):
         raise SettingsError(path, key, f"must be a {kind.__name__}, not {value!r}")
     if isinstance(value, float) and value <= 0:
@@ -121,6 +148,12 @@ def load(path: str | None = None) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(path, None, f"not valid TOML: {exc}") from None
 
+    recovery_raw = raw.pop("recovery", {})
+    if not isinstance(recovery_raw, dict):
+        raise SettingsError(path, "recovery", "must be a table ([recovery])")
+    recovery = _table(path, "recovery.", recovery_raw, _RECOVERY_KEYS)
+    if recovery.get("max_rounds", 2) < 1:
+        raise SettingsError(path, "recovery.max_rounds", "must be at least 1")
     metrics_raw = raw.pop("metrics", {})
     if not isinstance(metrics_raw, dict):
         raise SettingsError(path, "metrics", "must be a table ([metrics])")
@@ -150,4 +183,9 @@ def load(path: str | None = None) -> Settings:
     for key in ("dongle_conf", "lock_dir", "state_dir"):
         if key in top and not os.path.isabs(top[key]):
             raise SettingsError(path, key, "must be an absolute path")
-    return Settings(**top, ami=AmiSettings(**ami), metrics=MetricsSettings(**metrics))
+    return Settings(
+        **top,
+        ami=AmiSettings(**ami),
+        metrics=MetricsSettings(**metrics),
+        recovery=RecoverySettings(**recovery),
+    )

@@ -190,10 +190,24 @@ def snapshot(d: Daemon) -> dict[str, Any]:
         "sections": rows,
         "sticks": sticks,
         "switching": _switching(d),
+        "recovery": _recovery(d),
         "counters": dict(d.counters),
     }
     doc["ok"] = exit_ok(doc)
     return doc
+
+
+def _recovery(d: Daemon) -> dict[str, dict[str, Any]]:
+    """The hung-stick ladder per physical USB port (only ports that needed it)."""
+    return {
+        port: {
+            "last_step": st.last_step.value if st.last_step is not None else None,
+            "steps_taken": len(st.history),
+            "reason": st.last_reason or None,
+            "given_up": st.given_up or None,
+        }
+        for port, st in sorted(d.ladder.ports.items())
+    }
 
 
 def _switching(d: Daemon) -> list[dict[str, Any]]:
@@ -218,6 +232,8 @@ def exit_ok(doc: dict[str, Any]) -> bool:
     if any(r.get("status") not in SECTION_FINE for r in doc.get("sections", [])):
         return False
     if any(w.get("stuck") for w in doc.get("switching", [])):
+        return False
+    if any(r.get("given_up") for r in doc.get("recovery", {}).values()):
         return False
     return all(s.get("status") == "bound" for s in doc.get("sticks", []))
 
@@ -338,6 +354,11 @@ def render_table(doc: dict[str, Any]) -> list[str]:
     for r in doc.get("sections", []):
         if r.get("status") not in SECTION_FINE:
             out.append(f"[{r.get('section')}] {r.get('status')}: {r.get('detail') or ''}")
+    for port, rec in doc.get("recovery", {}).items():
+        if rec.get("given_up"):
+            out.append(f"stick at USB {port}: recovery given up: {rec['given_up']}")
+        elif rec.get("last_step"):
+            out.append(f"stick at USB {port}: recovering, last step {rec['last_step']}")
     for w in doc.get("switching", []):
         if w.get("stuck"):
             out.append(

@@ -69,6 +69,7 @@ TOP_KEYS = {
     "sections",
     "sticks",
     "switching",
+    "recovery",
     "counters",
     "ok",
 }

@@ -126,15 +126,21 @@ class Rig:
         self.next_tty += count
         return list(range(first, first + count))
 
-    def write_settings(self, **extra: object) -> None:
-        lines = [
-            f'dongle_conf = "{self.conf}"',
-            f'lock_dir = "{self.lock_dir}"',
-            f'state_dir = "{self.state_dir}"',
-            "at_timeout = 1.0",
-            "verify_timeout = 10.0",
-        ]
-        lines += [f"{k} = {json.dumps(v)}" for k, v in extra.items()]
+    def write_settings(
+        self, tables: dict[str, dict[str, object]] | None = None, **extra: object
+    ) -> None:
+        """Top-level keys (`extra` overrides the rig's), then [ami] and any other tables."""
+        top: dict[str, object] = {
+            "dongle_conf": str(self.conf),
+            "lock_dir": str(self.lock_dir),
+            "state_dir": str(self.state_dir),
+            "at_timeout": 1.0,
+            "verify_timeout": 10.0,
+            **extra,
+        }
+        lines = [f"{k} = {json.dumps(v)}" for k, v in top.items()]
+        for name, table in (tables or {}).items():
+            lines += [f"[{name}]"] + [f"{k} = {json.dumps(v)}" for k, v in table.items()]
         lines += [
             "[ami]",
             f"port = {self.asterisk.port}",

@@ -416,6 +416,7 @@ class Testbed:
                 "bNumInterfaces": f"{n_if:2d}",
                 "bConfigurationValue": "1",
                 "speed": "480",
+                "authorized": "1",  # what the recovery ladder's re-authorize step writes
             },
         )
 

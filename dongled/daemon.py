@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 
-from dongled import models, notify, statusfile, usbreset
+from dongled import models, notify, statusfile
 from dongled.ami import AmiClient, DeviceEntry
 from dongled.atomicfile import replace_atomically
 from dongled.dongleconf import DeviceSection, DongleConf
@@ -22,39 +22,24 @@ from dongled.errors import (
     ProbeTimeoutError,
 )
 from dongled.eventlog import Event, emit
+from dongled.fences import Fences
+from dongled.fleet import FleetHealth
 from dongled.hotplug import TtyEvent, TtyInfo, UdevWatcher, UsbEvent, UsbInfo
 from dongled.identity import Identity, valid_imei, valid_imsi
 from dongled.metrics import Metrics
-from dongled.portlock import fence, holder, unfence
+from dongled.portlock import holder
 from dongled.probe import ProbeTimeouts, identify_port
 from dongled.reconcile import PARKED, Expect, Located, Plan, plan
-from dongled.recovery import ORDER, Ladder, Step
+from dongled.recovery import Recovery
 from dongled.settings import Settings
 from dongled.sticks import Stick, StickState
-from dongled.usbreset import RecoveryError
 
 log = logging.getLogger(__name__)
 
 STORM_MEMORY = 30.0  # a stick gone this recently is expected back with the others
 REMOVAL_QUIET = 0.05  # sticks of one hub drop within milliseconds: park them in one write
 REMOVAL_MAX_WAIT = 0.5  # ...but never wait longer than this to park and stop
-FENCE_RETRY, FENCE_GIVE_UP = 0.02, 3.0
-# xHCI controllers run out of endpoints at about a dozen 3G sticks on one root bus.
-STICKS_PER_BUS_WARN = 10
 RETRY_BASE, RETRY_MAX = 2.0, 60.0
-
-
-def _read_int(sys_path: str, attribute: str) -> int | None:
-    try:
-        with open(os.path.join(sys_path, attribute), encoding="ascii") as fh:
-            return int(fh.read().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _hub_of(usb_port: str) -> str:
-    """`1-1.3` hangs off hub `1-1`; `1-2` off root bus 1."""
-    return usb_port.rsplit(".", 1)[0] if "." in usb_port else "usb" + usb_port.split("-", 1)[0]
 
 
 def _imsi(value: str | None) -> str | None:
@@ -75,35 +60,18 @@ class Daemon:
         self._urgent = False
         self._pending_since: float | None = None
         self._last_removal = 0.0
-        self._fences: set[str] = set()  # old ports of vanished sticks, held with our lock
+        self.fences = Fences(settings.lock_dir)
         self._closed = False
-        self._sections: dict[str, DeviceSection] = {}  # the last good parse
+        self.sections: dict[str, DeviceSection] = {}  # the last good parse
         self._unbound: set[str] = set()
         self._inherited_told: set[str] = set()
         self._ambiguous_told: dict[str, str] = {}
-        self._ami = AmiClient(settings.ami, on_lost=self._on_ami_lost)
+        self.ami = AmiClient(settings.ami, on_lost=self._on_ami_lost)
         self._ami_lost = asyncio.Event()
-        self._asterisk: dict[str, DeviceEntry] | None = None
-        self._udev = UdevWatcher(self._on_tty_event, self._on_usb_event)
-        self.switching: dict[str, tuple[UsbInfo, float]] = {}  # storage-mode sticks, since
-        self._switch_timers: dict[str, asyncio.TimerHandle] = {}
-        self._drops: list[tuple[str, str | None]] = []  # (usb_port, IMEI) since last summary
-        self._busy_buses: set[str] = set()
-        rec = settings.recovery
-        enabled = {
-            Step.RESTART: rec.restart,
-            Step.REAUTHORIZE: rec.reauthorize,
-            Step.USB_RESET: rec.usb_reset,
-            Step.POWER_CYCLE: rec.power_cycle,
-        }
-        self.ladder = Ladder(
-            steps=tuple(step for step in ORDER if enabled[step]),
-            backoff=rec.backoff,
-            backoff_max=rec.backoff_max,
-            max_rounds=rec.max_rounds,
-        )
-        self._ladder_timers: dict[str, asyncio.TimerHandle] = {}
-        self._given_up_told: set[str] = set()
+        self.asterisk: dict[str, DeviceEntry] | None = None
+        self.fleet = FleetHealth(settings.switch_limit, self._switch_stuck, self.publish)
+        self._udev = UdevWatcher(self._on_tty_event, self.fleet.on_usb_event)
+        self.recovery = Recovery(self)
         self._timeouts = ProbeTimeouts(
             first=min(1.0, settings.at_timeout), command=settings.at_timeout
         )
@@ -117,7 +85,7 @@ class Daemon:
 
     # ---- lifecycle -------------------------------------------------------------------
 
-    def _spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
+    def spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         task.set_name(name)
         self._tasks.add(task)
@@ -134,15 +102,15 @@ class Daemon:
             self.metrics.serve(self.s.metrics.listen)
         present = self._udev.start()
         for usb in self._udev.usb_devices():
-            self._on_usb_event(UsbEvent(action="add", sys_path=usb.sys_path, info=usb))
+            self.fleet.on_usb_event(UsbEvent(action="add", sys_path=usb.sys_path, info=usb))
         await self._try_ami_once()  # learn which ports chan_dongle holds before probing
         for info in present:
             self._add_port(info)
-        self._spawn(self._ami_loop(), "ami")
-        self._spawn(self._reconcile_loop(), "reconcile")
+        self.spawn(self._ami_loop(), "ami")
+        self.spawn(self._reconcile_loop(), "reconcile")
         interval = notify.watchdog_interval()
         if interval is not None:
-            self._spawn(self._watchdog(interval), "watchdog")
+            self.spawn(self._watchdog(interval), "watchdog")
         self._request(urgent=False)
         try:
             await stop.wait()
@@ -158,18 +126,17 @@ class Daemon:
     async def close(self) -> None:
         self._closed = True
         self._udev.stop()
-        self._lift_fences()
-        timers = [*self._timers.values(), *self._switch_timers.values()]
-        for handle in [*timers, *self._ladder_timers.values()]:
+        self.fences.close()
+        self.fleet.close()
+        self.recovery.close()
+        for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
-        self._switch_timers.clear()
-        self._ladder_timers.clear()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self._ami.close()
+        await self.ami.close()
         self.metrics.close()
 
     # ---- udev ------------------------------------------------------------------------
@@ -189,7 +156,7 @@ class Daemon:
                 usb_device=info.usb_device, usb_port=info.usb_port, vid=info.vid, pid=info.pid
             )
             self.sticks[info.usb_device] = stick
-            self._check_bus_load(info.usb_port)
+            self.fleet.stick_added(info.usb_port, [st.usb_port for st in self.sticks.values()])
             emit(
                 Event.APPEARED,
                 "stick appeared at USB %s (%s:%s)",
@@ -219,7 +186,7 @@ class Daemon:
         def fire() -> None:
             self._timers.pop(key, None)
             if self.sticks.get(key) is stick:
-                self._spawn(self._probe(stick), f"probe {stick.usb_port}")
+                self.spawn(self._probe(stick), f"probe {stick.usb_port}")
 
         self._timers[key] = loop.call_later(delay, fire)
 
@@ -234,10 +201,10 @@ class Daemon:
             timer.cancel()
         stick.state = StickState.FAILED  # a running probe sees it is no longer current
         for port in stick.ports.values():
-            self._fence(port, time.monotonic() + FENCE_GIVE_UP)
+            self.fences.fence(port)
         self._last_removal = time.monotonic()
         imei = stick.identity.imei if stick.identity is not None else None
-        self._drops.append((stick.usb_port, imei))
+        self.fleet.dropped(stick.usb_port)
         emit(
             Event.GONE,
             "stick at USB %s is gone",
@@ -253,230 +220,15 @@ class Daemon:
             self._request(urgent=True)
         self._wake.set()
 
-    def _on_usb_event(self, event: UsbEvent) -> None:
-        """Sticks still presenting their driver CD: shown as switching, flagged if stuck."""
-        if event.action == "remove":
-            if self.switching.pop(event.sys_path, None) is not None:
-                timer = self._switch_timers.pop(event.sys_path, None)
-                if timer is not None:
-                    timer.cancel()
-                self._publish()
-            return
-        info = event.info
-        if info is None or (info.vid, info.pid) not in models.STORAGE_MODE:
-            return
-        if event.sys_path in self.switching:
-            return
-        self.switching[event.sys_path] = (info, time.monotonic())
-        emit(
-            Event.SWITCHING,
-            "stick at USB %s is in storage (CD-ROM) mode %s:%s; waiting for usb_modeswitch",
-            info.usb_port,
-            info.vid,
-            info.pid,
-            usb_port=info.usb_port,
-        )
-        loop = asyncio.get_running_loop()
-        self._switch_timers[event.sys_path] = loop.call_later(
-            self.s.switch_limit, self._switch_stuck, event.sys_path
-        )
-        self._publish()
-
-    def _switch_stuck(self, sys_path: str) -> None:
-        self._switch_timers.pop(sys_path, None)
-        entry = self.switching.get(sys_path)
-        if entry is None:
-            return
-        emit(
-            Event.SWITCH_STUCK,
-            "stick at USB %s is still in storage mode after %g s: is usb_modeswitch installed "
-            "and does its rule cover %s:%s?",
-            entry[0].usb_port,
-            self.s.switch_limit,
-            entry[0].vid,
-            entry[0].pid,
-            usb_port=entry[0].usb_port,
-        )
+    def _switch_stuck(self, info: UsbInfo) -> None:
         reason = f"still in storage mode after {self.s.switch_limit:g} s"
-        self._failing(entry[0].usb_port, reason, None, sys_path)
-        self._publish()
+        self.recovery.failing(info.usb_port, reason, None, info.sys_path)
 
-    def _summarize_drops(self) -> None:
-        """Several sticks of one hub dropping together is one event: the hub (power)."""
-        drops, self._drops = self._drops, []
-        by_hub: dict[str, list[tuple[str, str | None]]] = {}
-        for port, imei in drops:
-            by_hub.setdefault(_hub_of(port), []).append((port, imei))
-        for hub, sticks in by_hub.items():
-            if len(sticks) >= 2:
-                emit(
-                    Event.HUB_DROP,
-                    "%d sticks on hub %s dropped together (likely a power dip on that hub): %s",
-                    len(sticks),
-                    hub,
-                    ", ".join(port for port, _ in sticks),
-                    usb_port=hub,
-                )
-
-    def _check_bus_load(self, usb_port: str) -> None:
-        bus = usb_port.split("-", 1)[0]
-        count = sum(1 for s in self.sticks.values() if s.usb_port.split("-", 1)[0] == bus)
-        if count >= STICKS_PER_BUS_WARN and bus not in self._busy_buses:
-            self._busy_buses.add(bus)
-            emit(
-                Event.USB_LIMIT,
-                "%d sticks on USB bus %s: near what one USB controller can serve; spread "
-                "sticks over more controllers if some fail to enumerate",
-                count,
-                bus,
-                usb_port=bus,
-            )
-
-    # ---- the hung-stick ladder --------------------------------------------------------
-
-    def _stick_with(self, imei: str) -> Stick | None:
+    def stick_with(self, imei: str) -> Stick | None:
         for stick in self.sticks.values():
             if stick.identity is not None and stick.identity.imei == imei:
                 return stick
         return None
-
-    def _failing(self, usb_port: str, reason: str, device: str | None, sys_path: str) -> None:
-        self._spawn(self._recover(usb_port, reason, device, sys_path), f"recover {usb_port}")
-
-    def _recovered(self, usb_port: str) -> None:
-        timer = self._ladder_timers.pop(usb_port, None)
-        if timer is not None:
-            timer.cancel()
-        if usb_port in self.ladder.ports:
-            emit(Event.RECOVERED, "stick at USB %s works again", usb_port, usb_port=usb_port)
-        self.ladder.succeeded(usb_port)
-        self._given_up_told.discard(usb_port)
-
-    def _healthy(self, usb_port: str) -> bool:
-        for stick in self.sticks.values():
-            if stick.usb_port == usb_port and stick.identity is not None:
-                imei = stick.identity.imei
-                return imei in self.verified.values() or all(
-                    sec.imei != imei for sec in self._sections.values()
-                )
-        return False
-
-    async def _recover(self, usb_port: str, reason: str, device: str | None, sys_path: str) -> None:
-        r = self.s.recovery
-        if device is not None and self._ami.connected:
-            try:
-                entry = (await self._ami.show_devices()).get(device)
-            except AmiError as exc:
-                self._ami_failed(exc)
-                entry = None
-            if entry is not None and entry.calls not in ("", "0"):
-                log.info("recovery of %s waits: %s calls on %s", usb_port, entry.calls, device)
-                self._follow_up(usb_port, reason, device, sys_path, r.backoff)
-                return
-        now = time.monotonic()
-        can_restart = device is not None and self._ami.connected
-        step = self.ladder.next_step(usb_port, now, reason, has_device=can_restart)
-        if step is None:
-            why = self.ladder.given_up(usb_port)
-            if why and usb_port not in self._given_up_told:
-                self._given_up_told.add(usb_port)
-                emit(
-                    Event.GIVEN_UP,
-                    "stick at USB %s: given up, %s",
-                    usb_port,
-                    why,
-                    usb_port=usb_port,
-                    device=device,
-                )
-                self._publish()
-            elif not why:
-                self._follow_up(
-                    usb_port, reason, device, sys_path, self.ladder.wait_left(usb_port, now)
-                )
-            return
-        emit(
-            Event.RECOVERY,
-            "stick at USB %s: recovery step %s (%s)",
-            usb_port,
-            step.value,
-            reason,
-            usb_port=usb_port,
-            device=device,
-        )
-        self.metrics.recoveries.labels(step=step.value).inc()
-        try:
-            await self._take_step(step, usb_port, device, sys_path)
-        except (RecoveryError, AmiError) as exc:
-            emit(
-                Event.RECOVERY_FAILED,
-                "stick at USB %s: step %s failed: %s",
-                usb_port,
-                step.value,
-                exc,
-                usb_port=usb_port,
-                device=device,
-            )
-        self._publish()
-        self._follow_up(
-            usb_port, reason, device, sys_path, self.ladder.wait_left(usb_port, time.monotonic())
-        )
-
-    async def _take_step(
-        self, step: Step, usb_port: str, device: str | None, sys_path: str
-    ) -> None:
-        if step is Step.RESTART and device is not None:
-            await self._ami.restart(device)
-            sec = self._sections.get(device)
-            if sec is not None and sec.imei:
-                want = Expect(imei=sec.imei, imsi=sec.imsi or None)
-                self._spawn(self._verify({device: want}), "verify")
-        elif step is Step.REAUTHORIZE:
-            usbreset.reauthorize(sys_path)
-        elif step is Step.USB_RESET:
-            busnum, devnum = _read_int(sys_path, "busnum"), _read_int(sys_path, "devnum")
-            if busnum is None or devnum is None:
-                raise RecoveryError(f"USB reset: no busnum/devnum under {sys_path}")
-            usbreset.usb_reset(busnum, devnum)
-        elif step is Step.POWER_CYCLE:
-            await asyncio.to_thread(usbreset.power_cycle, usb_port)
-
-    def _follow_up(
-        self, usb_port: str, reason: str, device: str | None, sys_path: str, delay: float
-    ) -> None:
-        """Look again once the step had time to work: no new event may ever come from a
-        stick that stays dead, so the ladder cannot wait for one."""
-        old = self._ladder_timers.pop(usb_port, None)
-        if old is not None:
-            old.cancel()
-
-        def check() -> None:
-            self._ladder_timers.pop(usb_port, None)
-            if self._closed:
-                return
-            if self._healthy(usb_port):
-                self._recovered(usb_port)
-            else:
-                self._failing(usb_port, reason, device, sys_path)
-
-        self._ladder_timers[usb_port] = asyncio.get_running_loop().call_later(delay, check)
-
-    def _fence(self, port: str, give_up: float) -> None:
-        """Keep chan_dongle's retry pass off a vanished stick's old port until Asterisk has
-        been told (it re-opens old paths at its interval, whatever stick sits there then)."""
-        if self._closed:
-            return
-        if fence(self.s.lock_dir, port):
-            self._fences.add(port)
-        elif time.monotonic() < give_up:  # chan_dongle has not dropped its own lock yet
-            loop = asyncio.get_running_loop()
-            loop.call_later(FENCE_RETRY, self._fence, port, give_up)
-        else:
-            log.warning("could not fence %s: its lock is still held", port)
-
-    def _lift_fences(self) -> None:
-        for port in self._fences:
-            unfence(self.s.lock_dir, port)
-        self._fences.clear()
 
     # ---- identification --------------------------------------------------------------
 
@@ -492,13 +244,13 @@ class Daemon:
     async def _held_by_asterisk(self, stick: Stick) -> Located | None:
         """Asked afresh whenever a port is locked: a snapshot from before the stick appeared
         would describe whatever stick had those numbers before."""
-        if not self._ami.connected:
+        if not self.ami.connected:
             return None
         try:
-            self._asterisk = await self._ami.show_devices()
+            self.asterisk = await self.ami.show_devices()
         except AmiError:
             return None
-        for entry in self._asterisk.values():
+        for entry in self.asterisk.values():
             if entry.data_state in stick.ports.values() and self._asterisk_holds(entry):
                 return Located(
                     imei=entry.imei_state,
@@ -559,7 +311,7 @@ class Daemon:
         )
         self._schedule_probe(stick, min(RETRY_MAX, RETRY_BASE * 2 ** (stick.failures - 1)))
         if hung and layouts:
-            self._failing(stick.usb_port, error, None, stick.usb_device)
+            self.recovery.failing(stick.usb_port, error, None, stick.usb_device)
         self._wake.set()
 
     def _identified(
@@ -589,7 +341,7 @@ class Daemon:
 
     def _learn_from_asterisk(self) -> None:
         """chan_dongle's IMEIState on the port it holds is the freshest word on that stick."""
-        for entry in (self._asterisk or {}).values():
+        for entry in (self.asterisk or {}).values():
             if not self._asterisk_holds(entry):
                 continue
             for stick in self.sticks.values():
@@ -648,7 +400,7 @@ class Daemon:
                     await asyncio.sleep(min(quiet, max(0.0, give_up - time.monotonic())))
                     if time.monotonic() >= give_up:
                         break
-                self._summarize_drops()
+                self.fleet.summarize_drops()
             self._dirty.clear()
             self._urgent = False
             self._pending_since = None
@@ -674,13 +426,13 @@ class Daemon:
                 emit(Event.CONF_ERROR, "dongle.conf not usable, nothing written: %s", exc)
             self.conf_error = str(exc)
             await self._stop_only()
-            self._publish()
+            self.publish()
             return True  # retried on the next event; nothing to gain by looping
         self.conf_error = ""
         ok = await self._refresh_asterisk()
         self._learn_from_asterisk()
-        sections = self._sections = conf.devices()
-        p = plan(sections, self.located(), self._asterisk)
+        sections = self.sections = conf.devices()
+        p = plan(sections, self.located(), self.asterisk)
         self._forget_verified(p)
         for name, foreign in p.mismatched.items():
             emit(
@@ -694,12 +446,12 @@ class Daemon:
             )
         ok = await self._stop(p.stop) and ok
         if p.port_changes and not self._write(conf, p):
-            self._publish()
+            self.publish()
             return True
-        if self._ami.connected and ok:
+        if self.ami.connected and ok:
             ok = await self._kick(p)
         if p.expect and ok:
-            self._spawn(self._verify(dict(p.expect)), "verify")
+            self.spawn(self.verify(dict(p.expect)), "verify")
         for name, why in p.ambiguous.items():
             if self._ambiguous_told.get(name) != why:
                 emit(Event.AMBIGUOUS, "device %s: %s; parked", name, why, device=name)
@@ -724,34 +476,34 @@ class Daemon:
                 imei=imei,
             )
         self._unbound = set(p.unbound)
-        self._publish()
-        return ok or not self._ami.connected
+        self.publish()
+        return ok or not self.ami.connected
 
     async def _stop_only(self) -> None:
         """The file cannot be parsed (an admin is editing it?): nothing may be written or
         reloaded, but devices whose stick is gone are still stopped, by the last good parse."""
-        if not self._sections or not await self._refresh_asterisk():
+        if not self.sections or not await self._refresh_asterisk():
             return
-        p = plan(self._sections, self.located(), self._asterisk)
+        p = plan(self.sections, self.located(), self.asterisk)
         await self._stop(p.stop)
 
     def _forget_verified(self, p: Plan) -> None:
         for name in list(self.verified):
-            entry = (self._asterisk or {}).get(name)
+            entry = (self.asterisk or {}).get(name)
             stale = entry is None or not entry.connected or entry.imei_state != self.verified[name]
-            if name in p.port_changes or name in p.stop or (self._asterisk is not None and stale):
+            if name in p.port_changes or name in p.stop or (self.asterisk is not None and stale):
                 del self.verified[name]
 
     async def _refresh_asterisk(self) -> bool:
-        if not self._ami.connected:
-            self._asterisk = None
+        if not self.ami.connected:
+            self.asterisk = None
             return False
         try:
-            self._asterisk = await self._ami.show_devices()
+            self.asterisk = await self.ami.show_devices()
         except AmiError as exc:
-            self._ami_failed(exc)
+            self.ami_failed(exc)
             log.error("cannot read Asterisk's devices: %s", exc)
-            self._asterisk = None
+            self.asterisk = None
             return False
         return True
 
@@ -759,9 +511,9 @@ class Daemon:
         ok = True
         for name in devices:
             try:
-                await self._ami.stop(name)
+                await self.ami.stop(name)
             except AmiError as exc:
-                self._ami_failed(exc)
+                self.ami_failed(exc)
                 log.error("DongleStop %s failed: %s", name, exc)
                 ok = False
                 continue
@@ -814,10 +566,10 @@ class Daemon:
     async def _kick(self, p: Plan) -> bool:
         if p.reload or p.start:
             # Every device chan_dongle may now (re)open names a verified or parked port.
-            self._lift_fences()
+            self.fences.lift_all()
         try:
             if p.reload:
-                await self._ami.reload(self.s.ami.reload_when)
+                await self.ami.reload(self.s.ami.reload_when)
                 self.counters["reloads"] += 1
                 self.metrics.reloads.inc()
                 emit(
@@ -826,25 +578,25 @@ class Daemon:
                     self.s.ami.reload_when,
                 )
             for name in p.start:
-                await self._ami.start(name)
+                await self.ami.start(name)
                 emit(Event.STARTED, "started device %s", name, device=name)
         except AmiError as exc:
-            self._ami_failed(exc)
+            self.ami_failed(exc)
             log.error("Asterisk did not take the change yet: %s", exc)
             return False
         return True
 
-    async def _verify(self, expect: dict[str, Expect]) -> None:
+    async def verify(self, expect: dict[str, Expect]) -> None:
         deadline = time.monotonic() + self.s.verify_timeout
         delay = 0.02
         while expect and time.monotonic() < deadline:
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.5)
             try:
-                entries = await self._ami.show_devices()
+                entries = await self.ami.show_devices()
             except AmiError:
                 return  # reconnect brings a full pass, which verifies again
-            self._asterisk = entries
+            self.asterisk = entries
             for name, want in list(expect.items()):
                 entry = entries.get(name)
                 if entry is None or not entry.imei_state:
@@ -852,9 +604,9 @@ class Daemon:
                 del expect[name]
                 if want.matches(entry.imei_state, entry.imsi_state) and entry.connected:
                     self.verified[name] = want.imei
-                    stick = self._stick_with(want.imei)
+                    stick = self.stick_with(want.imei)
                     if stick is not None:
-                        self._recovered(stick.usb_port)
+                        self.recovery.recovered(stick.usb_port)
                     gone = self._gone_at.pop(want.imei, None)
                     if gone is not None:
                         self.metrics.recovery_seconds.observe(time.monotonic() - gone)
@@ -871,7 +623,7 @@ class Daemon:
                     )
                 else:
                     self._request(urgent=True)  # the next pass stops and parks it
-            self._publish()
+            self.publish()
         for name, want in expect.items():
             emit(
                 Event.NOT_VERIFIED,
@@ -882,27 +634,27 @@ class Daemon:
                 device=name,
                 imei=want.imei,
             )
-            stick = self._stick_with(want.imei)
+            stick = self.stick_with(want.imei)
             if stick is not None:
                 reason = f"device {name} did not come up within {self.s.verify_timeout:g} s"
-                self._failing(stick.usb_port, reason, name, stick.usb_device)
-        self._publish()
+                self.recovery.failing(stick.usb_port, reason, name, stick.usb_device)
+        self.publish()
 
     # ---- Asterisk connection ---------------------------------------------------------
 
-    def _ami_failed(self, exc: AmiError) -> None:
+    def ami_failed(self, exc: AmiError) -> None:
         self.metrics.ami_errors.inc()
         log.debug("AMI failure: %s", exc)
 
     def _on_ami_lost(self) -> None:
-        self._asterisk = None
+        self.asterisk = None
         self._ami_lost.set()
 
     async def _try_ami_once(self) -> bool:
         try:
-            await self._ami.connect()
+            await self.ami.connect()
         except AmiError as exc:
-            self._ami_failed(exc)
+            self.ami_failed(exc)
             emit(Event.AMI_DOWN, "Asterisk AMI: %s", exc)
             return False
         emit(Event.AMI_UP, "connected to Asterisk AMI")
@@ -912,21 +664,21 @@ class Daemon:
     async def _ami_loop(self) -> None:
         backoff = 0.5
         while True:
-            if self._ami.connected:
+            if self.ami.connected:
                 self._ami_lost.clear()
                 await self._ami_lost.wait()
                 emit(Event.AMI_DOWN, "lost the connection to Asterisk AMI; reconnecting")
                 backoff = 0.5
             await asyncio.sleep(backoff)
             try:
-                await self._ami.connect()
+                await self.ami.connect()
             except AmiAuthError as exc:
-                self._ami_failed(exc)
+                self.ami_failed(exc)
                 emit(Event.AMI_DOWN, "Asterisk AMI: %s", exc)
                 backoff = min(backoff * 2, self.s.ami.backoff_max)
                 continue
             except AmiError as exc:
-                self._ami_failed(exc)
+                self.ami_failed(exc)
                 log.debug("AMI reconnect failed: %s", exc)
                 backoff = min(backoff * 2, self.s.ami.backoff_max)
                 continue
@@ -941,14 +693,14 @@ class Daemon:
         last = f"; last: {self.last_change}" if self.last_change else ""
         return f"{total} sticks, {len(self.verified)} on their devices{last}"
 
-    def _publish(self) -> None:
+    def publish(self) -> None:
         statusfile.publish(self)
         notify.status(self.summary())
         m = self.metrics
         m.sticks_present.set(len(self.sticks))
         m.sticks_identified.set(sum(1 for s in self.sticks.values() if s.identity is not None))
         m.devices_verified.set(len(self.verified))
-        m.devices(self._asterisk or {})
+        m.devices(self.asterisk or {})
         m.flush()
 
 

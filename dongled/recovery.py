@@ -1,83 +1,177 @@
-"""The hung-stick recovery ladder: the decisions, with no I/O.
-
-A stick whose ports exist but which does not answer (or whose device never comes up) is
-recovered step by step, gentlest first: DongleRestart -> re-authorize the USB device ->
-USB port reset -> power cycle of its hub port. Each step is rate-limited with a backoff
-per physical USB port, and a stick that keeps failing is given up on, with the reason,
-instead of being reset forever.
-"""
+"""The hung-stick recovery ladder at work: when to climb it, the steps themselves, and the
+follow-up that notices a stick which stays dead (no new event would ever come from it)."""
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass, field
+import asyncio
+import logging
+import os
+import time
+from typing import TYPE_CHECKING
+
+from dongled import usbreset
+from dongled.errors import AmiError
+from dongled.eventlog import Event, emit
+from dongled.ladder import ORDER, Ladder, Step
+from dongled.reconcile import Expect
+from dongled.usbreset import RecoveryError
+
+if TYPE_CHECKING:
+    from dongled.daemon import Daemon
+
+log = logging.getLogger(__name__)
 
 
-class Step(enum.Enum):
-    RESTART = "restart"  # DongleRestart: chan_dongle reopens the ttys
-    REAUTHORIZE = "reauthorize"  # sysfs authorized 0 -> 1: the kernel re-binds the stick
-    USB_RESET = "usb_reset"  # USBDEVFS_RESET on /dev/bus/usb/BBB/DDD
-    POWER_CYCLE = "power_cycle"  # uhubctl: the hub port's power off and on
+def _read_int(sys_path: str, attribute: str) -> int | None:
+    try:
+        with open(os.path.join(sys_path, attribute), encoding="ascii") as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
 
 
-ORDER = (Step.RESTART, Step.REAUTHORIZE, Step.USB_RESET, Step.POWER_CYCLE)
+class Recovery:
+    def __init__(self, daemon: Daemon) -> None:
+        self._d = daemon
+        rec = daemon.s.recovery
+        enabled = {
+            Step.RESTART: rec.restart,
+            Step.REAUTHORIZE: rec.reauthorize,
+            Step.USB_RESET: rec.usb_reset,
+            Step.POWER_CYCLE: rec.power_cycle,
+        }
+        self.ladder = Ladder(
+            steps=tuple(step for step in ORDER if enabled[step]),
+            backoff=rec.backoff,
+            backoff_max=rec.backoff_max,
+            max_rounds=rec.max_rounds,
+        )
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._told: set[str] = set()  # ports whose giving-up was journaled
+        self._closed = False
 
+    def close(self) -> None:
+        self._closed = True
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
 
-@dataclass(slots=True, kw_only=True)
-class PortState:
-    next_index: int = 0
-    rounds: int = 0
-    not_before: float = 0.0
-    last_step: Step | None = None
-    last_reason: str = ""
-    given_up: str = ""
-    history: list[tuple[float, Step, str]] = field(default_factory=list)
+    def failing(self, usb_port: str, reason: str, device: str | None, sys_path: str) -> None:
+        self._d.spawn(self._recover(usb_port, reason, device, sys_path), f"recover {usb_port}")
 
+    def recovered(self, usb_port: str) -> None:
+        timer = self._timers.pop(usb_port, None)
+        if timer is not None:
+            timer.cancel()
+        if usb_port in self.ladder.ports:
+            emit(Event.RECOVERED, "stick at USB %s works again", usb_port, usb_port=usb_port)
+        self.ladder.succeeded(usb_port)
+        self._told.discard(usb_port)
 
-@dataclass(slots=True, kw_only=True)
-class Ladder:
-    steps: tuple[Step, ...] = ORDER  # the enabled ones, in order
-    backoff: float = 30.0  # first wait between two steps on one port
-    backoff_max: float = 600.0
-    max_rounds: int = 2  # whole ladders tried before giving up
-    ports: dict[str, PortState] = field(default_factory=dict)
+    def _healthy(self, usb_port: str) -> bool:
+        for stick in self._d.sticks.values():
+            if stick.usb_port == usb_port and stick.identity is not None:
+                imei = stick.identity.imei
+                return imei in self._d.verified.values() or all(
+                    sec.imei != imei for sec in self._d.sections.values()
+                )
+        return False
 
-    def next_step(self, usb_port: str, now: float, reason: str, *, has_device: bool) -> Step | None:
-        """The step to take now for a failing stick, or None (waiting, or given up).
-        DongleRestart needs a device section; without one the ladder starts further up."""
-        st = self.ports.setdefault(usb_port, PortState())
-        st.last_reason = reason
-        if st.given_up or now < st.not_before or not self.steps:
-            return None
-        while True:
-            if st.next_index >= len(self.steps):
-                st.rounds += 1
-                st.next_index = 0
-                if st.rounds >= self.max_rounds:
-                    st.given_up = (
-                        f"still failing after {st.rounds} rounds of recovery "
-                        f"({', '.join(s.value for s in self.steps)}): {reason}"
-                    )
-                    return None
-            step = self.steps[st.next_index]
-            st.next_index += 1
-            if step is Step.RESTART and not has_device:
-                continue
-            break
-        tries = st.rounds * len(self.steps) + st.next_index
-        st.not_before = now + min(self.backoff_max, self.backoff * 2 ** (tries - 1))
-        st.last_step = step
-        st.history.append((now, step, reason))
-        return step
+    async def _recover(self, usb_port: str, reason: str, device: str | None, sys_path: str) -> None:
+        r = self._d.s.recovery
+        if device is not None and self._d.ami.connected:
+            try:
+                entry = (await self._d.ami.show_devices()).get(device)
+            except AmiError as exc:
+                self._d.ami_failed(exc)
+                entry = None
+            if entry is not None and entry.calls not in ("", "0"):
+                log.info("recovery of %s waits: %s calls on %s", usb_port, entry.calls, device)
+                self._follow_up(usb_port, reason, device, sys_path, r.backoff)
+                return
+        now = time.monotonic()
+        can_restart = device is not None and self._d.ami.connected
+        step = self.ladder.next_step(usb_port, now, reason, has_device=can_restart)
+        if step is None:
+            why = self.ladder.given_up(usb_port)
+            if why and usb_port not in self._told:
+                self._told.add(usb_port)
+                emit(
+                    Event.GIVEN_UP,
+                    "stick at USB %s: given up, %s",
+                    usb_port,
+                    why,
+                    usb_port=usb_port,
+                    device=device,
+                )
+                self._d.publish()
+            elif not why:
+                self._follow_up(
+                    usb_port, reason, device, sys_path, self.ladder.wait_left(usb_port, now)
+                )
+            return
+        emit(
+            Event.RECOVERY,
+            "stick at USB %s: recovery step %s (%s)",
+            usb_port,
+            step.value,
+            reason,
+            usb_port=usb_port,
+            device=device,
+        )
+        self._d.metrics.recoveries.labels(step=step.value).inc()
+        try:
+            await self._take_step(step, usb_port, device, sys_path)
+        except (RecoveryError, AmiError) as exc:
+            emit(
+                Event.RECOVERY_FAILED,
+                "stick at USB %s: step %s failed: %s",
+                usb_port,
+                step.value,
+                exc,
+                usb_port=usb_port,
+                device=device,
+            )
+        self._d.publish()
+        self._follow_up(
+            usb_port, reason, device, sys_path, self.ladder.wait_left(usb_port, time.monotonic())
+        )
 
-    def succeeded(self, usb_port: str) -> None:
-        """The stick works again: its ladder starts from the bottom next time."""
-        self.ports.pop(usb_port, None)
+    async def _take_step(
+        self, step: Step, usb_port: str, device: str | None, sys_path: str
+    ) -> None:
+        if step is Step.RESTART and device is not None:
+            await self._d.ami.restart(device)
+            sec = self._d.sections.get(device)
+            if sec is not None and sec.imei:
+                want = Expect(imei=sec.imei, imsi=sec.imsi or None)
+                self._d.spawn(self._d.verify({device: want}), "verify")
+        elif step is Step.REAUTHORIZE:
+            usbreset.reauthorize(sys_path)
+        elif step is Step.USB_RESET:
+            busnum, devnum = _read_int(sys_path, "busnum"), _read_int(sys_path, "devnum")
+            if busnum is None or devnum is None:
+                raise RecoveryError(f"USB reset: no busnum/devnum under {sys_path}")
+            usbreset.usb_reset(busnum, devnum)
+        elif step is Step.POWER_CYCLE:
+            await asyncio.to_thread(usbreset.power_cycle, usb_port)
 
-    def given_up(self, usb_port: str) -> str:
-        st = self.ports.get(usb_port)
-        return st.given_up if st is not None else ""
+    def _follow_up(
+        self, usb_port: str, reason: str, device: str | None, sys_path: str, delay: float
+    ) -> None:
+        """Look again once the step had time to work: no new event may ever come from a
+        stick that stays dead, so the ladder cannot wait for one."""
+        old = self._timers.pop(usb_port, None)
+        if old is not None:
+            old.cancel()
 
-    def wait_left(self, usb_port: str, now: float) -> float:
-        st = self.ports.get(usb_port)
-        return max(0.0, st.not_before - now) if st is not None else 0.0
+        def check() -> None:
+            self._timers.pop(usb_port, None)
+            if self._closed:
+                return
+            if self._healthy(usb_port):
+                self.recovered(usb_port)
+            else:
+                self.failing(usb_port, reason, device, sys_path)
+
+        self._timers[usb_port] = asyncio.get_running_loop().call_later(delay, check)

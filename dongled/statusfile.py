@@ -148,10 +148,10 @@ def _stick_row(s: Stick, section: str | None) -> dict[str, Any]:
 def snapshot(d: Daemon) -> dict[str, Any]:
     """The status document (schema 1); reads the Daemon, never changes it."""
     state_dir = d.s.state_dir
-    asterisk: dict[str, DeviceEntry] = dict(d._asterisk or {})
-    ami_up = bool(d._ami.connected) and d._asterisk is not None
+    asterisk: dict[str, DeviceEntry] = dict(d.asterisk or {})
+    ami_up = bool(d.ami.connected) and d.asterisk is not None
     # the daemon's last good parse (kept while the file is broken); the file before a pass
-    sections = dict(d._sections) or _sections(d.s.dongle_conf)
+    sections = dict(d.sections) or _sections(d.s.dongle_conf)
     plugged = list(d.sticks.values())
     named: dict[str, str] = {}  # usb_device of the stick carrying a section -> section
     rows = []
@@ -184,7 +184,7 @@ def snapshot(d: Daemon) -> dict[str, Any]:
         "running": True,
         "pid": os.getpid(),
         "dongle_conf": d.s.dongle_conf,
-        "ami_connected": bool(d._ami.connected),
+        "ami_connected": bool(d.ami.connected),
         "conf_error": d.conf_error or None,
         "summary": d.summary(),
         "sections": rows,
@@ -206,7 +206,7 @@ def _recovery(d: Daemon) -> dict[str, dict[str, Any]]:
             "reason": st.last_reason or None,
             "given_up": st.given_up or None,
         }
-        for port, st in sorted(d.ladder.ports.items())
+        for port, st in sorted(d.recovery.ladder.ports.items())
     }
 
 
@@ -218,9 +218,9 @@ def _switching(d: Daemon) -> list[dict[str, Any]]:
             "usb_port": info.usb_port,
             "vid_pid": f"{info.vid}:{info.pid}",
             "seconds": round(now - since, 1),
-            "stuck": now - since >= d.s.switch_limit,
+            "stuck": now - since >= d.fleet.switch_limit,
         }
-        for info, since in sorted(d.switching.values(), key=lambda v: v[0].usb_port)
+        for info, since in sorted(d.fleet.switching.values(), key=lambda v: v[0].usb_port)
     ]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dongled.recovery import ORDER, Ladder, Step
+from dongled.ladder import ORDER, Ladder, Step
 from dongled.usbreset import RecoveryError, hub_and_port, power_cycle, reauthorize, usb_reset
 from tests.support.rig import Rig, rig, wait_until
 from tests.support.testbed import Testbed

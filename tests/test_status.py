@@ -249,7 +249,7 @@ def test_status_shows_a_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[s
     )
     d.sticks[stick.usb_device] = stick
     # Asterisk runs dongle0 on a stick with B's IMEI (what dongled stops at once)
-    d._asterisk = {"dongle0": _entry("dongle0", "/dev/ttyUSB2", B)}
+    d.asterisk = {"dongle0": _entry("dongle0", "/dev/ttyUSB2", B)}
 
     doc = statusfile.snapshot(d)
     rows = {r["section"]: r for r in doc["sections"]}
@@ -267,7 +267,7 @@ def test_status_shows_a_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert f"[dongle0] mismatch: Asterisk runs IMEI {B} on this device, not {A}" in out
 
     # the same stick, now verified: exit 0 (an absent or unmanaged section is no problem)
-    d._asterisk = {"dongle0": _entry("dongle0", "/dev/ttyUSB2", A)}
+    d.asterisk = {"dongle0": _entry("dongle0", "/dev/ttyUSB2", A)}
     statusfile.publish(d)
     assert cli.main(["--config", str(settings), "status", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)

@@ -530,6 +530,12 @@ class Daemon:
             self.conf_error = str(exc)
             return False
         self.counters["conf_writes"] += 1
+        emit(
+            Event.CONF_WRITTEN,
+            "wrote %s (%d section(s) changed; previous version kept as .dongled-bak)",
+            ", ".join(sorted(files)),
+            len(p.port_changes),
+        )
         self.metrics.conf_writes.inc()
         now = time.strftime("%H:%M:%S")
         sections = conf.devices()

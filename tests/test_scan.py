@@ -170,8 +170,8 @@ def test_adopt_adds_imei_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 def _manager_conf_block() -> dict[str, str]:
-    """The `[dongled]` block of manager.conf that docs/operations.md tells admins to add."""
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "operations.md").read_text()
+    """The `[dongled]` block of manager.conf that README.md tells admins to add."""
+    doc = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     block = re.search(r"```ini\n\[dongled\]\n(.*?)```", doc, re.S)
     assert block is not None
     pairs = (line.split("=", 1) for line in block.group(1).splitlines() if "=" in line)

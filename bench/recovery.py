@@ -140,7 +140,19 @@ def single_cycle(r: BenchRig, w: FsWatch, i: int, delay: float) -> Result:
                 marks["verified"] = t
         return len(marks) == 4
 
-    wait(done, 30, f"{name} back and verified on {data}", alive)
+    try:
+        wait(done, 30, f"{name} back and verified on {data}", alive)
+    except TimeoutError as exc:
+        since = {k: round(v - t0, 3) for k, v in marks.items()}
+        log = [s.text for s in w.lines(t_start)]
+        entry = r.asterisk.devices_snapshot().get(name, {})
+        ast = {k: entry.get(k) for k in ("State", "DataSetting", "IMEIState", "DataState")}
+        ast_log = r.asterisk.log_messages[-8:]
+        cmds = answered_commands(stick, t_start, time.monotonic())
+        raise TimeoutError(
+            f"{exc}; reached {since}; asterisk {ast}; chan_dongle log {ast_log}; "
+            f"AT seen {[(round(t - t0, 3), c) for t, c in cmds]}; daemon log {log}"
+        ) from None
     if not r.device_right(i):
         raise AssertionError(f"{name} is not on its stick after the cycle")
     time.sleep(0.2)
@@ -250,8 +262,8 @@ def footprint(r: BenchRig, idle: float, strace_for: float, tmp: Path) -> Result:
     dt = end.t - start.t
     result: Result = {
         "pid_cmdline": " ".join(p.decode() for p in cmdline if p),
-        "startup_cpu_s": start.cpu_s,
-        "rss_after_startup_mib": start.rss_kib / 1024,
+        "cpu_s_so_far": start.cpu_s,
+        "rss_before_idle_mib": start.rss_kib / 1024,
         "rss_after_idle_mib": end.rss_kib / 1024,
         "rss_peak_mib": end.hwm_kib / 1024,
         "threads": end.threads,
@@ -292,6 +304,58 @@ def strace_idle(pid: int, seconds: float, tmp: Path) -> Result:
     return {"seconds": seconds, "syscalls": dict(sorted(calls.items()))}
 
 
+def start_py_spy(pid: int, path: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """Sample the daemon's stacks (py-spy, 250 Hz, idle frames left out) until stopped."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    cmd = [
+        spy,
+        "record",
+        "--pid",
+        str(pid),
+        "--rate",
+        "250",
+        "--format",
+        "raw",
+        "--nolineno",
+        "-o",
+        str(path),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)  # attached before the storms begin
+    return proc, path
+
+
+def stop_py_spy(proc: subprocess.Popen[bytes], path: Path) -> Result:
+    """Top functions by samples where they were running (self) and on the stack (total)."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+    if not path.exists():
+        return {"error": "py-spy wrote nothing"}
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        samples += count
+        frames = [
+            f.split(" (", 1)[0] + " " + f.rsplit("/", 1)[-1].rstrip(")") for f in stack.split(";")
+        ]
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + count
+    top = sorted(own.items(), key=lambda kv: -kv[1])[:15]
+    top_total = sorted(total.items(), key=lambda kv: -kv[1])[:25]
+    return {"file": str(path), "samples": samples, "self": top, "total": top_total}
+
+
 def status_timing(r: BenchRig, runs: int) -> Result:
     """Wall time of `dongled status` as an administrator runs it (no umockdev preload)."""
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "UMOCKDEV_DIR")} | {
@@ -312,7 +376,13 @@ def status_timing(r: BenchRig, runs: int) -> Result:
             )
             times.append(time.perf_counter() - start)
             codes.add(proc.returncode)
-        result[label] = {**spread(times), "min": min(times), "exit_codes": sorted(codes)}
+        output = (proc.stdout + proc.stderr).decode(errors="replace")[-600:]
+        result[label] = {
+            **spread(times),
+            "min": min(times),
+            "exit_codes": sorted(codes),
+            "last_output": output,
+        }
     start = time.perf_counter()
     subprocess.run(
         [sys.executable, "-c", "pass"], env=env, capture_output=True, check=False, cwd=str(ROOT)
@@ -354,7 +424,13 @@ def bench_rig(n: int, delay: float, keep: bool) -> Iterator[tuple[BenchRig, FsWa
 def run_size(n: int, args: argparse.Namespace, rng: random.Random) -> Result:
     res: Result = {"sticks": n, "loadavg_before": os.getloadavg()}
     with bench_rig(n, args.answer_delay, args.keep) as (r, w, tmp):
-        res["startup"] = {"counters": counters(r)}
+        boot = ProcSample.take(r.pid)
+        res["startup"] = {
+            "counters": counters(r),
+            "cpu_s": boot.cpu_s,
+            "rss_mib": boot.rss_kib / 1024,
+        }
+        spy = start_py_spy(r.pid, Path(args.py_spy) / f"daemon-{n}.txt") if args.py_spy else None
         cycles: list[Result] = []
         failures: list[str] = []
         for k in range(args.cycles):
@@ -374,6 +450,8 @@ def run_size(n: int, args: argparse.Namespace, rng: random.Random) -> Result:
                 r.assert_daemon_alive()
                 break  # the sticks are in an unknown state
         res["storm"] = {"storms": storms, "failures": storm_failures}
+        if spy is not None:
+            res["profile"] = stop_py_spy(*spy)
         if n == args.footprint_sticks:
             time.sleep(0.5)
             res["footprint"] = footprint(r, args.idle, args.strace, tmp)
@@ -491,8 +569,11 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
         add("")
         add("| metric | value |")
         add("|---|---|")
-        add(f"| CPU time until all verified after start-up | {fp['startup_cpu_s']:.2f} s |")
-        add(f"| RSS after start-up | {fp['rss_after_startup_mib']:.1f} MiB |")
+        boot = res["startup"]
+        add(f"| CPU time from exec to all verified | {boot['cpu_s']:.2f} s |")
+        add(f"| RSS when all verified after start-up | {boot['rss_mib']:.1f} MiB |")
+        add(f"| CPU time after all cycles and storms | {fp['cpu_s_so_far']:.2f} s |")
+        add(f"| RSS after all cycles and storms | {fp['rss_before_idle_mib']:.1f} MiB |")
         add(f"| RSS after {fp['idle_seconds']:.0f} s idle (peak) | "
             f"{fp['rss_after_idle_mib']:.1f} MiB ({fp['rss_peak_mib']:.1f} MiB) |")  # fmt: skip
         add(f"| threads | {fp['threads']} |")
@@ -531,6 +612,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--status-runs", type=int, default=20)
     p.add_argument("--seed", type=int, default=5)
     p.add_argument("--json", metavar="FILE", help="write every measurement as JSON")
+    p.add_argument(
+        "--py-spy", metavar="DIR", help="profile the daemon (py-spy) during cycles and storms"
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary directories")
     p.add_argument("--quick", action="store_true", help="the short form CI runs (no timing goal)")
     args = p.parse_args(argv)
@@ -541,6 +625,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _git(*args: str) -> str:
+    proc = subprocess.run(
+        ["git", *args], cwd=str(ROOT), capture_output=True, text=True, check=False
+    )
+    return proc.stdout.strip()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if not Testbed.available():
@@ -549,24 +640,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     rng = random.Random(args.seed)
     results: list[Result] = []
     started = datetime.datetime.now(datetime.UTC)
-    for n in args.sizes:
-        out(f"--- {n} sticks ...")
-        t = time.monotonic()
-        results.append(run_size(n, args, rng))
-        out(f"--- {n} sticks done in {time.monotonic() - t:.0f} s")
     meta = {
         "started": started.isoformat(timespec="seconds"),
         "argv": sys.argv,
         "cpus": os.cpu_count(),
         "machine": platform.platform(),
         "python": platform.python_version(),
+        "commit": _git("rev-parse", "--short", "HEAD"),
+        "dongled_dirty": _git("status", "--porcelain", "dongled"),
     }
-    text = report(results, args)
-    out(text)
-    if args.json:
-        Path(args.json).write_text(
-            json.dumps({"meta": meta, "args": vars(args), "results": results}, indent=1)
-        )
+    for n in args.sizes:
+        out(f"--- {n} sticks ...")
+        t = time.monotonic()
+        results.append(run_size(n, args, rng))
+        out(f"--- {n} sticks done in {time.monotonic() - t:.0f} s")
+        if args.json:  # after each size: a later size that dies keeps the earlier figures
+            Path(args.json).write_text(
+                json.dumps({"meta": meta, "args": vars(args), "results": results}, indent=1)
+            )
+    out(f"commit {meta['commit']}; uncommitted in dongled/: {meta['dongled_dirty'] or 'none'}")
+    out(report(results, args))
     return 0
 
 

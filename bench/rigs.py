@@ -10,13 +10,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+import os
 import random
 import subprocess
 import sys
+import termios
 import time
+import tty
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import tests.support.rig
+from tests.support.fake_asterisk import FakeAsterisk
+from tests.support.fake_asterisk_dongle import ChanDongle, Device, _RefusedError
 from tests.support.modemsim import Role
 from tests.support.rig import ROOT, Rig
 from tests.support.testbed import HUB_PATH, FakeStick, Testbed
@@ -36,6 +44,65 @@ class StampedTestbed(Testbed):
         super().add_from_string(text)
         if TTY_MARK in text:
             self.last_tty_add = time.monotonic()
+
+
+class _DirectPtyChan(ChanDongle):
+    """The test chan_dongle, opening the pty behind /dev/ttyUSBn by its real path.
+
+    Under the umockdev preload every open testbed /dev node takes one of 50 slots of a
+    per-process table (libumockdev-preload aborts with "fd_map_add(): overflow" when it is
+    full), and the test Asterisk keeps two ttys open per device: 25 sticks would be the most
+    it could run (the preload tracks every open of a path that begins with "/dev/", /dev/pts
+    included, once ioctl/_default exists). This is ChanDongle._open_tty with one change: the
+    open() goes to "//dev/pts/N", the pty the testbed node links to (the same tty).
+    Lock names, lock checks and DataState are unchanged (still from the configured path).
+    """
+
+    testbed_root = ""
+
+    def _pty_of(self, path: str) -> str:
+        node = self.testbed_root + path
+        # "//dev/pts/N": the same tty for the kernel, but the preload only tracks paths that
+        # begin with "/dev/"
+        return "/" + os.path.realpath(node) if os.path.islink(node) else path
+
+    def _open_tty(self, device: Device, path: str) -> int:
+        real = os.path.realpath(path)
+        self._check_lock(device, path, real)
+        fd = os.open(self._pty_of(path), os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        try:
+            tty.setraw(fd)
+            fcntl.ioctl(fd, termios.TIOCEXCL)
+        except OSError:
+            os.close(fd)
+            raise
+        lock = self._lock_path(real)
+        try:
+            lock_fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(lock_fd, f"{os.getpid()} {fd}".encode("ascii"))
+            finally:
+                os.close(lock_fd)
+        except OSError as exc:
+            os.close(fd)
+            self._journal.log(f"[{device.name}] unable to create lock {lock}: {exc.strerror}")
+            raise _RefusedError(path) from exc
+        device.locks.append(lock)
+        device.reals.append(real)
+        self._holders[real] = device
+        return fd
+
+
+class BenchAsterisk(FakeAsterisk):
+    def _new_chan(self) -> ChanDongle:
+        return _DirectPtyChan(
+            asyncio.get_running_loop(),
+            self.conf_path,
+            lock_dir=self.lock_dir,
+            init_timeout=self.init_timeout,
+            journal=self._journal,
+            emit=self._emit,
+        )
 
 
 class BenchRig(Rig):
@@ -134,5 +201,8 @@ def interleaved_return(
 
 
 def make_rig(tmp: Path, tb: StampedTestbed, n: int, answer_delay: float) -> BenchRig:
+    # Rig builds its Asterisk from this module global: ours opens the ptys by their real path.
+    _DirectPtyChan.testbed_root = tb.root_dir
+    tests.support.rig.FakeAsterisk = BenchAsterisk  # type: ignore[attr-defined]
     # chan_dongle's interval as in the sample file (15 s): its passes are not ours to measure.
     return BenchRig(tmp, tb, n, answer_delay=answer_delay, interval=15.0)

@@ -52,7 +52,8 @@ def test_quick_benchmark_produces_numbers(tmp_path: Path) -> None:
     assert storms, res["storm"]["failures"]
     assert _number(storms[0]["all_verified"])
     fp = res["footprint"]
-    assert fp["rss_after_startup_mib"] > 0
+    assert fp["rss_before_idle_mib"] > 0
+    assert res["startup"]["rss_mib"] > 0
     assert _number(fp["idle_cpu_percent"])
     assert _number(fp["idle_wakeups_per_s"])
     assert _number(res["status"]["status"]["p50"])

@@ -588,6 +588,10 @@ class ChanDongle:
         """Lock check, open, raw mode, TIOCEXCL, our lock "<pid> <fd>": chan_dongle's opentty."""
         real = os.path.realpath(path)
         self._check_lock(device, path, real)
+        # stat first: under umockdev's preload a failing open() of a /dev path leaks the
+        # preload's ioctl connection and a slot of its 50-entry fd table (seen: the soak
+        # aborted after ~40 cycles of chan_dongle retrying vanished ports). Same errno.
+        os.stat(path)
         fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         try:
             tty.setraw(fd)

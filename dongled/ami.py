@@ -206,8 +206,12 @@ class AmiClient:
         if not reply.success:
             raise AmiError(f"{action['Action']} refused: {reply.message or reply.response}")
 
-    async def show_devices(self) -> dict[str, DeviceEntry]:
-        reply = await self._send({"Action": "DongleShowDevices"})
+    async def show_devices(self, device: str | None = None) -> dict[str, DeviceEntry]:
+        """Every device, or just `device` (a listing whose cost does not grow with N)."""
+        action = {"Action": "DongleShowDevices"}
+        if device is not None:
+            action["Device"] = device
+        reply = await self._send(action)
         messages = reply if isinstance(reply, list) else [reply]
         head = messages[0]
         if not head.success:

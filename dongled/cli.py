@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
-import signal
 import sys
+from collections.abc import Coroutine
 from typing import Any
 
-from dongled import __version__, eventlog, settings
+from dongled import __version__, settings
 from dongled.errors import ConfError, SettingsError
 from dongled.statusfile import FILENAME, exit_ok, render_table
 
@@ -18,7 +17,7 @@ EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
 
 _EPILOG = (
     "exit codes: 0 done / all right, 1 a problem (see the message), 2 bad settings or usage, "
-    "3 (status only) the daemon is not running. Full manual: docs/operations.md."
+    "3 (status only) the daemon is not running. Full manual: README.md."
 )
 
 
@@ -103,7 +102,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(conf: settings.Settings, verbose: bool) -> int:
-    from dongled import daemon, notify
+    # Imported here: `dongled status` must not pay for asyncio and the daemon's modules.
+    import asyncio
+    import signal
+
+    from dongled import daemon, eventlog, notify
 
     eventlog.setup(verbose)
 
@@ -258,6 +261,12 @@ async def _adopt(conf: settings.Settings, apply: bool) -> int:
     return EXIT_PROBLEM if result.skipped else EXIT_OK
 
 
+def _in_loop(coro: Coroutine[Any, Any, int]) -> int:
+    import asyncio
+
+    return asyncio.run(coro)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -271,8 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         return _status(conf, args.json)
     try:
         if args.command == "scan":
-            return asyncio.run(_scan(conf, args.apply))
-        return asyncio.run(_adopt(conf, args.apply))
+            return _in_loop(_scan(conf, args.apply))
+        return _in_loop(_adopt(conf, args.apply))
     except ConfError as exc:
         print(f"dongled: {exc}", file=sys.stderr)
         return EXIT_PROBLEM

@@ -40,6 +40,7 @@ STORM_MEMORY = 30.0  # a stick gone this recently is expected back with the othe
 REMOVAL_QUIET = 0.05  # sticks of one hub drop within milliseconds: park them in one write
 REMOVAL_MAX_WAIT = 0.5  # ...but never wait longer than this to park and stop
 RETRY_BASE, RETRY_MAX = 2.0, 60.0
+VERIFY_POLL, VERIFY_FAST_FOR, VERIFY_POLL_SLOW = 0.025, 2.0, 0.5
 
 
 def _imsi(value: str | None) -> str | None:
@@ -153,7 +154,11 @@ class Daemon:
         stick = self.sticks.get(info.usb_device)
         if stick is None:
             stick = Stick(
-                usb_device=info.usb_device, usb_port=info.usb_port, vid=info.vid, pid=info.pid
+                usb_device=info.usb_device,
+                usb_port=info.usb_port,
+                vid=info.vid,
+                pid=info.pid,
+                appeared=time.monotonic(),
             )
             self.sticks[info.usb_device] = stick
             self.fleet.stick_added(info.usb_port, [st.usb_port for st in self.sticks.values()])
@@ -263,6 +268,12 @@ class Daemon:
     async def _probe(self, stick: Stick) -> None:
         stick.state = StickState.PROBING
         layouts = models.candidates(stick.vid, stick.pid, frozenset(stick.ports))
+        if not layouts and time.monotonic() - stick.appeared < self.s.batch_max_wait:
+            # Ports still arriving (a known model needs its data and audio ports): wait,
+            # never probe half a stick, and do not count it as a failure.
+            stick.state = StickState.SETTLING
+            self._schedule_probe(stick, self.s.settle_time)
+            return
         error = "no port answered AT"
         hung = True  # until a port says otherwise: ports there, nobody answering
         for layout in layouts:
@@ -404,7 +415,13 @@ class Daemon:
             self._dirty.clear()
             self._urgent = False
             self._pending_since = None
-            ok = await self.apply()
+            try:
+                ok = await self.apply()
+            except Exception:
+                # A bug must not end the reconcile loop: the daemon would look alive and do
+                # nothing. Logged with its traceback, retried with backoff.
+                log.exception("reconcile pass failed; retrying")
+                ok = False
             if not self.ready.is_set():
                 self.ready.set()
                 notify.ready(self.summary())
@@ -522,7 +539,7 @@ class Daemon:
 
     def _write(self, conf: DongleConf, p: Plan) -> bool:
         try:
-            _, files = conf.with_ports(p.port_changes)
+            written, files = conf.with_ports(p.port_changes)
             for path, content in files.items():
                 replace_atomically(path, content)
         except (ConfError, ValueError) as exc:
@@ -530,6 +547,7 @@ class Daemon:
             self.conf_error = str(exc)
             return False
         self.counters["conf_writes"] += 1
+        before, self.sections = self.sections, written.devices()
         emit(
             Event.CONF_WRITTEN,
             "wrote %s (%d section(s) changed; previous version kept as .dongled-bak)",
@@ -538,9 +556,8 @@ class Daemon:
         )
         self.metrics.conf_writes.inc()
         now = time.strftime("%H:%M:%S")
-        sections = conf.devices()
         for name, (data, audio) in p.port_changes.items():
-            sec = sections[name]
+            sec = before[name]
             if (data, audio) == PARKED:
                 emit(
                     Event.PARKED,
@@ -593,21 +610,27 @@ class Daemon:
         return True
 
     async def verify(self, expect: dict[str, Expect]) -> None:
-        deadline = time.monotonic() + self.s.verify_timeout
-        delay = 0.02
+        start = time.monotonic()
+        deadline = start + self.s.verify_timeout
         while expect and time.monotonic() < deadline:
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 0.5)
+            # A steady short poll while chan_dongle initializes (its ~11 AT commands take a
+            # few hundred ms), then backing off: a device that is slow to come up costs
+            # little, and nothing polls once every device is verified.
+            elapsed = time.monotonic() - start
+            await asyncio.sleep(VERIFY_POLL if elapsed < VERIFY_FAST_FOR else VERIFY_POLL_SLOW)
+            only = next(iter(expect)) if len(expect) == 1 else None
             try:
-                entries = await self.ami.show_devices()
+                entries = await self.ami.show_devices(only)
             except AmiError:
                 return  # reconnect brings a full pass, which verifies again
-            self.asterisk = entries
+            self.asterisk = {**(self.asterisk or {}), **entries} if only else entries
+            changed = False
             for name, want in list(expect.items()):
                 entry = entries.get(name)
                 if entry is None or not entry.imei_state:
                     continue
                 del expect[name]
+                changed = True
                 if want.matches(entry.imei_state, entry.imsi_state) and entry.connected:
                     self.verified[name] = want.imei
                     stick = self.stick_with(want.imei)
@@ -629,7 +652,8 @@ class Daemon:
                     )
                 else:
                     self._request(urgent=True)  # the next pass stops and parks it
-            self.publish()
+            if changed:
+                self.publish()
         for name, want in expect.items():
             emit(
                 Event.NOT_VERIFIED,

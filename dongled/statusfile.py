@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -245,6 +244,8 @@ def publish(d: Daemon) -> None:
         return
     try:
         os.makedirs(directory, mode=0o755, exist_ok=True)
+        import tempfile  # the daemon's side only: `dongled status` never writes
+
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".status.")
         try:
             os.write(fd, data)

@@ -33,6 +33,7 @@ class Stick:
     error: str = ""
     failures: int = 0
     last_change: float = 0.0
+    appeared: float = 0.0  # when its first port showed up
 
     @property
     def in_flight(self) -> bool:

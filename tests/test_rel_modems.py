@@ -165,7 +165,9 @@ def _script(draw: st.DrawFn) -> Script:
         for cmd in ("ATI", "AT+CIMI", "AT^CVOICE?"):
             answers[cmd] = draw(st.one_of(plain, _answer()))
         answers["AT+CGSN"] = draw(st.sampled_from([GOOD_IMEI, BAD_LUHN])).encode()
-        answers["AT+CGSN"] = b"\r\n" + answers["AT+CGSN"] + b"\r\n" + draw(_answer())
+        honest_end = st.sampled_from([b"\r\nOK\r\n", b"\r\n^RSSI:5\r\n\r\nOK\r\n"])
+        answers["AT+CGSN"] += b"\r\n" + draw(st.one_of(honest_end, _answer()))
+        answers["AT+CGSN"] = b"\r\n" + answers["AT+CGSN"]
     vanish = None
     if draw(st.integers(0, 4)) == 0:
         cmd = draw(st.sampled_from(COMMANDS))
@@ -223,6 +225,7 @@ def test_probe_against_arbitrary_modems(tmp_path: Path) -> None:
     @settings(
         max_examples=int(os.environ.get("DONGLED_PROBE_EXAMPLES", "120")),
         deadline=None,
+        derandomize=True,  # the same examples on every run: CI cannot flake on the mix
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     @given(_script())

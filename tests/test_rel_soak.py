@@ -1,8 +1,8 @@
 """Campaign 6: soak. Unplug/replug cycles of 5 sticks with random timing and random tty
 numbers (fresh ones and each other's old ones), against `dongled run` and the test Asterisk.
 
-CI runs DONGLED_SOAK_CYCLES (default 15); the full campaign is
-`DONGLED_SOAK_CYCLES=1000 umockdev-wrapper .venv/bin/python -m pytest -s tests/test_rel_soak.py`.
+CI runs DONGLED_SOAK_CYCLES (default 40); the full campaign is
+`DONGLED_REL_CHILD=1 DONGLED_SOAK_CYCLES=1000 umockdev-wrapper .venv/bin/python -m pytest -s tests/test_rel_soak.py`.
 Every 10 cycles and at the end: every device on its own stick. Throughout: no foreign
 binding. Start vs end: the daemon's open fds, RSS, threads and asyncio tasks.
 """
@@ -31,7 +31,7 @@ pytestmark = [
     pytest.mark.skipif(not Testbed.available(), reason="needs umockdev-wrapper (CI runs it)"),
 ]
 
-CYCLES = int(os.environ.get("DONGLED_SOAK_CYCLES", "15"))
+CYCLES = int(os.environ.get("DONGLED_SOAK_CYCLES", "40"))
 STICKS = 5
 CHECK_EVERY = 10
 

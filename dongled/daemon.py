@@ -25,7 +25,7 @@ from dongled.eventlog import Event, emit
 from dongled.fences import Fences
 from dongled.fleet import FleetHealth
 from dongled.hotplug import TtyEvent, TtyInfo, UdevWatcher, UsbEvent, UsbInfo
-from dongled.identity import Identity, valid_imei, valid_imsi
+from dongled.identity import Identity, limitations, valid_imei, valid_imsi
 from dongled.metrics import Metrics
 from dongled.portlock import holder
 from dongled.probe import ProbeTimeouts, identify_port
@@ -347,6 +347,15 @@ class Daemon:
             audio=audio,
             usb_port=stick.usb_port,
         )
+        for what in limitations(ident, source):
+            emit(
+                Event.STICK_LIMITED,
+                "stick IMEI %s: %s",
+                ident.imei,
+                what,
+                imei=ident.imei,
+                usb_port=stick.usb_port,
+            )
         self._request(urgent=False)
         self._wake.set()
 

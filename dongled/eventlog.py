@@ -30,6 +30,7 @@ class Event(enum.Enum):
     NOT_VERIFIED = ("device-not-verified", logging.ERROR)
     MISMATCH = ("device-mismatch", logging.CRITICAL)
     AMBIGUOUS = ("stick-ambiguous", logging.ERROR)
+    STICK_LIMITED = ("stick-limited", logging.WARNING)
     SWITCHING = ("stick-switching", logging.INFO)
     SWITCH_STUCK = ("stick-switch-stuck", logging.ERROR)
     HUB_DROP = ("hub-drop", logging.ERROR)

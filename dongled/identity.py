@@ -53,6 +53,24 @@ class Identity:
             raise ValueError(f"not a valid IMSI: {self.imsi!r}")
 
 
+def limitations(ident: Identity, source: str) -> list[str]:
+    """What a probed stick lacks for chan_dongle, each with what to do about it."""
+    if source != "probe":
+        return []  # chan_dongle runs it: it has what it needs
+    out = []
+    if ident.imsi is None:
+        out.append(
+            "no SIM (AT+CIMI gave no IMSI): insert or reseat the SIM; chan_dongle aborts "
+            "its start-up on such a stick"
+        )
+    if ident.voice is False:
+        out.append(
+            "no voice (AT^CVOICE? answered ERROR): calls cannot work on it; it needs a "
+            "voice-enabled firmware"
+        )
+    return out
+
+
 def imei_from_cgsn(lines: tuple[str, ...]) -> str | None:
     """`AT+CGSN` answers a bare 15-digit line (some firmwares prefix `+CGSN:`)."""
     for line in lines:

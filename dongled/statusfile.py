@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from dongled.dongleconf import DeviceSection, DongleConf
 from dongled.errors import ConfError
-from dongled.identity import valid_imei
+from dongled.identity import limitations, valid_imei
 
 if TYPE_CHECKING:
     from dongled.ami import DeviceEntry
@@ -140,6 +140,7 @@ def _stick_row(s: Stick, section: str | None) -> dict[str, Any]:
         "section": section,
         "verified_by": s.source or None,
         "error": s.error or None,
+        "limits": limitations(ident, s.source) if ident else [],
         "ports": {str(k): v for k, v in sorted(s.ports.items())},
     }
 
@@ -360,6 +361,9 @@ def render_table(doc: dict[str, Any]) -> list[str]:
             out.append(f"stick at USB {port}: recovery given up: {rec['given_up']}")
         elif rec.get("last_step"):
             out.append(f"stick at USB {port}: recovering, last step {rec['last_step']}")
+    for s in doc.get("sticks", []):
+        for what in s.get("limits") or []:
+            out.append(f"stick at USB {s.get('usb_port')} (IMEI {s.get('imei')}): {what}")
     for w in doc.get("switching", []):
         if w.get("stuck"):
             out.append(

@@ -36,3 +36,14 @@ def test_cgsn_injection_is_not_an_imei() -> None:
 def test_ati_fields() -> None:
     info = parse_ati(("Manufacturer: huawei", "Model: E1550", "Revision: 11.608", f"IMEI: {GOOD}"))
     assert info["model"] == "E1550" and info["imei"] == GOOD
+
+
+def test_limitations_say_what_to_do() -> None:
+    from dongled.identity import limitations
+
+    bare = Identity(imei=GOOD, imsi=None, voice=False)
+    said = limitations(bare, "probe")
+    assert any("no SIM" in w and "insert" in w for w in said)
+    assert any("no voice" in w and "firmware" in w for w in said)
+    assert limitations(Identity(imei=GOOD, imsi="250011234567890", voice=True), "probe") == []
+    assert limitations(bare, "asterisk") == []  # chan_dongle runs it: nothing missing

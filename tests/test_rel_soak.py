@@ -2,7 +2,8 @@
 numbers (fresh ones and each other's old ones), against `dongled run` and the test Asterisk.
 
 CI runs DONGLED_SOAK_CYCLES (default 40); the full campaign is
-`DONGLED_REL_CHILD=1 DONGLED_SOAK_CYCLES=1000 umockdev-wrapper .venv/bin/python -m pytest -s tests/test_rel_soak.py`.
+`DONGLED_REL_CHILD=1 DONGLED_SOAK_CYCLES=1000 \
+    umockdev-wrapper .venv/bin/python -m pytest -s tests/test_rel_soak.py`.
 Every 10 cycles and at the end: every device on its own stick. Throughout: no foreign
 binding. Start vs end: the daemon's open fds, RSS, threads and asyncio tasks.
 """

@@ -54,6 +54,7 @@ STICK_KEYS = {
     "section",
     "verified_by",
     "error",
+    "limits",
     "ports",
     "status",
     "last_change",
@@ -299,3 +300,19 @@ def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert out.startswith("usage: dongled")
     assert ("exit codes" in out) or command == ["run"]
+
+
+@pytest.mark.skipif(not Testbed.available(), reason="needs umockdev-wrapper (CI runs it)")
+def test_status_says_what_a_sim_less_voiceless_stick_needs(tmp_path: Path) -> None:
+    sim = StickSim(make_imei(0), None, voice=False)
+    with rig(tmp_path, 1, sims=[sim]) as r:
+        r.start_daemon()
+        wait_until(
+            lambda: "stick-limited" in r.daemon_log() or "no voice" in r.daemon_log(),
+            10,
+            "the stick-limited events",
+        )
+        out = dongled(r, "status")
+        assert out.returncode == 1
+        assert "no SIM" in out.stdout and "insert" in out.stdout
+        assert "no voice" in out.stdout and "firmware" in out.stdout

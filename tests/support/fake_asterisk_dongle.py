@@ -277,6 +277,10 @@ class AtPort:
         self.closed = True
         self._loop.remove_reader(self.data_fd)
         for fd in {self.data_fd, self.audio_fd}:
+            # A real ttyUSB drops TIOCEXCL when its last opener closes it; the simulator keeps
+            # its own pty end open, so clear it by hand or the port stays "exclusive" forever.
+            with contextlib.suppress(OSError):
+                fcntl.ioctl(fd, termios.TIOCNXCL)
             with contextlib.suppress(OSError):
                 os.close(fd)
 
@@ -649,6 +653,8 @@ class ChanDongle:
 
     def _undo_open(self, device: Device, fds: list[int]) -> None:
         for fd in fds:
+            with contextlib.suppress(OSError):
+                fcntl.ioctl(fd, termios.TIOCNXCL)  # see AtPort.close
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._unlock(device)

@@ -78,7 +78,7 @@ install -d -m 0755 /etc/dongled
 chgrp "$service_group" /etc/dongled/dongled.toml
 [ -e /etc/dongled/ami-secret ] && chgrp "$service_group" /etc/dongled/ami-secret \
     && chmod 0640 /etc/dongled/ami-secret
-install -m 0644 udev/77-dongled.rules /etc/udev/rules.d/77-dongled.rules
+install -D -m 0644 udev/77-dongled.rules /etc/udev/rules.d/77-dongled.rules
 if command -v udevadm >/dev/null; then
     udevadm control --reload 2>/dev/null || true
     udevadm trigger --subsystem-match=tty --action=change 2>/dev/null || true

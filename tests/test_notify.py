@@ -52,3 +52,50 @@ def test_no_watchdog_pings_unless_asked(tmp_path: Path) -> None:
         time.sleep(0.5)
         r.poll_notifications()
         assert not any("WATCHDOG=1" in n for n in r.notifications)
+
+
+def test_a_receiver_that_never_reads_cannot_stall_the_daemon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libsystemd's sd_notify blocks once the receiver's queue is full; ours drops instead."""
+    import socket
+    import time
+
+    from dongled import notify
+
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(str(path))
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        start = time.monotonic()
+        for i in range(5000):  # far more than any socket queue holds
+            notify.status(f"{i} sticks")
+            notify.watchdog()
+        assert time.monotonic() - start < 5.0
+        receiver.settimeout(0.5)
+        first = receiver.recv(4096)
+        assert first.startswith(b"STATUS=0 sticks") or first.startswith(b"WATCHDOG=1")
+
+
+def test_status_is_sent_only_when_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from dongled import notify
+
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(str(path))
+        receiver.setblocking(False)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        for _ in range(3):
+            notify.status("same line")
+        notify.status("another line")
+        got = []
+        while True:
+            try:
+                got.append(receiver.recv(4096))
+            except BlockingIOError:
+                break
+        assert got == [b"STATUS=same line", b"STATUS=another line"]

@@ -1,6 +1,6 @@
 """The daemon's live state as a JSON snapshot in its runtime directory, for `dongled status`.
 
-The snapshot is the documented `dongled status --json` schema (docs/operations.md); this module
+The snapshot is the documented `dongled status --json` schema (README.md); this module
 writes it (from the Daemon, read-only) and turns it into the table and the exit code. It holds
 no secret and is written atomically, so a reader never sees half of it.
 """

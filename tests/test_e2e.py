@@ -123,6 +123,9 @@ def test_storm_of_ten_one_write_one_reload(tmp_path: Path) -> None:
         assert r.asterisk.reload_count - reloads == 1
         r.assert_never_foreign()
         r.assert_only_ports_changed()
+        # Ten sticks on one root bus: near what one USB controller serves, said once.
+        warned = [ln for ln in r.daemon_log().splitlines() if "one USB controller" in ln]
+        assert len(warned) == 1 and "10 sticks on USB bus 1" in warned[0]
 
 
 def test_asterisk_down_during_the_storm_and_back_later(tmp_path: Path) -> None:

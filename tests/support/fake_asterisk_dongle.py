@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .fake_asterisk_conf import ConfFile, ConfParseError, parse_conf
+from .testbed import DEVICE_LOCK
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -590,13 +591,16 @@ class ChanDongle:
 
     def _open_tty(self, device: Device, path: str) -> int:
         """Lock check, open, raw mode, TIOCEXCL, our lock "<pid> <fd>": chan_dongle's opentty."""
-        real = os.path.realpath(path)
-        self._check_lock(device, path, real)
-        # stat first: under umockdev's preload a failing open() of a /dev path leaks the
-        # preload's ioctl connection and a slot of its 50-entry fd table (seen: the soak
-        # aborted after ~40 cycles of chan_dongle retrying vanished ports). Same errno.
-        os.stat(path)
-        fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        # Under the testbed's lock: umockdev's preload aborts when a lookup here races the
+        # removal of the node by the test thread (see testbed.DEVICE_LOCK).
+        with DEVICE_LOCK:
+            real = os.path.realpath(path)
+            self._check_lock(device, path, real)
+            # stat first: under umockdev's preload a failing open() of a /dev path leaks the
+            # preload's ioctl connection and a slot of its 50-entry fd table (seen: the soak
+            # aborted after ~40 cycles of chan_dongle retrying vanished ports). Same errno.
+            os.stat(path)
+            fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         try:
             tty.setraw(fd)
             fcntl.ioctl(fd, termios.TIOCEXCL)

@@ -26,16 +26,17 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import itertools
 import os
 import selectors
 import socket
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Final
+from typing import Any, Final, TypeVar, cast
 
 from .modemsim import CDROM_MODE_USB, Role, SimPort, StickSim, UsbModel, serve
 
@@ -52,6 +53,24 @@ _REQ_IOCTL: Final = 1
 _REQ_RES: Final = 2
 _RES_DONE: Final = 3
 _RES_RUN: Final = 4
+
+
+# The preload is not safe against a /dev lookup in one thread (the test Asterisk's realpath
+# and open of a tty) racing the removal of that node in another: it asserts and aborts
+# (seen once in a 1000-cycle soak). Every testbed change and the test Asterisk's opens hold
+# this lock, so they never interleave.
+DEVICE_LOCK = threading.RLock()
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _serialized(fn: _F) -> _F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with DEVICE_LOCK:
+            return fn(*args, **kwargs)
+
+    return cast(_F, wrapper)
 
 
 class _IoctlPassthrough:
@@ -340,6 +359,7 @@ class Testbed:
         env["UMOCKDEV_DIR"] = self.root_dir
         return env
 
+    @_serialized
     def add_from_string(self, text: str) -> None:
         """Add devices in umockdev-record format; each paragraph emits an ``add`` uevent."""
         err = ctypes.c_void_p()
@@ -354,9 +374,11 @@ class Testbed:
         if not ok:
             raise TestbedError("add_from_string failed")
 
+    @_serialized
     def uevent(self, sys_path: str, action: str) -> None:
         self._lib.umockdev_testbed_uevent(self._handle, sys_path.encode(), action.encode())
 
+    @_serialized
     def remove_device(self, sys_path: str) -> None:
         """Remove one device (no event; children are NOT removed: do them first)."""
         self._lib.umockdev_testbed_remove_device(self._handle, sys_path.encode())
@@ -420,6 +442,7 @@ class Testbed:
             },
         )
 
+    @_serialized
     def add_stick(
         self, model: UsbModel, sim: StickSim, tty_numbers: Sequence[int], *, usb_port: str
     ) -> FakeStick:
@@ -502,6 +525,7 @@ class Testbed:
             raise
         stick.ports[ifnum] = FakePort(tty_no, ifnum, role, f"/sys{tty_path}", sim_port)
 
+    @_serialized
     def add_cdrom(self, *, usb_port: str, model: UsbModel = CDROM_MODE_USB) -> FakeUsbDevice:
         """A stick still in "CD-ROM mode": usb_device + one mass-storage interface, no tty."""
         dev = FakeUsbDevice(model=model, usb_port=usb_port, devnum=next(self._devnums))
@@ -550,6 +574,7 @@ class Testbed:
         self._remove_tree(stick)
         stick.plugged = False
 
+    @_serialized
     def unplug(self, device: FakeUsbDevice) -> None:
         """Pull the stick: ports hang up (opener sees HUP/EIO), remove uevents, sysfs gone."""
         if isinstance(device, FakeStick):
@@ -559,6 +584,7 @@ class Testbed:
         if device in self._devices:
             self._devices.remove(device)
 
+    @_serialized
     def replug(self, stick: FakeStick, tty_numbers: Sequence[int]) -> FakeStick:
         """The same stick (same sim, same USB port) comes back, on `tty_numbers`."""
         if stick.plugged:

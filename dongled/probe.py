@@ -38,6 +38,12 @@ class ProbeTimeouts:
 def _check_not_owned(port: str) -> None:
     """Refuse a port another program holds with TIOCEXCL or flock; sends nothing."""
     try:
+        # A port that vanished since its udev event is reported as such, without an open()
+        # (under umockdev's preload a failed open() of a /dev node also leaks a socket).
+        os.stat(port)
+    except OSError:
+        raise ProbeError(port, "port vanished") from None
+    try:
         fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
     except OSError as exc:
         if exc.errno == errno.EBUSY:

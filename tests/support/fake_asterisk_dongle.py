@@ -513,8 +513,8 @@ class ChanDongle:
             if port is not None:
                 try:
                     port.check()
-                except OSError as exc:
-                    self._port_lost(port, f"tcgetattr: {exc.strerror}")
+                except (OSError, termios.error) as exc:  # termios.error is no OSError
+                    self._port_lost(port, f"tcgetattr: {exc}")
             elif device.desired == "start":
                 self._open(device)
 

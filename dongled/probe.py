@@ -42,7 +42,7 @@ def _check_not_owned(port: str) -> None:
         # (under umockdev's preload a failed open() of a /dev node also leaks a socket).
         os.stat(port)
     except OSError:
-        raise ProbeError(port, "port vanished") from None
+        raise ProbeError(port, "no such port (unplugged?)") from None
     try:
         fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
     except OSError as exc:

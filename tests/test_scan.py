@@ -151,7 +151,7 @@ def test_adopt_adds_imei_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str
             assert f"+imei={imei}\n" in out
         assert f"[dongle0]: IMEI {r.imeis[0]} (by asterisk)" in err
         assert f"[dongle9]: IMEI {extra_imei} (by probe)" in err
-        assert "[spare]: skipped: cannot identify: /dev/ttyUSB90: cannot open" in err
+        assert "[spare]: skipped: cannot identify: /dev/ttyUSB90: no such port" in err
 
         code, out, err = run_cli(r, capsys, "adopt", "--apply")
         assert code == 1  # [spare] is still skipped

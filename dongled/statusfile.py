@@ -55,7 +55,8 @@ def _sections(path: str) -> dict[str, DeviceSection]:
 def _voice(stick: Stick | None, entry: DeviceEntry | None) -> bool | None:
     if stick is not None and stick.identity is not None and stick.identity.voice is not None:
         return stick.identity.voice
-    if entry is not None and entry.voice in ("Yes", "No"):
+    # chan_dongle reports Voice: No for a device it has not connected: that means unknown.
+    if entry is not None and entry.connected and entry.voice in ("Yes", "No"):
         return entry.voice == "Yes"
     return None
 

@@ -11,20 +11,17 @@
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import random
 import subprocess
 import sys
-import termios
 import time
-import tty
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import tests.support.rig
 from tests.support.fake_asterisk import FakeAsterisk
-from tests.support.fake_asterisk_dongle import ChanDongle, Device, _RefusedError
+from tests.support.fake_asterisk_dongle import ChanDongle
 from tests.support.modemsim import Role
 from tests.support.rig import ROOT, Rig
 from tests.support.testbed import HUB_PATH, FakeStick, Testbed
@@ -53,44 +50,18 @@ class _DirectPtyChan(ChanDongle):
     per-process table (libumockdev-preload aborts with "fd_map_add(): overflow" when it is
     full), and the test Asterisk keeps two ttys open per device: 25 sticks would be the most
     it could run (the preload tracks every open of a path that begins with "/dev/", /dev/pts
-    included, once ioctl/_default exists). This is ChanDongle._open_tty with one change: the
-    open() goes to "//dev/pts/N", the pty the testbed node links to (the same tty).
+    included, once ioctl/_default exists). One change to ChanDongle: its open() goes to
+    "//dev/pts/N", the pty the testbed node links to (the same tty).
     Lock names, lock checks and DataState are unchanged (still from the configured path).
     """
 
     testbed_root = ""
 
-    def _pty_of(self, path: str) -> str:
+    def _open_path(self, path: str) -> str:
         node = self.testbed_root + path
         # "//dev/pts/N": the same tty for the kernel, but the preload only tracks paths that
         # begin with "/dev/"
         return "/" + os.path.realpath(node) if os.path.islink(node) else path
-
-    def _open_tty(self, device: Device, path: str) -> int:
-        real = os.path.realpath(path)
-        self._check_lock(device, path, real)
-        fd = os.open(self._pty_of(path), os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-        try:
-            tty.setraw(fd)
-            fcntl.ioctl(fd, termios.TIOCEXCL)
-        except OSError:
-            os.close(fd)
-            raise
-        lock = self._lock_path(real)
-        try:
-            lock_fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                os.write(lock_fd, f"{os.getpid()} {fd}".encode("ascii"))
-            finally:
-                os.close(lock_fd)
-        except OSError as exc:
-            os.close(fd)
-            self._journal.log(f"[{device.name}] unable to create lock {lock}: {exc.strerror}")
-            raise _RefusedError(path) from exc
-        device.locks.append(lock)
-        device.reals.append(real)
-        self._holders[real] = device
-        return fd
 
 
 class BenchAsterisk(FakeAsterisk):

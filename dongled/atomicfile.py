@@ -104,6 +104,13 @@ def _write_copy(directory: str, name: str, data: bytes, st: os.stat_result) -> s
 
 def _backup(path: str, backup: str, directory: str, st: os.stat_result) -> None:
     """Make `backup` hold the current bytes of `path`, replacing any older backup atomically."""
+    with contextlib.suppress(OSError):
+        b = os.lstat(backup)
+        if (b.st_dev, b.st_ino) == (st.st_dev, st.st_ino):
+            # Already a hard link of the current file (a writer was killed after its backup,
+            # before its rename). rename(2) between two links of one inode does nothing and
+            # would leave our temporary link behind.
+            return
     link = os.path.join(directory, f".{os.path.basename(backup)}.{os.urandom(8).hex()}.dongled-tmp")
     try:
         os.link(path, link, follow_symlinks=False)

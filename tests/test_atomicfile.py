@@ -144,3 +144,14 @@ def test_immutable_directory_leaves_original_intact(conf: Path) -> None:
         subprocess.run(["chattr", "-i", str(conf.parent)], check=True)
     assert conf.read_bytes() == OLD
     assert _listing(conf.parent) == ["dongle.conf"]
+
+
+def test_backup_that_already_is_the_current_file_leaves_no_temp(tmp_path: Path) -> None:
+    # A writer killed after making its backup link and before its rename leaves
+    # dongle.conf.dongled-bak as a hard link of dongle.conf itself.
+    conf = tmp_path / "dongle.conf"
+    conf.write_bytes(b"[general]\n")
+    os.link(conf, tmp_path / "dongle.conf.dongled-bak")
+    replace_atomically(str(conf), b"[general]\ninterval=15\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dongle.conf", "dongle.conf.dongled-bak"]
+    assert (tmp_path / "dongle.conf.dongled-bak").read_bytes() == b"[general]\n"

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import subprocess
@@ -65,15 +64,7 @@ class _DirectPtyChan(ChanDongle):
 
 
 class BenchAsterisk(FakeAsterisk):
-    def _new_chan(self) -> ChanDongle:
-        return _DirectPtyChan(
-            asyncio.get_running_loop(),
-            self.conf_path,
-            lock_dir=self.lock_dir,
-            init_timeout=self.init_timeout,
-            journal=self._journal,
-            emit=self._emit,
-        )
+    chan_class = _DirectPtyChan
 
 
 class BenchRig(Rig):

@@ -45,6 +45,12 @@ def test_storage_mode_stick_is_shown_and_flagged_when_stuck(tmp_path: Path) -> N
         wait_until(lambda: "still in storage mode" in r.daemon_log(), 5, "stuck flag")
         assert "usb_modeswitch" in r.daemon_log()
         r.wait_all_right()  # the other stick is untouched
+
+        def stuck_in_status() -> bool:  # the snapshot is written just after the journal line
+            switching = r.status().get("switching")
+            return isinstance(switching, list) and bool(switching) and switching[0]["stuck"]
+
+        wait_until(stuck_in_status, 5, "status to show the stick stuck")
         doc = r.status()
         switching = doc["switching"]
         assert isinstance(switching, list)

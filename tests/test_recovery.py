@@ -155,10 +155,14 @@ def test_stick_that_never_answers_climbs_the_ladder_and_is_given_up(tmp_path: Pa
         authorized = Path(r.tb.root_dir + r.sticks[0].sys_path) / "authorized"
         assert authorized.read_text().strip() == "1"
         assert journal(r, "step usb_reset failed") and journal(r, "step power_cycle failed")
-        doc = r.status()
-        assert doc["ok"] is False
-        rec = doc["recovery"]
-        assert isinstance(rec, dict) and rec["1-1.1"]["given_up"]
+
+        # The journal line is written just before the status snapshot: wait for the latter.
+        def given_up_in_status() -> bool:
+            rec = r.status().get("recovery")
+            return isinstance(rec, dict) and bool(rec.get("1-1.1", {}).get("given_up"))
+
+        wait_until(given_up_in_status, 5, "status to show the stick given up")
+        assert r.status()["ok"] is False
         print("\n".join(journal(r, "recovery step") + journal(r, "given up")))
         # A stick given up on that is replugged and works is taken back at once.
         r.sims[0].mute = False

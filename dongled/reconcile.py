@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from dongled.ami import DeviceEntry
 from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA, DeviceSection
 from dongled.identity import valid_imei
+
+if TYPE_CHECKING:  # `dongled status` imports this module and must stay light (no panoramisk)
+    from dongled.ami import DeviceEntry
 
 PARKED = (PARKED_DATA, PARKED_AUDIO)
 
@@ -59,8 +62,9 @@ class Plan:
         return bool(self.stop or self.reload or self.start)
 
 
-def _choose(sec: DeviceSection, imei: str, located: Sequence[Located]) -> Located | str | None:
-    """The stick for a section; a string says why none can be chosen safely."""
+def choose(sec: DeviceSection, imei: str, located: Sequence[Located]) -> Located | str | None:
+    """The stick for a section; a string says why none can be chosen safely. (`dongled
+    status` asks this too, so it shows what the daemon decides.)"""
     same = [loc for loc in located if loc.imei == imei]
     if len(same) <= 1:
         return same[0] if same else None
@@ -99,7 +103,7 @@ def plan(
             out.unmanaged.append(name)
             continue
         named.add(imei)
-        choice = _choose(sec, imei, located)
+        choice = choose(sec, imei, located)
         if isinstance(choice, str):
             out.ambiguous[name] = choice
             choice = None

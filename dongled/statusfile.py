@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from dongled.dongleconf import DeviceSection, DongleConf
 from dongled.errors import ConfError
 from dongled.identity import limitations, valid_imei
+from dongled.reconcile import Located, choose
 
 if TYPE_CHECKING:
     from dongled.ami import DeviceEntry
@@ -68,15 +69,16 @@ def _model(stick: Stick | None, entry: DeviceEntry | None) -> str | None:
 
 
 def _stick_for(sec: DeviceSection, sticks: list[Stick]) -> Stick | str | None:
-    """The plugged stick carrying the section's IMEI (and imsi= where it names one)."""
+    """The plugged stick carrying the section's IMEI, chosen as the daemon chooses it."""
     if not sec.imei:
         return None
-    same = [s for s in sticks if s.identity is not None and s.identity.imei == sec.imei]
-    if sec.imsi:
-        same = [s for s in same if s.identity is not None and s.identity.imsi == sec.imsi]
-    if len(same) > 1:
-        return f"{len(same)} plugged sticks report IMEI {sec.imei}: dongled will not guess"
-    return same[0] if same else None
+    by_place = {
+        Located(imei=s.identity.imei, imsi=s.identity.imsi, data=s.data, audio=s.audio): s
+        for s in sticks
+        if s.identity is not None and s.data and s.audio
+    }
+    found = choose(sec, sec.imei, list(by_place))
+    return by_place[found] if isinstance(found, Located) else found
 
 
 def _section_row(

@@ -12,16 +12,22 @@ import os
 import stat
 import tempfile
 
-from dongled.errors import ConfError
+from dongled.errors import ConfChangedError, ConfError
 
 __all__ = ["replace_atomically"]
 
 
 def replace_atomically(
-    path: str, data: bytes, *, backup_suffix: str | None = ".dongled-bak"
+    path: str,
+    data: bytes,
+    *,
+    expected: bytes | None = None,
+    backup_suffix: str | None = ".dongled-bak",
 ) -> None:
     """Atomically replace the regular file `path` with `data`, keeping owner and mode.
 
+    `expected` is the content the edit was made from: if the file no longer holds exactly
+    that, someone else wrote it meanwhile and ConfChangedError is raised with nothing written.
     With `backup_suffix`, the previous version stays at `path + backup_suffix`.
     Raises ConfError if `path` is a symlink or not a regular file, or if any step fails.
     """
@@ -42,6 +48,10 @@ def replace_atomically(
     try:
         step = "creating a temporary file"
         tmp = _write_copy(directory, os.path.basename(path), data, st)
+        if expected is not None:
+            # Checked as late as possible: the window left is this read and one rename.
+            step = "checking the file is unchanged"
+            _check_unchanged(path, expected)
         if backup_suffix is not None:
             step = "keeping a backup"
             _backup(path, path + backup_suffix, directory, st)
@@ -62,6 +72,18 @@ def replace_atomically(
         raise ConfError(
             path, None, f"replaced, but syncing the directory failed ({exc.strerror})"
         ) from exc
+
+
+def _check_unchanged(path: str, expected: bytes) -> None:
+    def opener(name: str, flags: int) -> int:  # a FIFO or symlink swapped in is not followed
+        return os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK)
+
+    with open(path, "rb", opener=opener) as f:
+        now = f.read(len(expected) + 1)
+    if now != expected:
+        raise ConfChangedError(
+            path, None, "changed on disk while dongled was editing it; nothing written, retrying"
+        )
 
 
 def _remove_stale_temps(directory: str, name: str) -> None:

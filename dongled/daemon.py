@@ -16,6 +16,7 @@ from dongled.dongleconf import DeviceSection, DongleConf
 from dongled.errors import (
     AmiAuthError,
     AmiError,
+    ConfChangedError,
     ConfError,
     PortBusyError,
     ProbeError,
@@ -548,9 +549,16 @@ class Daemon:
 
     def _write(self, conf: DongleConf, p: Plan) -> bool:
         try:
+            read = conf.render()
             written, files = conf.with_ports(p.port_changes)
             for path, content in files.items():
-                replace_atomically(path, content)
+                replace_atomically(path, content, expected=read[path])
+        except ConfChangedError as exc:
+            # Someone saved the file while we asked Asterisk: their edit wins, and the plan
+            # is made again from what they wrote.
+            log.warning("%s", exc)
+            self._request(urgent=False)
+            return False
         except (ConfError, ValueError) as exc:
             emit(Event.CONF_ERROR, "not written: %s", exc)
             self.conf_error = str(exc)

@@ -27,6 +27,11 @@ class ConfError(DongledError):
         super().__init__(f"{where}: {message}")
 
 
+class ConfChangedError(ConfError):
+    """The file changed on disk between dongled's read and its write: nothing was written,
+    so the other writer's edit (an admin's editor, a provisioning tool) is not lost."""
+
+
 class ProbeError(DongledError):
     """A port could not be identified; `port` is the tty path."""
 

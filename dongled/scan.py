@@ -70,6 +70,7 @@ class Change:
 
     conf: DongleConf
     files: dict[str, bytes]
+    before: dict[str, bytes]  # what each file held when read: a file edited since is not written
     diff: str
 
 
@@ -105,13 +106,13 @@ def unified_diff(old: Mapping[str, bytes], new: Mapping[str, bytes]) -> str:
 def _change(before: DongleConf, after: DongleConf) -> Change:
     old, new = before.render(), after.render()
     files = {path: data for path, data in new.items() if old.get(path) != data}
-    return Change(conf=after, files=files, diff=unified_diff(old, files))
+    return Change(conf=after, files=files, before=old, diff=unified_diff(old, files))
 
 
 def write_change(change: Change) -> None:
     """Replace every changed file atomically (raises ConfError; an unchanged file is kept)."""
     for path, data in change.files.items():
-        replace_atomically(path, data)
+        replace_atomically(path, data, expected=change.before[path])
 
 
 async def connect_asterisk(s: Settings) -> Asterisk:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dongled.atomicfile import replace_atomically
-from dongled.errors import ConfError
+from dongled.errors import ConfChangedError, ConfError
 
 OLD = b"[dongle0]\ndata=/dev/ttyUSB2\naudio=/dev/ttyUSB1\n"
 NEW = b"[dongle0]\ndata=/dev/ttyUSB6\naudio=/dev/ttyUSB5\n"
@@ -63,6 +63,24 @@ def test_relative_path_in_current_directory(conf: Path, monkeypatch: pytest.Monk
     assert (conf.parent / "dongle.conf.old").read_bytes() == OLD
 
 
+def test_expected_content_is_replaced(conf: Path) -> None:
+    replace_atomically(str(conf), NEW, expected=OLD)
+    assert conf.read_bytes() == NEW
+
+
+@pytest.mark.parametrize(
+    "theirs",
+    [OLD + b"; an admin's note\n", OLD[:-1], b"", OLD.replace(b"USB2", b"USB3")],
+    ids=["appended", "shortened", "emptied", "same length"],
+)
+def test_a_file_edited_since_it_was_read_is_not_overwritten(conf: Path, theirs: bytes) -> None:
+    conf.write_bytes(theirs)  # someone saved it after dongled read OLD
+    with pytest.raises(ConfChangedError, match="changed on disk while dongled was editing it"):
+        replace_atomically(str(conf), NEW, expected=OLD)
+    assert conf.read_bytes() == theirs
+    assert _listing(conf.parent) == ["dongle.conf"]  # no temp file, no backup of theirs
+
+
 def test_refuses_symlink(conf: Path) -> None:
     link = conf.parent / "link.conf"
     link.symlink_to(conf)
@@ -105,7 +123,7 @@ def test_backup_failure_leaves_original_intact(conf: Path) -> None:
 _WRITE_UNDER_LIMIT = """
 import resource, signal, sys
 from dongled.atomicfile import replace_atomically
-from dongled.errors import ConfError
+from dongled.errors import ConfChangedError, ConfError
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (64, resource.RLIM_INFINITY))
 try:

@@ -4,6 +4,8 @@ Runs its own event loop in a thread. `connections` counts every connection dongl
 (also while the Asterisk behind is down: the proxy accepts and closes, like a reset).
 `cut_list_once()` makes the proxy hang up both sides in the middle of the next
 DongleShowDevices answer (after the first DongleDeviceEntry has started to flow).
+`hold_list_once()` makes it sit on the next DongleShowDevices answer until `release()`:
+`holding` is set while dongled waits for it, so a test can act in that window.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ class AmiProxy:
         self.connections = 0
         self.cuts = 0
         self._cut_pending = False
+        self._hold_pending = False
+        self.holding = threading.Event()
+        self._released = threading.Event()
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -51,6 +56,22 @@ class AmiProxy:
     def cut_list_once(self) -> None:
         with self._lock:
             self._cut_pending = True
+
+    def hold_list_once(self) -> None:
+        with self._lock:
+            self._hold_pending = True
+            self.holding.clear()
+            self._released.clear()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def _take_hold(self, data: bytes) -> bool:
+        with self._lock:
+            if self._hold_pending and b"DongleDeviceEntry" in data:
+                self._hold_pending = False
+                return True
+        return False
 
     def _take_cut(self, data: bytes) -> bool:
         with self._lock:
@@ -94,6 +115,9 @@ class AmiProxy:
     ) -> None:
         try:
             while data := await src.read(65536):
+                if cut and self._take_hold(data):
+                    self.holding.set()
+                    await asyncio.to_thread(self._released.wait, 30)
                 if cut and self._take_cut(data):
                     i = data.index(b"DongleDeviceEntry")
                     dst.write(data[: i + 20])  # half an entry, then the line drops

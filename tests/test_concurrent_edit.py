@@ -8,13 +8,12 @@ bring the stick back on its device from the file as the admin left it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.amiproxy import AmiProxy
+from tests.support.amiproxy import AmiProxy, proxy_for
 from tests.support.rig import Rig, rig, wait_until
 from tests.support.testbed import Testbed
 
@@ -28,19 +27,11 @@ NOTE = b"; 03:12 moved the Paris line to the new trunk -- admin\n"
 
 @pytest.fixture
 def proxied(tmp_path: Path) -> Iterator[tuple[Rig, AmiProxy]]:
-    with rig(tmp_path, 2) as r:
-        proxy = AmiProxy(r.asterisk.port)
-        proxy.start()
-        try:
-            text = r.settings.read_text()
-            r.settings.write_text(re.sub(r"(?m)^port = \d+$", f"port = {proxy.port}", text))
-            r.wait_all_right(timeout=10)
-            r.start_daemon()
-            r.wait_all_right(timeout=15)
-            yield r, proxy
-        finally:
-            r.close()
-            proxy.stop()
+    with rig(tmp_path, 2) as r, proxy_for(r) as proxy:
+        r.wait_all_right(timeout=10)
+        r.start_daemon()
+        r.wait_all_right(timeout=15)
+        yield r, proxy
 
 
 @pytest.mark.parametrize("how", ["in place", "rename"])

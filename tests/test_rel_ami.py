@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 from dongled.ami import AmiClient
 from dongled.errors import AmiError
 from dongled.settings import AmiSettings
-from tests.support.amiproxy import AmiProxy
+from tests.support.amiproxy import AmiProxy, proxy_for
 from tests.support.figures import figure
 from tests.support.procstats import start_instrumented, stats
 from tests.support.rig import PARKED_DATA, Rig, rig
@@ -42,19 +41,11 @@ BASE_TASKS = 6  # ami, reconcile, watchdog (if any), a verify or a probe in flig
 
 @pytest.fixture
 def ar(tmp_path: Path) -> Iterator[tuple[Rig, AmiProxy]]:
-    with rig(tmp_path, 3) as r:
-        proxy = AmiProxy(r.asterisk.port)
-        proxy.start()
-        try:
-            text = r.settings.read_text()
-            r.settings.write_text(re.sub(r"(?m)^port = \d+$", f"port = {proxy.port}", text))
-            r.wait_all_right(timeout=10)
-            start_instrumented(r, tmp_path)
-            r.wait_all_right(timeout=15)
-            yield r, proxy
-        finally:
-            r.close()
-            proxy.stop()
+    with rig(tmp_path, 3) as r, proxy_for(r) as proxy:
+        r.wait_all_right(timeout=10)
+        start_instrumented(r, tmp_path)
+        r.wait_all_right(timeout=15)
+        yield r, proxy
 
 
 def _storm(r: Rig) -> None:
@@ -100,27 +91,18 @@ def _finish(
 
 
 def test_asterisk_down_at_start(tmp_path: Path) -> None:
-    with rig(tmp_path, 3) as r:
-        proxy = AmiProxy(r.asterisk.port)
-        proxy.start()
-        try:
-            r.settings.write_text(
-                re.sub(r"(?m)^port = \d+$", f"port = {proxy.port}", r.settings.read_text())
-            )
-            r.wait_all_right(timeout=10)
-            r.asterisk.go_down()
-            t0 = time.monotonic()
-            start_instrumented(r, tmp_path)  # READY without Asterisk
-            _storm(r)
-            r.asterisk.wait_for(lambda: _conf_points_at_new_ports(r), 15, what="file re-pointed")
-            time.sleep(2.0)
-            down = time.monotonic() - t0
-            conns = proxy.connections
-            r.asterisk.come_up()
-            _finish(r, proxy, "Asterisk down at start, storm while down", down, conns)
-        finally:
-            r.close()
-            proxy.stop()
+    with rig(tmp_path, 3) as r, proxy_for(r) as proxy:
+        r.wait_all_right(timeout=10)
+        r.asterisk.go_down()
+        t0 = time.monotonic()
+        start_instrumented(r, tmp_path)  # READY without Asterisk
+        _storm(r)
+        r.asterisk.wait_for(lambda: _conf_points_at_new_ports(r), 15, what="file re-pointed")
+        time.sleep(2.0)
+        down = time.monotonic() - t0
+        conns = proxy.connections
+        r.asterisk.come_up()
+        _finish(r, proxy, "Asterisk down at start, storm while down", down, conns)
 
 
 def test_down_during_a_storm_and_back_later(ar: tuple[Rig, AmiProxy]) -> None:

@@ -12,7 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.support.rig import Rig
 
 
 class AmiProxy:
@@ -129,3 +135,20 @@ class AmiProxy:
             pass
         up.transport.abort()
         down.transport.abort()
+
+
+@contextlib.contextmanager
+def proxy_for(r: Rig) -> Iterator[AmiProxy]:
+    """A proxy in front of the rig's Asterisk, with dongled's settings pointed at it.
+
+    On exit the rig is closed first (daemon, then Asterisk), so dongled never sees the proxy go.
+    """
+    proxy = AmiProxy(r.asterisk.port)
+    proxy.start()
+    try:
+        text = r.settings.read_text()
+        r.settings.write_text(re.sub(r"(?m)^port = \d+$", f"port = {proxy.port}", text))
+        yield proxy
+    finally:
+        r.close()
+        proxy.stop()

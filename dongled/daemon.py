@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dongled import models, notify, statusfile
 from dongled.ami import AmiClient, DeviceEntry
 from dongled.atomicfile import replace_atomically
+from dongled.devicepoll import device_polls
 from dongled.dongleconf import DeviceSection, DongleConf
 from dongled.errors import (
     AmiAuthError,
@@ -41,7 +42,6 @@ STORM_MEMORY = 30.0  # a stick gone this recently is expected back with the othe
 REMOVAL_QUIET = 0.05  # sticks of one hub drop within milliseconds: park them in one write
 REMOVAL_MAX_WAIT = 0.5  # ...but never wait longer than this to park and stop
 RETRY_BASE, RETRY_MAX = 2.0, 60.0
-VERIFY_POLL, VERIFY_FAST_FOR, VERIFY_POLL_SLOW = 0.025, 2.0, 0.5
 
 
 def _imsi(value: str | None) -> str | None:
@@ -626,51 +626,48 @@ class Daemon:
             return False
         return True
 
+    def _settled(self, expect: dict[str, Expect], entries: dict[str, DeviceEntry]) -> bool:
+        """Take out of `expect` each device that reports an IMEI: verified, or wrong and
+        handed to the next pass. True if any was taken out."""
+        changed = False
+        for name, want in list(expect.items()):
+            entry = entries.get(name)
+            if entry is None or not entry.imei_state:
+                continue
+            del expect[name]
+            changed = True
+            if want.matches(entry.imei_state, entry.imsi_state) and entry.connected:
+                self.verified[name] = want.imei
+                stick = self.stick_with(want.imei)
+                if stick is not None:
+                    self.recovery.recovered(stick.usb_port)
+                gone = self._gone_at.pop(want.imei, None)
+                if gone is not None:
+                    self.metrics.recovery_seconds.observe(time.monotonic() - gone)
+                emit(
+                    Event.VERIFIED,
+                    "device %s runs IMEI %s on %s",
+                    name,
+                    want.imei,
+                    entry.data_state,
+                    device=name,
+                    imei=want.imei,
+                    data=entry.data_state,
+                    audio=entry.audio_state,
+                )
+            else:
+                self._request(urgent=True)  # the next pass stops and parks it
+        return changed
+
     async def verify(self, expect: dict[str, Expect]) -> None:
-        start = time.monotonic()
-        deadline = start + self.s.verify_timeout
-        while expect and time.monotonic() < deadline:
-            # A steady short poll while chan_dongle initializes (its ~11 AT commands take a
-            # few hundred ms), then backing off: a device that is slow to come up costs
-            # little, and nothing polls once every device is verified.
-            elapsed = time.monotonic() - start
-            await asyncio.sleep(VERIFY_POLL if elapsed < VERIFY_FAST_FOR else VERIFY_POLL_SLOW)
-            only = next(iter(expect)) if len(expect) == 1 else None
-            try:
-                entries = await self.ami.show_devices(only)
-            except AmiError:
-                return  # reconnect brings a full pass, which verifies again
-            self.asterisk = {**(self.asterisk or {}), **entries} if only else entries
-            changed = False
-            for name, want in list(expect.items()):
-                entry = entries.get(name)
-                if entry is None or not entry.imei_state:
-                    continue
-                del expect[name]
-                changed = True
-                if want.matches(entry.imei_state, entry.imsi_state) and entry.connected:
-                    self.verified[name] = want.imei
-                    stick = self.stick_with(want.imei)
-                    if stick is not None:
-                        self.recovery.recovered(stick.usb_port)
-                    gone = self._gone_at.pop(want.imei, None)
-                    if gone is not None:
-                        self.metrics.recovery_seconds.observe(time.monotonic() - gone)
-                    emit(
-                        Event.VERIFIED,
-                        "device %s runs IMEI %s on %s",
-                        name,
-                        want.imei,
-                        entry.data_state,
-                        device=name,
-                        imei=want.imei,
-                        data=entry.data_state,
-                        audio=entry.audio_state,
-                    )
-                else:
-                    self._request(urgent=True)  # the next pass stops and parks it
-            if changed:
-                self.publish()
+        try:
+            async for poll in device_polls(self.ami, expect, self.s.verify_timeout):
+                entries = poll.entries
+                self.asterisk = entries if poll.whole else {**(self.asterisk or {}), **entries}
+                if self._settled(expect, entries):
+                    self.publish()
+        except AmiError:
+            return  # reconnect brings a full pass, which verifies again
         for name, want in expect.items():
             emit(
                 Event.NOT_VERIFIED,

@@ -18,13 +18,13 @@ import asyncio
 import contextlib
 import difflib
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from dongled import models
 from dongled.ami import AmiClient, DeviceEntry
 from dongled.atomicfile import replace_atomically
+from dongled.devicepoll import device_polls
 from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA, DongleConf
 from dongled.errors import AmiError, ConfError, PortBusyError, ProbeError, ProbeTimeoutError
 from dongled.hotplug import TtyInfo, list_ttys
@@ -228,24 +228,16 @@ async def apply_scan(s: Settings, result: ScanResult, asterisk: Asterisk) -> lis
 async def verify(s: Settings, client: AmiClient, expect: Mapping[str, Expect]) -> list[str]:
     """Poll DongleShowDevices until every device runs its own stick (or verify_timeout)."""
     waiting = dict(expect)
-    deadline = time.monotonic() + s.verify_timeout
-    delay = 0.05
     entries: dict[str, DeviceEntry] = {}
-    while waiting and time.monotonic() < deadline:
-        await asyncio.sleep(delay)
-        delay = min(delay * 1.5, 0.5)
-        try:
-            entries = await client.show_devices()
-        except AmiError as exc:
-            return [f"cannot verify: {exc}"]
-        for name, want in list(waiting.items()):
-            entry = entries.get(name)
-            if (
-                entry is not None
-                and entry.connected
-                and want.matches(entry.imei_state, entry.imsi_state)
-            ):
-                del waiting[name]
+    try:
+        async for poll in device_polls(client, waiting, s.verify_timeout):
+            entries = poll.entries if poll.whole else {**entries, **poll.entries}
+            for name, want in list(waiting.items()):
+                entry = entries.get(name)
+                if entry and entry.connected and want.matches(entry.imei_state, entry.imsi_state):
+                    del waiting[name]
+    except AmiError as exc:
+        return [f"cannot verify: {exc}"]
     out = []
     for name, want in sorted(waiting.items()):
         entry = entries.get(name)

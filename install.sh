@@ -81,7 +81,7 @@ chgrp "$service_group" /etc/dongled/dongled.toml
 install -D -m 0644 udev/77-dongled.rules /etc/udev/rules.d/77-dongled.rules
 if command -v udevadm >/dev/null; then
     udevadm control --reload 2>/dev/null || true
-    udevadm trigger --subsystem-match=tty --action=change 2>/dev/null || true
+    udevadm trigger --subsystem-match=tty --subsystem-match=usb --action=change 2>/dev/null || true
 fi
 
 if have_systemd; then

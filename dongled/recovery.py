@@ -147,12 +147,15 @@ class Recovery:
                 want = Expect(imei=sec.imei, imsi=sec.imsi or None)
                 self._d.spawn(self._d.verify({device: want}), "verify")
         elif step is Step.REAUTHORIZE:
-            usbreset.reauthorize(sys_path)
+            # In a thread: the kernel unbinds every driver of the stick inside this write.
+            await asyncio.to_thread(usbreset.reauthorize, sys_path)
         elif step is Step.USB_RESET:
             busnum, devnum = _read_int(sys_path, "busnum"), _read_int(sys_path, "devnum")
             if busnum is None or devnum is None:
                 raise RecoveryError(f"USB reset: no busnum/devnum under {sys_path}")
-            usbreset.usb_reset(busnum, devnum)
+            # In a thread: the ioctl returns after re-enumeration, seconds for a hung stick,
+            # and the other sticks' events must not wait for it.
+            await asyncio.to_thread(usbreset.usb_reset, busnum, devnum)
         elif step is Step.POWER_CYCLE:
             await asyncio.to_thread(usbreset.power_cycle, usb_port)
 

@@ -3,6 +3,7 @@ with an argument list built from validated sysfs names."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
@@ -12,7 +13,17 @@ import subprocess
 from dongled.errors import DongledError
 
 USBDEVFS_RESET = 0x5514  # _IO('U', 20)
-_PORT = re.compile(r"^(\d+)-(\d+(?:\.\d+)*)$")  # e.g. 1-1.3: bus 1, hub 1, port 3
+_PORT = re.compile(r"(\d+)-(\d+(?:\.\d+)*)")  # e.g. 1-1.3: bus 1, hub 1, port 3
+_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _hint(exc: OSError) -> str:
+    if exc.errno in _DENIED:
+        return (
+            " (dongled's udev rules give the asterisk user this right and its unit keeps"
+            " /sys/devices writable: install both, see README 'Sticks that hang')"
+        )
+    return ""
 
 
 class RecoveryError(DongledError):
@@ -30,7 +41,7 @@ def reauthorize(usb_sys_path: str, sysfs_write: str | None = None) -> None:
             finally:
                 os.close(fd)
     except OSError as exc:
-        raise RecoveryError(f"re-authorize via {path} failed: {exc.strerror}") from None
+        raise RecoveryError(f"re-authorize via {path} failed: {exc.strerror}{_hint(exc)}") from None
 
 
 def usb_devnode(busnum: int, devnum: int) -> str:
@@ -43,7 +54,7 @@ def usb_reset(busnum: int, devnum: int) -> None:
     try:
         fd = os.open(node, os.O_WRONLY | os.O_NOFOLLOW)
     except OSError as exc:
-        raise RecoveryError(f"USB reset: cannot open {node}: {exc.strerror}") from None
+        raise RecoveryError(f"USB reset: cannot open {node}: {exc.strerror}{_hint(exc)}") from None
     try:
         fcntl.ioctl(fd, USBDEVFS_RESET, 0)
     except OSError as exc:
@@ -54,7 +65,7 @@ def usb_reset(busnum: int, devnum: int) -> None:
 
 def hub_and_port(usb_port: str) -> tuple[str, str] | None:
     """`1-1.3` -> ("1-1", "3"), what uhubctl's -l and -p take; None for a root-hub port."""
-    m = _PORT.match(usb_port)
+    m = _PORT.fullmatch(usb_port)
     if m is None or "." not in m.group(2):
         return None
     hub, _, port = usb_port.rpartition(".")

@@ -4,6 +4,7 @@ since `udevadm verify` needs systemd 254+ and CI has 252)."""
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import fnmatch
 import re
 import shutil
@@ -96,9 +97,10 @@ def test_unit_has_the_hardening_the_readme_promises() -> None:
     assert s["ProtectSystem"] == ["strict"]
     rw = s["ReadWritePaths"][0].split()
     assert "/etc/asterisk" in rw and "/var/lock" in rw
+    assert "/sys/devices" in rw  # the ladder's `authorized` write
     assert s["RuntimeDirectory"] == ["dongled"]
     assert s["DevicePolicy"] == ["closed"]
-    assert s["DeviceAllow"] == ["char-ttyUSB rw"]
+    assert s["DeviceAllow"] == ["char-ttyUSB rw", "char-usb_device rw"]
     assert set(s["RestrictAddressFamilies"][0].split()) == {
         "AF_UNIX",
         "AF_INET",
@@ -259,7 +261,7 @@ def test_rules_name_exactly_the_model_table() -> None:
         ]
         if vid and pids:
             found |= {(vid[0], pid) for pid in pids[0].split("|")}
-    assert found == set(models.KNOWN)
+    assert found == set(models.KNOWN) | models.STORAGE_MODE
 
 
 @pytest.mark.parametrize("bad", ['KERNAL=="ttyUSB*"', 'ENV="x"', 'GROUP=="dialout"', "MODE=0660"])
@@ -326,7 +328,11 @@ def evaluate(rules: list[Rule], dev: Dev) -> dict[str, str]:
             if t.key == "GOTO":
                 skip_to = t.value
             elif t.op in _ASSIGN and t.key != "LABEL":
-                out[f"ENV{{{t.attr}}}" if t.key == "ENV" else t.key] = t.value
+                key = f"ENV{{{t.attr}}}" if t.key == "ENV" else t.key
+                if t.op == "+=" and key in out:  # RUN+= lists programs, one a line here
+                    out[key] += "\n" + t.value
+                else:
+                    out[key] = t.value
     return out
 
 
@@ -347,14 +353,36 @@ def test_rules_give_managed_ttys_to_asterisk_and_hide_them_from_modemmanager() -
     for vid, pid in models.KNOWN:
         got = evaluate(rules, _tty(vid, pid))
         assert got == {"ENV{ID_MM_DEVICE_IGNORE}": "1", "GROUP": "dialout", "MODE": "0660"}
-        usb = Dev(
-            action="add",
-            subsystem="usb",
-            kernel="1-1.2",
-            env={"DEVTYPE": "usb_device"},
-            attrs={"idVendor": vid, "idProduct": pid},
-        )
-        assert evaluate(rules, usb) == {"ENV{ID_MM_DEVICE_IGNORE}": "1"}
+        assert evaluate(rules, _usb_device(vid, pid)) == {
+            "ENV{ID_MM_DEVICE_IGNORE}": "1",
+            **RESETTABLE,
+        }
+
+
+# The recovery ladder (as the asterisk user) may reset the stick: its usbfs node and its
+# `authorized` attribute, by two programs udev runs without a shell.
+RESETTABLE = {
+    "GROUP": "dialout",
+    "MODE": "0660",
+    "RUN": "/bin/chgrp dialout /sys%p/authorized\n/bin/chmod g+w /sys%p/authorized",
+}
+
+
+def _usb_device(vid: str, pid: str) -> Dev:
+    return Dev(
+        action="add",
+        subsystem="usb",
+        kernel="1-1.2",
+        env={"DEVTYPE": "usb_device"},
+        attrs={"idVendor": vid, "idProduct": pid},
+    )
+
+
+def test_rules_let_the_ladder_reset_a_stick_stuck_in_storage_mode() -> None:
+    rules = parse_rules(RULES.read_text())
+    for vid, pid in models.STORAGE_MODE:
+        assert evaluate(rules, _usb_device(vid, pid)) == RESETTABLE  # ModemManager: no modem
+        assert evaluate(rules, _tty(vid, pid)) == {}
 
 
 def test_rules_leave_everything_else_alone() -> None:
@@ -371,6 +399,8 @@ def test_rules_leave_everything_else_alone() -> None:
         attrs={"idVendor": "12d1", "idProduct": "1001"},
     )
     assert evaluate(rules, other) == {}
+    assert evaluate(rules, _usb_device("1199", "9071")) == {}
+    assert evaluate(rules, dataclasses.replace(_usb_device("12d1", "1001"), action="remove")) == {}
 
 
 # ---- install.sh ---------------------------------------------------------------------------

@@ -4,6 +4,10 @@ climbing it under umockdev."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -82,6 +86,42 @@ def test_hub_and_port_validation() -> None:
     assert hub_and_port("2-1.4.2") == ("2-1.4", "2")
     assert hub_and_port("1-2") is None  # a root-hub port: uhubctl cannot switch it
     assert hub_and_port("1-1.3; rm -rf /") is None
+    assert hub_and_port("1-1.3\n") is None  # `$` alone would let a final newline through
+
+
+def test_a_denied_step_says_how_to_grant_it() -> None:
+    """As a user without the rights (what the asterisk user is without dongled's udev rules),
+    the failure names what grants them instead of a bare "Permission denied"."""
+    if os.getuid() != 0:
+        pytest.skip("needs root to switch to an unprivileged user")
+    tmp = Path(tempfile.mkdtemp(prefix="dongled-sysfs-"))  # tmp_path's parents are 0700
+    try:
+        _denied(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _denied(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    (tmp_path / "authorized").write_text("1")  # root's, 0644: like sysfs by default
+    code = (
+        "import os, sys\n"
+        "from dongled.usbreset import RecoveryError, reauthorize\n"
+        "os.setgid(65534); os.setuid(65534)\n"
+        "try:\n    reauthorize(sys.argv[1])\n"
+        "except RecoveryError as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    ).stdout
+    assert "Permission denied" in out
+    assert "udev rules" in out and "README 'Sticks that hang'" in out
+    assert (tmp_path / "authorized").read_text() == "1"
 
 
 def test_power_cycle_without_uhubctl(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -150,11 +190,12 @@ def test_stick_that_never_answers_climbs_the_ladder_and_is_given_up(tmp_path: Pa
         # No section's device runs on it (its IMEI is unknown): DongleRestart is skipped.
         assert steps == ["reauthorize", "usb_reset", "power_cycle"]
         # Simulated here: umockdev keeps sysfs attributes as plain files, so the write lands
-        # but no kernel re-binds the stick; /dev/bus/usb does not exist in the testbed, so
-        # the reset fails and says so; uhubctl is not installed, so power cycling fails too.
+        # but no kernel re-binds the stick; the testbed answers the USB reset itself and the
+        # stick stays mute after it; uhubctl is not installed, so power cycling fails.
         authorized = Path(r.tb.root_dir + r.sticks[0].sys_path) / "authorized"
         assert authorized.read_text().strip() == "1"
-        assert journal(r, "step usb_reset failed") and journal(r, "step power_cycle failed")
+        assert r.tb.usb_resets == 1 and not journal(r, "step usb_reset failed")
+        assert journal(r, "step power_cycle failed")
 
         # The journal line is written just before the status snapshot: wait for the latter.
         def given_up_in_status() -> bool:
@@ -190,3 +231,32 @@ def test_reauthorize_then_the_stick_comes_back(tmp_path: Path) -> None:
         r.wait_all_right(timeout=15)
         wait_until(lambda: bool(journal(r, "works again")), 10, "recovered")
         assert not journal(r, "recovery step usb_reset")
+
+
+@needs_umockdev
+def test_usb_reset_then_the_stick_comes_back(tmp_path: Path) -> None:
+    with rig(tmp_path, 1) as r:
+        r.wait_all_right(timeout=10)
+        ladder = {**FAST, "reauthorize": False, "max_rounds": 2, "backoff": 2.0}
+        r.write_settings(tables={"recovery": ladder})
+        r.start_daemon()
+        r.sims[0].mute = True
+        r.unplug(0)
+        time.sleep(0.3)
+        r.replug(0)
+        # The ioctl reached the stick's usbfs node (/dev/bus/usb/001/NNN) and succeeded.
+        # Simulated: the testbed answers USBDEVFS_RESET itself (only a kernel can reset).
+        wait_until(lambda: r.tb.usb_resets == 1, 10, "a USBDEVFS_RESET")
+        wait_until(lambda: bool(journal(r, "recovery step usb_reset")), 5, "the journal line")
+        assert not journal(r, "step usb_reset failed")
+        assert not journal(r, "recovery step reauthorize")  # turned off in the settings
+        # Simulated: what the kernel does after the reset (the stick re-enumerates), with
+        # the stick's firmware unstuck by it.
+        r.sims[0].mute = False
+        r.unplug(0)
+        r.replug(0)
+        r.wait_all_right(timeout=15)
+        wait_until(lambda: bool(journal(r, "works again")), 10, "recovered")
+        assert not journal(r, "recovery step power_cycle")
+        assert r.tb.usb_resets == 1
+        print("\n".join(journal(r, "recovery step") + journal(r, "works again")))

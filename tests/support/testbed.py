@@ -9,6 +9,9 @@ umockdev 0.17.16 behaviour this module works around (seen):
   node with ENOTTY (pyserial breaks). Deleting it is worse: opening a testbed /dev node then
   makes the preload print "Failed to connect to ioctl socket" and exit(1). The constructor
   replaces it with `_IoctlPassthrough`, which lets every ioctl run for real on the pty.
+  Each stick also gets its usbfs node ``/dev/bus/usb/001/NNN``. It is a plain file, and only a
+  kernel can reset a port, so `_IoctlPassthrough` answers USBDEVFS_RESET with success itself
+  and counts it (`Testbed.usb_resets`).
 - ``remove_device()`` sends no uevent, does not remove children, and only unlinks the /dev node
   when the device has an ``A: dev=`` attribute: we send the ``remove`` uevents ourselves, remove
   children first and unlink the node ourselves.
@@ -53,6 +56,7 @@ _REQ_IOCTL: Final = 1
 _REQ_RES: Final = 2
 _RES_DONE: Final = 3
 _RES_RUN: Final = 4
+_USBDEVFS_RESET: Final = 0x5514  # _IO('U', 20), on a /dev/bus/usb node
 
 
 # The preload is not safe against a /dev lookup in one thread (the test Asterisk's realpath
@@ -96,6 +100,7 @@ class _IoctlPassthrough:
         self._wake_r, self._wake_w = socket.socketpair()
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         self._buffers: dict[socket.socket, bytearray] = {}
+        self.usb_resets = 0
         self._thread = threading.Thread(target=self._run, name="umockdev-ioctl", daemon=True)
         self._thread.start()
 
@@ -129,7 +134,12 @@ class _IoctlPassthrough:
         while len(buf) >= _REQ.size:
             cmd, arg1, arg2 = _REQ.unpack_from(buf)
             del buf[: _REQ.size]
-            if cmd == _REQ_IOCTL:
+            if cmd == _REQ_IOCTL and arg1 == _USBDEVFS_RESET:
+                # Only a kernel can reset a port: answer success and count it. What the
+                # kernel does next (the stick re-enumerates) is up to the test.
+                self.usb_resets += 1
+                reply = _REQ.pack(_RES_DONE, 0, 0)
+            elif cmd == _REQ_IOCTL:
                 reply = _REQ.pack(_RES_RUN, 0, 0)
             elif cmd == _REQ_RES:
                 reply = _REQ.pack(_RES_DONE, arg1, arg2)
@@ -284,6 +294,10 @@ class FakeStick(FakeUsbDevice):
         return next(p for p in self.ports.values() if p.tty_number == tty_number)
 
 
+def _usbfs_node(devnum: int) -> str:
+    return f"bus/usb/001/{devnum:03d}"
+
+
 def _paragraph(path: str, props: dict[str, str], attrs: dict[str, str], node: str = "") -> str:
     lines = [f"P: {path}"]
     lines += [f"E: {k}={v}" for k, v in props.items()]
@@ -352,6 +366,11 @@ class Testbed:
         if self._tb is None:
             raise TestbedError("testbed is closed")
         return self._tb
+
+    @property
+    def usb_resets(self) -> int:
+        """USBDEVFS_RESET ioctls sent to any stick's usbfs node so far."""
+        return self._ioctl.usb_resets
 
     def env(self) -> dict[str, str]:
         """os.environ plus UMOCKDEV_DIR (set with setenv(3), invisible to os.environ)."""
@@ -425,6 +444,7 @@ class Testbed:
                 "TYPE": "0/0/0",
                 "BUSNUM": "001",
                 "DEVNUM": f"{dev.devnum:03d}",
+                "DEVNAME": f"/dev/{_usbfs_node(dev.devnum)}",
             },
             {
                 "idVendor": model.vid,
@@ -440,6 +460,7 @@ class Testbed:
                 "speed": "480",
                 "authorized": "1",  # what the recovery ladder's re-authorize step writes
             },
+            node=_usbfs_node(dev.devnum),  # a plain file; its USBDEVFS_RESET is emulated
         )
 
     @_serialized
@@ -559,11 +580,13 @@ class Testbed:
         for path in reversed(dev.sys_paths):
             if os.path.isdir(self.root_dir + path):
                 self.remove_device(path)
+        nodes = [_usbfs_node(dev.devnum)]
         if isinstance(dev, FakeStick):
-            for port in dev.ports.values():
-                node = os.path.join(self.root_dir, "dev", f"ttyUSB{port.tty_number}")
-                if os.path.lexists(node):
-                    os.unlink(node)
+            nodes += [f"ttyUSB{port.tty_number}" for port in dev.ports.values()]
+        for name in nodes:
+            node = os.path.join(self.root_dir, "dev", name)
+            if os.path.lexists(node):
+                os.unlink(node)
         dev.sys_paths = []
 
     def _unplug(self, stick: FakeStick) -> None:

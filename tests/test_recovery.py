@@ -4,10 +4,6 @@ climbing it under umockdev."""
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -15,6 +11,7 @@ import pytest
 
 from dongled.ladder import ORDER, Ladder, Step
 from dongled.usbreset import RecoveryError, hub_and_port, power_cycle, reauthorize, usb_reset
+from tests.support.nobody import open_dir, run_as_nobody
 from tests.support.rig import Rig, rig, wait_until
 from tests.support.testbed import Testbed
 
@@ -92,36 +89,18 @@ def test_hub_and_port_validation() -> None:
 def test_a_denied_step_says_how_to_grant_it() -> None:
     """As a user without the rights (what the asterisk user is without dongled's udev rules),
     the failure names what grants them instead of a bare "Permission denied"."""
-    if os.getuid() != 0:
-        pytest.skip("needs root to switch to an unprivileged user")
-    tmp = Path(tempfile.mkdtemp(prefix="dongled-sysfs-"))  # tmp_path's parents are 0700
-    try:
-        _denied(tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _denied(tmp_path: Path) -> None:
-    tmp_path.chmod(0o755)
-    (tmp_path / "authorized").write_text("1")  # root's, 0644: like sysfs by default
-    code = (
-        "import os, sys\n"
-        "from dongled.usbreset import RecoveryError, reauthorize\n"
-        "os.setgid(65534); os.setuid(65534)\n"
-        "try:\n    reauthorize(sys.argv[1])\n"
-        "except RecoveryError as exc:\n    print(exc)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd="/",
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
-    ).stdout
-    assert "Permission denied" in out
-    assert "udev rules" in out and "README 'Sticks that hang'" in out
-    assert (tmp_path / "authorized").read_text() == "1"
+    with open_dir() as d:
+        (d / "authorized").write_text("1")  # root's, 0644: like sysfs by default
+        said = run_as_nobody(
+            "from dongled.usbreset import RecoveryError, reauthorize\n",
+            "try:\n    reauthorize(sys.argv[1])\n"
+            "except RecoveryError as exc:\n    print(exc); sys.exit(0)\n"
+            "sys.exit(3)\n",
+            str(d),
+        )
+        assert "Permission denied" in said
+        assert "udev rules" in said and "README 'Sticks that hang'" in said
+        assert (d / "authorized").read_text() == "1"
 
 
 def test_power_cycle_without_uhubctl(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -153,6 +132,24 @@ def journal(r: Rig, word: str) -> list[str]:
     return [ln for ln in r.daemon_log().splitlines() if word in ln]
 
 
+def _hang(r: Rig) -> None:
+    """Stick 0 comes back on new ports but nobody answers on them: a hung stick."""
+    r.sims[0].mute = True
+    r.unplug(0)
+    time.sleep(0.3)
+    r.replug(0)
+
+
+def _kernel_brings_it_back(r: Rig) -> None:
+    """Simulated: the kernel's side of a recovery step (the stick leaves and re-enumerates),
+    with its firmware unstuck by it; then the daemon must take it back."""
+    r.sims[0].mute = False
+    r.unplug(0)
+    r.replug(0)
+    r.wait_all_right(timeout=15)
+    wait_until(lambda: bool(journal(r, "works again")), 10, "recovered")
+
+
 @needs_umockdev
 def test_device_that_does_not_come_up_gets_dongle_restart(tmp_path: Path) -> None:
     with rig(tmp_path, 1) as r:
@@ -181,10 +178,7 @@ def test_stick_that_never_answers_climbs_the_ladder_and_is_given_up(tmp_path: Pa
         r.wait_all_right(timeout=10)
         r.write_settings(tables={"recovery": FAST})
         r.start_daemon()
-        r.sims[0].mute = True  # ports present, nobody answering: a hung stick
-        r.unplug(0)
-        time.sleep(0.3)
-        r.replug(0)
+        _hang(r)
         wait_until(lambda: bool(journal(r, "given up")), 20, "the ladder to end")
         steps = [ln.split("recovery step ")[1].split()[0] for ln in journal(r, "recovery step")]
         # No section's device runs on it (its IMEI is unknown): DongleRestart is skipped.
@@ -218,18 +212,9 @@ def test_reauthorize_then_the_stick_comes_back(tmp_path: Path) -> None:
         r.wait_all_right(timeout=10)
         r.write_settings(tables={"recovery": {**FAST, "max_rounds": 2, "backoff": 2.0}})
         r.start_daemon()
-        r.sims[0].mute = True
-        r.unplug(0)
-        time.sleep(0.3)
-        r.replug(0)
+        _hang(r)
         wait_until(lambda: bool(journal(r, "recovery step reauthorize")), 10, "re-authorize")
-        # Simulated: what the kernel does on authorized 0 -> 1 (the stick leaves and comes
-        # back), with the stick's firmware unstuck by it.
-        r.sims[0].mute = False
-        r.unplug(0)
-        r.replug(0)
-        r.wait_all_right(timeout=15)
-        wait_until(lambda: bool(journal(r, "works again")), 10, "recovered")
+        _kernel_brings_it_back(r)  # what authorized 0 -> 1 does
         assert not journal(r, "recovery step usb_reset")
 
 
@@ -240,23 +225,14 @@ def test_usb_reset_then_the_stick_comes_back(tmp_path: Path) -> None:
         ladder = {**FAST, "reauthorize": False, "max_rounds": 2, "backoff": 2.0}
         r.write_settings(tables={"recovery": ladder})
         r.start_daemon()
-        r.sims[0].mute = True
-        r.unplug(0)
-        time.sleep(0.3)
-        r.replug(0)
+        _hang(r)
         # The ioctl reached the stick's usbfs node (/dev/bus/usb/001/NNN) and succeeded.
         # Simulated: the testbed answers USBDEVFS_RESET itself (only a kernel can reset).
         wait_until(lambda: r.tb.usb_resets == 1, 10, "a USBDEVFS_RESET")
         wait_until(lambda: bool(journal(r, "recovery step usb_reset")), 5, "the journal line")
         assert not journal(r, "step usb_reset failed")
         assert not journal(r, "recovery step reauthorize")  # turned off in the settings
-        # Simulated: what the kernel does after the reset (the stick re-enumerates), with
-        # the stick's firmware unstuck by it.
-        r.sims[0].mute = False
-        r.unplug(0)
-        r.replug(0)
-        r.wait_all_right(timeout=15)
-        wait_until(lambda: bool(journal(r, "works again")), 10, "recovered")
+        _kernel_brings_it_back(r)  # what the port reset does
         assert not journal(r, "recovery step power_cycle")
         assert r.tb.usb_resets == 1
         print("\n".join(journal(r, "recovery step") + journal(r, "works again")))

@@ -13,10 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +26,7 @@ from dongled.identity import Identity
 from dongled.settings import AmiSettings, Settings
 from dongled.sticks import Stick, StickState
 from tests.support.figures import figure
+from tests.support.nobody import open_dir, run_as_nobody
 from tests.support.rig import Rig, make_imei, rig
 from tests.support.testbed import Testbed
 
@@ -298,45 +295,24 @@ def test_corpus_is_big_enough() -> None:
 
 def test_unreadable_file_as_an_unprivileged_user() -> None:
     """Root reads a mode-0000 file anyway; as another user the message must say why."""
-    tmp_path = Path(tempfile.mkdtemp(prefix="dongled-rel-"))  # tmp_path is 0700: unreachable
-    tmp_path.chmod(0o755)
-    try:
-        _unreadable(tmp_path)
-    finally:
-        shutil.rmtree(tmp_path, ignore_errors=True)
-
-
-def _unreadable(tmp_path: Path) -> None:
-    main = tmp_path / "dongle.conf"
-    main.write_text(GOOD)
-    main.chmod(0)
-    code = (
-        "import os, sys\n"
-        "from dongled.dongleconf import DongleConf\n"
-        "from dongled.errors import ConfError\n"
-        "os.setgid(65534); os.setuid(65534)\n"
-        "try:\n    DongleConf.load(sys.argv[1])\n"
-        "except ConfError as exc:\n    print(exc); sys.exit(0)\n"
-        "sys.exit(3)\n"
-    )
-    if os.getuid() != 0:
-        pytest.skip("needs root to switch to an unprivileged user")
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(main)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd="/",
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
-    )
-    assert out.returncode == 0, out
-    assert f"{main}: cannot read: Permission denied" in out.stdout
-    assert main.read_text() == GOOD
+    with open_dir() as tmp_path:
+        main = tmp_path / "dongle.conf"
+        main.write_text(GOOD)
+        main.chmod(0)
+        said = run_as_nobody(
+            "from dongled.dongleconf import DongleConf\nfrom dongled.errors import ConfError\n",
+            "try:\n    DongleConf.load(sys.argv[1])\n"
+            "except ConfError as exc:\n    print(exc); sys.exit(0)\n"
+            "sys.exit(3)\n",
+            str(main),
+        )
+        assert f"{main}: cannot read: Permission denied" in said
+        assert main.read_text() == GOOD
     figure(
         "conf-corpus",
         case="no read permission (as uid 65534)",
         outcome="rejected, byte-identical",
-        message=out.stdout.strip(),
+        message=said.strip(),
     )
 
 

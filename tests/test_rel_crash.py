@@ -15,11 +15,9 @@ import logging
 import mmap
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -34,6 +32,7 @@ from dongled.identity import Identity
 from dongled.settings import AmiSettings, Settings
 from dongled.sticks import Stick, StickState
 from tests.support.figures import figure
+from tests.support.nobody import open_dir, run_as_nobody
 from tests.support.rig import make_imei
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -295,48 +294,27 @@ def test_file_size_limit_mid_write(tmp_path: Path) -> None:
     )
 
 
-@pytest.fixture
-def open_dir() -> Iterator[Path]:
-    """A root-owned 0755 directory every user can reach (pytest's tmp_path is 0700)."""
-    d = Path(tempfile.mkdtemp(prefix="dongled-rel-"))
-    d.chmod(0o755)
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def test_eacces_as_an_unprivileged_user(open_dir: Path) -> None:
+def test_eacces_as_an_unprivileged_user() -> None:
     _root_only()
-    tmp_path = open_dir
-    conf = tmp_path / "dongle.conf"
-    conf.write_bytes(CONF)
-    conf.chmod(0o666)  # even a writable file: the directory is what decides
-    code = (
-        "import os, sys\n"
-        "from dongled.atomicfile import replace_atomically\n"
-        "from dongled.errors import ConfError\n"
-        "os.setgid(65534); os.setuid(65534)\n"
-        "try:\n    replace_atomically(sys.argv[1], b'new')\n"
-        "except ConfError as exc:\n    print(exc); sys.exit(0)\n"
-        "sys.exit(3)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(conf)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd="/",
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert out.returncode == 0, out
-    assert "Permission denied" in out.stdout
-    assert conf.read_bytes() == CONF and _temps(tmp_path) == []
+    with open_dir() as tmp_path:
+        conf = tmp_path / "dongle.conf"
+        conf.write_bytes(CONF)
+        conf.chmod(0o666)  # even a writable file: the directory is what decides
+        said = run_as_nobody(
+            "from dongled.atomicfile import replace_atomically\n"
+            "from dongled.errors import ConfError\n",
+            "try:\n    replace_atomically(sys.argv[1], b'new')\n"
+            "except ConfError as exc:\n    print(exc); sys.exit(0)\n"
+            "sys.exit(3)\n",
+            str(conf),
+        )
+        assert "Permission denied" in said
+        assert conf.read_bytes() == CONF and _temps(tmp_path) == []
     figure(
         "eacces",
         how="uid 65534, root-owned 0755 directory",
         file="old version, intact",
-        direct=out.stdout.strip(),
+        direct=said.strip(),
     )
 
 

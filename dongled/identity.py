@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 _IMEI = re.compile(r"^\d{15}$")
 _IMSI = re.compile(r"^\d{6,15}$")
+# E.118: "89" (telecom), then 16-18 digits; 19-digit ones come padded with an F.
+_ICCID = re.compile(r"89\d{16,18}")
 _TEXT = re.compile(r"^[A-Za-z0-9 ._:/+()-]{1,64}$")
 
 
@@ -31,6 +33,10 @@ def valid_imsi(value: str) -> bool:
     return bool(_IMSI.match(value))
 
 
+def valid_iccid(value: str) -> bool:
+    return bool(_ICCID.fullmatch(value))
+
+
 def clean_text(value: str) -> str:
     """Model/firmware strings are shown, never written to the config; still keep them tame."""
     value = value.strip()
@@ -41,6 +47,7 @@ def clean_text(value: str) -> str:
 class Identity:
     imei: str
     imsi: str | None = None
+    iccid: str | None = None  # the number printed on the SIM card: shown, never decided on
     manufacturer: str = ""
     model: str = ""
     firmware: str = ""
@@ -51,6 +58,8 @@ class Identity:
             raise ValueError(f"not a valid IMEI: {self.imei!r}")
         if self.imsi is not None and not valid_imsi(self.imsi):
             raise ValueError(f"not a valid IMSI: {self.imsi!r}")
+        if self.iccid is not None and not valid_iccid(self.iccid):
+            raise ValueError(f"not a valid ICCID: {self.iccid!r}")
 
 
 def limitations(ident: Identity, source: str) -> list[str]:
@@ -84,6 +93,21 @@ def imsi_from_cimi(lines: tuple[str, ...]) -> str | None:
     for line in lines:
         value = line.removeprefix("+CIMI:").strip()
         if valid_imsi(value):
+            return value
+    return None
+
+
+def iccid_from_answer(lines: tuple[str, ...]) -> str | None:
+    """Huawei `AT^ICCID?`: `^ICCID: 8970...`. Some firmwares give the SIM's raw bytes, each
+    pair of digits swapped (`98...`); an F pads a 19-digit ICCID."""
+    for line in lines:
+        if not line.startswith("^ICCID:"):
+            continue
+        value = line.removeprefix("^ICCID:").strip().strip('"').upper()
+        if value.startswith("98") and len(value) % 2 == 0:
+            value = "".join(value[i + 1] + value[i] for i in range(0, len(value), 2))
+        value = value.removesuffix("F")
+        if valid_iccid(value):
             return value
     return None
 

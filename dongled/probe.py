@@ -20,7 +20,14 @@ import serial
 
 from dongled import at
 from dongled.errors import PortBusyError, ProbeError, ProbeTimeoutError
-from dongled.identity import Identity, imei_from_cgsn, imsi_from_cimi, parse_ati, valid_imei
+from dongled.identity import (
+    Identity,
+    iccid_from_answer,
+    imei_from_cgsn,
+    imsi_from_cimi,
+    parse_ati,
+    valid_imei,
+)
 from dongled.identity import clean_text as _clean
 from dongled.portlock import holder, uucp_lock
 
@@ -160,11 +167,16 @@ async def _conversation(chan: AtChannel, timeouts: ProbeTimeouts) -> Identity:
         raise ProbeError(chan.port, f"no valid IMEI (AT+CGSN: {cgsn.final}; ATI has none)")
     cimi = await chan.command("AT+CIMI", t)
     imsi = imsi_from_cimi(cimi.lines) if cimi.ok else None
+    iccid = None
+    if imsi is not None:  # no SIM, no ICCID: one command less on such a stick
+        answer = await chan.command("AT^ICCID?", t)  # Huawei; others answer ERROR
+        iccid = iccid_from_answer(answer.lines) if answer.ok else None
     cvoice = await chan.command("AT^CVOICE?", t)
     voice = cvoice.ok and any(line.startswith("^CVOICE:") for line in cvoice.lines)
     return Identity(
         imei=imei,
         imsi=imsi,
+        iccid=iccid,
         manufacturer=_clean(info.get("manufacturer", "")),
         model=_clean(info.get("model", "")),
         firmware=_clean(info.get("revision", "")),

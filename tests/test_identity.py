@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from dongled.identity import Identity, imei_from_cgsn, parse_ati, valid_imei
+from dongled.identity import Identity, iccid_from_answer, imei_from_cgsn, parse_ati, valid_imei
 
 GOOD = "351234567890124"
 
@@ -31,6 +31,40 @@ def test_identity_refuses_invalid_imei() -> None:
 def test_cgsn_injection_is_not_an_imei() -> None:
     assert imei_from_cgsn(("351234567890124;data=/dev/x",)) is None
     assert imei_from_cgsn(("+CGSN: 351234567890124",)) == GOOD
+
+
+ICCID = "8970250011234567890"  # 19 digits, as on most SIM cards
+
+
+def swapped(iccid: str) -> str:
+    """The SIM's raw EF_ICCID bytes as some firmwares print them: F-padded, nibbles swapped."""
+    padded = iccid + "F" * (len(iccid) % 2)
+    return "".join(padded[i + 1] + padded[i] for i in range(0, len(padded), 2))
+
+
+@pytest.mark.parametrize(
+    ("lines", "iccid"),
+    [
+        ((f"^ICCID: {ICCID}",), ICCID),
+        ((f'^ICCID: "{ICCID}"',), ICCID),
+        ((f"^ICCID: {ICCID}F",), ICCID),  # padded, not swapped
+        ((f"^ICCID: {swapped(ICCID)}",), ICCID),
+        ((f"^ICCID: {ICCID}0",), ICCID + "0"),  # 20 digits
+        (("^RSSI: 17", f"^ICCID: {ICCID}"), ICCID),
+        ((f"{ICCID}",), None),  # not the ^ICCID answer
+        (("^ICCID: 1234567890123456789",), None),  # not a telecom number (89...)
+        (("^ICCID: 8970",), None),
+        ((f"^ICCID: {ICCID}\n[dongle0]",), None),
+        ((f"^ICCID: {ICCID};data=/dev/x",), None),
+    ],
+)
+def test_iccid_answers(lines: tuple[str, ...], iccid: str | None) -> None:
+    assert iccid_from_answer(lines) == iccid
+
+
+def test_identity_refuses_invalid_iccid() -> None:
+    with pytest.raises(ValueError, match="not a valid ICCID"):
+        Identity(imei=GOOD, iccid="8970x")
 
 
 def test_ati_fields() -> None:

@@ -36,10 +36,18 @@ def test_e1550_identified_with_echo_on(tmp_path: Path) -> None:
         ident = identify(port.path, tmp_path)
         assert ident.imei == IMEI and ident.imsi == IMSI
         assert ident.model == "E1550" and ident.manufacturer == "huawei" and ident.voice is True
+        assert ident.iccid == sim.iccid and sim.iccid.startswith("89")
         assert port.commands[0] == "ATE0"
         assert_harmless(port.commands)
     assert sim.violations == []
     assert not list(tmp_path.iterdir()), "our lock must be released"
+
+
+def test_iccid_as_raw_sim_bytes_is_read_back(tmp_path: Path) -> None:
+    iccid = "8970250011234567890"
+    raw = "".join((iccid + "F")[i + 1] + (iccid + "F")[i] for i in range(0, 20, 2))
+    with pty_modem(StickSim(IMEI, IMSI, iccid=raw)) as port:
+        assert identify(port.path, tmp_path).iccid == iccid
 
 
 def test_imei_only_in_ati(tmp_path: Path) -> None:
@@ -55,7 +63,8 @@ def test_cme_error_on_cgsn_falls_back_to_ati(tmp_path: Path) -> None:
 def test_no_sim_still_identified_without_imsi(tmp_path: Path) -> None:
     with pty_modem(E173(IMEI, None)) as port:
         ident = identify(port.path, tmp_path)
-        assert ident.imei == IMEI and ident.imsi is None
+        assert ident.imei == IMEI and ident.imsi is None and ident.iccid is None
+        assert "AT^ICCID?" not in port.commands  # no SIM, no card number to ask for
 
 
 def test_no_voice(tmp_path: Path) -> None:

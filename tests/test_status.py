@@ -32,6 +32,7 @@ SECTION_KEYS = {
     "data",
     "audio",
     "usb_port",
+    "iccid",
     "model",
     "voice",
     "asterisk_state",
@@ -47,6 +48,7 @@ STICK_KEYS = {
     "state",
     "imei",
     "imsi",
+    "iccid",
     "model",
     "voice",
     "data",
@@ -175,7 +177,8 @@ def test_status_reports_unbound_and_unidentified_sticks(tmp_path: Path) -> None:
     with rig(tmp_path, 1) as r:
         width = len(E1550_USB.interfaces)
         stranger = make_imei(77)
-        r.tb.add_stick(E1550_USB, StickSim(stranger), r.take_ttys(width), usb_port="8")
+        stranger_sim = StickSim(stranger)
+        r.tb.add_stick(E1550_USB, stranger_sim, r.take_ttys(width), usb_port="8")
         r.tb.add_stick(
             E1550_USB, StickSim(make_imei(78), mute=True), r.take_ttys(width), usb_port="9"
         )
@@ -198,6 +201,10 @@ def test_status_reports_unbound_and_unidentified_sticks(tmp_path: Path) -> None:
         assert failed[0] == "-" and failed[-1] == "failed"
         assert f"IMEI {stranger} is named by no section" in out.stdout
         assert "stick at USB 1-1.9 failed:" in out.stdout
+        # Probed by dongled (chan_dongle holds no port of it): its SIM card's number is known.
+        doc = json.loads(dongled(r, "status", "--json").stdout)
+        row = next(st for st in doc["sticks"] if st["imei"] == stranger)
+        assert row["iccid"] == stranger_sim.iccid and row["imsi"] == stranger_sim.imsi
         doc = json.loads(dongled(r, "status", "--json").stdout)
         assert doc["ok"] is False
         assert [s["section"] for s in doc["sections"]] == ["dongle0"]

@@ -34,7 +34,9 @@ _MAX_NESTED_COMMENTS = 128
 _MAX_INCLUDE_DEPTH = 10
 _MAX_NAME = 30  # chan_dongle's device id buffer
 _SEMI, _DASH, _BSLASH = ord(";"), ord("-"), ord("\\")
-_PORT_RE = re.compile(r"/[A-Za-z0-9/_.:+-]{0,254}")
+# No '-' at the end: before a "; comment" it would make "--;", which Asterisk reads as the
+# close of a block comment (no kernel device name ends so).
+_PORT_RE = re.compile(r"/(?:[A-Za-z0-9/_.:+-]{0,253}[A-Za-z0-9/_.:+])?")
 _IMEI_RE = re.compile(r"[0-9]{15}")
 _GLOB_MAGIC = re.compile(r"[*?[]")
 
@@ -366,7 +368,7 @@ def _check_port(value: str) -> None:
     if not _PORT_RE.fullmatch(value):
         raise ValueError(
             f"refusing to write {value!r}: a port must be an absolute path of at most 255 "
-            "characters from [A-Za-z0-9/_.:+-]"
+            "characters from [A-Za-z0-9/_.:+-], not ending in '-'"
         )
 
 

@@ -482,6 +482,8 @@ def test_with_ports_unknown_section() -> None:
         "/dev/ttyUSB0=x",
         "/dev/é",
         "/" + "a" * 255,
+        "/dev/ttyUSB1--",  # before "; comment" it would close a block comment never opened
+        "/dev/ttyUSB1-",
     ],
 )
 def test_with_ports_refuses_unsafe_values(value: str) -> None:
@@ -526,7 +528,8 @@ _NAMES = st.text("abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=
 _SPACE = st.sampled_from(["", " ", "\t", "  ", " \t"])
 _EOL = st.sampled_from(["\n", "\r\n"])
 _COMMENT = st.sampled_from(["", "; note", ";-- inline --;", "; data=/dev/nope [x]", ";"])
-_PORT = st.from_regex(r"/dev/[A-Za-z0-9_.:+-]{1,20}", fullmatch=True)
+# As dongled writes them: a value ending in '-' would turn a following "; c" into "--;".
+_PORT = st.from_regex(r"/dev/[A-Za-z0-9_.:+-]{0,19}[A-Za-z0-9_.:+]", fullmatch=True)
 _LEADING = st.sampled_from(["", "; top comment", "  \t", ";-- one-line block --;"])
 _FREE = st.sampled_from(
     [

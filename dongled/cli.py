@@ -11,6 +11,7 @@ from typing import Any
 
 from dongled import __version__, settings
 from dongled.errors import ConfError, SettingsError
+from dongled.portlock import pid_alive
 from dongled.statusfile import FILENAME, exit_ok, render_table
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
@@ -122,18 +123,6 @@ def _run(conf: settings.Settings, verbose: bool) -> int:
     return EXIT_OK
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _snapshot(conf: settings.Settings) -> dict[str, Any] | None:
     """The running daemon's status document, or None when it does not run."""
     try:
@@ -141,7 +130,7 @@ def _snapshot(conf: settings.Settings) -> dict[str, Any] | None:
             snap = json.load(fh)
     except (OSError, ValueError):
         return None
-    if not isinstance(snap, dict) or not _pid_alive(int(snap.get("pid", 0))):
+    if not isinstance(snap, dict) or not pid_alive(int(snap.get("pid", 0))):
         return None
     return snap
 

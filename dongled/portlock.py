@@ -18,7 +18,10 @@ def lock_path(lock_dir: str, port: str) -> str:
     return os.path.join(lock_dir, "LCK.." + os.path.basename(os.path.realpath(port)))
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process `pid` exists (pids 0 and below never: kill() would mean a group)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -43,7 +46,7 @@ def holder(lock_dir: str, port: str) -> int | None:
     pid = int(fields[0])
     if pid <= 0:
         return -1
-    return pid if _pid_alive(pid) else None
+    return pid if pid_alive(pid) else None
 
 
 @contextlib.contextmanager

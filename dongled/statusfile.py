@@ -296,44 +296,39 @@ def _short_time(stamp: object) -> str:
     return str(stamp)[:19].replace("T", " ") if stamp else "-"
 
 
+def _row(r: dict[str, Any], device: str, asterisk: str, verified: str) -> tuple[str, ...]:
+    """One table row, in TABLE_HEAD's order, from a section or stick row of the document."""
+    return (
+        device,
+        _cell(r.get("imei")),
+        _cell(r.get("data")),
+        _cell(r.get("audio")),
+        _cell(r.get("usb_port")),
+        _cell(r.get("model")),
+        _cell(r.get("voice")),
+        asterisk,
+        verified,
+        _short_time(r.get("last_change")),
+        _cell(r.get("status")),
+    )
+
+
 def render_table(doc: dict[str, Any]) -> list[str]:
     """The IMEI-to-port table: one row per device section, then the plugged sticks that no
     section names (unidentified or unbound), then the summary and every problem in words."""
     rows: list[tuple[str, ...]] = [TABLE_HEAD]
     for r in doc.get("sections", []):
         rows.append(
-            (
+            _row(
+                r,
                 _cell(r.get("section")),
-                _cell(r.get("imei")),
-                _cell(r.get("data")),
-                _cell(r.get("audio")),
-                _cell(r.get("usb_port")),
-                _cell(r.get("model")),
-                _cell(r.get("voice")),
                 _cell(r.get("asterisk_state")),
                 _cell(bool(r.get("verified"))),
-                _short_time(r.get("last_change")),
-                _cell(r.get("status")),
             )
         )
     for s in doc.get("sticks", []):
-        if s.get("section") is not None:
-            continue
-        rows.append(
-            (
-                "-",
-                _cell(s.get("imei")),
-                _cell(s.get("data")),
-                _cell(s.get("audio")),
-                _cell(s.get("usb_port")),
-                _cell(s.get("model")),
-                _cell(s.get("voice")),
-                "-",
-                "no",
-                _short_time(s.get("last_change")),
-                _cell(s.get("status")),
-            )
-        )
+        if s.get("section") is None:  # a stick no section names: no device, not verified
+            rows.append(_row(s, "-", "-", "no"))
     for w in doc.get("switching", []):
         status = "stuck" if w.get("stuck") else "switching"
         rows.append(

@@ -242,6 +242,16 @@ def one_stick(bench: Bench, imei: str = IMEI_A, imsi: str = IMSI_A) -> Plugged:
     return bench.plug(StickSim(imei, imsi), "ttyUSB2", "ttyUSB1")
 
 
+def stick_pulled(bench: Bench, make_fake: Callable[..., FakeAsterisk]) -> FakeAsterisk:
+    """dongle0 came up on its stick (one_stick), then the stick was pulled."""
+    mine = one_stick(bench)
+    fake = make_fake()
+    fake.wait_for_state("dongle0", "Free", TIMEOUT)
+    bench.unplug(mine)
+    fake.wait_for_state("dongle0", "Not connected", 0.5)
+    return fake
+
+
 # --- login and permissions --------------------------------------------------------------------
 
 
@@ -569,11 +579,7 @@ def test_stick_vanishes_then_a_foreign_stick_is_grabbed_at_the_same_path(
 def test_same_stick_back_at_the_same_path_reconnects_by_itself(
     bench: Bench, make_fake: Callable[..., FakeAsterisk]
 ) -> None:
-    mine = one_stick(bench)
-    fake = make_fake()
-    fake.wait_for_state("dongle0", "Free", TIMEOUT)
-    bench.unplug(mine)
-    fake.wait_for_state("dongle0", "Not connected", 0.5)
+    fake = stick_pulled(bench, make_fake)
     reloads = fake.reload_count
     bench.plug(StickSim(IMEI_A, IMSI_A), "ttyUSB2", "ttyUSB1")
     fake.wait_for_state("dongle0", "Free", INTERVAL * 3, imei=IMEI_A)
@@ -585,11 +591,7 @@ def test_same_stick_back_at_the_same_path_reconnects_by_itself(
 def test_stopped_device_is_not_retried_but_any_reload_restarts_it(
     bench: Bench, make_fake: Callable[..., FakeAsterisk]
 ) -> None:
-    mine = one_stick(bench)
-    fake = make_fake()
-    fake.wait_for_state("dongle0", "Free", TIMEOUT)
-    bench.unplug(mine)
-    fake.wait_for_state("dongle0", "Not connected", 0.5)
+    fake = stick_pulled(bench, make_fake)
 
     async def stop() -> None:
         ami = await Ami.connect(fake.port)
@@ -620,11 +622,7 @@ def test_stopped_device_is_not_retried_but_any_reload_restarts_it(
 def test_stopped_section_pointed_at_impossible_paths_stays_safe(
     bench: Bench, make_fake: Callable[..., FakeAsterisk]
 ) -> None:
-    mine = one_stick(bench)
-    fake = make_fake()
-    fake.wait_for_state("dongle0", "Free", TIMEOUT)
-    bench.unplug(mine)
-    fake.wait_for_state("dongle0", "Not connected", 0.5)
+    fake = stick_pulled(bench, make_fake)
     bench.plug(StickSim(IMEI_B, IMSI_B), "ttyUSB2", "ttyUSB1")
     bench.write_conf(("dongle0", "/dev/null/absent-data", "/dev/null/absent-audio", IMEI_A))
     fake.admin_reload()
@@ -838,11 +836,7 @@ def test_one_of_data_audio_skipped_and_bad_imei_dropped(
 def test_restart_drops_sessions_and_reopens_devices_per_file(
     bench: Bench, make_fake: Callable[..., FakeAsterisk]
 ) -> None:
-    mine = one_stick(bench)
-    fake = make_fake()
-    fake.wait_for_state("dongle0", "Free", TIMEOUT)
-    bench.unplug(mine)
-    fake.wait_for_state("dongle0", "Not connected", 0.5)
+    fake = stick_pulled(bench, make_fake)
 
     async def main() -> None:
         ami = await Ami.connect(fake.port)

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.testbed import Testbed
+from tests.support.marks import needs_umockdev
 
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not Testbed.available(), reason="needs umockdev-wrapper (CI runs it)"),
+    needs_umockdev,
 ]
 
 

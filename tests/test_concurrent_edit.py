@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.amiproxy import AmiProxy, proxy_for
+from tests.support.marks import needs_umockdev
 from tests.support.rig import Rig, rig, wait_until
-from tests.support.testbed import Testbed
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not Testbed.available(), reason="needs umockdev-wrapper (CI runs it)"),
+    needs_umockdev,
 ]
 
 NOTE = b"; 03:12 moved the Paris line to the new trunk -- admin\n"

@@ -5,12 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-
+from tests.support.marks import needs_umockdev
 from tests.support.rig import rig, wait_until
-from tests.support.testbed import Testbed
 
-pytestmark = pytest.mark.skipif(not Testbed.available(), reason="needs umockdev-wrapper")
+pytestmark = needs_umockdev
 
 
 def test_sticks_dropping_together_are_one_hub_event(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from dongled import models
 from dongled.hotplug import tty_info_from
+from tests.support.marks import needs_umockdev
 from tests.support.modemsim import (
     E171_LAYOUT_21_USB,
     E171_LAYOUT_32_USB,
@@ -18,7 +19,6 @@ from tests.support.modemsim import (
     UsbModel,
 )
 from tests.support.rig import rig
-from tests.support.testbed import Testbed
 
 USB = "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1.4"
 
@@ -63,7 +63,7 @@ def test_completeness_waits_for_all_ports_of_a_known_model() -> None:
     assert not models.complete("1234", "5678", frozenset({0, 1, 2}))  # unknown: settle time
 
 
-@pytest.mark.skipif(not Testbed.available(), reason="needs umockdev-wrapper (CI runs it)")
+@needs_umockdev
 @pytest.mark.parametrize(
     "model",
     [E1550_USB, E173_USB, E171_LAYOUT_32_USB, E171_LAYOUT_21_USB, K3765_USB],

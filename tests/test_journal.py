@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from dongled.eventlog import JOURNAL_SOCKET, Event
+from tests.support.marks import needs_umockdev
 from tests.support.rig import ROOT, rig
-from tests.support.testbed import Testbed
 
 Entry = dict[str, list[bytes]]
 _KEY = re.compile(rb"[A-Z0-9][A-Z0-9_]{0,63}")
@@ -184,7 +184,7 @@ def test_message_ids_are_stable() -> None:
 
 
 @pytest.mark.e2e
-@pytest.mark.skipif(not Testbed.available(), reason="needs umockdev-wrapper (CI runs it)")
+@needs_umockdev
 def test_daemon_events_in_the_journal(tmp_path: Path, journal: JournalSocket) -> None:
     with rig(tmp_path, 2) as r:
         r.wait_all_right(timeout=10)

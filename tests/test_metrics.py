@@ -7,12 +7,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dongled.metrics import rssi_dbm
+from tests.support.marks import needs_umockdev
 from tests.support.rig import rig
-from tests.support.testbed import Testbed
 
 
 def samples(text: str) -> dict[str, float]:
@@ -29,7 +28,7 @@ def test_rssi_parsing() -> None:
     assert rssi_dbm("99, unknown") is None
 
 
-@pytest.mark.skipif(not Testbed.available(), reason="needs umockdev-wrapper (CI runs it)")
+@needs_umockdev
 def test_metrics_endpoint_and_textfile(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.marks import needs_umockdev
 from tests.support.rig import rig
-from tests.support.testbed import Testbed
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not Testbed.available(), reason="needs umockdev-wrapper (CI runs it)"),
+    needs_umockdev,
 ]
 
 

@@ -11,9 +11,9 @@ import pytest
 
 from dongled.ladder import ORDER, Ladder, Step
 from dongled.usbreset import RecoveryError, hub_and_port, power_cycle, reauthorize, usb_reset
+from tests.support.marks import needs_umockdev
 from tests.support.nobody import open_dir, run_as_nobody
 from tests.support.rig import Rig, rig, wait_until
-from tests.support.testbed import Testbed
 
 # ---- decisions ---------------------------------------------------------------------------
 
@@ -124,7 +124,6 @@ def test_power_cycle_runs_uhubctl_with_an_argument_list(
 
 # ---- the daemon on the ladder --------------------------------------------------------------
 
-needs_umockdev = pytest.mark.skipif(not Testbed.available(), reason="needs umockdev-wrapper")
 FAST: dict[str, object] = {"backoff": 0.4, "backoff_max": 0.4, "max_rounds": 1}
 
 

@@ -10,7 +10,6 @@ daemon's asyncio tasks, fds and RSS afterwards.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,17 +21,14 @@ from dongled.errors import AmiError
 from dongled.settings import AmiSettings
 from tests.support.amiproxy import AmiProxy, proxy_for
 from tests.support.figures import figure
+from tests.support.marks import needs_umockdev, rel_child_only
 from tests.support.procstats import start_instrumented, stats
 from tests.support.rig import PARKED_DATA, Rig, rig
-from tests.support.testbed import Testbed
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(
-        os.environ.get("DONGLED_REL_CHILD") != "1",
-        reason="run in a fresh process by tests/test_rel_runner.py (umockdev's fd table)",
-    ),
-    pytest.mark.skipif(not Testbed.available(), reason="needs umockdev-wrapper (CI runs it)"),
+    rel_child_only,
+    needs_umockdev,
 ]
 
 BACKOFF_MAX = 1.0  # the rig's [ami] backoff_max

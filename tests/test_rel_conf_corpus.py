@@ -26,9 +26,9 @@ from dongled.identity import Identity
 from dongled.settings import AmiSettings, Settings
 from dongled.sticks import Stick, StickState
 from tests.support.figures import figure
+from tests.support.marks import needs_umockdev
 from tests.support.nobody import open_dir, run_as_nobody
 from tests.support.rig import Rig, make_imei, rig
-from tests.support.testbed import Testbed
 
 IMEI0 = make_imei(0)
 IMEI1 = make_imei(1)
@@ -329,7 +329,7 @@ LIVE = [
 
 
 @pytest.mark.e2e
-@pytest.mark.skipif(not Testbed.available(), reason="needs umockdev-wrapper (CI runs it)")
+@needs_umockdev
 def test_real_daemon_survives_bad_files_and_leaves_them_alone(tmp_path: Path) -> None:
     cases = {c.name: c for c in CORPUS}
     with rig(tmp_path, 1) as r:

@@ -28,9 +28,9 @@ from dongled.errors import ProbeError
 from dongled.identity import Identity, valid_imei
 from dongled.probe import ProbeTimeouts, identify_port
 from tests.support.figures import figure
+from tests.support.marks import needs_umockdev
 from tests.support.modemsim import StickSim
 from tests.support.rig import make_imei, rig
-from tests.support.testbed import Testbed
 
 GOOD_IMEI = make_imei(42)
 BAD_LUHN = GOOD_IMEI[:-1] + str((int(GOOD_IMEI[-1]) + 1) % 10)
@@ -290,7 +290,7 @@ INJECTED = (b"[dongle0]\r", b"ttyS0", b"ttyS1", b"/etc/passwd", b"#include")
 
 
 @pytest.mark.e2e
-@pytest.mark.skipif(not Testbed.available(), reason="needs umockdev-wrapper (CI runs it)")
+@needs_umockdev
 def test_injection_through_cgsn_never_reaches_the_file(tmp_path: Path) -> None:
     sims = [StickSim(make_imei(0), "250010000000000")] + [
         StickSim(lie, f"25001000000000{i}") for i, lie in enumerate(LIES, 1)

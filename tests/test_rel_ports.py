@@ -21,17 +21,14 @@ import pytest
 
 from dongled.portlock import lock_path
 from tests.support.figures import figure
+from tests.support.marks import needs_umockdev, rel_child_only
 from tests.support.modemsim import E1550_USB, StickSim
 from tests.support.rig import make_imei, rig
-from tests.support.testbed import Testbed
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(
-        os.environ.get("DONGLED_REL_CHILD") != "1",
-        reason="run in a fresh process by tests/test_rel_runner.py (umockdev's fd table)",
-    ),
-    pytest.mark.skipif(not Testbed.available(), reason="needs umockdev-wrapper (CI runs it)"),
+    rel_child_only,
+    needs_umockdev,
 ]
 
 

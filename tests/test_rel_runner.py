@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.testbed import Testbed
+from tests.support.marks import needs_umockdev
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.e2e
 @pytest.mark.timeout(900)
-@pytest.mark.skipif(not Testbed.available(), reason="needs umockdev-wrapper (CI runs it)")
+@needs_umockdev
 @pytest.mark.parametrize("module", ["test_rel_ami.py", "test_rel_ports.py", "test_rel_soak.py"])
 def test_campaign_in_a_fresh_process(module: str) -> None:
     env = {**os.environ, "DONGLED_REL_CHILD": "1"}

@@ -19,8 +19,8 @@ from dongled.portlock import lock_path, uucp_lock
 from dongled.settings import AmiSettings, Settings
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.figures import figure
+from tests.support.marks import needs_umockdev
 from tests.support.rig import rig
-from tests.support.testbed import Testbed
 
 PKG = Path(__file__).resolve().parents[1] / "dongled"
 SECRET = "Zq9-distinctive-AMI-secret-7741"
@@ -148,7 +148,7 @@ def test_symlink_planted_as_lock_file_is_never_written_through(tmp_path: Path) -
 
 
 @pytest.mark.e2e
-@pytest.mark.skipif(not Testbed.available(), reason="needs umockdev-wrapper (CI runs it)")
+@needs_umockdev
 def test_daemon_keeps_secret_modes_and_owner(tmp_path: Path) -> None:
     with rig(tmp_path, 2) as r:
         r.settings.write_text(r.settings.read_text().replace('"s3cret"', f'"{SECRET}"'))

@@ -19,17 +19,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.figures import figure
+from tests.support.marks import needs_umockdev, rel_child_only
 from tests.support.procstats import start_instrumented, stats
 from tests.support.rig import rig
-from tests.support.testbed import Testbed
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(
-        os.environ.get("DONGLED_REL_CHILD") != "1",
-        reason="run in a fresh process by tests/test_rel_runner.py (umockdev's fd table)",
-    ),
-    pytest.mark.skipif(not Testbed.available(), reason="needs umockdev-wrapper (CI runs it)"),
+    rel_child_only,
+    needs_umockdev,
 ]
 
 CYCLES = int(os.environ.get("DONGLED_SOAK_CYCLES", "40"))

@@ -12,13 +12,13 @@ import pytest
 from dongled import cli
 from dongled.dongleconf import DongleConf
 from tests.support.fake_asterisk import FakeAsterisk
+from tests.support.marks import needs_umockdev
 from tests.support.modemsim import StickSim
 from tests.support.rig import PARKED_DATA, Rig, make_imei, rig, section_text
-from tests.support.testbed import Testbed
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not Testbed.available(), reason="needs umockdev-wrapper (CI runs it)"),
+    needs_umockdev,
 ]
 
 

@@ -18,13 +18,9 @@ from dongled.daemon import Daemon
 from dongled.identity import Identity
 from dongled.settings import Settings
 from dongled.sticks import Stick, StickState
+from tests.support.marks import needs_umockdev
 from tests.support.modemsim import E1550_USB, StickSim
 from tests.support.rig import ROOT, Rig, make_imei, rig, wait_until
-from tests.support.testbed import Testbed
-
-needs_testbed = pytest.mark.skipif(
-    not Testbed.available(), reason="needs umockdev-wrapper (CI runs it)"
-)
 
 SECTION_KEYS = {
     "section",
@@ -96,7 +92,7 @@ def _sections_ok(r: Rig, n: int) -> bool:
 
 
 @pytest.mark.e2e
-@needs_testbed
+@needs_umockdev
 def test_status_with_the_daemon_up_then_down(tmp_path: Path) -> None:
     with rig(tmp_path, 2) as r:
         r.wait_all_right(timeout=10)
@@ -172,7 +168,7 @@ def test_status_with_the_daemon_up_then_down(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
-@needs_testbed
+@needs_umockdev
 def test_status_reports_unbound_and_unidentified_sticks(tmp_path: Path) -> None:
     with rig(tmp_path, 1) as r:
         width = len(E1550_USB.interfaces)
@@ -309,7 +305,7 @@ def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixtur
     assert ("exit codes" in out) or command == ["run"]
 
 
-@pytest.mark.skipif(not Testbed.available(), reason="needs umockdev-wrapper (CI runs it)")
+@needs_umockdev
 def test_status_says_what_a_sim_less_voiceless_stick_needs(tmp_path: Path) -> None:
     sim = StickSim(make_imei(0), None, voice=False)
     with rig(tmp_path, 1, sims=[sim]) as r:

@@ -13,6 +13,7 @@ import pytest
 import pyudev
 import serial
 
+from tests.support.marks import needs_umockdev
 from tests.support.modemsim import (
     CDROM_MODE_USB,
     E171_LAYOUT_21_USB,
@@ -30,10 +31,7 @@ from tests.support.testbed import FakeStick, Testbed
 
 pytestmark = [
     pytest.mark.umockdev,
-    pytest.mark.skipif(
-        not Testbed.available(),
-        reason="needs the umockdev preload: run pytest under umockdev-wrapper",
-    ),
+    needs_umockdev,
 ]
 
 IMSI = "250011234567890"

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,7 +20,7 @@ import tests.support.rig
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.fake_asterisk_dongle import ChanDongle
 from tests.support.modemsim import Role
-from tests.support.rig import ROOT, Rig
+from tests.support.rig import Rig
 from tests.support.testbed import HUB_PATH, FakeStick, Testbed
 
 TTY_MARK = "E: SUBSYSTEM=tty\n"
@@ -69,26 +67,8 @@ class BenchAsterisk(FakeAsterisk):
 
 class BenchRig(Rig):
     tb: StampedTestbed
-
-    def start_daemon(self, wait_ready: bool = True) -> None:
-        env = self.tb.env()
-        env["NOTIFY_SOCKET"] = str(self.notify_path)
-        env["PYTHONPATH"] = str(ROOT)
-        env.pop("JOURNAL_STREAM", None)
-        env.pop("WATCHDOG_USEC", None)
-        self.log_path = self.tmp / "daemon.log"
-        log = self.log_path.open("ab")
-        cmd = ["umockdev-wrapper", sys.executable, "-m", "dongled"]
-        self.daemon = subprocess.Popen(
-            [*cmd, "--config", str(self.settings), "run"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=str(self.tmp),
-        )
-        log.close()
-        if wait_ready:
-            self.wait_notification("READY=1", 60.0)
+    run_args = ("run",)  # the default log level, as installed
+    ready_timeout = 60.0  # start-up with up to 50 sticks
 
     @property
     def pid(self) -> int:

@@ -72,6 +72,10 @@ def section_text(i: int, imei: str, data: str, audio: str) -> str:
 
 
 class Rig:
+    # How `dongled run` is started: verbose for the tests' log assertions.
+    run_args: tuple[str, ...] = ("run", "--verbose")
+    ready_timeout = 20.0
+
     def __init__(
         self,
         tmp: Path,
@@ -158,6 +162,7 @@ class Rig:
         env["NOTIFY_SOCKET"] = str(self.notify_path)
         env["PYTHONPATH"] = str(ROOT)
         env.pop("JOURNAL_STREAM", None)
+        env.pop("WATCHDOG_USEC", None)  # a watchdog of the test runner's own is not ours
         env.update(self.extra_env)
         self.log_path = self.tmp / "daemon.log"
         log = self.log_path.open("ab")
@@ -169,8 +174,7 @@ class Rig:
                 "dongled",
                 "--config",
                 str(self.settings),
-                "run",
-                "--verbose",
+                *self.run_args,
             ],
             env=env,
             stdout=log,
@@ -179,7 +183,7 @@ class Rig:
         )
         log.close()
         if wait_ready:
-            self.wait_notification("READY=1", 20.0)
+            self.wait_notification("READY=1", self.ready_timeout)
 
     def stop_daemon(self) -> int:
         proc, self.daemon = self.daemon, None

@@ -33,8 +33,10 @@ from dongled.portlock import holder
 from dongled.probe import ProbeTimeouts, identify_port
 from dongled.reconcile import PARKED, Expect, Located, Plan, plan
 from dongled.recovery import Recovery
+from dongled.release import Releases, opening
 from dongled.settings import Settings
 from dongled.sticks import Stick, StickState
+from dongled.usbreset import RecoveryError
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class Daemon:
         self._pending_since: float | None = None
         self._last_removal = 0.0
         self.fences = Fences(settings.lock_dir)
+        self.releases = Releases(settings.lock_dir, settings.release_quiet, settings.verify_timeout)
         self._closed = False
         self.sections: dict[str, DeviceSection] = {}  # the last good parse
         self._unbound: set[str] = set()
@@ -532,6 +535,7 @@ class Daemon:
             log.error("cannot read Asterisk's devices: %s", exc)
             self.asterisk = None
             return False
+        self.releases.prune(self.asterisk)
         return True
 
     async def _stop(self, devices: list[str]) -> bool:
@@ -544,8 +548,25 @@ class Daemon:
                 log.error("DongleStop %s failed: %s", name, exc)
                 ok = False
                 continue
+            self.releases.stopped(name, (self.asterisk or {}).get(name))
             emit(Event.STOPPED, "stopped device %s", name, device=name)
         return ok
+
+    async def restart_device(self, name: str) -> None:
+        """DongleStop, wait until chan_dongle has let go of the ttys, DongleStart: never
+        DongleRestart, which re-opens the ttys while the device may still be closing."""
+        entry = (await self.ami.show_devices(name)).get(name)
+        await self.ami.stop(name)
+        self.releases.stopped(name, entry)
+        emit(Event.STOPPED, "stopped device %s", name, device=name)
+        sec = self.sections.get(name)
+        why = await self.releases.settle(self.ami, opening(self.sections, Plan(start=[name])))
+        if why is not None:
+            raise RecoveryError(why)
+        if sec is None or (sec.data, sec.audio) == PARKED:
+            return  # its stick left meanwhile: stays stopped, parked
+        await self.ami.start(name)
+        emit(Event.STARTED, "started device %s", name, device=name)
 
     def _write(self, conf: DongleConf, p: Plan) -> bool:
         try:
@@ -604,10 +625,14 @@ class Daemon:
         return True
 
     async def _kick(self, p: Plan) -> bool:
-        if p.reload or p.start:
-            # Every device chan_dongle may now (re)open names a verified or parked port.
-            self.fences.lift_all()
         try:
+            if p.reload or p.start:
+                why = await self.releases.settle(self.ami, opening(self.sections, p))
+                if why is not None:
+                    log.warning("Asterisk not told yet: %s", why)
+                    return False
+                # Every device chan_dongle may now (re)open names a verified or parked port.
+                self.fences.lift_all()
             if p.reload:
                 await self.ami.reload(self.s.ami.reload_when)
                 self.counters["reloads"] += 1

@@ -182,3 +182,67 @@ async def _conversation(chan: AtChannel, timeouts: ProbeTimeouts) -> Identity:
         firmware=_clean(info.get("revision", "")),
         voice=voice,
     )
+
+
+async def line_quiet(port: str, lock_dir: str, quiet: float, limit: float) -> bool:
+    """Hold `port` under our UUCP lock and read it, sending nothing, until no byte has come
+    for `quiet` seconds: True. False if another program holds it or it keeps talking past
+    `limit` seconds. A port that no longer exists is quiet."""
+    if _gone(port):
+        return True
+    owner = holder(lock_dir, port)
+    if owner is not None and owner != os.getpid():
+        return False
+    try:
+        _check_not_owned(port)
+        with uucp_lock(lock_dir, port):
+            ser = _open_serial(port)
+            try:
+                return await _drain(ser.fileno(), quiet, limit)
+            finally:
+                with contextlib.suppress(OSError, serial.SerialException):
+                    ser.close()
+    except PortBusyError:
+        return False
+    except ProbeError:
+        return _gone(port)  # vanished meanwhile: nothing can be in flight
+
+
+def _gone(port: str) -> bool:
+    return not os.path.exists(port)
+
+
+async def _drain(fd: int, quiet: float, limit: float) -> bool:
+    loop = asyncio.get_running_loop()
+    got = asyncio.Event()
+    drained = 0
+
+    def readable() -> None:
+        nonlocal drained
+        try:
+            data = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:  # hung up: the stick went away, nothing more will come
+            loop.remove_reader(fd)
+        drained += len(data)
+        got.set()
+
+    loop.add_reader(fd, readable)
+    try:
+        start = last = loop.time()
+        while (now := loop.time()) - last < quiet:
+            if now - start > limit:
+                return False
+            got.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(quiet - (now - last)):
+                    await got.wait()
+                    last = loop.time()
+        if drained:
+            log.info("drained %d stale byte(s) from a just-stopped port", drained)
+        return True
+    finally:
+        loop.remove_reader(fd)

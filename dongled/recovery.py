@@ -141,7 +141,7 @@ class Recovery:
         self, step: Step, usb_port: str, device: str | None, sys_path: str
     ) -> None:
         if step is Step.RESTART and device is not None:
-            await self._d.ami.restart(device)
+            await self._d.restart_device(device)
             sec = self._d.sections.get(device)
             if sec is not None and sec.imei:
                 want = Expect(imei=sec.imei, imsi=sec.imsi or None)

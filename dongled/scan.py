@@ -25,12 +25,13 @@ from dongled import models
 from dongled.ami import AmiClient, DeviceEntry
 from dongled.atomicfile import replace_atomically
 from dongled.devicepoll import device_polls
-from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA, DongleConf
+from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA, DeviceSection, DongleConf
 from dongled.errors import AmiError, ConfError, PortBusyError, ProbeError, ProbeTimeoutError
 from dongled.hotplug import TtyInfo, list_ttys
 from dongled.identity import Identity, clean_text, valid_imei
 from dongled.probe import ProbeTimeouts, identify_port
 from dongled.reconcile import Expect, Located, Plan, plan
+from dongled.release import Releases, opening
 from dongled.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class ScanResult:
     located: list[Located]
     plan: Plan
     change: Change
+    sections: dict[str, DeviceSection] = field(default_factory=dict)  # as read, before it
 
 
 @dataclass(slots=True, kw_only=True)
@@ -193,9 +195,12 @@ async def scan(s: Settings, asterisk: Asterisk) -> ScanResult:
     devices = asterisk.devices or {}
     await asyncio.gather(*(_identify(st, s, devices) for st in sticks))
     located = _located(sticks)
-    p = plan(conf.devices(), located, asterisk.devices)
+    sections = conf.devices()
+    p = plan(sections, located, asterisk.devices)
     after, _ = conf.with_ports(p.port_changes) if p.port_changes else (conf, {})
-    return ScanResult(sticks=sticks, located=located, plan=p, change=_change(conf, after))
+    return ScanResult(
+        sticks=sticks, located=located, plan=p, change=_change(conf, after), sections=sections
+    )
 
 
 async def apply_scan(s: Settings, result: ScanResult, asterisk: Asterisk) -> list[str]:
@@ -203,18 +208,26 @@ async def apply_scan(s: Settings, result: ScanResult, asterisk: Asterisk) -> lis
     problems: list[str] = []
     p, client = result.plan, asterisk.client
     connected = asterisk.devices is not None
-    if connected:
+    releases = Releases(s.lock_dir, s.release_quiet, s.verify_timeout)
+    if asterisk.devices is not None:
         for name in p.stop:  # before the file names new ports, as the daemon does
             try:
                 await client.stop(name)
             except AmiError as exc:
                 problems.append(f"DongleStop {name}: {exc}")
+                continue
+            releases.stopped(name, asterisk.devices.get(name))
     write_change(result.change)
     if not connected:
         if p.expect:
             problems.append(f"Asterisk not told (not reachable: {asterisk.error})")
         return problems
     try:
+        if p.reload or p.start:
+            # As the daemon does: nothing re-opens a tty a stopped device may still close.
+            why = await releases.settle(client, opening(result.sections, p))
+            if why is not None:
+                return [*problems, f"Asterisk not told: {why}"]
         if p.reload:
             await client.reload(s.ami.reload_when)
         for name in p.start:

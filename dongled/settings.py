@@ -59,6 +59,8 @@ class Settings:
     batch_max_wait: float = 3.0  # one slow stick never holds the batch back longer
     verify_timeout: float = 10.0  # a device must be ready with the right IMEI by then
     switch_limit: float = 30.0  # a stick still in storage (CD-ROM) mode after this is flagged
+    boot_grace: float = 30.0  # a new stick silent this long counts as hung (it may be booting)
+    release_quiet: float = 0.25  # a just-stopped device's tty must be silent this long
 
 
 _TOP_KEYS = {
@@ -71,6 +73,8 @@ _TOP_KEYS = {
     "batch_max_wait": float,
     "verify_timeout": float,
     "switch_limit": float,
+    "boot_grace": float,
+    "release_quiet": float,
 }
 _AMI_KEYS = {
     "host": str,

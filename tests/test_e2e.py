@@ -1,8 +1,8 @@
 """`dongled run` as a real subprocess against umockdev sticks and the test Asterisk.
 
 Mocked: nothing on dongled's side. The Asterisk is our TCP test server (tests/support/
-fake_asterisk.py), since a real Asterisk with chan_dongle cannot run here; it reproduces the
-behaviour recorded in shared/spec/real-asterisk.md, re-grabbing of old paths included.
+fake_asterisk.py), since a real Asterisk with chan_dongle cannot run here; it reproduces what a
+real Asterisk 20 with chan_dongle was seen to do, re-grabbing of old paths included.
 """
 
 from __future__ import annotations
@@ -157,6 +157,42 @@ def test_restart_of_dongled_repairs_a_stale_config(tmp_path: Path) -> None:
         r.wait_all_right()
         r.assert_never_foreign()
         r.assert_only_ports_changed()
+
+
+def test_restart_after_a_wrong_binding_reopens_no_port_that_is_still_closing(
+    tmp_path: Path,
+) -> None:
+    """dongled was down while the sticks came back on each other's old numbers, and
+    chan_dongle's own retry bound every device to the wrong stick. The restarted dongled
+    stops them at once, but re-opens their ttys only after chan_dongle has let go of them:
+    a reload a few ms after the stop crashed a real Asterisk."""
+    with rig(tmp_path, 3) as r:
+        r.wait_all_right(timeout=10)
+        old = [list(s.tty_numbers) for s in r.sticks]
+        r.unplug(0, 1, 2)
+        snapshot = r.asterisk.devices_snapshot
+        r.asterisk.wait_for(
+            lambda: all(e["State"] == "Not connected" for e in snapshot().values()), 5
+        )
+        for i in range(3):
+            r.replug(i, old[(i + 1) % 3])
+        r.asterisk.wait_for(
+            lambda: len({b[1] for b in r.asterisk.foreign_bindings}) == 3,
+            10,
+            what="chan_dongle binding every device to a wrong stick by itself",
+        )
+        wrong = r.asterisk.foreign_bindings
+        r.start_daemon()
+        r.wait_all_right()
+        assert r.asterisk.crashes == []
+        assert r.asterisk.hazards == []
+        assert r.asterisk.foreign_bindings == wrong  # none since dongled started
+        r.assert_only_ports_changed()
+        actions = r.asterisk.actions
+        stops = [t for t, name, _ in actions if name == "DongleStop"]
+        reopen = min(t for t, name, _ in actions if name in ("DongleReload", "DongleStart"))
+        assert len(stops) == 3 and reopen > max(stops)
+        print(f"\n[release] last DongleStop -> first re-open: {reopen - max(stops):.3f} s")
 
 
 def test_startup_with_a_right_config_changes_nothing(tmp_path: Path) -> None:

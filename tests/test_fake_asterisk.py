@@ -788,6 +788,71 @@ def test_dongle_restart_and_start(bench: Bench, make_fake: Callable[..., FakeAst
 
     asyncio.run(main())
     assert len(fake.bindings_log) == 3
+    # DongleRestart of a device that has its tty open re-opens it as it closes: modelled as
+    # the stop-then-start hazard below (dongled never sends it; it stops, waits, starts).
+    assert any("re-opened as its monitor closes" in h for h in fake.hazards)
+
+
+@pytest.mark.parametrize("again", ["DongleStart", "DongleReload"])
+def test_a_port_reopened_while_its_device_is_still_closing_crashes_asterisk(
+    bench: Bench, make_fake: Callable[..., FakeAsterisk], again: str
+) -> None:
+    """Seen on a real Asterisk: DongleStop answers Success before chan_dongle lets go of the
+    tty; a re-open a few ms later takes the closing device's last `OK` as its own, every
+    reply shifts by one, and the last one meets an empty command queue: segfault."""
+    one_stick(bench)
+    fake = make_fake(interval=30.0, close_delay=0.2)
+    fake.wait_for_state("dongle0", "Free", TIMEOUT)
+
+    async def main() -> None:
+        ami = await Ami.connect(fake.port)
+        await ami.login(events="off")
+        assert (await ami.action("DongleStop", Device="dongle0", When="now"))["Response"] == (
+            "Success"
+        )
+        desired = lambda: fake.devices_snapshot()["dongle0"]["DesiredDeviceState"]  # noqa: E731
+        fake.wait_for(lambda: desired() == "stop", 0.1, what="the stop to be taken")
+        entry = fake.devices_snapshot()["dongle0"]  # the stop was answered: still closing
+        assert (entry["State"], entry["CurrentDeviceState"], entry["DesiredDeviceState"]) == (
+            "Free",
+            "start",
+            "stop",
+        )
+        assert len(os.listdir(bench.locks)) == 2  # data and audio still locked
+        headers = {"Device": "dongle0"} if again == "DongleStart" else {"When": "now"}
+        assert (await ami.action(again, **headers))["Response"] == "Success"
+        await ami.close()
+
+    asyncio.run(main())
+    fake.wait_for(lambda: bool(fake.crashes), 5.0, what="the crash")
+    assert "empty command queue" in fake.crashes[0]
+
+
+def test_a_port_reopened_after_its_device_let_go_is_safe(
+    bench: Bench, make_fake: Callable[..., FakeAsterisk]
+) -> None:
+    one_stick(bench)
+    fake = make_fake(interval=30.0, close_delay=0.2)
+    fake.wait_for_state("dongle0", "Free", TIMEOUT)
+
+    async def main() -> None:
+        ami = await Ami.connect(fake.port)
+        await ami.login(events="off")
+        await ami.action("DongleStop", Device="dongle0", When="now")
+        # What dongled waits for: listed as stopped, no port open, lock files gone.
+        fake.wait_for(
+            lambda: fake.devices_snapshot()["dongle0"]["CurrentDeviceState"] == "stop", 2.0
+        )
+        entry = fake.devices_snapshot()["dongle0"]
+        assert (entry["State"], entry["DataState"]) == ("Stopped", "")
+        assert os.listdir(bench.locks) == []
+        await ami.action("DongleStart", Device="dongle0")
+        await ami.close()
+
+    asyncio.run(main())
+    fake.wait_for_state("dongle0", "Free", TIMEOUT)
+    assert fake.devices_snapshot()["dongle0"]["IMEIState"] == IMEI_A
+    assert fake.crashes == [] and fake.hazards == []
 
 
 def test_cli_commands_stop_start_and_show(

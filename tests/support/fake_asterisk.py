@@ -1,10 +1,12 @@
 """A test Asterisk 20 with chan_dongle: a real TCP AMI server and real ttys, in a thread.
 
 `FakeAsterisk` runs its own event loop in a background thread so that a test (or dongled
-running as a subprocess) talks to it exactly as to the real thing. It matches the transcripts in
-/work/shared/spec/real-asterisk.md, including the dangerous behaviours dongled exists to
-prevent: chan_dongle re-opens a lost device's OLD paths at every `interval` pass without looking
-at the IMEI, and any reload starts every stopped device again on whatever the file names.
+running as a subprocess) talks to it exactly as to the real thing. It matches what a real
+Asterisk 20 with chan_dongle was seen to do (docs/asterisk-behaviour.md), including the dangerous
+behaviours dongled exists to prevent: chan_dongle re-opens a lost device's OLD paths at every
+`interval` pass without looking at the IMEI, any reload starts every stopped device again on
+whatever the file names, and a device stopped moments ago still holds its tty (a re-open then
+shifts the new opener's AT replies, and the real one segfaulted: counted in `crashes`).
 
 Every public method and property is thread-safe and meant to be called from the test thread.
 The chan_dongle model lives in `fake_asterisk_dongle`, its config parser in `fake_asterisk_conf`.
@@ -96,7 +98,8 @@ class FakeAsterisk:
 
     `start()` listens on 127.0.0.1:`port` (ephemeral) and loads chan_dongle from `conf_path`;
     `stop()` tears everything down. `interval` replaces [general] interval= of the file (tests
-    need short passes); `init_timeout` bounds each AT command of a device's initialization.
+    need short passes); `init_timeout` bounds each AT command of a device's initialization;
+    `close_delay` is how long a stopped device keeps its ttys after DongleStop answered.
     """
 
     def __init__(
@@ -110,6 +113,7 @@ class FakeAsterisk:
         read_classes: Iterable[str] = ("system", "call"),
         interval: float = 2.0,
         init_timeout: float = 2.0,
+        close_delay: float = 0.1,
     ) -> None:
         self.conf_path = conf_path
         self.lock_dir = lock_dir
@@ -119,6 +123,7 @@ class FakeAsterisk:
         self.read_classes = frozenset(c.lower() for c in read_classes)
         self.interval = interval
         self.init_timeout = init_timeout
+        self.close_delay = close_delay
         self.never_answer = False
         self.garbage_mode = False
         self.port = 0
@@ -206,6 +211,7 @@ class FakeAsterisk:
             init_timeout=self.init_timeout,
             journal=self._journal,
             emit=self._emit,
+            close_delay=self.close_delay,
         )
 
     async def _interval_loop(self) -> None:
@@ -240,6 +246,11 @@ class FakeAsterisk:
     def hazards(self) -> list[str]:
         """Situations in which the real Asterisk may crash or corrupt a device's AT stream."""
         return self._journal.hazards
+
+    @property
+    def crashes(self) -> list[str]:
+        """Where the real Asterisk would have segfaulted (each is also in `hazards`)."""
+        return self._journal.crashes
 
     @property
     def log_messages(self) -> list[str]:

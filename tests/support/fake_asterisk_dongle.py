@@ -75,6 +75,7 @@ class Journal:
         self._actions: list[tuple[float, str, dict[str, str]]] = []
         self._events: list[tuple[float, str, dict[str, str]]] = []
         self._hazards: list[str] = []
+        self._crashes: list[str] = []
         self._log: list[str] = []
         self._reloads = 0
 
@@ -97,6 +98,12 @@ class Journal:
         _LOGGER.warning("hazard: %s", text)
         with self._lock:
             self._hazards.append(text)
+
+    def crash(self, text: str) -> None:
+        """Where the real chan_dongle segfaults Asterisk; also a hazard."""
+        self.hazard(f"Asterisk crashed: {text}")
+        with self._lock:
+            self._crashes.append(text)
 
     def log(self, text: str) -> None:
         _LOGGER.info("%s", text)
@@ -131,6 +138,11 @@ class Journal:
     def hazards(self) -> list[str]:
         with self._lock:
             return list(self._hazards)
+
+    @property
+    def crashes(self) -> list[str]:
+        with self._lock:
+            return list(self._crashes)
 
     @property
     def messages(self) -> list[str]:
@@ -206,15 +218,18 @@ class AtPort:
         data_fd: int,
         audio_fd: int,
         on_lost: Callable[[AtPort, str], None],
+        on_crash: Callable[[str], None],
     ) -> None:
         self._loop = loop
         self.data_fd = data_fd
         self.audio_fd = audio_fd
         self._on_lost = on_lost
+        self._on_crash = on_crash
         self._buf = bytearray()
         self._lines: asyncio.Queue[str] = asyncio.Queue()
-        self.idle = False
+        self.idle = False  # initialized: chan_dongle's command queue is empty
         self.closed = False
+        self.reading = True
         loop.add_reader(data_fd, self._readable)
 
     def _readable(self) -> None:
@@ -239,8 +254,14 @@ class AtPort:
             raw = bytes(self._buf[:cut]).decode("ascii", errors="ignore")
             line = "".join(c for c in raw if c.isprintable()).strip()  # line noise dropped
             del self._buf[: cut + 1]
-            if line and not self.idle:
+            if not line:
+                continue
+            if not self.idle:
                 self._lines.put_nowait(line)
+            elif line in _FINALS or line.startswith(_FINAL_PREFIXES):
+                # A final reply with no command in flight: the real chan_dongle pops an
+                # empty queue here and segfaults (seen with a shifted stream, 2 of 3 runs).
+                self._on_crash(f"final reply {line!r} with an empty command queue")
         if len(self._buf) > _MAX_LINE_BUFFER:
             self._buf.clear()
 
@@ -248,6 +269,27 @@ class AtPort:
         if not self.closed:
             self.close()
             self._on_lost(self, reason)
+
+    def initialized(self) -> None:
+        """The init sequence is done: chan_dongle's command queue is empty from now on, so
+        a final reply still unread (a shifted stream's last one) has nothing to answer."""
+        self.idle = True
+        while not self._lines.empty():
+            line = self._lines.get_nowait()
+            if line in _FINALS or line.startswith(_FINAL_PREFIXES):
+                self._on_crash(f"final reply {line!r} with an empty command queue")
+
+    def stop_reading(self) -> None:
+        """The monitor thread is terminating: it reads no more, but its fds are still open."""
+        if self.reading and not self.closed:
+            self.reading = False
+            self._loop.remove_reader(self.data_fd)
+
+    def last_command(self) -> None:
+        """The terminating monitor's last command (a keep-alive `AT`), whose reply it never
+        reads: whoever reads this tty next gets it."""
+        with contextlib.suppress(OSError):
+            os.write(self.data_fd, b"AT\r")
 
     def check(self) -> None:
         """The monitor's tcgetattr check: raises OSError when the tty has gone."""
@@ -276,7 +318,8 @@ class AtPort:
         if self.closed:
             return
         self.closed = True
-        self._loop.remove_reader(self.data_fd)
+        if self.reading:
+            self._loop.remove_reader(self.data_fd)
         for fd in {self.data_fd, self.audio_fd}:
             # A real ttyUSB drops TIOCEXCL when its last opener closes it; the simulator keeps
             # its own pty end open, so clear it by hand or the port stays "exclusive" forever.
@@ -336,9 +379,10 @@ class Device:
         self.desired = "start"
         self.port: AtPort | None = None
         self.identity = Identity()
-        self.locks: list[str] = []
+        self.locks: list[tuple[str, bytes]] = []  # lock file, the content we wrote
         self.reals: list[str] = []
         self.init_task: asyncio.Task[None] | None = None
+        self.closing: asyncio.TimerHandle | None = None  # stopped, ttys not yet let go
 
     @property
     def name(self) -> str:
@@ -416,8 +460,10 @@ class ChanDongle:
         init_timeout: float,
         journal: Journal,
         emit: EmitEvent,
+        close_delay: float = 0.1,
     ) -> None:
         self._loop = loop
+        self.close_delay = close_delay
         self._conf_path = conf_path
         self._lock_dir = lock_dir
         self._init_timeout = init_timeout
@@ -484,8 +530,7 @@ class ChanDongle:
         if device is None:
             return False
         device.desired = "stop"
-        self._release(device, "stopped")
-        device.state = "Stopped"
+        self._begin_close(device, "stopped")
         return True
 
     def start_device(self, name: str) -> bool:
@@ -493,6 +538,8 @@ class ChanDongle:
         if device is None:
             return False
         device.desired = "start"
+        if device.closing is not None:
+            return True  # re-opened the moment its monitor lets go (see _finish_close)
         if device.state == "Stopped":
             device.state = "Not connected"
         self._open(device)
@@ -502,10 +549,44 @@ class ChanDongle:
         device = self.devices.get(name)
         if device is None:
             return False
-        self._release(device, "restart")
         device.desired = "start"
-        self._open(device)
+        if device.port is None:
+            self._open(device)
+        else:
+            self._begin_close(device, "restart")
         return True
+
+    def _begin_close(self, device: Device, reason: str) -> None:
+        """DongleStop/DongleRestart answer at once, but the device's monitor thread lets go
+        of its ttys only later (a real one was still closing 8 ms after the stop): until
+        `close_delay` has passed its ttys stay open and locked and its entry still shows
+        them, with CurrentDeviceState start."""
+        if device.port is None:
+            if device.desired == "stop":
+                device.state = "Stopped"
+            return
+        if device.closing is not None:
+            return
+        task, device.init_task = device.init_task, None
+        if task is not None:
+            task.cancel()
+        device.port.stop_reading()
+        device.closing = self._loop.call_later(self.close_delay, self._finish_close, device, reason)
+
+    def _finish_close(self, device: Device, reason: str) -> None:
+        device.closing = None
+        if self.devices.get(device.name) is not device:
+            return
+        self._release(device, reason)
+        if device.desired == "start":
+            # Started again (reload, DongleStart, DongleRestart) while it was closing: the
+            # re-open follows the close at once, with the last keep-alive still in flight.
+            # (Not seen on a real DongleRestart; modelled as the same hazard, the safe side.)
+            self._journal.hazard(
+                f"[{device.name}] re-opened as its monitor closes: a stopped device's last "
+                "command is still in flight"
+            )
+            self._open(device, still_closing=True)
 
     def interval_pass(self) -> None:
         for device in list(self.devices.values()):
@@ -551,7 +632,9 @@ class ChanDongle:
     def _lock_path(self, real: str) -> str:
         return os.path.join(self._lock_dir, "LCK.." + os.path.basename(real))
 
-    def _check_lock(self, device: Device, path: str, real: str) -> None:
+    def _check_lock(self, device: Device, path: str, real: str) -> bool:
+        """Refuse a port locked by a live process (_RefusedError); True when the holder is a
+        device of ours that is still closing (the real chan_dongle opened such a port)."""
         lock = self._lock_path(real)
         try:
             with open(lock, "rb") as handle:
@@ -563,9 +646,9 @@ class ChanDongle:
                     f"[{device.name}] opens {path} ({real}) which [{holder.name}] has open, no "
                     "lock file: both read one AT stream (replies shift, chan_dongle may crash)"
                 )
-            return
+            return False
         except OSError:
-            return
+            return False
         fields = content.split()
         try:
             pid = int(fields[0]) if fields else 0
@@ -575,7 +658,9 @@ class ChanDongle:
         if pid == own:
             holder = self._holders.get(real)
             if holder is None or holder is device:
-                return  # our own leftover: taken over
+                return False  # our own leftover: taken over
+            if holder.closing is not None:
+                return True
             self._journal.log(f"[{device.name}] {path} already used by process {pid}")
             self._journal.hazard(
                 f"[{device.name}] wants {path} ({real}) still held by [{holder.name}]: real "
@@ -588,18 +673,20 @@ class ChanDongle:
         self._journal.log(f"[{device.name}] removing stale lock {lock} (pid {pid})")
         with contextlib.suppress(OSError):
             os.unlink(lock)
+        return False
 
     def _open_path(self, path: str) -> str:
         """What open() is given for a configured path (the benchmark swaps in the pty)."""
         return path
 
-    def _open_tty(self, device: Device, path: str) -> int:
-        """Lock check, open, raw mode, TIOCEXCL, our lock "<pid> <fd>": chan_dongle's opentty."""
+    def _open_tty(self, device: Device, path: str) -> tuple[int, bool]:
+        """Lock check, open, raw mode, TIOCEXCL, our lock "<pid> <fd>": chan_dongle's opentty.
+        Also says whether another device was still closing this tty."""
         # Under the testbed's lock: umockdev's preload aborts when a lookup here races the
         # removal of the node by the test thread (see testbed.DEVICE_LOCK).
         with DEVICE_LOCK:
             real = os.path.realpath(path)
-            self._check_lock(device, path, real)
+            closing = self._check_lock(device, path, real)
             # stat first: under umockdev's preload a failing open() of a /dev path leaks the
             # preload's ioctl connection and a slot of its 50-entry fd table (seen: the soak
             # aborted after ~40 cycles of chan_dongle retrying vanished ports). Same errno.
@@ -612,22 +699,28 @@ class ChanDongle:
             os.close(fd)
             raise
         lock = self._lock_path(real)
+        content = f"{os.getpid()} {fd}".encode("ascii")
         try:
             lock_fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
-                os.write(lock_fd, f"{os.getpid()} {fd}".encode("ascii"))
+                os.write(lock_fd, content)
             finally:
                 os.close(lock_fd)
         except OSError as exc:
             os.close(fd)
             self._journal.log(f"[{device.name}] unable to create lock {lock}: {exc.strerror}")
             raise _RefusedError(path) from exc
-        device.locks.append(lock)
+        device.locks.append((lock, content))
         device.reals.append(real)
+        if closing:
+            self._journal.hazard(
+                f"[{device.name}] opens {path} while [{self._holders[real].name}] is still "
+                "closing it: a stopped device's last command is still in flight"
+            )
         self._holders[real] = device
-        return fd
+        return fd, closing
 
-    def _open(self, device: Device) -> None:
+    def _open(self, device: Device, *, still_closing: bool = False) -> None:
         if device.port is not None or device.desired != "start":
             return
         settings = device.settings
@@ -641,7 +734,9 @@ class ChanDongle:
                     # audio and data on one tty (tests only): share the open file description
                     fds.append(os.dup(fds[0]))
                     continue
-                fds.append(self._open_tty(device, path))
+                fd, closing = self._open_tty(device, path)
+                fds.append(fd)
+                still_closing = still_closing or (closing and path == settings.data)
             except _RefusedError:
                 self._undo_open(device, fds)
                 return
@@ -650,7 +745,18 @@ class ChanDongle:
                 self._undo_open(device, fds)
                 self._port_fail(path, exc.errno or 0)
                 return
-        port = AtPort(self._loop, fds[0], fds[1], self._port_lost)
+        port = AtPort(
+            self._loop,
+            fds[0],
+            fds[1],
+            self._port_lost,
+            lambda text: self._journal.crash(f"[{device.name}] {text}"),
+        )
+        if still_closing:
+            # The closing monitor's keep-alive `AT` went out on this tty in the same
+            # millisecond as the new opener's first command and its `OK` reaches the new
+            # opener (seen in a real stick's log): every reply of the init shifts by one.
+            port.last_command()
         device.port = port
         device.state = "Not initialized"
         self._status(device, "Connect")
@@ -668,12 +774,11 @@ class ChanDongle:
         self._unlock(device)
 
     def _unlock(self, device: Device) -> None:
-        own = str(os.getpid())
-        for lock in device.locks:
+        for lock, content in device.locks:
             with contextlib.suppress(OSError):
                 with open(lock, "rb") as handle:
-                    fields = handle.read(64).split()
-                if fields and fields[0].decode("ascii", "replace") == own:
+                    mine = handle.read(64) == content  # not a later opener's lock
+                if mine:
                     os.unlink(lock)
         for real in device.reals:
             if self._holders.get(real) is device:
@@ -687,6 +792,9 @@ class ChanDongle:
         device.init_task = None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
+        if device.closing is not None:
+            device.closing.cancel()
+            device.closing = None
         port = device.port
         was_free = device.state == "Free"
         device.port = None
@@ -695,8 +803,7 @@ class ChanDongle:
             self._journal.log(f"[{device.name}] closed ({reason})")
         self._unlock(device)
         device.identity = Identity()
-        if device.state != "Stopped":
-            device.state = "Not connected"
+        device.state = "Stopped" if device.desired == "stop" else "Not connected"
         if port is not None and events:
             if was_free:
                 self._status(device, "Free")
@@ -724,7 +831,7 @@ class ChanDongle:
         if device.port is not port:
             return
         device.init_task = None
-        port.idle = True
+        port.initialized()
         device.identity = identity
         device.state = "Free"
         imei_setting = device.settings.imei

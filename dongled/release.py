@@ -1,0 +1,169 @@
+"""Letting chan_dongle finish with a stopped device before any of its ttys is opened again.
+
+A real chan_dongle answers `DongleStop` before its monitor thread has let go of the device's
+ttys. A reload sent a few ms after the stop re-opened such a tty while the stopped device was
+still closing: the new opener took the closing device's last `OK` as its own, every reply
+after it shifted by one, and the reply that met an empty command queue crashed Asterisk (2 of 3
+runs). So dongled remembers each device it stopped while it had ttys open, and before it asks
+Asterisk to open ttys (a reload or a start) it waits, for each such device whose ttys would be
+opened, until:
+
+- DongleShowDevices lists the device stopped with no tty (`CurrentDeviceState: stop`, empty
+  `DataState`/`AudioState`), or no longer lists it;
+- no live process but dongled holds a UUCP lock on those ttys (chan_dongle removes its locks
+  as it closes);
+- its data tty is quiet: dongled holds it under its own lock and reads, sending nothing, until
+  no byte has come for `quiet` seconds (a reply still in flight is drained, not handed to
+  chan_dongle).
+
+The stop itself is never delayed (the safety rule wants a foreign device stopped at once);
+only the return waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from dongled.ami import AmiClient, DeviceEntry
+from dongled.devicepoll import device_polls
+from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA, DeviceSection
+from dongled.portlock import holder
+from dongled.probe import line_quiet
+from dongled.reconcile import Plan
+
+log = logging.getLogger(__name__)
+
+QUIET_LIMIT = 3.0  # a tty that keeps talking this long is not quiet: try again later
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stopped:
+    """A device dongled stopped while chan_dongle had these ttys open."""
+
+    device: str
+    data: str
+    audio: str
+    at: float
+
+    @property
+    def ttys(self) -> frozenset[str]:
+        return frozenset(t for t in (self.data, self.audio) if t)
+
+
+def ttys_open(entry: DeviceEntry | None) -> tuple[str, str]:
+    """The (data, audio) ttys chan_dongle may have open for a device; empty strings for none.
+    A device that is not stopped may be opening its configured ttys right now."""
+    if entry is None:
+        return "", ""
+    data, audio = entry.data_state, entry.audio_state
+    if entry.current_state != "stop":
+        data, audio = data or entry.data_setting, audio or entry.audio_setting
+    parked = (PARKED_DATA, PARKED_AUDIO)
+    return ("" if data in parked else data), ("" if audio in parked else audio)
+
+
+def let_go(entry: DeviceEntry | None) -> bool:
+    """chan_dongle lists the device as stopped with no tty open (or not at all)."""
+    return entry is None or (
+        entry.current_state == "stop" and not entry.data_state and not entry.audio_state
+    )
+
+
+def blocking(stopped: Mapping[str, Stopped], opening: Collection[str]) -> dict[str, Stopped]:
+    """The stopped devices holding a tty that the next reload or start would open."""
+    return {name: st for name, st in stopped.items() if st.ttys & frozenset(opening)}
+
+
+def opening(sections: Mapping[str, DeviceSection], p: Plan) -> set[str]:
+    """The ttys Asterisk may open once the plan is written: a reload opens every section's
+    (it restarts changed and stopped devices alike), a start only that device's."""
+    names = sections if p.reload else p.start
+    ports: set[str] = set()
+    for name in names:
+        sec = sections.get(name)
+        if sec is not None:
+            ports.update(p.port_changes.get(name) or (sec.data or "", sec.audio or ""))
+    return {port for port in ports if port and port not in (PARKED_DATA, PARKED_AUDIO)}
+
+
+def _same_tty(path: str) -> str:
+    return os.path.realpath(path) if path else ""
+
+
+class Releases:
+    """The devices stopped by dongled that chan_dongle may still be closing."""
+
+    def __init__(self, lock_dir: str, quiet: float, timeout: float) -> None:
+        self._lock_dir = lock_dir
+        self._quiet = quiet
+        self._timeout = timeout
+        self._stopped: dict[str, Stopped] = {}
+
+    @property
+    def pending(self) -> list[str]:
+        return sorted(self._stopped)
+
+    def stopped(self, name: str, entry: DeviceEntry | None) -> None:
+        """Remember a device just stopped (after DongleStop answered Success)."""
+        data, audio = ttys_open(entry)
+        if data and os.path.exists(data):  # a vanished stick's tty leaves nothing in flight
+            self._stopped[name] = Stopped(
+                device=name, data=_same_tty(data), audio=_same_tty(audio), at=time.monotonic()
+            )
+
+    def _locks_free(self, st: Stopped) -> bool:
+        own = os.getpid()
+        return all(holder(self._lock_dir, tty) in (None, own) for tty in st.ttys)
+
+    async def settle(self, ami: AmiClient, opening: Collection[str]) -> str | None:
+        """Wait until no stopped device holds a tty in `opening` (paths a reload or start is
+        about to open); None when done, else why not (then nothing may be opened yet).
+        AmiError propagates."""
+        waiting = blocking(self._stopped, {_same_tty(p) for p in opening})
+        if not waiting:
+            return None
+        start = time.monotonic()
+        pending = dict(waiting)
+        async for poll in device_polls(ami, pending, self._timeout):
+            for name, st in list(pending.items()):
+                seen = poll.whole or name in poll.entries
+                if seen and let_go(poll.entries.get(name)) and self._locks_free(st):
+                    del pending[name]
+        if pending:
+            return (
+                f"chan_dongle has not let go of {', '.join(sorted(pending))} "
+                f"within {self._timeout:g} s of DongleStop"
+            )
+        closed = time.monotonic() - start
+        quiet = await asyncio.gather(
+            *(
+                line_quiet(st.data, self._lock_dir, self._quiet, QUIET_LIMIT)
+                for st in waiting.values()
+            )
+        )
+        noisy = [name for name, ok in zip(waiting, quiet, strict=True) if not ok]
+        if noisy:
+            return f"the data tty of {', '.join(noisy)} is not quiet yet"
+        for name in waiting:
+            del self._stopped[name]
+        log.info(
+            "stopped device(s) %s let go of their ttys %.3f s after the wait began; quiet "
+            "%.3f s later",
+            ", ".join(sorted(waiting)),
+            closed,
+            time.monotonic() - start - closed,
+        )
+        return None
+
+    def prune(self, entries: Mapping[str, DeviceEntry]) -> None:
+        """Forget devices long let go (a reply in flight has arrived by QUIET_LIMIT), so a
+        reload much later does not wait for them."""
+        now = time.monotonic()
+        for name, st in list(self._stopped.items()):
+            if now - st.at > QUIET_LIMIT and let_go(entries.get(name)) and self._locks_free(st):
+                del self._stopped[name]

@@ -44,6 +44,7 @@ STORM_MEMORY = 30.0  # a stick gone this recently is expected back with the othe
 REMOVAL_QUIET = 0.05  # sticks of one hub drop within milliseconds: park them in one write
 REMOVAL_MAX_WAIT = 0.5  # ...but never wait longer than this to park and stop
 RETRY_BASE, RETRY_MAX = 2.0, 60.0
+BOOT_RETRY = 1.0  # first re-probe of a new stick that is still silent (it may be booting)
 
 
 def _imsi(value: str | None) -> str | None:
@@ -270,7 +271,8 @@ class Daemon:
         return None
 
     async def _probe(self, stick: Stick) -> None:
-        stick.state = StickState.PROBING
+        if stick.state is not StickState.BOOTING:  # a booting stick's re-probe holds no pass
+            stick.state = StickState.PROBING
         layouts = models.candidates(stick.vid, stick.pid, frozenset(stick.ports))
         if not layouts and time.monotonic() - stick.appeared < self.s.batch_max_wait:
             # Ports still arriving (a known model needs its data and audio ports): wait,
@@ -305,6 +307,7 @@ class Daemon:
             except ProbeError as exc:
                 error = str(exc)
                 hung = False  # it answered, but not well: a reset would not help
+                stick.answered = True
                 break
             if self.sticks.get(stick.usb_device) is not stick:
                 return  # unplugged while we talked to it
@@ -312,10 +315,14 @@ class Daemon:
             return
         if self.sticks.get(stick.usb_device) is not stick:
             return
+        stick.failures += 1
+        age = time.monotonic() - stick.appeared
+        if hung and layouts and not stick.answered and age < self.s.boot_grace:
+            self._booting(stick, error, age)
+            return
         if stick.state is not StickState.BUSY:
             stick.state = StickState.FAILED
         stick.error = error
-        stick.failures += 1
         self.metrics.probe_failures.inc()
         emit(
             Event.PROBE_FAILED,
@@ -329,11 +336,32 @@ class Daemon:
             self.recovery.failing(stick.usb_port, error, None, stick.usb_device)
         self._wake.set()
 
+    def _booting(self, stick: Stick, error: str, age: float) -> None:
+        """A stick whose ttys appeared recently and that has not answered yet is booting, not
+        hung: real sticks are silent for seconds after enumeration (longer after a mode
+        switch), and resetting one restarts its boot. Probed again with backoff until
+        `boot_grace`; it holds no other stick back (BOOTING is not in flight)."""
+        left = self.s.boot_grace - age
+        delay = min(left, BOOT_RETRY * 2 ** (stick.failures - 1))
+        stick.state = StickState.BOOTING
+        stick.error = f"not answering yet, {age:.1f} s after it appeared ({error})"
+        log.info(
+            "stick at USB %s not answering yet %.1f s after it appeared (booting?): %s; "
+            "probing again in %.1f s",
+            stick.usb_port,
+            age,
+            error,
+            delay,
+        )
+        self._schedule_probe(stick, delay)
+        self._wake.set()
+
     def _identified(
         self, stick: Stick, ident: Identity, data: str, audio: str, source: str
     ) -> None:
         stick.identity, stick.data, stick.audio, stick.source = ident, data, audio, source
         stick.state = StickState.IDENTIFIED
+        stick.answered = True
         stick.error = ""
         stick.failures = 0
         emit(

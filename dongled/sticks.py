@@ -14,6 +14,7 @@ class StickState(enum.Enum):
     PROBING = "probing"
     IDENTIFIED = "identified"
     BUSY = "busy"  # another live process owns its AT port
+    BOOTING = "booting"  # new and silent so far: probed again with backoff, not yet hung
     FAILED = "failed"
 
 
@@ -34,6 +35,7 @@ class Stick:
     failures: int = 0
     last_change: float = 0.0
     appeared: float = 0.0  # when its first port showed up
+    answered: bool = False  # it has answered AT since it appeared: silence now means hung
 
     @property
     def in_flight(self) -> bool:

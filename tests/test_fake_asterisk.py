@@ -810,8 +810,11 @@ def test_a_port_reopened_while_its_device_is_still_closing_crashes_asterisk(
         assert (await ami.action("DongleStop", Device="dongle0", When="now"))["Response"] == (
             "Success"
         )
-        desired = lambda: fake.devices_snapshot()["dongle0"]["DesiredDeviceState"]  # noqa: E731
-        fake.wait_for(lambda: desired() == "stop", 0.1, what="the stop to be taken")
+        fake.wait_for(
+            lambda: fake.devices_snapshot()["dongle0"]["DesiredDeviceState"] == "stop",
+            0.1,
+            what="the stop to be taken",
+        )
         entry = fake.devices_snapshot()["dongle0"]  # the stop was answered: still closing
         assert (entry["State"], entry["CurrentDeviceState"], entry["DesiredDeviceState"]) == (
             "Free",

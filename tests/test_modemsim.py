@@ -202,6 +202,18 @@ def test_mute_stick_never_answers() -> None:
         assert pm.received == b"AT\r"
 
 
+def test_a_booting_stick_is_deaf_until_its_boot_delay_has_passed() -> None:
+    sim = StickSim(IMEI, IMSI, boot_delay=0.5)
+    with pty_modem(sim) as pm:
+        fd = opener(pm.path)
+        try:
+            assert at(fd, "AT", timeout=0.2) == b""  # no echo, no answer while booting
+            time.sleep(max(0.0, sim.booted_at - time.monotonic()))
+            assert at(fd, "AT").endswith(b"\r\nOK\r\n")
+        finally:
+            os.close(fd)
+
+
 def test_unsolicited_lines_come_between_answer_lines_and_before_the_final() -> None:
     urcs = ("^RSSI:17", "^BOOT:20952084,0,0,0,72", "^MODE:5,4", "RING", '+CLIP: "+79001234567",145')
     sim = StickSim(IMEI, IMSI, echo=False, unsolicited=urcs)

@@ -125,6 +125,7 @@ def test_power_cycle_runs_uhubctl_with_an_argument_list(
 # ---- the daemon on the ladder --------------------------------------------------------------
 
 FAST: dict[str, object] = {"backoff": 0.4, "backoff_max": 0.4, "max_rounds": 1}
+GRACE = 0.5  # boot_grace for tests of a hung stick: silent past it from the start
 
 
 def journal(r: Rig, word: str) -> list[str]:
@@ -180,7 +181,7 @@ def test_device_that_does_not_come_up_gets_dongle_restart(tmp_path: Path) -> Non
 def test_stick_that_never_answers_climbs_the_ladder_and_is_given_up(tmp_path: Path) -> None:
     with rig(tmp_path, 1) as r:
         r.wait_all_right(timeout=10)
-        r.write_settings(tables={"recovery": FAST})
+        r.write_settings(boot_grace=GRACE, tables={"recovery": FAST})
         r.start_daemon()
         _hang(r)
         wait_until(lambda: bool(journal(r, "given up")), 20, "the ladder to end")
@@ -214,7 +215,9 @@ def test_stick_that_never_answers_climbs_the_ladder_and_is_given_up(tmp_path: Pa
 def test_reauthorize_then_the_stick_comes_back(tmp_path: Path) -> None:
     with rig(tmp_path, 1) as r:
         r.wait_all_right(timeout=10)
-        r.write_settings(tables={"recovery": {**FAST, "max_rounds": 2, "backoff": 2.0}})
+        r.write_settings(
+            boot_grace=GRACE, tables={"recovery": {**FAST, "max_rounds": 2, "backoff": 2.0}}
+        )
         r.start_daemon()
         _hang(r)
         wait_until(lambda: bool(journal(r, "recovery step reauthorize")), 10, "re-authorize")
@@ -227,7 +230,7 @@ def test_usb_reset_then_the_stick_comes_back(tmp_path: Path) -> None:
     with rig(tmp_path, 1) as r:
         r.wait_all_right(timeout=10)
         ladder = {**FAST, "reauthorize": False, "max_rounds": 2, "backoff": 2.0}
-        r.write_settings(tables={"recovery": ladder})
+        r.write_settings(boot_grace=GRACE, tables={"recovery": ladder})
         r.start_daemon()
         _hang(r)
         # The ioctl reached the stick's usbfs node (/dev/bus/usb/001/NNN) and succeeded.
@@ -240,3 +243,30 @@ def test_usb_reset_then_the_stick_comes_back(tmp_path: Path) -> None:
         assert not journal(r, "recovery step power_cycle")
         assert r.tb.usb_resets == 1
         print("\n".join(journal(r, "recovery step") + journal(r, "works again")))
+
+
+@needs_umockdev
+def test_a_stick_slow_to_boot_is_not_reset_and_holds_no_other_back(tmp_path: Path) -> None:
+    """Real sticks answer AT only seconds after their ttys appear. A storm where one stick
+    boots for 4 s: it is probed again with backoff, never climbs the ladder (a reset would
+    restart its boot), and the others are back on their devices while it still boots."""
+    with rig(tmp_path, 3) as r:
+        r.wait_all_right(timeout=10)
+        r.write_settings(tables={"recovery": FAST})  # the default boot_grace (30 s)
+        r.start_daemon()
+        r.unplug(0, 1, 2)
+        time.sleep(0.3)
+        slow = r.sims[1]
+        slow.boot_delay = 4.0
+        for i in range(3):
+            r.replug(i)
+        r.wait_all_right([0, 2], timeout=10)
+        assert time.monotonic() < slow.booted_at and not r.device_right(1)  # still booting
+        assert r.status_stick("1-1.2")["state"] == "booting"
+        r.wait_all_right(timeout=20)
+        assert journal(r, "not answering yet")  # it was probed while booting
+        assert not journal(r, "recovery step") and not journal(r, "cannot identify")
+        assert r.tb.usb_resets == 0
+        authorized = Path(r.tb.root_dir + r.sticks[1].sys_path) / "authorized"
+        assert authorized.read_text().strip() == "1"
+        r.assert_never_foreign()

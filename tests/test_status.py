@@ -179,6 +179,7 @@ def test_status_reports_unbound_and_unidentified_sticks(tmp_path: Path) -> None:
             E1550_USB, StickSim(make_imei(78), mute=True), r.take_ttys(width), usb_port="9"
         )
         r.wait_all_right(timeout=10)
+        r.write_settings(boot_grace=0.5)  # the mute stick is past its boot: failed
         r.start_daemon()
 
         def settled() -> bool:

@@ -217,7 +217,10 @@ class StickSim:
       answer lines and before the final result;
     - ``garbage``: random non-ASCII bytes sent before each answer;
     - ``unplug_on``: a command prefix (e.g. ``"AT+CGSN"``); answering it sends half the answer,
-      then the port vanishes (master closed: the opener sees HUP/EOF, writes fail with EIO).
+      then the port vanishes (master closed: the opener sees HUP/EOF, writes fail with EIO);
+    - ``boot_delay``: seconds after the stick's ports appear (plugged, or back after a
+      replug) during which it is still booting: AT ports echo and answer nothing, as real
+      sticks do for seconds after enumeration (longer after a mode switch).
     """
 
     manufacturer: ClassVar[str] = "huawei"
@@ -244,6 +247,7 @@ class StickSim:
         unplug_on: str | None = None,
         iccid: str | None = None,
         seed: int | None = None,
+        boot_delay: float = 0.0,
     ) -> None:
         self.imei = imei
         self.imsi = imsi
@@ -260,6 +264,8 @@ class StickSim:
         self.unsolicited = tuple(unsolicited)
         self.garbage = garbage
         self.unplug_on = unplug_on.upper() if unplug_on is not None else None
+        self.boot_delay = boot_delay
+        self.booted_at = 0.0  # time.monotonic() from which it answers
         self.iccid = iccid if iccid is not None else ("8970" + (imsi or "0" * 15))[:20]
         self.rng = random.Random(seed if seed is not None else imei)
         self.violations: list[Violation] = []
@@ -531,6 +537,8 @@ class _Server:
         if port._wd >= 0:
             self._by_wd[port._wd] = port
         self._sel.register(port.master_fd, selectors.EVENT_READ, port)
+        if not any(p in self._ports for p in port.sim.ports):  # powered on: it boots
+            port.sim.booted_at = time.monotonic() + port.sim.boot_delay
         self._ports.add(port)
         port.sim.ports.append(port)
 
@@ -641,6 +649,8 @@ class _Server:
                 sim.violations.append(Violation(now, port.name, text))
         if port.role is Role.SILENT or sim.mute or not upper.startswith("AT"):
             return
+        if now < sim.booted_at:
+            return  # still booting: deaf
         if sim.echo:
             self._write(port, raw + b"\r")
         lines = sim.answer(text)

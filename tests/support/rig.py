@@ -227,6 +227,14 @@ class Rig:
 
     # ---- the sticks ----------------------------------------------------------------------
 
+    def status_stick(self, usb_port: str) -> dict[str, object]:
+        """The daemon's status row of the stick at `usb_port` (e.g. "1-1.2")."""
+        sticks = self.status().get("sticks", [])
+        assert isinstance(sticks, list)
+        row = next(s for s in sticks if s["usb_port"] == usb_port)
+        assert isinstance(row, dict)
+        return row
+
     def unplug(self, *indexes: int) -> None:
         for i in indexes:
             self.tb.unplug(self.sticks[i])

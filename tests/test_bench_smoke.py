@@ -57,3 +57,23 @@ def test_quick_benchmark_produces_numbers(tmp_path: Path) -> None:
     assert _number(fp["idle_cpu_percent"])
     assert _number(fp["idle_wakeups_per_s"])
     assert _number(res["status"]["status"]["p50"])
+
+
+def test_restart_benchmark_measures_both_cases() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "UMOCKDEV_DIR"}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.restart", "--sticks", "2", "--runs", "1"],
+        cwd=str(ROOT),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith(("| absent", "| renum"))]
+    assert len(rows) == 2, proc.stdout
+    for row in rows:  # "| case | a / b / c | d / e / f |": six figures in ms
+        figures = row.replace("|", "/").split("/")[2:]
+        assert all(float(f.strip().split()[0]) > 0 for f in figures if f.strip()), row

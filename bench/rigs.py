@@ -104,10 +104,15 @@ def interleaved_return(
     take_ttys: Callable[[int], list[int]],
     rng: random.Random,
     spread: float,
+    *,
+    each: float | None = None,
+    last_adds: dict[str, float] | None = None,
 ) -> float:
     """Plug `sticks` back on new tty numbers, every uevent at a random moment of `spread`
     seconds (a stick's usb_device first, then its interfaces in order, interleaved with the
-    other sticks'). Returns the monotonic time of the last tty add."""
+    other sticks'). With `each`, a stick instead comes back whole at a random moment of
+    `spread`, its own uevents within `each` seconds (a staggered return). Returns the
+    monotonic time of the last tty add; `last_adds` gets each stick's own (by name)."""
     plan: list[tuple[float, int, FakeStick, tuple[int, Role, int] | None]] = []
     seq = 0
     for stick in sticks:
@@ -115,7 +120,8 @@ def interleaved_return(
             raise RuntimeError(f"{stick.name} is still plugged")
         interfaces = stick.model.interfaces
         ttys = take_ttys(len(interfaces))
-        times = sorted(rng.uniform(0.0, spread) for _ in range(len(interfaces) + 1))
+        begin, width = (0.0, spread) if each is None else (rng.uniform(0.0, spread), each)
+        times = sorted(begin + rng.uniform(0.0, width) for _ in range(len(interfaces) + 1))
         plan.append((times[0], seq, stick, None))
         seq += 1
         for (ifnum, role), tty_no, t in zip(interfaces, ttys, times[1:], strict=True):
@@ -136,6 +142,8 @@ def interleaved_return(
             continue
         ifnum, role, tty_no = iface
         tb._add_interface(stick, dev_path, ifnum, role, tty_no)
+        if last_adds is not None:
+            last_adds[stick.name] = tb.last_tty_add
         if len(stick.ports) == len(stick.model.interfaces):
             stick.plugged = True
             tb._devices.append(stick)

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from dongled import usbreset
 from dongled.errors import AmiError
@@ -17,7 +17,37 @@ from dongled.reconcile import Expect
 from dongled.usbreset import RecoveryError
 
 if TYPE_CHECKING:
-    from dongled.daemon import Daemon
+    from collections.abc import Awaitable, Mapping
+
+    from dongled.ami import AmiClient
+    from dongled.dongleconf import DeviceSection
+    from dongled.errors import AmiError
+    from dongled.metrics import Metrics
+    from dongled.settings import Settings
+    from dongled.sticks import Stick
+
+
+class RecoveryHost(Protocol):
+    """What the ladder reads and asks of the daemon (the wiring passes itself)."""
+
+    @property
+    def s(self) -> Settings: ...
+    @property
+    def ami(self) -> AmiClient: ...
+    @property
+    def metrics(self) -> Metrics: ...
+    @property
+    def sticks(self) -> Mapping[str, Stick]: ...
+    @property
+    def sections(self) -> Mapping[str, DeviceSection]: ...
+    @property
+    def verified(self) -> Mapping[str, str]: ...
+    def ami_failed(self, exc: AmiError) -> None: ...
+    def spawn(self, coro: Awaitable[None], name: str) -> object: ...
+    def publish(self) -> None: ...
+    async def restart_device(self, name: str) -> None: ...
+    async def verify(self, expect: dict[str, Expect]) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +61,7 @@ def _read_int(sys_path: str, attribute: str) -> int | None:
 
 
 class Recovery:
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: RecoveryHost) -> None:
         self._d = daemon
         rec = daemon.s.recovery
         enabled = {

@@ -24,36 +24,20 @@ from dataclasses import dataclass, field
 from dongled import models
 from dongled.ami import AmiClient, DeviceEntry
 from dongled.atomicfile import replace_atomically
-from dongled.devicepoll import device_polls
 from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA, DeviceSection, DongleConf
-from dongled.errors import AmiError, ConfError, PortBusyError, ProbeError, ProbeTimeoutError
+from dongled.errors import AmiError, ConfError, PortBusyError, ProbeError
+from dongled.fences import Fences
 from dongled.hotplug import TtyInfo, list_ttys
-from dongled.identity import Identity, clean_text, valid_imei
+from dongled.identity import valid_imei
+from dongled.metrics import Metrics
+from dongled.passexec import PassExecutor, PassHooks
 from dongled.probe import ProbeTimeouts, identify_port
-from dongled.reconcile import Expect, Located, Plan, plan
-from dongled.release import Releases, opening
+from dongled.prober import Found, identify
+from dongled.reconcile import Located, Plan, plan
 from dongled.settings import Settings
+from dongled.sticks import Stick, located
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True, kw_only=True)
-class FoundStick:
-    usb_port: str
-    vid: str
-    pid: str
-    ports: dict[int, str] = field(default_factory=dict)  # bInterfaceNumber -> devnode
-    identity: Identity | None = None
-    data: str | None = None
-    audio: str | None = None
-    source: str = ""  # "asterisk" or "probe"
-    error: str = ""
-
-    @property
-    def model(self) -> str:
-        known = models.model_for(self.vid, self.pid)
-        ident = self.identity.model if self.identity is not None else ""
-        return ident or (known.name if known is not None else f"{self.vid}:{self.pid}")
 
 
 @dataclass(slots=True, kw_only=True)
@@ -77,7 +61,7 @@ class Change:
 
 @dataclass(slots=True, kw_only=True)
 class ScanResult:
-    sticks: list[FoundStick]
+    sticks: list[Stick]
     located: list[Located]
     plan: Plan
     change: Change
@@ -133,56 +117,41 @@ def _timeouts(s: Settings) -> ProbeTimeouts:
     return ProbeTimeouts(first=min(1.0, s.at_timeout), command=s.at_timeout)
 
 
-def _group(ttys: list[TtyInfo]) -> list[FoundStick]:
-    sticks: dict[str, FoundStick] = {}
+def _group(ttys: list[TtyInfo]) -> list[Stick]:
+    sticks: dict[str, Stick] = {}
     for info in ttys:
         stick = sticks.setdefault(
-            info.usb_device, FoundStick(usb_port=info.usb_port, vid=info.vid, pid=info.pid)
+            info.usb_device,
+            Stick(usb_device=info.usb_device, usb_port=info.usb_port, vid=info.vid, pid=info.pid),
         )
-        stick.ports[info.interface] = info.devnode
+        stick.add(info)
     return sorted(sticks.values(), key=lambda s: s.usb_port)
 
 
-async def _identify(stick: FoundStick, s: Settings, asterisk: Mapping[str, DeviceEntry]) -> None:
-    for entry in asterisk.values():  # a port chan_dongle holds is never probed
-        if (
-            entry.connected
-            and valid_imei(entry.imei_state)
-            and entry.data_state in stick.ports.values()
-        ):
-            stick.identity = Identity(imei=entry.imei_state, model=clean_text(entry.model))
-            stick.data, stick.audio = entry.data_state, entry.audio_state
-            stick.source = "asterisk"
-            return
-    layouts = models.candidates(stick.vid, stick.pid, frozenset(stick.ports))
-    stick.error = "no candidate AT port" if not layouts else "no port answered AT"
-    for layout in layouts:
-        data, audio = stick.ports[layout.data], stick.ports[layout.audio]
-        try:
-            async with asyncio.timeout(s.probe_timeout):
-                ident = await identify_port(data, s.lock_dir, _timeouts(s))
-        except ProbeTimeoutError as exc:
-            stick.error = str(exc)
-            continue  # a silent port: try the next layout
-        except TimeoutError:
-            stick.error = f"{data}: whole probe took over {s.probe_timeout:g} s"
-            return
-        except ProbeError as exc:  # PortBusyError included: never pushed past
-            stick.error = str(exc)
-            return
-        stick.identity, stick.data, stick.audio, stick.source = ident, data, audio, "probe"
-        stick.error = ""
-        return
+async def _identify(stick: Stick, s: Settings, asterisk: Asterisk) -> None:
+    """The daemon's prober: a port another process holds is never probed; chan_dongle's
+    IMEIState, from a listing asked for afresh, names the stick it runs there."""
 
+    async def listing() -> dict[str, DeviceEntry] | None:
+        if asterisk.devices is None:
+            return None
+        with contextlib.suppress(AmiError):
+            asterisk.devices = await asterisk.client.show_devices()
+        return asterisk.devices
 
-def _located(sticks: list[FoundStick]) -> list[Located]:
-    """Every identified stick; sticks sharing an IMEI (clones) are sorted out by
-    `reconcile.plan`, which never guesses between them."""
-    return [
-        Located(imei=st.identity.imei, imsi=st.identity.imsi, data=st.data, audio=st.audio)
-        for st in sticks
-        if st.identity is not None and st.data and st.audio
-    ]
+    result = await identify(
+        stick.ports,
+        models.candidates(stick.vid, stick.pid, frozenset(stick.ports)),
+        lock_dir=s.lock_dir,
+        timeouts=_timeouts(s),
+        probe_timeout=s.probe_timeout,
+        listing=listing,
+    )
+    if isinstance(result, Found):
+        stick.identity, stick.data, stick.audio = result.identity, result.data, result.audio
+        stick.source = result.source
+    else:
+        stick.error = result.error
 
 
 # ---- scan ------------------------------------------------------------------------------------
@@ -192,71 +161,77 @@ async def scan(s: Settings, asterisk: Asterisk) -> ScanResult:
     """Find and identify the sticks, and what the daemon would do about them (no writes)."""
     conf = DongleConf.load(s.dongle_conf)
     sticks = _group(await asyncio.to_thread(list_ttys))
-    devices = asterisk.devices or {}
-    await asyncio.gather(*(_identify(st, s, devices) for st in sticks))
-    located = _located(sticks)
+    await asyncio.gather(*(_identify(st, s, asterisk) for st in sticks))
+    found = located(sticks)
     sections = conf.devices()
-    p = plan(sections, located, asterisk.devices)
+    p = plan(sections, found, asterisk.devices)
     after, _ = conf.with_ports(p.port_changes) if p.port_changes else (conf, {})
     return ScanResult(
-        sticks=sticks, located=located, plan=p, change=_change(conf, after), sections=sections
+        sticks=sticks, located=found, plan=p, change=_change(conf, after), sections=sections
     )
 
 
+class _Found:
+    """scan's sticks, as the pass executor asks for them (identified once, by scan)."""
+
+    def __init__(self, sticks: list[Stick]) -> None:
+        self._sticks = sticks
+
+    def located(self) -> list[Located]:
+        return located(self._sticks)
+
+    def learn_from_asterisk(self, entries: Mapping[str, DeviceEntry]) -> None:
+        pass  # each stick was identified just now, from a fresh listing where chan_dongle runs it
+
+    def stick_with(self, imei: str) -> Stick | None:
+        return next((s for s in self._sticks if s.identity and s.identity.imei == imei), None)
+
+    def back(self, imei: str) -> float | None:
+        return None
+
+
 async def apply_scan(s: Settings, result: ScanResult, asterisk: Asterisk) -> list[str]:
-    """Write the file, tell Asterisk, verify; returns the problems (empty: all done)."""
-    problems: list[str] = []
-    p, client = result.plan, asterisk.client
-    connected = asterisk.devices is not None
-    releases = Releases(s.lock_dir, s.release_quiet, s.verify_timeout)
-    if asterisk.devices is not None:
-        for name in p.stop:  # before the file names new ports, as the daemon does
-            try:
-                await client.stop(name)
-            except AmiError as exc:
-                problems.append(f"DongleStop {name}: {exc}")
-                continue
-            releases.stopped(name, asterisk.devices.get(name))
-    write_change(result.change)
-    if not connected:
-        if p.expect:
-            problems.append(f"Asterisk not told (not reachable: {asterisk.error})")
+    """The daemon's own pass, once, over the sticks found: stop, write, tell Asterisk (never
+    re-opening a tty a stopped device may still be closing), verify. Returns the problems
+    (empty: all done)."""
+    tasks: list[asyncio.Task[None]] = []
+    again: list[bool] = []
+    fences = Fences(s.lock_dir)
+    executor = PassExecutor(
+        s,
+        asterisk.client,
+        _Found(result.sticks),
+        PassHooks(
+            publish=lambda: None,
+            request=again.append,
+            spawn=lambda coro, _name: tasks.append(asyncio.ensure_future(coro)),
+            recovered=lambda _port: None,
+            failing=lambda *_why: None,
+        ),
+        fences=fences,
+        metrics=Metrics(),
+        counters={"conf_writes": 0, "reloads": 0, "probes": 0},
+    )
+    try:
+        ok = await executor.apply()
+        await asyncio.gather(*tasks)
+    finally:
+        fences.close()
+    problems = [f"dongle.conf not written: {executor.conf_error}"] if executor.conf_error else []
+    if executor.asterisk is None:
+        if result.plan.expect:
+            problems.append(f"Asterisk not told (not reachable: {asterisk.error or 'lost'})")
         return problems
-    try:
-        if p.reload or p.start:
-            # As the daemon does: nothing re-opens a tty a stopped device may still close.
-            why = await releases.settle(client, opening(result.sections, p))
-            if why is not None:
-                return [*problems, f"Asterisk not told: {why}"]
-        if p.reload:
-            await client.reload(s.ami.reload_when)
-        for name in p.start:
-            await client.start(name)
-    except AmiError as exc:
-        return [*problems, f"Asterisk did not take the change: {exc}"]
-    problems += await verify(s, client, p.expect)
+    if not ok:
+        return [*problems, "Asterisk did not take the change (see the messages above)"]
+    for name, want in sorted(result.plan.expect.items()):
+        if executor.verified.get(name) != want.imei:
+            entry = executor.asterisk.get(name)
+            state = f"{entry.state}, IMEI {entry.imei_state or '-'}" if entry else "no such device"
+            problems.append(f"{name} is not running IMEI {want.imei} ({state})")
+    if again and not problems:
+        problems.append("dongle.conf changed meanwhile or a device is still wrong: run scan again")
     return problems
-
-
-async def verify(s: Settings, client: AmiClient, expect: Mapping[str, Expect]) -> list[str]:
-    """Poll DongleShowDevices until every device runs its own stick (or verify_timeout)."""
-    waiting = dict(expect)
-    entries: dict[str, DeviceEntry] = {}
-    try:
-        async for poll in device_polls(client, waiting, s.verify_timeout):
-            entries = poll.entries if poll.whole else {**entries, **poll.entries}
-            for name, want in list(waiting.items()):
-                entry = entries.get(name)
-                if entry and entry.connected and want.matches(entry.imei_state, entry.imsi_state):
-                    del waiting[name]
-    except AmiError as exc:
-        return [f"cannot verify: {exc}"]
-    out = []
-    for name, want in sorted(waiting.items()):
-        entry = entries.get(name)
-        state = f"{entry.state}, IMEI {entry.imei_state or '-'}" if entry else "no such device"
-        out.append(f"{name} is not running IMEI {want.imei} ({state})")
-    return out
 
 
 # ---- adopt -----------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """The daemon's live state as a JSON snapshot in its runtime directory, for `dongled status`.
 
 The snapshot is the documented `dongled status --json` schema (README.md); this module
-writes it (from the Daemon, read-only) and turns it into the table and the exit code. It holds
-no secret and is written atomically, so a reader never sees half of it.
+writes it (from the daemon's rooms, read-only) and turns it into the table and the exit
+code. It holds no secret and is written atomically, so a reader never sees half of it.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dongled.dongleconf import DeviceSection, DongleConf
 from dongled.errors import ConfError
@@ -18,9 +18,45 @@ from dongled.identity import limitations, valid_imei
 from dongled.reconcile import Located, choose
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from dongled.ami import DeviceEntry
-    from dongled.daemon import Daemon
+    from dongled.fleet import FleetHealth
+    from dongled.ladder import Ladder
+    from dongled.settings import Settings
     from dongled.sticks import Stick
+
+    class _Connection(Protocol):
+        @property
+        def connected(self) -> bool: ...
+
+    class _Recovery(Protocol):
+        @property
+        def ladder(self) -> Ladder: ...
+
+    class StatusSource(Protocol):
+        """What the snapshot reads (the daemon's wiring passes itself; nothing is changed)."""
+
+        @property
+        def s(self) -> Settings: ...
+        @property
+        def ami(self) -> _Connection: ...
+        @property
+        def recovery(self) -> _Recovery: ...
+        @property
+        def fleet(self) -> FleetHealth: ...
+        @property
+        def counters(self) -> Mapping[str, int]: ...
+        @property
+        def sticks(self) -> Mapping[str, Stick]: ...
+        @property
+        def sections(self) -> Mapping[str, DeviceSection]: ...
+        @property
+        def asterisk(self) -> Mapping[str, DeviceEntry] | None: ...
+        @property
+        def conf_error(self) -> str: ...
+        def summary(self) -> str: ...
+
 
 SCHEMA = 1
 FILENAME = "status.json"
@@ -150,8 +186,8 @@ def _stick_row(s: Stick, section: str | None) -> dict[str, Any]:
     }
 
 
-def snapshot(d: Daemon) -> dict[str, Any]:
-    """The status document (schema 1); reads the Daemon, never changes it."""
+def snapshot(d: StatusSource) -> dict[str, Any]:
+    """The status document (schema 1); reads the daemon's state, never changes it."""
     state_dir = d.s.state_dir
     asterisk: dict[str, DeviceEntry] = dict(d.asterisk or {})
     ami_up = bool(d.ami.connected) and d.asterisk is not None
@@ -202,7 +238,7 @@ def snapshot(d: Daemon) -> dict[str, Any]:
     return doc
 
 
-def _recovery(d: Daemon) -> dict[str, dict[str, Any]]:
+def _recovery(d: StatusSource) -> dict[str, dict[str, Any]]:
     """The hung-stick ladder per physical USB port (only ports that needed it)."""
     return {
         port: {
@@ -215,7 +251,7 @@ def _recovery(d: Daemon) -> dict[str, dict[str, Any]]:
     }
 
 
-def _switching(d: Daemon) -> list[dict[str, Any]]:
+def _switching(d: StatusSource) -> list[dict[str, Any]]:
     """Sticks still in storage (CD-ROM) mode; `stuck` past the daemon's switch_limit."""
     now = time.monotonic()
     return [
@@ -243,7 +279,7 @@ def exit_ok(doc: dict[str, Any]) -> bool:
     return all(s.get("status") == "bound" for s in doc.get("sticks", []))
 
 
-def publish(d: Daemon) -> None:
+def publish(d: StatusSource) -> None:
     directory = d.s.state_dir
     data = json.dumps(snapshot(d), indent=1, sort_keys=True).encode()
     if _last.get(directory) == data:

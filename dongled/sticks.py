@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from dongled import models
 from dongled.hotplug import TtyInfo
 from dongled.identity import Identity
+from dongled.reconcile import Located
 
 
 class StickState(enum.Enum):
@@ -38,6 +41,13 @@ class Stick:
     answered: bool = False  # it has answered AT since it appeared: silence now means hung
 
     @property
+    def model(self) -> str:
+        """What it says it is, else what its VID:PID says."""
+        known = models.model_for(self.vid, self.pid)
+        ident = self.identity.model if self.identity is not None else ""
+        return ident or (known.name if known is not None else f"{self.vid}:{self.pid}")
+
+    @property
     def in_flight(self) -> bool:
         return self.state in (StickState.SETTLING, StickState.PROBING)
 
@@ -53,3 +63,13 @@ class Stick:
         self.identity = None
         self.data = self.audio = None
         self.source = ""
+
+
+def located(sticks: Iterable[Stick]) -> list[Located]:
+    """Every identified stick with its ports; sticks sharing an IMEI (clones) are sorted out by
+    `reconcile.plan`, which never guesses between them."""
+    return [
+        Located(imei=s.identity.imei, imsi=s.identity.imsi, data=s.data, audio=s.audio)
+        for s in sticks
+        if s.identity is not None and s.data and s.audio
+    ]

@@ -1,6 +1,5 @@
-"""`dongled scan` and `dongled adopt`, one-shot without the daemon, against umockdev sticks
-(enumerated and probed in this process, which runs under umockdev-wrapper) and the test
-Asterisk over real TCP."""
+"""`dongled scan` and `dongled adopt`, one-shot without the daemon, as their own processes
+against umockdev sticks and the test Asterisk over real TCP."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from dongled import cli
 from dongled.dongleconf import DongleConf
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.marks import needs_umockdev
@@ -24,9 +22,8 @@ pytestmark = [
 
 def run_cli(r: Rig, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     capsys.readouterr()  # drop what the rig printed
-    code = cli.main(["--config", str(r.settings), *args])
-    out, err = capsys.readouterr()
-    return code, out, err
+    done = r.cli(*args)
+    return done.returncode, done.stdout, done.stderr
 
 
 def test_scan_shows_the_diff_then_applies_it(

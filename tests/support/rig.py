@@ -157,13 +157,32 @@ class Rig:
 
     # ---- the daemon ----------------------------------------------------------------------
 
-    def start_daemon(self, wait_ready: bool = True) -> None:
+    def _env(self) -> dict[str, str]:
+        """A dongled process's environment: the testbed's sticks, this checkout's code."""
         env = self.tb.env()
-        env["NOTIFY_SOCKET"] = str(self.notify_path)
         env["PYTHONPATH"] = str(ROOT)
         env.pop("JOURNAL_STREAM", None)
         env.pop("WATCHDOG_USEC", None)  # a watchdog of the test runner's own is not ours
         env.update(self.extra_env)
+        return env
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`dongled --config <rig settings> ARGS` as its own process, as an admin runs it
+        (a process of its own: chan_dongle's locks name another pid than dongled's)."""
+        return subprocess.run(
+            ["umockdev-wrapper", sys.executable, "-m", "dongled", "--config", str(self.settings),
+             *args],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=str(self.tmp),
+            check=False,
+        )  # fmt: skip
+
+    def start_daemon(self, wait_ready: bool = True) -> None:
+        env = self._env()
+        env["NOTIFY_SOCKET"] = str(self.notify_path)
         self.log_path = self.tmp / "daemon.log"
         log = self.log_path.open("ab")
         self.daemon = subprocess.Popen(

@@ -1,0 +1,71 @@
+"""The connection to Asterisk: connect, notice its loss, reconnect with capped backoff, and
+ask for an urgent pass once it is back (Asterisk may have restarted, or run unwatched)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from dongled.ami import AmiClient
+from dongled.errors import AmiAuthError, AmiError
+from dongled.eventlog import Event, emit
+
+log = logging.getLogger(__name__)
+
+FIRST_BACKOFF = 0.5
+
+
+class AmiSupervisor:
+    def __init__(
+        self,
+        ami: AmiClient,
+        *,
+        backoff_max: float,
+        up: Callable[[], None],
+        failed: Callable[[AmiError], None],
+    ) -> None:
+        self._ami = ami
+        self._backoff_max = backoff_max
+        self._up = up  # reconnected: bring Asterisk to the right state now
+        self._failed = failed
+        self._lost = asyncio.Event()
+
+    def lost(self) -> None:
+        """AmiClient's on_lost callback."""
+        self._lost.set()
+
+    async def connect_once(self) -> bool:
+        try:
+            await self._ami.connect()
+        except AmiError as exc:
+            self._failed(exc)
+            emit(Event.AMI_DOWN, "Asterisk AMI: %s", exc)
+            return False
+        emit(Event.AMI_UP, "connected to Asterisk AMI")
+        return True
+
+    async def run(self) -> None:
+        backoff = FIRST_BACKOFF
+        while True:
+            if self._ami.connected:
+                self._lost.clear()
+                await self._lost.wait()
+                emit(Event.AMI_DOWN, "lost the connection to Asterisk AMI; reconnecting")
+                backoff = FIRST_BACKOFF
+            await asyncio.sleep(backoff)
+            try:
+                await self._ami.connect()
+            except AmiAuthError as exc:
+                self._failed(exc)
+                emit(Event.AMI_DOWN, "Asterisk AMI: %s", exc)
+                backoff = min(backoff * 2, self._backoff_max)
+                continue
+            except AmiError as exc:
+                self._failed(exc)
+                log.debug("AMI reconnect failed: %s", exc)
+                backoff = min(backoff * 2, self._backoff_max)
+                continue
+            emit(Event.AMI_UP, "reconnected to Asterisk AMI")
+            backoff = FIRST_BACKOFF
+            self._up()

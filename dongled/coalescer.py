@@ -1,0 +1,72 @@
+"""When a reconcile pass runs: requests are coalesced so that a storm costs one write and
+one reload.
+
+- A vanished stick asks for an urgent pass: it waits only until removals have been quiet for
+  `REMOVAL_QUIET` (the sticks of one hub drop within milliseconds: one write parks them all),
+  never longer than `REMOVAL_MAX_WAIT`.
+- Anything else waits while more work is expected soon (`awaited`: sticks still settling or
+  being probed, sticks gone recently and not back), at most `batch_max_wait` after the first
+  request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+REMOVAL_QUIET = 0.05  # sticks of one hub drop within milliseconds: park them in one write
+REMOVAL_MAX_WAIT = 0.5  # ...but never wait longer than this to park and stop
+
+
+class Coalescer:
+    def __init__(
+        self,
+        batch_max_wait: float,
+        awaited: Callable[[], bool],
+        last_removal: Callable[[], float],
+    ) -> None:
+        self._batch_max_wait = batch_max_wait
+        self._awaited = awaited
+        self._last_removal = last_removal
+        self._dirty = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._urgent = False
+        self._pending_since: float | None = None
+
+    def request(self, urgent: bool) -> None:
+        if self._pending_since is None:
+            self._pending_since = time.monotonic()
+        self._urgent = self._urgent or urgent
+        self._dirty.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Something a waiting pass may care about changed (a stick identified, a probe failed)."""
+        self._wake.set()
+
+    async def next_pass(self) -> bool:
+        """Return when a pass should run; True when it was asked for urgently."""
+        await self._dirty.wait()
+        urgent = self._urgent
+        if not urgent:
+            await asyncio.sleep(0)
+            deadline = (self._pending_since or time.monotonic()) + self._batch_max_wait
+            while not self._urgent and self._awaited():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), left)
+        else:
+            give_up = time.monotonic() + REMOVAL_MAX_WAIT
+            while (quiet := self._last_removal() + REMOVAL_QUIET - time.monotonic()) > 0:
+                await asyncio.sleep(min(quiet, max(0.0, give_up - time.monotonic())))
+                if time.monotonic() >= give_up:
+                    break
+        self._dirty.clear()
+        self._urgent = False
+        self._pending_since = None
+        return urgent

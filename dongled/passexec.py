@@ -1,0 +1,361 @@
+"""One reconcile pass: plan -> stop -> write -> tell Asterisk -> verify.
+
+The daemon runs it for every coalesced batch of events; its parts (stop, write, kick, verify)
+are what `dongled scan --apply` does too. The decisions are `reconcile.plan`'s; this module
+carries them out in the safe order: devices whose stick is gone or foreign are stopped first,
+the file names only verified or parked ports, and nothing re-opens a tty a stopped device may
+still be closing (`release`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from dongled.ami import AmiClient, DeviceEntry
+from dongled.atomicfile import replace_atomically
+from dongled.devicepoll import device_polls
+from dongled.dongleconf import DeviceSection, DongleConf
+from dongled.errors import AmiError, ConfChangedError, ConfError
+from dongled.eventlog import Event, emit
+from dongled.fences import Fences
+from dongled.metrics import Metrics
+from dongled.reconcile import PARKED, Expect, Located, Plan, plan
+from dongled.release import Releases, opening
+from dongled.settings import Settings
+from dongled.sticks import Stick
+from dongled.usbreset import RecoveryError
+
+log = logging.getLogger(__name__)
+
+
+class StickSource(Protocol):
+    """The identified sticks a pass plans with (the daemon's registry; scan's found sticks)."""
+
+    def located(self) -> list[Located]: ...
+    def learn_from_asterisk(self, entries: Mapping[str, DeviceEntry]) -> None: ...
+    def stick_with(self, imei: str) -> Stick | None: ...
+    def back(self, imei: str) -> float | None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PassHooks:
+    """What a pass asks of the rest of the daemon."""
+
+    publish: Callable[[], None]
+    request: Callable[[bool], None]  # another pass (urgent: stop and park now)
+    spawn: Callable[[Awaitable[None], str], object]
+    recovered: Callable[[str], None]  # usb_port: its stick works again
+    failing: Callable[[str, str, str | None, str], None]  # usb_port, reason, device, sys_path
+
+
+class PassExecutor:
+    def __init__(
+        self,
+        settings: Settings,
+        ami: AmiClient,
+        registry: StickSource,
+        hooks: PassHooks,
+        *,
+        fences: Fences,
+        metrics: Metrics,
+        counters: dict[str, int],
+    ) -> None:
+        self.s = settings
+        self.ami = ami
+        self.registry = registry
+        self._hooks = hooks
+        self.fences = fences
+        self.metrics = metrics
+        self.counters = counters
+        self.releases = Releases(settings.lock_dir, settings.release_quiet, settings.verify_timeout)
+        self.sections: dict[str, DeviceSection] = {}  # the last good parse
+        self.asterisk: dict[str, DeviceEntry] | None = None  # None: AMI unreachable
+        self.verified: dict[str, str] = {}  # section -> IMEI Asterisk was seen running
+        self.conf_error = ""
+        self.last_change = ""
+        self._unbound: set[str] = set()
+        self._inherited_told: set[str] = set()
+        self._ambiguous_told: dict[str, str] = {}
+
+    def ami_failed(self, exc: AmiError) -> None:
+        self.metrics.ami_errors.inc()
+        log.debug("AMI failure: %s", exc)
+
+    def ami_lost(self) -> None:
+        self.asterisk = None
+
+    async def listing(self) -> dict[str, DeviceEntry] | None:
+        """A fresh device listing (for a port another process holds), or None."""
+        if not self.ami.connected:
+            return None
+        try:
+            self.asterisk = await self.ami.show_devices()
+        except AmiError:
+            return None
+        return self.asterisk
+
+    async def apply(self) -> bool:
+        """One reconcile pass; False when Asterisk could not be brought to the right state."""
+        try:
+            conf = DongleConf.load(self.s.dongle_conf)
+        except ConfError as exc:
+            if str(exc) != self.conf_error:
+                emit(Event.CONF_ERROR, "dongle.conf not usable, nothing written: %s", exc)
+            self.conf_error = str(exc)
+            await self._stop_only()
+            self._hooks.publish()
+            return True  # retried on the next event; nothing to gain by looping
+        self.conf_error = ""
+        ok = await self.refresh_asterisk()
+        self.registry.learn_from_asterisk(self.asterisk or {})
+        sections = self.sections = conf.devices()
+        p = plan(sections, self.registry.located(), self.asterisk)
+        self._forget_verified(p)
+        for name, foreign in p.mismatched.items():
+            emit(
+                Event.MISMATCH,
+                "device %s runs IMEI %s, not its own %s: stopping it",
+                name,
+                foreign,
+                sections[name].imei or "",
+                device=name,
+                imei=sections[name].imei,
+            )
+        ok = await self.stop(p.stop) and ok
+        if p.port_changes and not self.write(conf, p):
+            self._hooks.publish()
+            return True
+        if self.ami.connected and ok:
+            ok = await self.kick(p)
+        if p.expect and ok:
+            self._hooks.spawn(self.verify(dict(p.expect)), "verify")
+        for name, why in p.ambiguous.items():
+            if self._ambiguous_told.get(name) != why:
+                emit(Event.AMBIGUOUS, "device %s: %s; parked", name, why, device=name)
+        self._ambiguous_told = dict(p.ambiguous)
+        for name in p.inherited:
+            if name not in self._inherited_told:
+                emit(
+                    Event.CONF_ERROR,
+                    "section %s takes data=/audio= from a template: dongled will not edit it; "
+                    "move data= and audio= into [%s] itself",
+                    name,
+                    name,
+                    device=name,
+                )
+        self._inherited_told = set(p.inherited)
+        for imei in sorted(set(p.unbound) - self._unbound):
+            emit(
+                Event.UNBOUND,
+                "stick IMEI %s is plugged in but no section has imei=%s",
+                imei,
+                imei,
+                imei=imei,
+            )
+        self._unbound = set(p.unbound)
+        self._hooks.publish()
+        return ok or not self.ami.connected
+
+    async def _stop_only(self) -> None:
+        """The file cannot be parsed (an admin is editing it?): nothing may be written or
+        reloaded, but devices whose stick is gone are still stopped, by the last good parse."""
+        if not self.sections or not await self.refresh_asterisk():
+            return
+        p = plan(self.sections, self.registry.located(), self.asterisk)
+        await self.stop(p.stop)
+
+    def _forget_verified(self, p: Plan) -> None:
+        for name in list(self.verified):
+            entry = (self.asterisk or {}).get(name)
+            stale = entry is None or not entry.connected or entry.imei_state != self.verified[name]
+            if name in p.port_changes or name in p.stop or (self.asterisk is not None and stale):
+                del self.verified[name]
+
+    async def refresh_asterisk(self) -> bool:
+        if not self.ami.connected:
+            self.asterisk = None
+            return False
+        try:
+            self.asterisk = await self.ami.show_devices()
+        except AmiError as exc:
+            self.ami_failed(exc)
+            log.error("cannot read Asterisk's devices: %s", exc)
+            self.asterisk = None
+            return False
+        self.releases.prune(self.asterisk)
+        return True
+
+    async def stop(self, devices: list[str]) -> bool:
+        ok = True
+        for name in devices:
+            try:
+                await self.ami.stop(name)
+            except AmiError as exc:
+                self.ami_failed(exc)
+                log.error("DongleStop %s failed: %s", name, exc)
+                ok = False
+                continue
+            self.releases.stopped(name, (self.asterisk or {}).get(name))
+            emit(Event.STOPPED, "stopped device %s", name, device=name)
+        return ok
+
+    async def restart_device(self, name: str) -> None:
+        """DongleStop, wait until chan_dongle has let go of the ttys, DongleStart: never
+        DongleRestart, which re-opens the ttys while the device may still be closing."""
+        entry = (await self.ami.show_devices(name)).get(name)
+        await self.ami.stop(name)
+        self.releases.stopped(name, entry)
+        emit(Event.STOPPED, "stopped device %s", name, device=name)
+        sec = self.sections.get(name)
+        why = await self.releases.settle(self.ami, opening(self.sections, Plan(start=[name])))
+        if why is not None:
+            raise RecoveryError(why)
+        if sec is None or (sec.data, sec.audio) == PARKED:
+            return  # its stick left meanwhile: stays stopped, parked
+        await self.ami.start(name)
+        emit(Event.STARTED, "started device %s", name, device=name)
+
+    def write(self, conf: DongleConf, p: Plan) -> bool:
+        try:
+            read = conf.render()
+            written, files = conf.with_ports(p.port_changes)
+            for path, content in files.items():
+                replace_atomically(path, content, expected=read[path])
+        except ConfChangedError as exc:
+            # Someone saved the file while we asked Asterisk: their edit wins, and the plan
+            # is made again from what they wrote.
+            log.warning("%s", exc)
+            self._hooks.request(False)
+            return False
+        except (ConfError, ValueError) as exc:
+            emit(Event.CONF_ERROR, "not written: %s", exc)
+            self.conf_error = str(exc)
+            return False
+        self.counters["conf_writes"] += 1
+        before, self.sections = self.sections, written.devices()
+        emit(
+            Event.CONF_WRITTEN,
+            "wrote %s (%d section(s) changed; previous version kept as .dongled-bak)",
+            ", ".join(sorted(files)),
+            len(p.port_changes),
+        )
+        self.metrics.conf_writes.inc()
+        now = time.strftime("%H:%M:%S")
+        for name, (data, audio) in p.port_changes.items():
+            sec = before[name]
+            if (data, audio) == PARKED:
+                emit(
+                    Event.PARKED,
+                    "device %s: its stick is absent, parked on %s",
+                    name,
+                    data,
+                    device=name,
+                    imei=sec.imei,
+                    data=data,
+                    audio=audio,
+                )
+            else:
+                emit(
+                    Event.RELINKED,
+                    "device %s: data %s -> %s, audio %s -> %s",
+                    name,
+                    sec.data,
+                    data,
+                    sec.audio,
+                    audio,
+                    device=name,
+                    imei=sec.imei,
+                    data=data,
+                    audio=audio,
+                )
+                self.last_change = f"{name} -> {data.rsplit('/', 1)[-1]} {now}"
+        return True
+
+    async def kick(self, p: Plan) -> bool:
+        try:
+            if p.reload or p.start:
+                why = await self.releases.settle(self.ami, opening(self.sections, p))
+                if why is not None:
+                    log.warning("Asterisk not told yet: %s", why)
+                    return False
+                # Every device chan_dongle may now (re)open names a verified or parked port.
+                self.fences.lift_all()
+            if p.reload:
+                await self.ami.reload(self.s.ami.reload_when)
+                self.counters["reloads"] += 1
+                self.metrics.reloads.inc()
+                emit(
+                    Event.RELOAD,
+                    "asked Asterisk to reload chan_dongle (%s)",
+                    self.s.ami.reload_when,
+                )
+            for name in p.start:
+                await self.ami.start(name)
+                emit(Event.STARTED, "started device %s", name, device=name)
+        except AmiError as exc:
+            self.ami_failed(exc)
+            log.error("Asterisk did not take the change yet: %s", exc)
+            return False
+        return True
+
+    def _settled(self, expect: dict[str, Expect], entries: dict[str, DeviceEntry]) -> bool:
+        """Take out of `expect` each device that reports an IMEI: verified, or wrong and
+        handed to the next pass. True if any was taken out."""
+        changed = False
+        for name, want in list(expect.items()):
+            entry = entries.get(name)
+            if entry is None or not entry.imei_state:
+                continue
+            del expect[name]
+            changed = True
+            if want.matches(entry.imei_state, entry.imsi_state) and entry.connected:
+                self.verified[name] = want.imei
+                stick = self.registry.stick_with(want.imei)
+                if stick is not None:
+                    self._hooks.recovered(stick.usb_port)
+                gone = self.registry.back(want.imei)
+                if gone is not None:
+                    self.metrics.recovery_seconds.observe(gone)
+                emit(
+                    Event.VERIFIED,
+                    "device %s runs IMEI %s on %s",
+                    name,
+                    want.imei,
+                    entry.data_state,
+                    device=name,
+                    imei=want.imei,
+                    data=entry.data_state,
+                    audio=entry.audio_state,
+                )
+            else:
+                self._hooks.request(True)  # the next pass stops and parks it
+        return changed
+
+    async def verify(self, expect: dict[str, Expect]) -> None:
+        try:
+            async for poll in device_polls(self.ami, expect, self.s.verify_timeout):
+                entries = poll.entries
+                self.asterisk = entries if poll.whole else {**(self.asterisk or {}), **entries}
+                if self._settled(expect, entries):
+                    self._hooks.publish()
+        except AmiError:
+            return  # reconnect brings a full pass, which verifies again
+        for name, want in expect.items():
+            emit(
+                Event.NOT_VERIFIED,
+                "device %s did not come up with IMEI %s within %g s",
+                name,
+                want.imei,
+                self.s.verify_timeout,
+                device=name,
+                imei=want.imei,
+            )
+            stick = self.registry.stick_with(want.imei)
+            if stick is not None:
+                reason = f"device {name} did not come up within {self.s.verify_timeout:g} s"
+                self._hooks.failing(stick.usb_port, reason, name, stick.usb_device)
+        self._hooks.publish()

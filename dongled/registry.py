@@ -1,0 +1,304 @@
+"""The plugged-in sticks: udev events in, identified sticks out.
+
+Ports are grouped into sticks by their USB device; a known model is probed as soon as all its
+interfaces are there, an unknown one after `settle_time`. A stick that has not answered since
+its ttys appeared is booting, not hung, until `boot_grace`. Removal of any port of a stick
+counts as the stick gone: its old ports are fenced and a pass is asked for at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from dongled import models
+from dongled.ami import DeviceEntry
+from dongled.eventlog import Event, emit
+from dongled.fences import Fences
+from dongled.fleet import FleetHealth
+from dongled.hotplug import TtyEvent, TtyInfo
+from dongled.identity import Identity, limitations
+from dongled.metrics import Metrics
+from dongled.probe import ProbeTimeouts
+from dongled.prober import Found, Listing, asterisk_holds, identify, identity_from
+from dongled.reconcile import Located
+from dongled.settings import Settings
+from dongled.sticks import Stick, StickState, located
+
+log = logging.getLogger(__name__)
+
+STORM_MEMORY = 30.0  # a stick gone this recently is expected back with the others
+RETRY_BASE, RETRY_MAX = 2.0, 60.0
+BOOT_RETRY = 1.0  # first re-probe of a new stick that is still silent (it may be booting)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistryHooks:
+    """What the registry asks of the rest of the daemon."""
+
+    request: Callable[[bool], None]  # a pass is wanted (urgent: a stick vanished)
+    wake: Callable[[], None]  # something changed that a waiting pass may care about
+    failing: Callable[[str, str, str | None, str], None]  # usb_port, reason, device, sys_path
+    spawn: Callable[[Awaitable[None], str], object]
+    listing: Listing  # a fresh DongleShowDevices, for a port another process holds
+
+
+class StickRegistry:
+    def __init__(
+        self,
+        settings: Settings,
+        hooks: RegistryHooks,
+        *,
+        fences: Fences,
+        fleet: FleetHealth,
+        metrics: Metrics,
+        counters: dict[str, int],
+    ) -> None:
+        self.s = settings
+        self._hooks = hooks
+        self._fences = fences
+        self._fleet = fleet
+        self._metrics = metrics
+        self._counters = counters
+        self.sticks: dict[str, Stick] = {}  # usb_device sysfs path -> stick
+        self._by_syspath: dict[str, str] = {}  # tty sys_path -> usb_device
+        self._gone_at: dict[str, float] = {}  # IMEI -> when its stick vanished
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self.last_removal = 0.0
+        self._timeouts = ProbeTimeouts(
+            first=min(1.0, settings.at_timeout), command=settings.at_timeout
+        )
+
+    def close(self) -> None:
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+
+    # ---- what the others read --------------------------------------------------------
+
+    def located(self) -> list[Located]:
+        return located(self.sticks.values())
+
+    def stick_with(self, imei: str) -> Stick | None:
+        for stick in self.sticks.values():
+            if stick.identity is not None and stick.identity.imei == imei:
+                return stick
+        return None
+
+    def awaited(self) -> bool:
+        """Work still expected soon: sticks settling/probing, or recently gone sticks not back."""
+        if any(s.in_flight for s in self.sticks.values()):
+            return True
+        now = time.monotonic()
+        back = {s.identity.imei for s in self.sticks.values() if s.identity is not None}
+        return any(now - t < STORM_MEMORY and imei not in back for imei, t in self._gone_at.items())
+
+    def back(self, imei: str) -> float | None:
+        """The stick with `imei` runs on its device again: seconds since it vanished, if it did."""
+        gone = self._gone_at.pop(imei, None)
+        return None if gone is None else time.monotonic() - gone
+
+    # ---- udev ------------------------------------------------------------------------
+
+    def on_tty_event(self, event: TtyEvent) -> None:
+        if event.action == "remove":
+            usb = self._by_syspath.get(event.sys_path)
+            if usb is not None:
+                self.remove_stick(usb)
+        elif event.info is not None:
+            self.add_port(event.info)
+
+    def add_port(self, info: TtyInfo) -> None:
+        stick = self.sticks.get(info.usb_device)
+        if stick is None:
+            stick = Stick(
+                usb_device=info.usb_device,
+                usb_port=info.usb_port,
+                vid=info.vid,
+                pid=info.pid,
+                appeared=time.monotonic(),
+            )
+            self.sticks[info.usb_device] = stick
+            self._fleet.stick_added(info.usb_port, [st.usb_port for st in self.sticks.values()])
+            emit(
+                Event.APPEARED,
+                "stick appeared at USB %s (%s:%s)",
+                info.usb_port,
+                info.vid,
+                info.pid,
+                usb_port=info.usb_port,
+            )
+        if not stick.add(info):
+            return
+        self._by_syspath[info.sys_path] = info.usb_device
+        stick.forget_identity()
+        stick.state = StickState.SETTLING
+        stick.last_change = time.monotonic()
+        self._hooks.wake()
+        interfaces = frozenset(stick.ports)
+        delay = 0.0 if models.complete(stick.vid, stick.pid, interfaces) else self.s.settle_time
+        self._schedule_probe(stick, delay)
+
+    def _schedule_probe(self, stick: Stick, delay: float) -> None:
+        key = stick.usb_device
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._timers.pop(key, None)
+            if self.sticks.get(key) is stick:
+                self._hooks.spawn(self._probe(stick), f"probe {stick.usb_port}")
+
+        self._timers[key] = loop.call_later(delay, fire)
+
+    def remove_stick(self, usb_device: str) -> None:
+        stick = self.sticks.pop(usb_device, None)
+        if stick is None:
+            return
+        for path in stick.sys_paths:
+            self._by_syspath.pop(path, None)
+        timer = self._timers.pop(usb_device, None)
+        if timer is not None:
+            timer.cancel()
+        stick.state = StickState.FAILED  # a running probe sees it is no longer current
+        for port in stick.ports.values():
+            self._fences.fence(port)
+        self.last_removal = time.monotonic()
+        imei = stick.identity.imei if stick.identity is not None else None
+        self._fleet.dropped(stick.usb_port)
+        emit(
+            Event.GONE,
+            "stick at USB %s is gone",
+            stick.usb_port,
+            imei=imei,
+            data=stick.data,
+            audio=stick.audio,
+            usb_port=stick.usb_port,
+        )
+        if imei is not None:
+            self._gone_at[imei] = time.monotonic()
+            self._metrics.reenumerations.inc()
+            self._hooks.request(True)
+        self._hooks.wake()
+
+    # ---- identification --------------------------------------------------------------
+
+    async def _probe(self, stick: Stick) -> None:
+        if stick.state is not StickState.BOOTING:  # a booting stick's re-probe holds no pass
+            stick.state = StickState.PROBING
+        layouts = models.candidates(stick.vid, stick.pid, frozenset(stick.ports))
+        if not layouts and time.monotonic() - stick.appeared < self.s.batch_max_wait:
+            # Ports still arriving (a known model needs its data and audio ports): wait,
+            # never probe half a stick, and do not count it as a failure.
+            stick.state = StickState.SETTLING
+            self._schedule_probe(stick, self.s.settle_time)
+            return
+        result = await identify(
+            dict(stick.ports),
+            layouts,
+            lock_dir=self.s.lock_dir,
+            timeouts=self._timeouts,
+            probe_timeout=self.s.probe_timeout,
+            listing=self._hooks.listing,
+            counted=self._count_probe,
+        )
+        if self.sticks.get(stick.usb_device) is not stick:
+            return  # unplugged while we talked to it
+        if isinstance(result, Found):
+            self._identified(stick, result.identity, result.data, result.audio, result.source)
+            return
+        stick.failures += 1
+        age = time.monotonic() - stick.appeared
+        if result.hung and not stick.answered and age < self.s.boot_grace:
+            self._booting(stick, result.error, age)
+            return
+        stick.state = StickState.BUSY if result.busy else StickState.FAILED
+        stick.error = result.error
+        self._metrics.probe_failures.inc()
+        emit(
+            Event.PROBE_FAILED,
+            "cannot identify stick at USB %s: %s",
+            stick.usb_port,
+            result.error,
+            usb_port=stick.usb_port,
+        )
+        self._schedule_probe(stick, min(RETRY_MAX, RETRY_BASE * 2 ** (stick.failures - 1)))
+        if result.hung:
+            self._hooks.failing(stick.usb_port, result.error, None, stick.usb_device)
+        self._hooks.wake()
+
+    def _count_probe(self) -> None:
+        self._counters["probes"] += 1
+
+    def _booting(self, stick: Stick, error: str, age: float) -> None:
+        """A stick whose ttys appeared recently and that has not answered yet is booting, not
+        hung: real sticks are silent for seconds after enumeration (longer after a mode
+        switch), and resetting one restarts its boot. Probed again with backoff until
+        `boot_grace`; it holds no other stick back (BOOTING is not in flight)."""
+        left = self.s.boot_grace - age
+        delay = min(left, BOOT_RETRY * 2 ** (stick.failures - 1))
+        stick.state = StickState.BOOTING
+        stick.error = f"not answering yet, {age:.1f} s after it appeared ({error})"
+        log.info(
+            "stick at USB %s not answering yet %.1f s after it appeared (booting?): %s; "
+            "probing again in %.1f s",
+            stick.usb_port,
+            age,
+            error,
+            delay,
+        )
+        self._schedule_probe(stick, delay)
+        self._hooks.wake()
+
+    def _identified(
+        self, stick: Stick, ident: Identity, data: str, audio: str, source: str
+    ) -> None:
+        stick.identity, stick.data, stick.audio, stick.source = ident, data, audio, source
+        stick.state = StickState.IDENTIFIED
+        stick.answered = True
+        stick.error = ""
+        stick.failures = 0
+        emit(
+            Event.IDENTIFIED,
+            "stick at USB %s is IMEI %s (%s %s, by %s) on %s / %s",
+            stick.usb_port,
+            ident.imei,
+            ident.manufacturer or "?",
+            ident.model or "?",
+            source,
+            data,
+            audio,
+            imei=ident.imei,
+            data=data,
+            audio=audio,
+            usb_port=stick.usb_port,
+        )
+        for what in limitations(ident, source):
+            emit(
+                Event.STICK_LIMITED,
+                "stick IMEI %s: %s",
+                ident.imei,
+                what,
+                imei=ident.imei,
+                usb_port=stick.usb_port,
+            )
+        self._hooks.request(False)
+        self._hooks.wake()
+
+    def learn_from_asterisk(self, entries: Mapping[str, DeviceEntry]) -> None:
+        """chan_dongle's IMEIState on the port it holds is the freshest word on that stick."""
+        for entry in entries.values():
+            if not asterisk_holds(entry, self.s.lock_dir):
+                continue
+            for stick in self.sticks.values():
+                if entry.data_state not in stick.ports.values():
+                    continue
+                if stick.identity is None or stick.identity.imei != entry.imei_state:
+                    self._identified(
+                        stick, identity_from(entry), entry.data_state, entry.audio_state, "asterisk"
+                    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from dongled import notify, statusfile
@@ -19,10 +20,12 @@ from dongled.amisupervisor import AmiSupervisor
 from dongled.coalescer import Coalescer
 from dongled.dongleconf import DeviceSection
 from dongled.errors import AmiError
+from dongled.eventlog import Event, emit
 from dongled.fences import Fences
 from dongled.fleet import FleetHealth
 from dongled.hotplug import UdevWatcher, UsbEvent, UsbInfo
 from dongled.metrics import Metrics
+from dongled.offline import OfflineWatch
 from dongled.passexec import PassExecutor, PassHooks
 from dongled.reconcile import Expect
 from dongled.recovery import Recovery
@@ -150,6 +153,8 @@ class Daemon:
             self.registry.add_port(info)
         self.spawn(self.supervisor.run(), "ami")
         self.spawn(self._reconcile_loop(), "reconcile")
+        if self.s.offline_after > 0:
+            self.spawn(self._watch_lines(), "lines")
         interval = notify.watchdog_interval()
         if interval is not None:
             self.spawn(self._watchdog(interval), "watchdog")
@@ -199,6 +204,34 @@ class Daemon:
                 await asyncio.sleep(retry)
                 retry = min(retry * 2, self.s.ami.backoff_max)
                 self._request(False)
+
+    async def _watch_lines(self) -> None:
+        """Lines down too long with their stick plugged in go to the recovery ladder."""
+        watch = OfflineWatch(self.s.offline_after)
+        every = min(60.0, self.s.offline_after / 4)
+        while True:
+            await asyncio.sleep(every)
+            entries = await self.executor.listing()
+            if entries is None:
+                continue
+            present = {
+                name: stick
+                for name, sec in self.sections.items()
+                if sec.imei and (stick := self.registry.stick_with(sec.imei)) is not None
+            }
+            ports = {name: stick.usb_port for name, stick in present.items()}
+            for device, reason in watch.update(time.monotonic(), entries, ports):
+                stick = present[device]
+                emit(
+                    Event.LINE_DOWN,
+                    "%s with its stick at USB %s plugged in: handing it to recovery",
+                    reason,
+                    stick.usb_port,
+                    device=device,
+                    usb_port=stick.usb_port,
+                )
+                self.metrics.lines_down.inc()
+                self.recovery.failing(stick.usb_port, reason, device, stick.usb_device)
 
     # ---- the connections between rooms -----------------------------------------------
 

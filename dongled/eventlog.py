@@ -35,6 +35,7 @@ class Event(enum.Enum):
     SWITCH_STUCK = ("stick-switch-stuck", logging.ERROR)
     HUB_DROP = ("hub-drop", logging.ERROR)
     USB_LIMIT = ("usb-controller-limit", logging.WARNING)
+    LINE_DOWN = ("line-down", logging.ERROR)
     RECOVERY = ("recovery-step", logging.WARNING)
     RECOVERY_FAILED = ("recovery-step-failed", logging.ERROR)
     RECOVERED = ("recovered", logging.INFO)

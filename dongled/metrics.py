@@ -68,6 +68,11 @@ class Metrics:
         self.conf_writes = Counter("dongled_conf_writes", "dongle.conf writes", registry=r)
         self.reloads = Counter("dongled_reloads", "DongleReload actions sent", registry=r)
         self.ami_errors = Counter("dongled_ami_errors", "Failed AMI connects/actions", registry=r)
+        self.lines_down = Counter(
+            "dongled_lines_down",
+            "Lines handed to recovery: down past offline_after with their stick plugged in",
+            registry=r,
+        )
         self.probe_failures = Counter(
             "dongled_probe_failures", "Sticks that could not be identified", registry=r
         )

@@ -61,6 +61,7 @@ class Settings:
     switch_limit: float = 30.0  # a stick still in storage (CD-ROM) mode after this is flagged
     boot_grace: float = 30.0  # a new stick silent this long counts as hung (it may be booting)
     release_quiet: float = 0.25  # a just-stopped device's tty must be silent this long
+    offline_after: float = 600.0  # a line down this long, stick present: to the ladder (0: off)
 
 
 _TOP_KEYS = {
@@ -75,6 +76,7 @@ _TOP_KEYS = {
     "switch_limit": float,
     "boot_grace": float,
     "release_quiet": float,
+    "offline_after": float,
 }
 _AMI_KEYS = {
     "host": str,
@@ -98,6 +100,7 @@ _RECOVERY_KEYS: dict[str, type] = {
     "backoff_max": float,
     "max_rounds": int,
 }
+_ZERO_TURNS_OFF = {"offline_after"}
 _LISTEN = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
 
 
@@ -110,7 +113,10 @@ def _check(path: str, key: str, value: Any, kind: type) -> Any:
         return value
     if not isinstance(value, kind) or isinstance(value, bool):
         raise SettingsError(path, key, f"must be a {kind.__name__}, not {value!r}")
-    if isinstance(value, float) and value <= 0:
+    if isinstance(value, float) and key in _ZERO_TURNS_OFF:
+        if value < 0:
+            raise SettingsError(path, key, "must be 0 (off) or more")
+    elif isinstance(value, float) and value <= 0:
         raise SettingsError(path, key, "must be greater than 0")
     return value
 

@@ -270,3 +270,26 @@ def test_a_stick_slow_to_boot_is_not_reset_and_holds_no_other_back(tmp_path: Pat
         authorized = Path(r.tb.root_dir + r.sticks[1].sys_path) / "authorized"
         assert authorized.read_text().strip() == "1"
         r.assert_never_foreign()
+
+
+@needs_umockdev
+def test_a_line_off_the_network_too_long_gets_a_device_restart(tmp_path: Path) -> None:
+    """A device in `GSM not registered` with its stick plugged in, past offline_after, is
+    handed to the ladder: its device is restarted (stop, wait, start), journaled."""
+    with rig(tmp_path, 1) as r:
+        r.wait_all_right(timeout=10)
+        r.write_settings(offline_after=1.0, tables={"recovery": FAST})
+        r.start_daemon()
+        r.sims[0].registered = False  # the network stops taking it; chan_dongle re-inits
+        r.unplug(0)
+        time.sleep(0.3)
+        r.replug(0)
+        r.asterisk.wait_for_state("dongle0", "GSM not registered", 10)
+        wait_until(lambda: bool(journal(r, "recovery step restart")), 10, "the restart step")
+        assert journal(r, "has been 'GSM not registered' for")
+        r.sims[0].registered = True
+        r.wait_all_right(timeout=15)
+        verbs = [(name, a.get("Device")) for _, name, a in r.asterisk.actions]
+        assert ("DongleRestart", "dongle0") not in verbs and ("DongleStart", "dongle0") in verbs
+        r.assert_never_foreign()
+        print("\n".join(journal(r, "handing it to recovery") + journal(r, "recovery step")))

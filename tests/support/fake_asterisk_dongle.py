@@ -833,7 +833,9 @@ class ChanDongle:
         device.init_task = None
         port.initialized()
         device.identity = identity
-        device.state = "Free"
+        reg = identity.reg_status
+        # chan_dongle's state string for an initialized device its network does not take
+        device.state = "GSM not registered" if reg and not reg.startswith("Registered") else "Free"
         imei_setting = device.settings.imei
         foreign = bool(imei_setting) and imei_setting != identity.imei
         self._journal.binding(device.name, device.settings.data, identity.imei, foreign)

@@ -220,7 +220,8 @@ class StickSim:
       then the port vanishes (master closed: the opener sees HUP/EOF, writes fail with EIO);
     - ``boot_delay``: seconds after the stick's ports appear (plugged, or back after a
       replug) during which it is still booting: AT ports echo and answer nothing, as real
-      sticks do for seconds after enumeration (longer after a mode switch).
+      sticks do for seconds after enumeration (longer after a mode switch);
+    - ``registered=False``: the network does not take it (``+CREG: 0,2``, searching).
     """
 
     manufacturer: ClassVar[str] = "huawei"
@@ -248,6 +249,7 @@ class StickSim:
         iccid: str | None = None,
         seed: int | None = None,
         boot_delay: float = 0.0,
+        registered: bool = True,
     ) -> None:
         self.imei = imei
         self.imsi = imsi
@@ -265,6 +267,7 @@ class StickSim:
         self.garbage = garbage
         self.unplug_on = unplug_on.upper() if unplug_on is not None else None
         self.boot_delay = boot_delay
+        self.registered = registered  # False: the network does not take it (searching)
         self.booted_at = 0.0  # time.monotonic() from which it answers
         self.iccid = iccid if iccid is not None else ("8970" + (imsi or "0" * 15))[:20]
         self.rng = random.Random(seed if seed is not None else imei)
@@ -320,7 +323,9 @@ class StickSim:
         if cmd == "AT+CSQ":
             return ["+CSQ: 17,99", "OK"]
         if cmd == "AT+CREG?":
-            return ["+CREG: 0,0" if self.imsi is None else "+CREG: 0,1", "OK"]
+            if self.imsi is None:
+                return ["+CREG: 0,0", "OK"]
+            return ["+CREG: 0,1" if self.registered else "+CREG: 0,2", "OK"]
         if cmd == "AT+COPS?":
             return ["+COPS: 0" if self.imsi is None else '+COPS: 0,0,"MegaFon",2', "OK"]
         if cmd == "AT^ICCID?":

@@ -4,9 +4,10 @@ one reload.
 - A vanished stick asks for an urgent pass: it waits only until removals have been quiet for
   `REMOVAL_QUIET` (the sticks of one hub drop within milliseconds: one write parks them all),
   never longer than `REMOVAL_MAX_WAIT`.
-- Anything else waits while more work is expected soon (`awaited`: sticks still settling or
-  being probed, sticks gone recently and not back), at most `batch_max_wait` after the first
-  request.
+- Anything else waits while sticks are arriving together (`awaited`: sticks still settling
+  or being probed, or one that appeared a moment ago), at most `batch_max_wait` after the
+  first request. A stick that is not back yet holds nobody: each line returns on its own.
+- Passes never overlap: what arrives during one goes into the next.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable
 
 REMOVAL_QUIET = 0.05  # sticks of one hub drop within milliseconds: park them in one write
 REMOVAL_MAX_WAIT = 0.5  # ...but never wait longer than this to park and stop
+RECHECK = 0.05  # while waiting for arrivals, look again at least this often
 
 
 class Coalescer:
@@ -58,8 +60,8 @@ class Coalescer:
                 if left <= 0:
                     break
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), left)
+                with contextlib.suppress(TimeoutError):  # re-checked: a quiet time can end
+                    await asyncio.wait_for(self._wake.wait(), min(left, RECHECK))
         else:
             give_up = time.monotonic() + REMOVAL_MAX_WAIT
             while (quiet := self._last_removal() + REMOVAL_QUIET - time.monotonic()) > 0:

@@ -30,7 +30,7 @@ from dongled.sticks import Stick, StickState, located
 
 log = logging.getLogger(__name__)
 
-STORM_MEMORY = 30.0  # a stick gone this recently is expected back with the others
+ARRIVAL_QUIET = 0.1  # the ports of sticks on one hub appear within ms of each other
 RETRY_BASE, RETRY_MAX = 2.0, 60.0
 BOOT_RETRY = 1.0  # first re-probe of a new stick that is still silent (it may be booting)
 
@@ -68,6 +68,7 @@ class StickRegistry:
         self._gone_at: dict[str, float] = {}  # IMEI -> when its stick vanished
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.last_removal = 0.0
+        self.last_arrival = 0.0
         self._timeouts = ProbeTimeouts(
             first=min(1.0, settings.at_timeout), command=settings.at_timeout
         )
@@ -89,12 +90,13 @@ class StickRegistry:
         return None
 
     def awaited(self) -> bool:
-        """Work still expected soon: sticks settling/probing, or recently gone sticks not back."""
+        """What arrives together: sticks settling or being probed now, or a port that appeared
+        in the last ARRIVAL_QUIET s. A stick that vanished and is not back yet is not waited
+        for: parking makes it safe to bring each line back on its own, as soon as its own
+        stick is identified."""
         if any(s.in_flight for s in self.sticks.values()):
             return True
-        now = time.monotonic()
-        back = {s.identity.imei for s in self.sticks.values() if s.identity is not None}
-        return any(now - t < STORM_MEMORY and imei not in back for imei, t in self._gone_at.items())
+        return time.monotonic() - self.last_arrival < ARRIVAL_QUIET
 
     def back(self, imei: str) -> float | None:
         """The stick with `imei` runs on its device again: seconds since it vanished, if it did."""
@@ -136,7 +138,7 @@ class StickRegistry:
         self._by_syspath[info.sys_path] = info.usb_device
         stick.forget_identity()
         stick.state = StickState.SETTLING
-        stick.last_change = time.monotonic()
+        stick.last_change = self.last_arrival = time.monotonic()
         self._hooks.wake()
         interfaces = frozenset(stick.ports)
         delay = 0.0 if models.complete(stick.vid, stick.pid, interfaces) else self.s.settle_time

@@ -631,16 +631,21 @@ class FakeAsterisk:
                     f"{e['IMSIState']:<16} {e['SubscriberNumber']}"
                 )
             return True, lines, None
-        return (
-            False,
-            [f"No such command '{command}' (type 'core show help {command}' for other possible "
-             "commands)"],
-            None,
-        )  # fmt: skip
+        return no_such_command(command)
 
     def _schedule(self, fn: Callable[[], object]) -> None:
         """Run `fn` after the response is written, like chan_dongle's scheduled restarts."""
         self._loop.call_soon(fn)
+
+
+def no_such_command(command: str) -> tuple[bool, list[str], None]:
+    """Asterisk's answer to a CLI command nobody registered."""
+    return (
+        False,
+        [f"No such command '{command}' (type 'core show help {command}' for other possible "
+         "commands)"],
+        None,
+    )  # fmt: skip
 
 
 async def _read_message(reader: asyncio.StreamReader) -> list[tuple[str, str]] | None:

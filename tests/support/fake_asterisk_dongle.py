@@ -745,7 +745,7 @@ class ChanDongle:
         device.init_task = None
         port.idle = True
         device.identity = identity
-        device.state = self._ready_state(identity)
+        device.state = self._ready_state(device, identity)
         imei_setting = device.settings.imei
         foreign = bool(imei_setting) and imei_setting != identity.imei
         self._journal.binding(device.name, device.settings.data, identity.imei, foreign)
@@ -759,7 +759,7 @@ class ChanDongle:
         if device.state == "Free":
             self._status(device, "Free")
 
-    def _ready_state(self, identity: Identity) -> str:
+    def _ready_state(self, device: Device, identity: Identity) -> str:
         """The state after the AT conversation (chan_dongle: Free whatever the network said)."""
         return "Free"
 

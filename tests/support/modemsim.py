@@ -457,6 +457,8 @@ class _LteModule(StickSim):
             return None
         cmd = command.upper()
         no_sim = self.imsi is None
+        if cmd.startswith("AT^DSCI"):
+            return ["OK"]  # call status reports: both forks switch them on or off
         if cmd.startswith("AT^"):
             return ["ERROR"]  # AT^CVOICE?, AT^ICCID?... are Huawei's
         if cmd == self.iccid_command:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from dongled.drivers.quectel_cli import parse_show_devices
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.fake_asterisk_quectel import (
     PERSONALITIES,
@@ -448,3 +449,23 @@ def test_chan_dongle_beside_re(qbench: QBench, make_q: Callable[..., FakeAsteris
     assert output(fake, "dongle show devices")[1].split()[0] == "dongle0"
     assert output(fake, "quectel show devices")[1].split()[0] == "quectel0"
     assert [e[1] for e in fake.events] == ["DongleStatus"] * 4  # only chan_dongle's
+
+
+def test_dongled_reads_the_listing_back_through_ami(
+    qbench: QBench, make_q: Callable[..., FakeAsterisk]
+) -> None:
+    imei = "866758041234564"  # dongled checks the Luhn digit
+    qbench.write_qconf(
+        qbench.section("quectel-modem-one", f"data={qbench.path('ttyUSB2')}", "audio=/dev/null/x"),
+        qbench.section("q2", "data=/dev/null/absent", "audio=/dev/null/y"),
+    )
+    qbench.plug(SIM7600(imei, IMSI_A), "ttyUSB2", "ttyUSB1")
+    fake = make_q("quectel-re", **write_classes())
+    fake.wait_for(lambda: any("unable to open /dev/null/absent" in m for m in fake.log_messages))
+    listing = parse_show_devices(output(fake, "quectel show devices"))
+    assert listing.header_seen
+    assert listing.unparsed == ()
+    assert [(d.device, d.state) for d in listing.devices] == [
+        ("quectel-mode", "Not connected"),
+        ("q2", "Not connected"),
+    ]

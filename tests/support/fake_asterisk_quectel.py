@@ -214,8 +214,7 @@ class ChanQuectel(ChanDongle):
         device = self.devices.get(name)
         if device is None:
             return [f"Device {name} not found"]
-        ident = device.identity
-        assert isinstance(ident, QuectelIdentity)
+        ident = _identity(device)
         s = device.settings
         audio = ("Audio UAC", s.alsadev) if isinstance(s, QuectelSettings) and s.alsadev else None
         rows = [
@@ -235,8 +234,7 @@ class ChanQuectel(ChanDongle):
         return ["-------------- Status -------------"] + [f"  {k:<24}: {v}" for k, v in rows]
 
     def _row_values(self, device: Device) -> tuple[Any, ...]:
-        ident = device.identity
-        assert isinstance(ident, QuectelIdentity)
+        ident = _identity(device)
         group = device.settings.values.get("group", "0")
         rssi = int(ident.rssi.split(",")[0]) if ident.rssi else 0
         return (
@@ -257,6 +255,12 @@ class ChanQuectel(ChanDongle):
                 return await port.command(cmd)
 
         return ask
+
+
+def _identity(device: Device) -> QuectelIdentity:
+    """What the modem said since it connected (nothing yet: registration -1)."""
+    ident = device.identity
+    return ident if isinstance(ident, QuectelIdentity) else QuectelIdentity(provider="", number="")
 
 
 def _alsa_card(alsadev: str) -> str:
@@ -342,7 +346,7 @@ class ChanQuectelIM(ChanQuectel):
             )
         ]
         for device in self.devices.values():
-            ident = device.identity
+            ident = _identity(device)
             lines.append(
                 _IM_ROW
                 % (
@@ -470,7 +474,7 @@ class ChanQuectelRE(ChanQuectel):
         header = ("ID", "Group", "State", "RSSI", "Mode", "Provider Name", "Model", "Firmware")
         lines = [_RE_HEADER % (*header, "Number")]
         for device in self.devices.values():
-            ident = device.identity
+            ident = _identity(device)
             lines.append(
                 _RE_ROW
                 % (
@@ -487,11 +491,8 @@ class ChanQuectelRE(ChanQuectel):
 
     def show_device_state(self, name: str) -> list[str] | None:
         device = self.devices.get(name)
-        if device is not None:
-            ident = device.identity
-            assert isinstance(ident, QuectelIdentity)
-            if ident.registration < 0:
-                return None  # gsm_regstate2str(-1): reads before its name table, segfault
+        if device is not None and _identity(device).registration < 0:
+            return None  # gsm_regstate2str(-1): reads before its name table, segfault
         return super().show_device_state(name)
 
     async def _converse(self, port: AtPort) -> Identity:

@@ -469,3 +469,17 @@ def test_dongled_reads_the_listing_back_through_ami(
         ("quectel-mode", "Not connected"),
         ("q2", "Not connected"),
     ]
+
+
+def test_im_show_devices_is_chan_dongles_table(
+    qbench: QBench, make_q: Callable[..., FakeAsterisk]
+) -> None:
+    one_module(qbench, EC25(IMEI_A, IMSI_A))
+    fake = make_q("quectel-im", **write_classes())
+    fake.wait_for_state("quectel0", "Free", TIMEOUT)
+    header, row = output(fake, "quectel show devices")
+    assert header.split()[:6] == ["ID", "Group", "State", "RSSI", "Mode", "Submode"]
+    assert row[header.index("IMEI") :].startswith(IMEI_A)
+    assert row[header.index("State") :].startswith("Free")
+    assert output(fake, "quectel show device state quectel0")[0].startswith("-----")
+    assert fake.crashes == []  # IM prints it

@@ -213,13 +213,9 @@ PARKED_ALSADEV = "hw:CARD=dongled_card_absent"
 def parked_values(facts: ForkFacts, *, uac: bool) -> dict[str, str]:
     """The keys of a section whose module is absent: nothing a fork can open. With USB audio
     the ALSA name is parked too, so that no fork default (RE: `hw:Android`) applies."""
-    values = {facts.data_key: PARKED_DATA}
     if uac:
-        values.update(dict(facts.uac_keys))
-        values["alsadev"] = PARKED_ALSADEV
-    else:
-        values[facts.audio_key] = PARKED_AUDIO
-    return values
+        return _port_values(facts, PARKED_DATA, None, PARKED_ALSADEV)
+    return _port_values(facts, PARKED_DATA, PARKED_AUDIO, None)
 
 
 def device_values(
@@ -229,12 +225,16 @@ def device_values(
     voice port or its ALSA card, and imei= (RE ignores it: kept for people and for dongled)."""
     if (audio is None) == (alsadev is None):
         raise ValueError("a module has either a serial voice port or an ALSA card")
+    return {**_port_values(facts, data, audio, alsadev), facts.imei_key or "imei": imei}
+
+
+def _port_values(
+    facts: ForkFacts, data: str, audio: str | None, alsadev: str | None
+) -> dict[str, str]:
     values = {facts.data_key: data}
     if alsadev is not None:
         values.update(dict(facts.uac_keys))
         values["alsadev"] = alsadev
-    else:
-        assert audio is not None
+    elif audio is not None:
         values[facts.audio_key] = audio
-    values[facts.imei_key or "imei"] = imei
     return values

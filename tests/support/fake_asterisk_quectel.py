@@ -206,8 +206,35 @@ class ChanQuectel(ChanDongle):
 
     # --- the CLI (the same syntax in both forks) -----------------------------------------------
 
+    header_format: ClassVar[str]
+    row_format: ClassVar[str]
+    submode_column: ClassVar[bool]
+
     def show_devices(self) -> list[str]:
-        raise NotImplementedError
+        """`quectel show devices`: the fork's printf formats (RE's header has 9 columns and
+        its rows 11 fields: the header misleads, as the real one does)."""
+        header: tuple[str, ...] = ("ID", "Group", "State", "RSSI", "Mode", "Submode")
+        header += ("Provider Name", "Model", "Firmware", "IMEI", "IMSI", "Number")
+        if not self.submode_column:
+            header = tuple(h for h in header if h not in ("Submode", "IMEI", "IMSI"))
+        lines = [self.header_format % header]
+        for device in self.devices.values():
+            ident = _identity(device)
+            submode = (0,) if self.submode_column else ()
+            lines.append(
+                self.row_format
+                % (
+                    *self._row_values(device),
+                    *submode,
+                    ident.provider,
+                    ident.model,
+                    ident.firmware,
+                    ident.imei,
+                    ident.imsi,
+                    ident.number,
+                )
+            )
+        return lines
 
     def show_device_state(self, name: str) -> list[str] | None:
         """`quectel show device state`: its lines; None when it crashes Asterisk."""
@@ -275,6 +302,7 @@ class ChanQuectelIM(ChanQuectel):
 
     fork = "im"
     registered = _IM_REGISTERED
+    header_format, row_format, submode_column = _IM_HEADER, _IM_ROW, True
 
     def _read_settings(self, conf: ConfFile) -> dict[str, DeviceSettings]:
         result: dict[str, DeviceSettings] = {}
@@ -327,41 +355,6 @@ class ChanQuectelIM(ChanQuectel):
             out.append(renamed)
         return out
 
-    def show_devices(self) -> list[str]:
-        lines = [
-            _IM_HEADER
-            % (
-                "ID",
-                "Group",
-                "State",
-                "RSSI",
-                "Mode",
-                "Submode",
-                "Provider Name",
-                "Model",
-                "Firmware",
-                "IMEI",
-                "IMSI",
-                "Number",
-            )
-        ]
-        for device in self.devices.values():
-            ident = _identity(device)
-            lines.append(
-                _IM_ROW
-                % (
-                    *self._row_values(device),
-                    0,
-                    ident.provider,
-                    ident.model,
-                    ident.firmware,
-                    ident.imei,
-                    ident.imsi,
-                    ident.number,
-                )
-            )
-        return lines
-
     async def _converse(self, port: AtPort) -> Identity:
         """AT, AT^DSCI=1, ATE0, identity, CPIN, COPS=0,0, CREG; ERROR up to AT+CSSN is fatal
         (disconnect), ERROR to AT+CREG? or AT+CSCA? leaves it Not initialized."""
@@ -413,6 +406,7 @@ class ChanQuectelRE(ChanQuectel):
 
     fork = "re"
     registered = _RE_REGISTERED
+    header_format, row_format, submode_column = _RE_HEADER, _RE_ROW, False
     cli_words = ("quectel", "simcom")
     opens_at_load = False
 
@@ -468,26 +462,6 @@ class ChanQuectelRE(ChanQuectel):
             with contextlib.suppress(OSError):
                 fcntl.ioctl(fd, termios.TIOCNXCL)
             raise _RefusedError(path) from exc
-
-    def show_devices(self) -> list[str]:
-        """The header has 9 columns, each row 11 fields: the header misleads, by design."""
-        header = ("ID", "Group", "State", "RSSI", "Mode", "Provider Name", "Model", "Firmware")
-        lines = [_RE_HEADER % (*header, "Number")]
-        for device in self.devices.values():
-            ident = _identity(device)
-            lines.append(
-                _RE_ROW
-                % (
-                    *self._row_values(device),
-                    ident.provider,
-                    ident.model,
-                    ident.firmware,
-                    ident.imei,
-                    ident.imsi,
-                    ident.number,
-                )
-            )
-        return lines
 
     def show_device_state(self, name: str) -> list[str] | None:
         device = self.devices.get(name)

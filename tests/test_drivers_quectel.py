@@ -125,6 +125,11 @@ def test_fork_facts_and_cli_lines() -> None:
     assert not quectel.cli_acknowledged("stop", "q0", ["[q0] Device not found"])
 
 
+def test_connect_wait_counts_res_interval() -> None:
+    assert quectel.connect_wait(IM, 15.0, 2.0) == 2.0
+    assert quectel.connect_wait(RE, 15.0, 2.0) == 17.0
+
+
 def test_parked_values() -> None:
     assert quectel.parked_values(RE, uac=False) == {"data": PARKED_DATA, "audio": PARKED_AUDIO}
     assert quectel.parked_values(RE, uac=True) == {

@@ -476,6 +476,7 @@ def test_im_show_devices_is_chan_dongles_table(
 ) -> None:
     one_module(qbench, EC25(IMEI_A, IMSI_A))
     fake = make_q("quectel-im", **write_classes())
+    assert isinstance(fake, FakeAsteriskQuectel)
     fake.wait_for_state("quectel0", "Free", TIMEOUT)
     header, row = output(fake, "quectel show devices")
     assert header.split()[:6] == ["ID", "Group", "State", "RSSI", "Mode", "Submode"]

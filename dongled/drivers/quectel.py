@@ -182,6 +182,13 @@ RE = ForkFacts(
 )
 
 
+def connect_wait(facts: ForkFacts, interval: float, conversation: float) -> float:
+    """How long after a pass a device may take to show its IMEI before it counts as missing:
+    RE opens on its `[general] interval` timer (a lost or unopenable device waits for the next
+    tick); IM, like chan_dongle, opens at once. `conversation`: the AT set-up's own time."""
+    return conversation + (0.0 if facts.connects_at_load else interval)
+
+
 def cli_command(facts: ForkFacts, verb: str, device: str = "") -> str:
     """The CLI line for `verb` (show, reload, stop, start, restart), the same in both forks.
 

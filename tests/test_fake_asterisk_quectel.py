@@ -484,3 +484,35 @@ def test_im_show_devices_is_chan_dongles_table(
     assert row[header.index("State") :].startswith("Free")
     assert output(fake, "quectel show device state quectel0")[0].startswith("-----")
     assert fake.crashes == []  # IM prints it
+
+
+def test_im_restart_start_and_unmodelled_actions(
+    qbench: QBench, make_q: Callable[..., FakeAsterisk]
+) -> None:
+    one_module(qbench, EC25(IMEI_A, IMSI_A))
+    fake = make_q("quectel-im", write_classes=("system", "config", "call"))
+    fake.wait_for_state("quectel0", "Free", TIMEOUT)
+
+    async def main() -> list[tuple[str, str]]:
+        ami = await Ami.connect(fake.port)
+        await ami.login(events="off")
+        replies = []
+        for action, headers in (
+            ("QuectelRestart", {"Device": "quectel0", "When": "when convenient"}),
+            ("QuectelStart", {"Device": "quectel0"}),
+            ("QuectelSendSMS", {"Device": "quectel0", "Number": "1", "Message": "x"}),
+        ):
+            reply = await ami.action(action, **headers)
+            replies.append((reply["Response"], reply["Message"]))
+        await ami.close()
+        return replies
+
+    assert asyncio.run(main()) == [
+        ("Success", "[quectel0] Restart scheduled"),
+        ("Success", "[quectel0] Start scheduled"),
+        ("Error", "not modelled by the test Asterisk"),
+    ]
+    fake.wait_for_state("quectel0", "Free", TIMEOUT)
+    restarts = [m for m in fake.log_messages if "closed (restart)" in m]
+    assert restarts == ["[quectel0] closed (restart)"]
+    assert any(h.startswith("QuectelSendSMS sent") for h in fake.hazards)

@@ -654,7 +654,8 @@ class FakeAsteriskQuectel(FakeAsterisk):
             self._schedule(lambda: self._reload_quectel(f"ami: QuectelReload When: {when}"))
             return True
         if action not in _SCHEDULED:
-            self._journal.hazard(f"Quectel{action} sent: not modelled, dongled must not need it")
+            name = (msg.get("Action") or "").strip()
+            self._journal.hazard(f"{name} sent: not modelled, dongled must not need it")
             session.send(msg.reply("Error", "not modelled by the test Asterisk"))
             return True
         if not device:
@@ -725,7 +726,7 @@ class FakeAsteriskQuectel(FakeAsterisk):
         words = command.split()
         low = [w.lower() for w in words]
         chan = self._quectel
-        if low[:2] in (["module", "reload"], ["module", "unload"]) and low[2:] in (
+        if low[:2] == ["module", "reload"] and low[2:] in (
             ["chan_quectel.so"],
             ["chan_quectel"],
         ):

@@ -110,6 +110,20 @@ def output(fake: FakeAsterisk, text: str) -> list[str]:
     return reply.get_all("Output")
 
 
+def held(path: str) -> tuple[bool, bool]:
+    """(TIOCEXCL set, flock taken) on the tty at `path`, as a probe would find them."""
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        (exclusive,) = struct.unpack("i", fcntl.ioctl(fd, TIOCGEXCL, b"\0" * 4))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return bool(exclusive), True
+        return bool(exclusive), False
+    finally:
+        os.close(fd)
+
+
 def write_classes() -> dict[str, Any]:
     return {"write_classes": ("system", "config", "reporting", "command")}
 
@@ -290,21 +304,10 @@ def test_re_locks_the_tty_itself_and_writes_no_lock_file(
     fake = make_q("quectel-re", **write_classes())
     fake.wait_for_state("quectel0", "Free", TIMEOUT)
     assert list(qbench.locks.iterdir()) == []
-    fd = os.open(qbench.path("ttyUSB2"), os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-    try:
-        (exclusive,) = struct.unpack("i", fcntl.ioctl(fd, TIOCGEXCL, b"\0" * 4))
-        assert exclusive == 1
-        with pytest.raises(BlockingIOError):
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    finally:
-        os.close(fd)
+    assert held(qbench.path("ttyUSB2")) == (True, True)  # TIOCEXCL, flock
     assert output(fake, "quectel stop now quectel0") == ["[quectel0] Stop scheduled"]
     fake.wait_for_state("quectel0", "Stopped", 1.0)
-    fd = os.open(qbench.path("ttyUSB2"), os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released with the close
-    finally:
-        os.close(fd)
+    assert held(qbench.path("ttyUSB2")) == (False, False)  # released with the close
 
 
 def test_re_refuses_a_tty_someone_holds_exclusively(
@@ -371,11 +374,7 @@ def test_re_show_device_state_crashes_asterisk_before_registration(
     assert len(fake.crashes) == 1
     with pytest.raises(ConnectionRefusedError):
         asyncio.run(Ami.connect(fake.port))
-    fd = os.open(qbench.path("ttyUSB2"), os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the dead Asterisk holds nothing
-    finally:
-        os.close(fd)
+    assert held(qbench.path("ttyUSB2")) == (False, False)  # the dead Asterisk holds nothing
     fake.restart()  # systemd starts it again
     fake.come_up()
     fake.wait_for_state("quectel0", "Not initialized", TIMEOUT)

@@ -218,10 +218,18 @@ class FakeAsterisk:
         )
 
     async def _interval_loop(self) -> None:
+        await self._interval_passes(lambda: self.interval, lambda: self._chan)
+
+    @staticmethod
+    async def _interval_passes(
+        interval: Callable[[], float], chan: Callable[[], ChanDongle | None]
+    ) -> None:
+        """A driver's monitor: every `interval()` seconds, a pass over its devices."""
         while True:
-            await asyncio.sleep(self.interval)
-            if self._chan is not None:
-                self._chan.interval_pass()
+            await asyncio.sleep(interval())
+            current = chan()
+            if current is not None:
+                current.interval_pass()
 
     # --- test hooks -------------------------------------------------------------------------
 

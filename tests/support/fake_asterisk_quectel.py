@@ -604,10 +604,7 @@ class FakeAsteriskQuectel(FakeAsterisk):
         await super()._unload_modules()
 
     async def _quectel_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.quectel_interval)
-            if self._quectel is not None:
-                self._quectel.interval_pass()
+        await self._interval_passes(lambda: self.quectel_interval, lambda: self._quectel)
 
     # --- test hooks ---------------------------------------------------------------------------
 

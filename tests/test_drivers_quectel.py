@@ -3,6 +3,9 @@ ALSA card discovery. Pure functions; the fakes they must agree with are named wh
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,7 +14,16 @@ from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA
 from dongled.drivers import alsa, quectel
 from dongled.drivers.quectel import IM, RE, Family
 from dongled.identity import luhn_ok
-from tests.support.modemsim import EC25, EC25_USB, SIM7600, SIM7600_USB, Role, UsbModel
+from dongled.probe import ProbeTimeouts, identify_port
+from tests.support.modemsim import (
+    EC25,
+    EC25_USB,
+    SIM7600,
+    SIM7600_USB,
+    Role,
+    UsbModel,
+    pty_modem,
+)
 
 IMEI = "866758041234564"
 SYS = "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-1"
@@ -83,6 +95,20 @@ def test_answers_of_the_simulators_parse(sim: EC25 | SIM7600, family: Family) ->
     assert quectel.firmware_from_cgmr(ask("AT+CGMR")) == sim.firmware
     assert quectel.iccid_from_lte_answer(ask(probe[-1])) == sim.iccid
     assert ask(quectel.VOICE_QUERY[family])
+
+
+@pytest.mark.parametrize("sim", [EC25(IMEI), SIM7600(IMEI)])
+def test_todays_probe_reads_their_imei_but_not_their_voice(
+    tmp_path: Path, sim: EC25 | SIM7600
+) -> None:
+    """What the seam must change: the Huawei probe finds the IMEI and IMSI of an LTE module,
+    but asks AT^CVOICE? (ERROR: "no voice") and reads no model from Quectel's ATI."""
+    with pty_modem(sim) as port:
+        fast = ProbeTimeouts(first=0.5, command=0.5)
+        ident = asyncio.run(identify_port(port.path, str(tmp_path), fast))
+        assert (ident.imei, ident.imsi, ident.voice) == (IMEI, sim.imsi, False)
+        assert "AT^CVOICE?" in port.commands
+    assert sim.violations == []
 
 
 def test_answer_parsers_edge_cases() -> None:

@@ -515,3 +515,28 @@ def test_im_restart_start_and_unmodelled_actions(
     restarts = [m for m in fake.log_messages if "closed (restart)" in m]
     assert restarts == ["[quectel0] closed (restart)"]
     assert any(h.startswith("QuectelSendSMS sent") for h in fake.hazards)
+
+
+def test_chan_dongle_beside_im_each_with_its_own_events(
+    qbench: QBench, make_q: Callable[..., FakeAsterisk]
+) -> None:
+    qbench.write_conf(("dongle0", qbench.path("ttyUSB5"), qbench.path("ttyUSB4"), IMEI_B))
+    qbench.plug(StickSim(IMEI_B, IMSI_A), "ttyUSB5", "ttyUSB4")
+    one_module(qbench, EC25(IMEI_A, IMSI_A))
+    fake = make_q("chan_dongle+quectel-im")
+    fake.wait_for_state("dongle0", "Free", TIMEOUT, imei=IMEI_B)
+    fake.wait_for_state("quectel0", "Free", TIMEOUT, imei=IMEI_A)
+    seen = {(e[1], e[2]["Device"]) for e in fake.events}
+    assert seen == {("DongleStatus", "dongle0"), ("QuectelStatus", "quectel0")}
+
+
+@pytest.mark.parametrize("cli", ["quectel", "simcom"])
+def test_re_crash_through_either_cli_name_on_a_never_connected_device(
+    qbench: QBench, make_q: Callable[..., FakeAsterisk], cli: str
+) -> None:
+    qbench.write_qconf(qbench.section("q0", "data=/dev/null/absent"))
+    fake = make_q("quectel-re", **write_classes())
+    assert isinstance(fake, FakeAsteriskQuectel)
+    assert asyncio.run(command(fake, f"{cli} show device state q0")) is None
+    [crash] = fake.crashes
+    assert crash.startswith(f"'{cli} show device state q0' on a device that never registered")

@@ -136,6 +136,7 @@ class FakeAsterisk:
         self._interval_task: asyncio.Task[None] | None = None
         self._started_at = time.time()
         self._restarts = 0
+        self._action_classes = dict(_ACTION_CLASSES)  # a subclass adds its driver's actions
         self._handlers: dict[str, Callable[[_Session, _Message], bool]] = {
             "ping": self._action_ping,
             "logoff": self._action_logoff,
@@ -180,10 +181,19 @@ class FakeAsterisk:
         self.stop()
 
     async def _astart(self) -> None:
-        self._chan = self._new_chan()
         await self._listen(0)
-        self._chan.load()
+        self._load_modules()
         self._interval_task = asyncio.get_running_loop().create_task(self._interval_loop())
+
+    def _load_modules(self) -> None:
+        """Asterisk loading its channel drivers: here chan_dongle (a subclass adds others)."""
+        self._chan = self._new_chan()
+        self._chan.load()
+
+    async def _unload_modules(self) -> None:
+        """The drivers close their ttys (Asterisk stopping or restarting)."""
+        if self._chan is not None:
+            await self._chan.aclose()
 
     async def _astop(self) -> None:
         if self._interval_task is not None:
@@ -192,8 +202,7 @@ class FakeAsterisk:
                 await self._interval_task
         await self._close_listener()
         await self._drop_sessions()
-        if self._chan is not None:
-            await self._chan.aclose()
+        await self._unload_modules()
         current = asyncio.current_task()
         leftovers = [t for t in asyncio.all_tasks() if t is not current]
         for task in leftovers:
@@ -215,10 +224,18 @@ class FakeAsterisk:
         )
 
     async def _interval_loop(self) -> None:
+        await self._interval_passes(lambda: self.interval, lambda: self._chan)
+
+    @staticmethod
+    async def _interval_passes(
+        interval: Callable[[], float], chan: Callable[[], ChanDongle | None]
+    ) -> None:
+        """A driver's monitor: every `interval()` seconds, a pass over its devices."""
         while True:
-            await asyncio.sleep(self.interval)
-            if self._chan is not None:
-                self._chan.interval_pass()
+            await asyncio.sleep(interval())
+            current = chan()
+            if current is not None:
+                current.interval_pass()
 
     # --- test hooks -------------------------------------------------------------------------
 
@@ -315,12 +332,10 @@ class FakeAsterisk:
 
     async def _arestart(self) -> None:
         await self._drop_sessions()
-        if self._chan is not None:
-            await self._chan.aclose()
+        await self._unload_modules()
         self._restarts += 1
         self._started_at = time.time()
-        self._chan = self._new_chan()
-        self._chan.load()
+        self._load_modules()
 
     def go_down(self) -> None:
         """The AMI listener closes and every session is dropped (devices keep running)."""
@@ -449,10 +464,10 @@ class FakeAsterisk:
         if not session.authenticated:
             session.send(msg.reply("Error", "Permission denied"))
             return True
-        if key not in _ACTION_CLASSES:
+        if key not in self._action_classes:
             session.send(msg.reply("Error", "Invalid/unknown command"))
             return True
-        needed = _ACTION_CLASSES[key]
+        needed = self._action_classes[key]
         if needed is not None and not self.write_classes.intersection(needed):
             session.send(msg.reply("Error", "Permission denied"))
             return True
@@ -499,6 +514,12 @@ class FakeAsterisk:
 
     def _action_dongleshowdevices(self, session: _Session, msg: _Message) -> bool:
         entries = self._chan_entries((msg.get("Device") or "").strip() or None)
+        return self._send_device_list(session, msg, "Dongle", entries)
+
+    def _send_device_list(
+        self, session: _Session, msg: _Message, prefix: str, entries: list[dict[str, str]]
+    ) -> bool:
+        """A ShowDevices answer: the list start, one <prefix>DeviceEntry each, the Complete."""
         action_id = msg.get("ActionID")
         tail: Headers = [("ActionID", action_id)] if action_id is not None else []
         out = [
@@ -510,10 +531,10 @@ class FakeAsterisk:
             )
         ]
         for entry in entries:
-            out.append([("Event", "DongleDeviceEntry"), *tail, *entry.items()])
+            out.append([("Event", f"{prefix}DeviceEntry"), *tail, *entry.items()])
         out.append(
             [
-                ("Event", "DongleShowDevicesComplete"),
+                ("Event", f"{prefix}ShowDevicesComplete"),
                 *tail,
                 ("EventList", "Complete"),
                 ("ListItems", str(len(entries))),
@@ -629,16 +650,21 @@ class FakeAsterisk:
                     f"{e['IMSIState']:<16} {e['SubscriberNumber']}"
                 )
             return True, lines, None
-        return (
-            False,
-            [f"No such command '{command}' (type 'core show help {command}' for other possible "
-             "commands)"],
-            None,
-        )  # fmt: skip
+        return no_such_command(command)
 
     def _schedule(self, fn: Callable[[], object]) -> None:
         """Run `fn` after the response is written, like chan_dongle's scheduled restarts."""
         self._loop.call_soon(fn)
+
+
+def no_such_command(command: str) -> tuple[bool, list[str], None]:
+    """Asterisk's answer to a CLI command nobody registered."""
+    return (
+        False,
+        [f"No such command '{command}' (type 'core show help {command}' for other possible "
+         "commands)"],
+        None,
+    )  # fmt: skip
 
 
 async def _read_message(reader: asyncio.StreamReader) -> list[tuple[str, str]] | None:

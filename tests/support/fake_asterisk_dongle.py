@@ -475,6 +475,12 @@ class ChanDongle:
 
     # --- configuration -------------------------------------------------------------------
 
+    opens_at_load = True  # False: the first interval pass opens the devices
+
+    def _read_settings(self, conf: ConfFile) -> dict[str, DeviceSettings]:
+        """The driver's reading of its config file (a chan_quectel fork reads other keys)."""
+        return device_settings(conf, self._journal)
+
     def load(self) -> None:
         """Module load: read the file and open every device (a file that does not parse: none)."""
         try:
@@ -482,10 +488,11 @@ class ChanDongle:
         except ConfParseError as exc:
             self._journal.hazard(f"load: dongle.conf does not parse ({exc}): chan_dongle declined")
             return
-        for settings in device_settings(conf, self._journal).values():
+        for settings in self._read_settings(conf).values():
             device = Device(settings)
             self.devices[device.name] = device
-            self._open(device)
+            if self.opens_at_load:
+                self._open(device)
 
     def reload(self, source: str) -> None:
         """chan_dongle's reload: restart changed devices and EVERY stopped device."""
@@ -499,7 +506,7 @@ class ChanDongle:
                 "may crash Asterisk here; old config kept"
             )
             return
-        wanted = device_settings(conf, self._journal)
+        wanted = self._read_settings(conf)
         for name in [n for n in self.devices if n not in wanted]:
             self._journal.log(f"[{name}] removed by reload")
             self._release(self.devices.pop(name), "removed")
@@ -694,10 +701,26 @@ class ChanDongle:
             fd = os.open(self._open_path(path), os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         try:
             tty.setraw(fd)
-            fcntl.ioctl(fd, termios.TIOCEXCL)
-        except OSError:
+            self._exclusive(device, path, fd)
+        except BaseException:
             os.close(fd)
             raise
+        self._take_lock(device, path, real, fd)
+        device.reals.append(real)
+        if closing:
+            self._journal.hazard(
+                f"[{device.name}] opens {path} while [{self._holders[real].name}] is still "
+                "closing it: a stopped device's last command is still in flight"
+            )
+        self._holders[real] = device
+        return fd, closing
+
+    def _exclusive(self, device: Device, path: str, fd: int) -> None:
+        """Claim the open tty (chan_dongle: TIOCEXCL); raise _RefusedError to give it up."""
+        fcntl.ioctl(fd, termios.TIOCEXCL)
+
+    def _take_lock(self, device: Device, path: str, real: str, fd: int) -> None:
+        """chan_dongle's lock file "<pid> <fd>" (closes `fd` and refuses when it cannot)."""
         lock = self._lock_path(real)
         content = f"{os.getpid()} {fd}".encode("ascii")
         try:
@@ -711,14 +734,6 @@ class ChanDongle:
             self._journal.log(f"[{device.name}] unable to create lock {lock}: {exc.strerror}")
             raise _RefusedError(path) from exc
         device.locks.append((lock, content))
-        device.reals.append(real)
-        if closing:
-            self._journal.hazard(
-                f"[{device.name}] opens {path} while [{self._holders[real].name}] is still "
-                "closing it: a stopped device's last command is still in flight"
-            )
-        self._holders[real] = device
-        return fd, closing
 
     def _open(self, device: Device, *, still_closing: bool = False) -> None:
         if device.port is not None or device.desired != "start":
@@ -728,7 +743,7 @@ class ChanDongle:
             return  # chan_dongle's own IMEI discovery: not modelled, never finds anything
         device.state = "Not connected"
         fds: list[int] = []
-        for path in (settings.data, settings.audio):
+        for path in self._tty_paths(settings):
             try:
                 if fds and os.path.realpath(path) in device.reals:
                     # audio and data on one tty (tests only): share the open file description
@@ -748,7 +763,7 @@ class ChanDongle:
         port = AtPort(
             self._loop,
             fds[0],
-            fds[1],
+            fds[-1],
             self._port_lost,
             lambda text: self._journal.crash(f"[{device.name}] {text}"),
         )
@@ -764,6 +779,10 @@ class ChanDongle:
         device.init_task = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _tty_paths(self, settings: DeviceSettings) -> tuple[str, ...]:
+        """The ttys a device opens, data first (with USB audio, only the data tty)."""
+        return (settings.data, settings.audio)
 
     def _undo_open(self, device: Device, fds: list[int]) -> None:
         for fd in fds:
@@ -833,9 +852,7 @@ class ChanDongle:
         device.init_task = None
         port.initialized()
         device.identity = identity
-        reg = identity.reg_status
-        # chan_dongle's state string for an initialized device its network does not take
-        device.state = "GSM not registered" if reg and not reg.startswith("Registered") else "Free"
+        device.state = self._ready_state(device, identity)
         imei_setting = device.settings.imei
         foreign = bool(imei_setting) and imei_setting != identity.imei
         self._journal.binding(device.name, device.settings.data, identity.imei, foreign)
@@ -846,7 +863,14 @@ class ChanDongle:
         self._status(device, "Initialize")
         if identity.reg_status.startswith("Registered"):
             self._status(device, "Register")
-        self._status(device, "Free")
+        if device.state == "Free":
+            self._status(device, "Free")
+
+    def _ready_state(self, device: Device, identity: Identity) -> str:
+        """The state after the AT conversation: chan_dongle's state string for an initialized
+        device its network does not take is 'GSM not registered'."""
+        reg = identity.reg_status
+        return "GSM not registered" if reg and not reg.startswith("Registered") else "Free"
 
     async def _converse(self, port: AtPort) -> Identity:
         timeout = self._init_timeout

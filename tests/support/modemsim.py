@@ -47,7 +47,7 @@ import tty
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 __all__ = [
     "CDROM_MODE_USB",
@@ -60,11 +60,17 @@ __all__ = [
     "E1612",
     "E1750",
     "E1750_USB",
+    "EC25",
+    "EC25_UAC_USB",
+    "EC25_USB",
     "K3765",
     "K3765_USB",
+    "SIM7600",
+    "SIM7600_USB",
     "USB_MODELS",
     "E171Layout21",
     "E171Layout32",
+    "EC25Uac",
     "PtyModem",
     "Received",
     "Role",
@@ -98,6 +104,12 @@ class UsbModel:
     interfaces: tuple[tuple[int, Role], ...]
     audio_interface: int | None
     """bInterfaceNumber of the voice port (chan_dongle's ``audio``); None if no voice port."""
+    manufacturer: str = "HUAWEI"
+    """The usb_device's ``manufacturer`` attribute."""
+    sound_interface: int | None = None
+    """bInterfaceNumber of a USB Audio Class interface: the module also has an ALSA card."""
+    sound_card_id: str = ""
+    """The ALSA card id the kernel derives from the USB strings (before de-duplication)."""
 
     @property
     def data_interface(self) -> int:
@@ -171,6 +183,43 @@ CDROM_MODE_USB: Final = UsbModel(
 )
 """A stick before usb_modeswitch: one mass-storage interface, no tty at all."""
 
+EC25_USB: Final = UsbModel(
+    name="EC25",
+    vid="2c7c",
+    pid="0125",
+    product="Android",
+    manufacturer="Android",
+    interfaces=((0, _S), (1, _S), (2, _P), (3, _M)),
+    audio_interface=1,
+)
+"""Quectel EC25 (EC21 alike): if0 DIAG, if1 NMEA = serial voice port, if2 AT, if3 second AT.
+
+if4 (the network interface) has no tty and is not modelled."""
+EC25_UAC_USB: Final = UsbModel(
+    name="EC25 (UAC)",
+    vid="2c7c",
+    pid="0125",
+    product="Android",
+    manufacturer="Android",
+    interfaces=((0, _S), (1, _S), (2, _P), (3, _M)),
+    audio_interface=None,
+    sound_interface=5,
+    sound_card_id="Android",
+)
+"""The EC25 with USB audio enabled: voice over an ALSA card whose id comes from the USB product
+string "Android" (a second module gets "Android_1"). The interface number of the audio
+function is our guess (unverified); the card's place in sysfs (under the usb_device) is not."""
+SIM7600_USB: Final = UsbModel(
+    name="SIM7600",
+    vid="1e0e",
+    pid="9001",
+    product="SimTech, Incorporated",
+    manufacturer="SimTech, Incorporated",
+    interfaces=((0, _S), (1, _S), (2, _P), (3, _M), (4, _S)),
+    audio_interface=4,
+)
+"""SIMCom SIM7600: if0 DIAG, if1 GPS, if2 AT, if3 second AT, if4 audio."""
+
 USB_MODELS: Final[dict[str, UsbModel]] = {
     "E1550": E1550_USB,
     "E173": E173_USB,
@@ -179,6 +228,9 @@ USB_MODELS: Final[dict[str, UsbModel]] = {
     "E171-21": E171_LAYOUT_21_USB,
     "K3765": K3765_USB,
     "CDROM": CDROM_MODE_USB,
+    "EC25": EC25_USB,
+    "EC25-UAC": EC25_UAC_USB,
+    "SIM7600": SIM7600_USB,
 }
 
 _VIOLATION_PREFIXES: Final = ("ATZ", "AT+CFUN", "AT^CURC", "AT^U2DIAG", "AT^SETPORT")
@@ -393,6 +445,100 @@ class E1612(StickSim):
     default_firmware = "11.608.13.02.00"
     default_imei_only_in_ati = True
     usb = E1550_USB
+
+
+class _LteModule(StickSim):
+    """What Quectel and SIMCom LTE modules share: no Huawei ^ commands, LTE registration.
+
+    Extra quirk: ``lte_only``: registered on LTE only (``+CEREG:`` status 1) while ``+CREG:``
+    says "searching" (status 2), as a data-only SIM or a network without 2G/3G gives.
+    """
+
+    iccid_command: ClassVar[str] = ""
+    iccid_prefix: ClassVar[str] = ""
+
+    def __init__(
+        self, imei: str, imsi: str | None = "250011234567890", *, lte_only: bool = False, **kw: Any
+    ) -> None:
+        self.lte_only = lte_only
+        super().__init__(imei, imsi, **kw)
+
+    def answer(self, command: str) -> list[str] | None:
+        if self.mute:
+            return None
+        cmd = command.upper()
+        no_sim = self.imsi is None
+        if cmd.startswith("AT^DSCI"):
+            return ["OK"]  # call status reports: both forks switch them on or off
+        if cmd.startswith("AT^"):
+            return ["ERROR"]  # AT^CVOICE?, AT^ICCID?... are Huawei's
+        if cmd == self.iccid_command:
+            return ["+CME ERROR: 10"] if no_sim else [f"{self.iccid_prefix}{self.iccid}", "OK"]
+        if cmd == "AT+CREG?" and self.lte_only and not no_sim:
+            return ["+CREG: 0,2", "OK"]
+        if cmd == "AT+CEREG?":
+            return ["+CEREG: 0,0" if no_sim else "+CEREG: 0,1", "OK"]
+        vendor = self.vendor_answer(cmd)
+        return vendor if vendor is not None else super().answer(command)
+
+    def vendor_answer(self, cmd: str) -> list[str] | None:
+        """The model's own commands (`cmd` upper-cased); None: the generic 3GPP answer."""
+        return None
+
+
+class EC25(_LteModule):
+    """Quectel EC25 with voice over the serial NMEA port (if1): ``AT+QPCMV?`` says port 0.
+
+    ATI prints no IMEI (manufacturer, model, revision only); the ICCID is ``AT+QCCID``;
+    ``AT+CPCMREG?`` (SIMCom's) answers ERROR, which is how chan_quectel tells the two apart.
+    """
+
+    manufacturer = "Quectel"
+    default_model = "EC25"
+    default_firmware = "EC25EFAR06A06M4G"
+    usb = EC25_USB
+    iccid_command = "AT+QCCID"
+    iccid_prefix = "+QCCID: "
+    qpcmv_port: ClassVar[int] = 0  # 0 USB NMEA port, 1 debug UART, 2 USB sound card
+
+    def vendor_answer(self, cmd: str) -> list[str] | None:
+        if cmd == "ATI":
+            return [f"{self.manufacturer}\r\n{self.model}\r\nRevision: {self.firmware}", "OK"]
+        if cmd == "AT+QPCMV?":
+            return [f"+QPCMV: {int(self.voice)},{self.qpcmv_port}", "OK"]
+        if cmd in ("AT+CPCMREG?", "AT+CICCID", "AT+CCID"):
+            return ["ERROR"]
+        return None
+
+
+class EC25Uac(EC25):
+    """The EC25 with USB audio (UAC): voice on an ALSA card, ``AT+QPCMV?`` says port 2."""
+
+    usb = EC25_UAC_USB
+    qpcmv_port = 2
+
+
+class SIM7600(_LteModule):
+    """SIMCom SIM7600: ``AT+CGMR`` answers with a ``+CGMR:`` prefix, the ICCID is
+    ``AT+CICCID`` (``+ICCID:``) or ``AT+CCID`` (bare), ``AT+QPCMV?``/``AT+QCCID`` are ERROR."""
+
+    manufacturer = "SIMCOM INCORPORATED"
+    default_model = "SIMCOM_SIM7600E-H"
+    default_firmware = "LE20B04SIM7600M22"
+    usb = SIM7600_USB
+    iccid_command = "AT+CICCID"
+    iccid_prefix = "+ICCID: "
+
+    def vendor_answer(self, cmd: str) -> list[str] | None:
+        if cmd == "AT+CGMR":
+            return [f"+CGMR: {self.firmware}", "OK"]
+        if cmd == "AT+CCID":
+            return ["+CME ERROR: 10"] if self.imsi is None else [self.iccid, "OK"]
+        if cmd == "AT+CPCMREG?":
+            return ["+CPCMREG: 0", "OK"]
+        if cmd in ("AT+QPCMV?", "AT+QCCID"):
+            return ["ERROR"]
+        return None
 
 
 # ---- ports and the server thread ---------------------------------------------------------

@@ -43,7 +43,7 @@ from typing import Any, Final, TypeVar, cast
 
 from .modemsim import CDROM_MODE_USB, Role, SimPort, StickSim, UsbModel, serve
 
-__all__ = ["FakePort", "FakeStick", "FakeUsbDevice", "Testbed", "TestbedError"]
+__all__ = ["FakePort", "FakeSoundCard", "FakeStick", "FakeUsbDevice", "Testbed", "TestbedError"]
 
 HUB_PATH: Final = "/devices/pci0000:00/0000:00:14.0/usb1/1-1"
 _ROOT_HUB: Final = "/devices/pci0000:00/0000:00:14.0/usb1"
@@ -248,6 +248,19 @@ class FakePort:
         return self.sim_port.received
 
 
+@dataclass(slots=True, frozen=True)
+class FakeSoundCard:
+    """The ALSA card of a module with USB audio: ``sound/cardN`` under its usb_device."""
+
+    number: int
+    id: str
+    sys_path: str
+
+    @property
+    def alsa_name(self) -> str:
+        return f"hw:{self.id}"
+
+
 @dataclass(slots=True, eq=False, kw_only=True)
 class FakeUsbDevice:
     """A usb_device in the testbed and the devices under it, parents first."""
@@ -275,6 +288,8 @@ class FakeStick(FakeUsbDevice):
     ports: dict[int, FakePort] = field(default_factory=dict)
     """By bInterfaceNumber."""
     plugged: bool = False
+    sound_card: FakeSoundCard | None = None
+    """Its ALSA card while plugged, if the model has USB audio."""
 
     @property
     def data_port(self) -> FakePort:
@@ -452,7 +467,7 @@ class Testbed:
                 "busnum": "1",
                 "devnum": str(dev.devnum),
                 "devpath": f"1.{dev.usb_port}",
-                "manufacturer": "HUAWEI",
+                "manufacturer": model.manufacturer,
                 "product": model.product,
                 "bDeviceClass": "00",
                 "bNumInterfaces": f"{n_if:2d}",
@@ -487,11 +502,39 @@ class Testbed:
         try:
             for (ifnum, role), tty_no in zip(model.interfaces, tty_numbers, strict=True):
                 self._add_interface(stick, dev_path, ifnum, role, tty_no)
+            if model.sound_interface is not None:
+                self._add_sound_card(stick, dev_path, model.sound_interface)
         except BaseException:
             stick.plugged = True
             self._unplug(stick)
             raise
         stick.plugged = True
+
+    def _add_sound_card(self, stick: FakeStick, dev_path: str, ifnum: int) -> None:
+        """A USB Audio Class interface and its ALSA card, as snd-usb-audio registers it: the
+        lowest free card number, and the model's id made unique with "_1", "_2"... (ALSA)."""
+        cards = [d.sound_card for d in self._devices if isinstance(d, FakeStick)]
+        taken = {c for c in cards if c is not None}
+        number = min(set(range(len(taken) + 1)) - {c.number for c in taken})
+        ids = {c.id for c in taken}
+        base = stick.model.sound_card_id or "Audio"
+        names = itertools.chain([base], (f"{base}_{n}" for n in itertools.count(1)))
+        card_id = next(name for name in names if name not in ids)
+        if_path = f"{dev_path}/{stick.name}:1.{ifnum}"
+        card_path = f"{if_path}/sound/card{number}"
+        text = _paragraph(
+            if_path,
+            {
+                "SUBSYSTEM": "usb",
+                "DEVTYPE": "usb_interface",
+                "DRIVER": "snd-usb-audio",
+                "INTERFACE": "1/1/0",
+            },
+            {"bInterfaceNumber": f"{ifnum:02x}", "bInterfaceClass": "01"},
+        ) + _paragraph(card_path, {"SUBSYSTEM": "sound"}, {"id": card_id, "number": str(number)})
+        stick.sys_paths += [f"/sys{if_path}", f"/sys{card_path}"]
+        self.add_from_string(text)
+        stick.sound_card = FakeSoundCard(number, card_id, f"/sys{card_path}")
 
     def _add_interface(
         self, stick: FakeStick, dev_path: str, ifnum: int, role: Role, tty_no: int
@@ -596,6 +639,7 @@ class Testbed:
             port.sim_port.unplug()
         self._remove_tree(stick)
         stick.plugged = False
+        stick.sound_card = None
 
     @_serialized
     def unplug(self, device: FakeUsbDevice) -> None:

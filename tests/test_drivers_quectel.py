@@ -1,0 +1,244 @@
+"""dongled.drivers.quectel and .alsa: module table, probe commands, fork facts, parked values,
+ALSA card discovery. Pure functions; the fakes they must agree with are named where used."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA
+from dongled.drivers import alsa, quectel
+from dongled.drivers.quectel import IM, RE, Family
+from dongled.identity import luhn_ok
+from dongled.probe import ProbeTimeouts, identify_port
+from tests.support.modemsim import (
+    EC25,
+    EC25_USB,
+    SIM7600,
+    SIM7600_USB,
+    Role,
+    UsbModel,
+    pty_modem,
+)
+
+IMEI = "866758041234564"
+SYS = "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-1"
+
+
+# --- the module table agrees with the simulators' USB layouts ------------------------------------
+
+
+@pytest.mark.parametrize("usb", [EC25_USB, SIM7600_USB])
+def test_table_matches_the_simulated_layouts(usb: UsbModel) -> None:
+    module = quectel.module_for(usb.vid.upper(), usb.pid)
+    assert module is not None
+    assert module.layout.data == usb.data_interface
+    assert module.layout.audio == usb.audio_interface
+    second = module.layout.second_at
+    assert second is not None
+    assert dict(usb.interfaces)[second] is Role.MODEM  # answers AT too: never chosen
+    assert quectel.complete(module, frozenset(n for n, _ in usb.interfaces))
+    assert not quectel.complete(module, frozenset({0, 1, 2}))
+
+
+def test_table_entries() -> None:
+    families = {f"{v}:{p}": (m.family, m.confirmed) for (v, p), m in quectel.KNOWN.items()}
+    assert families == {
+        "2c7c:0125": (Family.QUECTEL, True),
+        "2c7c:0121": (Family.QUECTEL, True),
+        "05c6:9215": (Family.QUECTEL, False),
+        "1e0e:9001": (Family.SIMCOM, True),
+    }
+    assert quectel.module_for("12d1", "1001") is None
+
+
+# --- probing -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", list(Family))
+def test_probe_commands_only_read(family: Family) -> None:
+    commands = (
+        *quectel.PROBE_COMMANDS[family],
+        quectel.IMEI_FALLBACK,
+        quectel.VOICE_QUERY[family],
+        *([c] if (c := quectel.ICCID_FALLBACK[family]) else []),
+    )
+    assert all(quectel.read_only(c) for c in commands), commands
+    assert "ATZ" not in commands
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["ATZ", "AT&F", "AT+CFUN=1,1", 'AT+QCFG="usbnet",0', "AT+QPCMV=1,2", "AT+CPCMREG=1",
+     "AT+QPOWD", "AT+CRESET", "AT^CURC=0", "at+cnmi=2,1,0,2,0", "ATE0;+CFUN=0"],
+)  # fmt: skip
+def test_state_changing_commands_are_not_read_only(command: str) -> None:
+    assert not quectel.read_only(command)
+
+
+@pytest.mark.parametrize(
+    ("sim", "family"), [(EC25(IMEI), Family.QUECTEL), (SIM7600(IMEI), Family.SIMCOM)]
+)
+def test_answers_of_the_simulators_parse(sim: EC25 | SIM7600, family: Family) -> None:
+    def ask(cmd: str) -> tuple[str, ...]:
+        lines = sim.answer(cmd)
+        assert lines is not None
+        assert lines[-1] == "OK", (cmd, lines)
+        return tuple(lines[:-1])
+
+    probe = quectel.PROBE_COMMANDS[family]
+    assert quectel.family_from_manufacturer(ask(probe[1])[0]) is family
+    assert quectel.firmware_from_cgmr(ask("AT+CGMR")) == sim.firmware
+    assert quectel.iccid_from_lte_answer(ask(probe[-1])) == sim.iccid
+    assert ask(quectel.VOICE_QUERY[family])
+
+
+@pytest.mark.parametrize("sim", [EC25(IMEI), SIM7600(IMEI)])
+def test_todays_probe_reads_their_imei_but_not_their_voice(
+    tmp_path: Path, sim: EC25 | SIM7600
+) -> None:
+    """What the seam must change: the Huawei probe finds the IMEI and IMSI of an LTE module,
+    but asks AT^CVOICE? (ERROR: "no voice") and reads no model from Quectel's ATI."""
+    with pty_modem(sim) as port:
+        fast = ProbeTimeouts(first=0.5, command=0.5)
+        ident = asyncio.run(identify_port(port.path, str(tmp_path), fast))
+        assert (ident.imei, ident.imsi, ident.voice) == (IMEI, sim.imsi, False)
+        assert "AT^CVOICE?" in port.commands
+    assert sim.violations == []
+
+
+def test_answer_parsers_edge_cases() -> None:
+    assert quectel.family_from_manufacturer("  SimCom Wireless") is Family.SIMCOM
+    assert quectel.family_from_manufacturer("huawei") is None
+    assert quectel.iccid_from_lte_answer(("+QCCID: 8970101234567890123F",)) == "8970101234567890123"
+    assert quectel.iccid_from_lte_answer(("89701012345678901234",)) == "89701012345678901234"
+    assert quectel.iccid_from_lte_answer(("+CME ERROR: 10",)) is None
+    assert quectel.firmware_from_cgmr(("", "+CGMR: LE20B04SIM7600M22")) == "LE20B04SIM7600M22"
+
+
+# --- the forks -----------------------------------------------------------------------------------
+
+
+def test_fork_facts_and_cli_lines() -> None:
+    assert (IM.ami_actions, IM.lock_files, IM.connects_at_load, IM.imei_key) == (
+        True,
+        True,
+        True,
+        "imei",
+    )
+    assert (RE.ami_actions, RE.lock_files, RE.connects_at_load, RE.imei_key) == (
+        False,
+        False,
+        False,
+        None,
+    )
+    assert "quectel show device state" in RE.never_send
+    lines = {v: quectel.cli_command(RE, v, "q0") for v in ("show", "reload", "stop", "start")}
+    assert lines == {
+        "show": "quectel show devices",
+        "reload": "quectel reload now",
+        "stop": "quectel stop now q0",
+        "start": "quectel start q0",
+    }
+    assert not any(line.startswith(RE.never_send) for line in lines.values())
+    with pytest.raises(ValueError, match="no CLI verb"):
+        quectel.cli_command(RE, "state", "q0")
+    assert quectel.cli_acknowledged("stop", "q0", ["[q0] Stop scheduled"])
+    assert not quectel.cli_acknowledged("stop", "q0", ["[q0] Device not found"])
+
+
+def test_connect_wait_counts_res_interval() -> None:
+    assert quectel.connect_wait(IM, 15.0, 2.0) == 2.0
+    assert quectel.connect_wait(RE, 15.0, 2.0) == 17.0
+
+
+def test_parked_values() -> None:
+    assert quectel.parked_values(RE, uac=False) == {"data": PARKED_DATA, "audio": PARKED_AUDIO}
+    assert quectel.parked_values(RE, uac=True) == {
+        "data": PARKED_DATA,
+        "uac": "on",
+        "alsadev": quectel.PARKED_ALSADEV,
+    }
+    assert quectel.parked_values(IM, uac=True)["quec_uac"] == "1"
+    card = quectel.PARKED_ALSADEV.partition("CARD=")[2]
+    assert len(card) > 15  # longer than any ALSA card id can be
+
+
+def test_device_values() -> None:
+    assert quectel.device_values(
+        IM, data="/dev/ttyUSB2", audio=None, alsadev="hw:CARD=Android", imei=IMEI
+    ) == {"data": "/dev/ttyUSB2", "quec_uac": "1", "alsadev": "hw:CARD=Android", "imei": IMEI}
+    assert quectel.device_values(
+        RE, data="/dev/ttyUSB2", audio="/dev/ttyUSB1", alsadev=None, imei=IMEI
+    ) == {"data": "/dev/ttyUSB2", "audio": "/dev/ttyUSB1", "imei": IMEI}
+    with pytest.raises(ValueError, match="either"):
+        quectel.device_values(RE, data="d", audio="a", alsadev="hw:0", imei=IMEI)
+
+
+# --- ALSA ----------------------------------------------------------------------------------------
+
+
+def sound(port: str, number: int, card_id: str) -> tuple[str, dict[str, str]]:
+    return f"{SYS}/1-1.{port}/1-1.{port}:1.5/sound/card{number}", {
+        "id": card_id,
+        "number": str(number),
+    }
+
+
+def test_cards_from_sysfs_and_which_is_whose() -> None:
+    devices = dict(
+        [
+            sound("1", 1, "Android"),
+            sound("2", 2, "Android_1"),
+            (f"{SYS}/1-1.1/1-1.1:1.5/sound/card1/controlC1", {"dev": "116:0"}),
+            ("/sys/devices/pci0000:00/0000:00:1f.3/sound/card0", {"id": "PCH", "number": "0"}),
+            (f"{SYS}/1-1.3/1-1.3:1.5/sound/card3", {"id": "bad id!", "number": "3"}),
+            (f"{SYS}/1-1.4/1-1.4:1.5/sound/card4", {"id": "X", "number": "5"}),
+        ]
+    )
+    cards = alsa.cards_from_sysfs(devices)
+    assert [(c.number, c.id) for c in cards] == [(0, "PCH"), (1, "Android"), (2, "Android_1")]
+    second = alsa.card_of(f"{SYS}/1-1.2", cards)
+    assert second is not None
+    assert alsa.alsadev_for(second) == "hw:CARD=Android_1"
+    assert alsa.card_of(f"{SYS}/1-1", cards) is None  # the hub holds two: which one?
+    assert alsa.card_of(f"{SYS}/1-1.9", cards) is None
+    assert alsa.card_of(f"{SYS}/1-1.1", cards) != alsa.card_of(f"{SYS}/1-1.10", cards)
+
+
+def test_card_named_resolves_what_a_fork_would_open() -> None:
+    cards = alsa.cards_from_sysfs(dict([sound("1", 1, "Android"), sound("2", 2, "Android_1")]))
+    named = {
+        name: (c.number if (c := alsa.card_named(name, cards)) else None)
+        for name in ("hw:Android", "hw:CARD=Android_1,DEV=0", "plughw:1", "hw:0", "default")
+    }
+    assert named == {
+        "hw:Android": 1,
+        "hw:CARD=Android_1,DEV=0": 2,
+        "plughw:1": 1,
+        "hw:0": None,
+        "default": None,
+    }
+
+
+@given(st.from_regex(r"\A[0-9]{14}\Z"))
+def test_stable_card_ids_are_valid_ids(body: str) -> None:
+    imei = body + next(d for d in "0123456789" if luhn_ok(body + d))
+    if imei.strip("0") == "":
+        return
+    card_id = alsa.stable_card_id(imei)
+    assert len(card_id) == 15
+    assert card_id.isalnum()
+    assert not card_id.isdigit()
+    devices = dict([(f"{SYS}/1-1.1/1-1.1:1.5/sound/card1", {"id": card_id, "number": "1"})])
+    assert [c.id for c in alsa.cards_from_sysfs(devices)] == [card_id]
+
+
+@pytest.mark.parametrize("imei", ["12345", "\u0660" * 15])
+def test_stable_card_id_refuses_a_bad_imei(imei: str) -> None:
+    with pytest.raises(ValueError, match="IMEI"):
+        alsa.stable_card_id(imei)

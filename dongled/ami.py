@@ -17,6 +17,8 @@ from typing import Any
 
 from panoramisk import Manager
 
+from dongled.drivers.base import AmiVerbs
+from dongled.drivers.chan_dongle import CHAN_DONGLE
 from dongled.errors import AmiAuthError, AmiError, AmiTimeoutError
 from dongled.settings import AmiSettings
 
@@ -114,8 +116,14 @@ class _Manager(Manager):  # type: ignore[misc]
 
 
 class AmiClient:
-    def __init__(self, settings: AmiSettings, on_lost: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: AmiSettings,
+        on_lost: Callable[[], None] | None = None,
+        verbs: AmiVerbs = CHAN_DONGLE.ami,
+    ) -> None:
         self._s = settings
+        self._verbs = verbs  # the channel driver's actions (dongled.drivers)
         self._user_on_lost = on_lost
         self._manager: _Manager | None = None
 
@@ -208,32 +216,29 @@ class AmiClient:
 
     async def show_devices(self, device: str | None = None) -> dict[str, DeviceEntry]:
         """Every device, or just `device` (a listing whose cost does not grow with N)."""
-        action = {"Action": "DongleShowDevices"}
+        action = {"Action": self._verbs.show}
         if device is not None:
             action["Device"] = device
         reply = await self._send(action)
         messages = reply if isinstance(reply, list) else [reply]
         head = messages[0]
         if not head.success:
-            raise AmiError(f"DongleShowDevices refused: {head.message or head.response}")
+            raise AmiError(f"{self._verbs.show} refused: {head.message or head.response}")
         out: dict[str, DeviceEntry] = {}
         for msg in messages[1:]:
-            if msg.event == "DongleDeviceEntry":
+            if msg.event == self._verbs.entry:
                 entry = DeviceEntry.from_fields(msg)
                 out[entry.device] = entry
         return out
 
     async def reload(self, when: str) -> None:
-        await self._simple({"Action": "DongleReload", "When": when})
+        await self._simple({"Action": self._verbs.reload, "When": when})
 
     async def stop(self, device: str) -> None:
-        await self._simple({"Action": "DongleStop", "Device": device, "When": "now"})
-
-    async def restart(self, device: str) -> None:
-        await self._simple({"Action": "DongleRestart", "Device": device, "When": "now"})
+        await self._simple({"Action": self._verbs.stop, "Device": device, "When": "now"})
 
     async def start(self, device: str) -> None:
-        await self._simple({"Action": "DongleStart", "Device": device})
+        await self._simple({"Action": self._verbs.start, "Device": device})
 
 
 async def close_quietly(client: AmiClient) -> None:

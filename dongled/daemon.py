@@ -19,6 +19,8 @@ from dongled.ami import AmiClient, DeviceEntry
 from dongled.amisupervisor import AmiSupervisor
 from dongled.coalescer import Coalescer
 from dongled.dongleconf import DeviceSection
+from dongled.drivers.base import Driver
+from dongled.drivers.chan_dongle import CHAN_DONGLE
 from dongled.errors import AmiError
 from dongled.eventlog import Event, emit
 from dongled.fences import Fences
@@ -37,15 +39,16 @@ log = logging.getLogger(__name__)
 
 
 class Daemon:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, driver: Driver = CHAN_DONGLE) -> None:
         self.s = settings
+        self.driver = driver
         self._tasks: set[asyncio.Task[None]] = set()
         self.counters = {"conf_writes": 0, "reloads": 0, "probes": 0}
         self.metrics = Metrics()
         self.metrics.textfile = settings.metrics.textfile
         self.fences = Fences(settings.lock_dir)
         self.ready = asyncio.Event()
-        self.ami = AmiClient(settings.ami, on_lost=self._ami_lost)
+        self.ami = AmiClient(settings.ami, on_lost=self._ami_lost, verbs=driver.ami)
         self.fleet = FleetHealth(settings.switch_limit, self._switch_stuck, self.publish)
         self.registry = StickRegistry(
             settings,
@@ -75,6 +78,7 @@ class Daemon:
             fences=self.fences,
             metrics=self.metrics,
             counters=self.counters,
+            driver=driver,
         )
         self.coalescer = Coalescer(
             settings.batch_max_wait, self.registry.awaited, lambda: self.registry.last_removal

@@ -19,11 +19,13 @@ from dongled.ami import AmiClient, DeviceEntry
 from dongled.atomicfile import replace_atomically
 from dongled.devicepoll import device_polls
 from dongled.dongleconf import DeviceSection, DongleConf
+from dongled.drivers.base import Driver
+from dongled.drivers.chan_dongle import CHAN_DONGLE
 from dongled.errors import AmiError, ConfChangedError, ConfError
 from dongled.eventlog import Event, emit
 from dongled.fences import Fences
 from dongled.metrics import Metrics
-from dongled.reconcile import PARKED, Expect, Located, Plan, plan
+from dongled.reconcile import Expect, Located, Plan, plan
 from dongled.release import Releases, opening
 from dongled.settings import Settings
 from dongled.sticks import Stick
@@ -63,15 +65,19 @@ class PassExecutor:
         fences: Fences,
         metrics: Metrics,
         counters: dict[str, int],
+        driver: Driver = CHAN_DONGLE,
     ) -> None:
         self.s = settings
+        self.driver = driver
         self.ami = ami
         self.registry = registry
         self._hooks = hooks
         self.fences = fences
         self.metrics = metrics
         self.counters = counters
-        self.releases = Releases(settings.lock_dir, settings.release_quiet, settings.verify_timeout)
+        self.releases = Releases(
+            settings.lock_dir, settings.release_quiet, settings.verify_timeout, driver.parked
+        )
         self.sections: dict[str, DeviceSection] = {}  # the last good parse
         self.asterisk: dict[str, DeviceEntry] | None = None  # None: AMI unreachable
         self.verified: dict[str, str] = {}  # section -> IMEI Asterisk was seen running
@@ -113,7 +119,7 @@ class PassExecutor:
         ok = await self.refresh_asterisk()
         self.registry.learn_from_asterisk(self.asterisk or {})
         sections = self.sections = conf.devices()
-        p = plan(sections, self.registry.located(), self.asterisk)
+        p = plan(sections, self.registry.located(), self.asterisk, self.driver.parked)
         self._forget_verified(p)
         for name, foreign in p.mismatched.items():
             emit(
@@ -165,7 +171,7 @@ class PassExecutor:
         reloaded, but devices whose stick is gone are still stopped, by the last good parse."""
         if not self.sections or not await self.refresh_asterisk():
             return
-        p = plan(self.sections, self.registry.located(), self.asterisk)
+        p = plan(self.sections, self.registry.located(), self.asterisk, self.driver.parked)
         await self.stop(p.stop)
 
     def _forget_verified(self, p: Plan) -> None:
@@ -211,10 +217,12 @@ class PassExecutor:
         self.releases.stopped(name, entry)
         emit(Event.STOPPED, "stopped device %s", name, device=name)
         sec = self.sections.get(name)
-        why = await self.releases.settle(self.ami, opening(self.sections, Plan(start=[name])))
+        why = await self.releases.settle(
+            self.ami, opening(self.sections, Plan(start=[name]), self.driver.parked)
+        )
         if why is not None:
             raise RecoveryError(why)
-        if sec is None or (sec.data, sec.audio) == PARKED:
+        if sec is None or (sec.data, sec.audio) == self.driver.parked:
             return  # its stick left meanwhile: stays stopped, parked
         await self.ami.start(name)
         emit(Event.STARTED, "started device %s", name, device=name)
@@ -247,7 +255,7 @@ class PassExecutor:
         now = time.strftime("%H:%M:%S")
         for name, (data, audio) in p.port_changes.items():
             sec = before[name]
-            if (data, audio) == PARKED:
+            if (data, audio) == self.driver.parked:
                 emit(
                     Event.PARKED,
                     "device %s: its stick is absent, parked on %s",
@@ -278,7 +286,9 @@ class PassExecutor:
     async def kick(self, p: Plan) -> bool:
         try:
             if p.reload or p.start:
-                why = await self.releases.settle(self.ami, opening(self.sections, p))
+                why = await self.releases.settle(
+                    self.ami, opening(self.sections, p, self.driver.parked)
+                )
                 if why is not None:
                     log.warning("Asterisk not told yet: %s", why)
                     return False

@@ -91,9 +91,11 @@ def plan(
     sections: Mapping[str, DeviceSection],
     located: Sequence[Located],
     asterisk: Mapping[str, DeviceEntry] | None,
+    parked: tuple[str, str] = PARKED,
 ) -> Plan:
     """What to write and what to ask Asterisk; `asterisk` is None while AMI is unreachable
-    (then only the file is made safe, and Asterisk is dealt with once it is back)."""
+    (then only the file is made safe, and Asterisk is dealt with once it is back). `parked`
+    is the channel driver's (data, audio) of a section whose stick is absent."""
     out = Plan()
     named: set[str] = set()
     for name in sorted(sections):
@@ -109,7 +111,7 @@ def plan(
             choice = None
         stick = choice
         expect = Expect(imei=imei, imsi=sec.imsi or None)
-        want = (stick.data, stick.audio) if stick is not None else PARKED
+        want = (stick.data, stick.audio) if stick is not None else parked
         blocked = sec.data_inherited or sec.audio_inherited
         if blocked:
             out.inherited.append(name)  # editing a template would move other devices too

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from dongled.ami import AmiClient, DeviceEntry
 from dongled.devicepoll import device_polls
-from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA, DeviceSection
+from dongled.dongleconf import DeviceSection
 from dongled.portlock import holder
 from dongled.probe import line_quiet
 from dongled.reconcile import Plan
@@ -55,7 +55,7 @@ class Stopped:
         return frozenset(t for t in (self.data, self.audio) if t)
 
 
-def ttys_open(entry: DeviceEntry | None) -> tuple[str, str]:
+def ttys_open(entry: DeviceEntry | None, parked: tuple[str, str]) -> tuple[str, str]:
     """The (data, audio) ttys chan_dongle may have open for a device; empty strings for none.
     A device that is not stopped may be opening its configured ttys right now."""
     if entry is None:
@@ -63,7 +63,6 @@ def ttys_open(entry: DeviceEntry | None) -> tuple[str, str]:
     data, audio = entry.data_state, entry.audio_state
     if entry.current_state != "stop":
         data, audio = data or entry.data_setting, audio or entry.audio_setting
-    parked = (PARKED_DATA, PARKED_AUDIO)
     return ("" if data in parked else data), ("" if audio in parked else audio)
 
 
@@ -79,7 +78,7 @@ def blocking(stopped: Mapping[str, Stopped], opening: Collection[str]) -> dict[s
     return {name: st for name, st in stopped.items() if st.ttys & frozenset(opening)}
 
 
-def opening(sections: Mapping[str, DeviceSection], p: Plan) -> set[str]:
+def opening(sections: Mapping[str, DeviceSection], p: Plan, parked: tuple[str, str]) -> set[str]:
     """The ttys Asterisk may open once the plan is written: a reload opens every section's
     (it restarts changed and stopped devices alike), a start only that device's."""
     names = sections if p.reload else p.start
@@ -88,7 +87,7 @@ def opening(sections: Mapping[str, DeviceSection], p: Plan) -> set[str]:
         sec = sections.get(name)
         if sec is not None:
             ports.update(p.port_changes.get(name) or (sec.data or "", sec.audio or ""))
-    return {port for port in ports if port and port not in (PARKED_DATA, PARKED_AUDIO)}
+    return {port for port in ports if port and port not in parked}
 
 
 def _same_tty(path: str) -> str:
@@ -98,8 +97,11 @@ def _same_tty(path: str) -> str:
 class Releases:
     """The devices stopped by dongled that chan_dongle may still be closing."""
 
-    def __init__(self, lock_dir: str, quiet: float, timeout: float) -> None:
+    def __init__(
+        self, lock_dir: str, quiet: float, timeout: float, parked: tuple[str, str]
+    ) -> None:
         self._lock_dir = lock_dir
+        self._parked = parked
         self._quiet = quiet
         self._timeout = timeout
         self._stopped: dict[str, Stopped] = {}
@@ -110,7 +112,7 @@ class Releases:
 
     def stopped(self, name: str, entry: DeviceEntry | None) -> None:
         """Remember a device just stopped (after DongleStop answered Success)."""
-        data, audio = ttys_open(entry)
+        data, audio = ttys_open(entry, self._parked)
         if data and os.path.exists(data):  # a vanished stick's tty leaves nothing in flight
             self._stopped[name] = Stopped(
                 device=name, data=_same_tty(data), audio=_same_tty(audio), at=time.monotonic()

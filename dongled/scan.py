@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from dongled import models
 from dongled.ami import AmiClient, DeviceEntry
 from dongled.atomicfile import replace_atomically
-from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA, DeviceSection, DongleConf
+from dongled.dongleconf import DeviceSection, DongleConf
+from dongled.drivers.chan_dongle import CHAN_DONGLE
 from dongled.errors import AmiError, ConfError, PortBusyError, ProbeError
 from dongled.fences import Fences
 from dongled.hotplug import TtyInfo, list_ttys
@@ -164,7 +165,7 @@ async def scan(s: Settings, asterisk: Asterisk) -> ScanResult:
     await asyncio.gather(*(_identify(st, s, asterisk) for st in sticks))
     found = located(sticks)
     sections = conf.devices()
-    p = plan(sections, found, asterisk.devices)
+    p = plan(sections, found, asterisk.devices, CHAN_DONGLE.parked)
     after, _ = conf.with_ports(p.port_changes) if p.port_changes else (conf, {})
     return ScanResult(
         sticks=sticks, located=found, plan=p, change=_change(conf, after), sections=sections
@@ -253,7 +254,7 @@ async def adopt(s: Settings, asterisk: Asterisk) -> AdoptResult:
         if not sec.data or not sec.audio:
             skipped[name] = "no data=/audio= (chan_dongle's own discovery): nothing to learn"
             continue
-        if (sec.data, sec.audio) == (PARKED_DATA, PARKED_AUDIO):
+        if (sec.data, sec.audio) == CHAN_DONGLE.parked:
             skipped[name] = "parked by dongled: its stick is unknown"
             continue
         entry = devices.get(name)

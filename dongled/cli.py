@@ -108,6 +108,7 @@ def _run(conf: settings.Settings, verbose: bool) -> int:
     import signal
 
     from dongled import daemon, eventlog, notify
+    from dongled.drivers.known import DRIVERS
 
     eventlog.setup(verbose)
 
@@ -116,7 +117,7 @@ def _run(conf: settings.Settings, verbose: bool) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await daemon.run(conf, stop)
+        await daemon.run(conf, stop, driver=DRIVERS[conf.driver])
         notify.stopping()
 
     asyncio.run(main())

@@ -283,9 +283,12 @@ class Daemon:
 
 
 async def run(
-    settings: Settings, stop: asyncio.Event, started: Callable[[Daemon], None] | None = None
+    settings: Settings,
+    stop: asyncio.Event,
+    started: Callable[[Daemon], None] | None = None,
+    driver: Driver = CHAN_DONGLE,
 ) -> None:
-    daemon = Daemon(settings)
+    daemon = Daemon(settings, driver)
     if started is not None:
         started(daemon)
     await daemon.run(stop)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dongled.drivers import quectel as lte
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Layout:
@@ -35,8 +37,28 @@ KNOWN: dict[tuple[str, str], Model] = {
     ("12d1", "1506"): _m("E171 (12d1:1506)", (3, 2), (2, 1)),
     ("12d1", "1465"): _m("K3765 (12d1:1465)", (2, 1)),
     ("12d1", "14c9"): _m("K3770 (12d1:14c9)", (2, 1)),
-    ("2c7c", "0125"): _m("Quectel EC25 (2c7c:0125)", (1, 4)),
 }
+# The LTE modules (chan_quectel), from their one table: serial voice port where they have one,
+# else the data port stands for both (voice then comes over their USB sound card).
+KNOWN.update(
+    {
+        key: _m(
+            f"{mod.name} ({key[0]}:{key[1]})",
+            (
+                mod.layout.data,
+                mod.layout.audio if mod.layout.audio is not None else mod.layout.data,
+            ),
+        )
+        for key, mod in lte.KNOWN.items()
+    }
+)
+
+
+def family(vid: str, pid: str) -> lte.Family | None:
+    """The AT dialect of an LTE module; None for the Huawei sticks."""
+    mod = lte.module_for(vid, pid)
+    return mod.family if mod is not None else None
+
 
 # Sticks still presenting their driver CD (usb_modeswitch has not switched them yet).
 STORAGE_MODE: frozenset[tuple[str, str]] = frozenset(

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import serial
 
 from dongled import at
+from dongled.drivers import quectel as lte
+from dongled.drivers.quectel import Family
 from dongled.errors import PortBusyError, ProbeError, ProbeTimeoutError
 from dongled.identity import (
     Identity,
@@ -137,7 +139,9 @@ def _open_serial(port: str) -> serial.Serial:
         raise ProbeError(port, f"cannot open: {exc}") from None
 
 
-async def identify_port(port: str, lock_dir: str, timeouts: ProbeTimeouts) -> Identity:
+async def identify_port(
+    port: str, lock_dir: str, timeouts: ProbeTimeouts, family: Family | None = None
+) -> Identity:
     """Identify the stick whose AT port is `port`; ProbeError says why not."""
     owner = holder(lock_dir, port)
     if owner is not None and owner != os.getpid():
@@ -146,9 +150,47 @@ async def identify_port(port: str, lock_dir: str, timeouts: ProbeTimeouts) -> Id
     with uucp_lock(lock_dir, port):
         chan = AtChannel(port, _open_serial(port))
         try:
+            if family is not None:
+                return await _lte_conversation(chan, timeouts, family)
             return await _conversation(chan, timeouts)
         finally:
             chan.close()
+
+
+async def _lte_conversation(chan: AtChannel, timeouts: ProbeTimeouts, family: Family) -> Identity:
+    """An LTE module (Quectel, SIMCom): the same identity, asked in its own dialect. No Huawei
+    `^` command: its voice is read from the family's read-only PCM query instead."""
+    t = timeouts.command
+    echo = await chan.command("ATE0", timeouts.first)
+    if not echo.ok:
+        raise ProbeError(chan.port, f"ATE0 answered {echo.final}")
+    maker = await chan.command("AT+CGMI", t)
+    model = await chan.command("AT+CGMM", t)
+    firmware = await chan.command("AT+CGMR", t)
+    cgsn = await chan.command("AT+CGSN", t)
+    imei = imei_from_cgsn(cgsn.lines) if cgsn.ok else None
+    if imei is None:
+        gsn = await chan.command(lte.IMEI_FALLBACK, t)
+        imei = imei_from_cgsn(gsn.lines) if gsn.ok else None
+    if imei is None:
+        raise ProbeError(chan.port, f"no valid IMEI (AT+CGSN: {cgsn.final})")
+    cimi = await chan.command("AT+CIMI", t)
+    imsi = imsi_from_cimi(cimi.lines) if cimi.ok else None
+    iccid = None
+    if imsi is not None:
+        answer = await chan.command(lte.PROBE_COMMANDS[family][-1], t)
+        iccid = lte.iccid_from_lte_answer(answer.lines) if answer.ok else None
+    pcm = await chan.command(lte.VOICE_QUERY[family], t)
+    voice = True if pcm.ok and any(line.startswith("+") for line in pcm.lines) else None
+    return Identity(
+        imei=imei,
+        imsi=imsi,
+        iccid=iccid,
+        manufacturer=_clean(next(iter(maker.lines), "")) if maker.ok else "",
+        model=_clean(next(iter(model.lines), "")) if model.ok else "",
+        firmware=_clean(lte.firmware_from_cgmr(firmware.lines)) if firmware.ok else "",
+        voice=voice,
+    )
 
 
 async def _conversation(chan: AtChannel, timeouts: ProbeTimeouts) -> Identity:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from dongled.ami import DeviceEntry
+from dongled.drivers.quectel import Family
 from dongled.errors import PortBusyError, ProbeError, ProbeTimeoutError
 from dongled.identity import Identity, clean_text, valid_imei, valid_imsi
 from dongled.models import Layout
@@ -77,6 +78,7 @@ async def identify(
     probe_timeout: float,
     listing: Listing,
     counted: Callable[[], None] = lambda: None,
+    family: Family | None = None,
 ) -> Found | NotFound:
     """Probe the stick's candidate AT ports in turn (`counted` is called for each); the first
     that answers names it."""
@@ -88,7 +90,7 @@ async def identify(
         counted()
         try:
             async with asyncio.timeout(probe_timeout):
-                ident = await identify_port(data, lock_dir, timeouts)
+                ident = await identify_port(data, lock_dir, timeouts, family)
         except PortBusyError as exc:
             held = holding_entry(await listing() or {}, ports.values(), lock_dir)
             if held is not None:

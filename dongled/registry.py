@@ -208,6 +208,7 @@ class StickRegistry:
             probe_timeout=self.s.probe_timeout,
             listing=self._hooks.listing,
             counted=self._count_probe,
+            family=models.family(stick.vid, stick.pid),
         )
         if self.sticks.get(stick.usb_device) is not stick:
             return  # unplugged while we talked to it

@@ -25,7 +25,7 @@ from dongled import models
 from dongled.ami import AmiClient, DeviceEntry
 from dongled.atomicfile import replace_atomically
 from dongled.dongleconf import DeviceSection, DongleConf
-from dongled.drivers.chan_dongle import CHAN_DONGLE
+from dongled.drivers.known import DRIVERS
 from dongled.errors import AmiError, ConfError, PortBusyError, ProbeError
 from dongled.fences import Fences
 from dongled.hotplug import TtyInfo, list_ttys
@@ -103,7 +103,7 @@ def write_change(change: Change) -> None:
 
 
 async def connect_asterisk(s: Settings) -> Asterisk:
-    client = AmiClient(s.ami)
+    client = AmiClient(s.ami, verbs=DRIVERS[s.driver].ami)
     out = Asterisk(client=client)
     try:
         await client.connect()
@@ -147,6 +147,7 @@ async def _identify(stick: Stick, s: Settings, asterisk: Asterisk) -> None:
         timeouts=_timeouts(s),
         probe_timeout=s.probe_timeout,
         listing=listing,
+        family=models.family(stick.vid, stick.pid),
     )
     if isinstance(result, Found):
         stick.identity, stick.data, stick.audio = result.identity, result.data, result.audio
@@ -165,7 +166,7 @@ async def scan(s: Settings, asterisk: Asterisk) -> ScanResult:
     await asyncio.gather(*(_identify(st, s, asterisk) for st in sticks))
     found = located(sticks)
     sections = conf.devices()
-    p = plan(sections, found, asterisk.devices, CHAN_DONGLE.parked)
+    p = plan(sections, found, asterisk.devices, DRIVERS[s.driver].parked)
     after, _ = conf.with_ports(p.port_changes) if p.port_changes else (conf, {})
     return ScanResult(
         sticks=sticks, located=found, plan=p, change=_change(conf, after), sections=sections
@@ -212,6 +213,7 @@ async def apply_scan(s: Settings, result: ScanResult, asterisk: Asterisk) -> lis
         fences=fences,
         metrics=Metrics(),
         counters={"conf_writes": 0, "reloads": 0, "probes": 0},
+        driver=DRIVERS[s.driver],
     )
     try:
         ok = await executor.apply()
@@ -254,7 +256,7 @@ async def adopt(s: Settings, asterisk: Asterisk) -> AdoptResult:
         if not sec.data or not sec.audio:
             skipped[name] = "no data=/audio= (chan_dongle's own discovery): nothing to learn"
             continue
-        if (sec.data, sec.audio) == CHAN_DONGLE.parked:
+        if (sec.data, sec.audio) == DRIVERS[s.driver].parked:
             skipped[name] = "parked by dongled: its stick is unknown"
             continue
         entry = devices.get(name)

@@ -8,6 +8,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from dongled.drivers.known import DRIVERS
 from dongled.errors import SettingsError
 
 DEFAULT_PATH = "/etc/dongled/dongled.toml"
@@ -47,7 +48,8 @@ class RecoverySettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
-    dongle_conf: str = "/etc/asterisk/dongle.conf"
+    driver: str = "chan_dongle"  # chan_dongle | chan_quectel-im (dongled.drivers.known)
+    dongle_conf: str = "/etc/asterisk/dongle.conf"  # the driver's config file
     lock_dir: str = "/var/lock"
     state_dir: str = "/run/dongled"
     ami: AmiSettings = field(default_factory=AmiSettings)
@@ -65,6 +67,7 @@ class Settings:
 
 
 _TOP_KEYS = {
+    "driver": str,
     "dongle_conf": str,
     "lock_dir": str,
     "state_dir": str,
@@ -190,6 +193,11 @@ def load(path: str | None = None) -> Settings:
     port: int = ami.get("port", 5038)
     if not 0 < port < 65536:
         raise SettingsError(path, "ami.port", "must be between 1 and 65535")
+    driver = top.get("driver", "chan_dongle")
+    if driver not in DRIVERS:
+        raise SettingsError(path, "driver", f"must be one of {', '.join(DRIVERS)}")
+    if "dongle_conf" not in top:  # each driver's own file by default
+        top["dongle_conf"] = DRIVERS[driver].conf_path
     for key in ("dongle_conf", "lock_dir", "state_dir"):
         if key in top and not os.path.isabs(top[key]):
             raise SettingsError(path, key, "must be an absolute path")

@@ -98,16 +98,21 @@ def test_answers_of_the_simulators_parse(sim: EC25 | SIM7600, family: Family) ->
 
 
 @pytest.mark.parametrize("sim", [EC25(IMEI), SIM7600(IMEI)])
-def test_todays_probe_reads_their_imei_but_not_their_voice(
+def test_the_probe_asks_an_lte_module_in_its_own_dialect(
     tmp_path: Path, sim: EC25 | SIM7600
 ) -> None:
-    """What the seam must change: the Huawei probe finds the IMEI and IMSI of an LTE module,
-    but asks AT^CVOICE? (ERROR: "no voice") and reads no model from Quectel's ATI."""
+    """Given the module's family (from its VID:PID), the probe reads IMEI, IMSI, ICCID, model
+    and voice with the family's read-only commands, and sends no Huawei `^` command (the
+    Huawei conversation asked AT^CVOICE?, got ERROR and called the module voiceless)."""
+    family = quectel.module_for(*sim.usb.vid_pid.split(":"))
+    assert family is not None
     with pty_modem(sim) as port:
         fast = ProbeTimeouts(first=0.5, command=0.5)
-        ident = asyncio.run(identify_port(port.path, str(tmp_path), fast))
-        assert (ident.imei, ident.imsi, ident.voice) == (IMEI, sim.imsi, False)
-        assert "AT^CVOICE?" in port.commands
+        ident = asyncio.run(identify_port(port.path, str(tmp_path), fast, family.family))
+        assert (ident.imei, ident.imsi, ident.iccid) == (IMEI, sim.imsi, sim.iccid)
+        assert ident.voice is True and ident.model == sim.model
+        assert not [c for c in port.commands if c.upper().startswith("AT^")]
+        assert all(quectel.read_only(c) for c in port.commands)
     assert sim.violations == []
 
 

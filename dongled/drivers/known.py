@@ -1,0 +1,9 @@
+"""The channel drivers a box can name in `driver =` (dongled's settings)."""
+
+from __future__ import annotations
+
+from dongled.drivers.base import Driver
+from dongled.drivers.chan_dongle import CHAN_DONGLE
+from dongled.drivers.chan_quectel import QUECTEL_IM
+
+DRIVERS: dict[str, Driver] = {d.name: d for d in (CHAN_DONGLE, QUECTEL_IM)}

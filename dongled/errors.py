@@ -58,3 +58,30 @@ class AmiAuthError(AmiError):
 
 class AmiTimeoutError(AmiError, TimeoutError):
     """Asterisk accepted the connection but did not answer in time."""
+
+
+class AtError(DongledError):
+    """The modem broke the AT protocol; `command` is the AT command being answered."""
+
+    def __init__(self, command: str, message: str) -> None:
+        self.command = command
+        super().__init__(f"{command}: {message}")
+
+
+class TooLongAnswer(AtError):
+    """The modem keeps sending lines and never a final result; `lines` is how many it sent."""
+
+    def __init__(self, command: str, lines: int) -> None:
+        self.lines = lines
+        super().__init__(command, f"{lines} lines and no final result")
+
+
+class RecoveryError(DongledError):
+    """A recovery step could not be carried out; the message says which and why. `step`
+    (a ladder step's value, e.g. "usb_reset") and `target` (the sysfs path, device node or
+    hub port acted on) are set where the step is known."""
+
+    def __init__(self, message: str, *, step: str = "", target: str = "") -> None:
+        self.step = step
+        self.target = target
+        super().__init__(message)

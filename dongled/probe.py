@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import serial
 
 from dongled import at
-from dongled.errors import PortBusyError, ProbeError, ProbeTimeoutError
+from dongled.errors import PortBusyError, ProbeError, ProbeTimeoutError, TooLongAnswer
 from dongled.identity import (
     Identity,
     iccid_from_answer,
@@ -119,7 +119,7 @@ class AtChannel:
                         return reply
         except TimeoutError:
             raise ProbeTimeoutError(self.port, f"no answer to {cmd} within {limit:g} s") from None
-        except at.TooLongAnswer:
+        except TooLongAnswer:
             raise ProbeError(self.port, f"endless answer to {cmd}") from None
 
     def close(self) -> None:

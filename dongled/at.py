@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from dongled.errors import TooLongAnswer  # raised here; dongled.errors holds every error
+# Re-exported: older code catches `at.TooLongAnswer`; dongled.errors holds every error.
+from dongled.errors import TooLongAnswer as TooLongAnswer
 
 MAX_LINE = 512  # no sane AT answer line is longer; longer input is discarded as garbage
 MAX_LINES = 64  # an answer with more lines than this is treated as a broken modem

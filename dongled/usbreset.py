@@ -10,7 +10,8 @@ import re
 import shutil
 import subprocess
 
-from dongled.errors import RecoveryError  # raised here; dongled.errors holds every error
+# Re-exported: recovery.py imports it from here; dongled.errors holds every error.
+from dongled.errors import RecoveryError as RecoveryError
 
 USBDEVFS_RESET = 0x5514  # _IO('U', 20)
 _PORT = re.compile(r"(\d+)-(\d+(?:\.\d+)*)")  # e.g. 1-1.3: bus 1, hub 1, port 3

@@ -8,12 +8,17 @@ class DongledError(Exception):
 
 
 class SettingsError(DongledError):
-    """dongled's own settings file is unusable; `key` names the offending key."""
+    """dongled's own settings file is unusable; `key` names the offending key (`ami.port`)
+    and `line` the line that sets it, where known."""
 
-    def __init__(self, path: str, key: str | None, message: str) -> None:
+    def __init__(
+        self, path: str, key: str | None, message: str, *, line: int | None = None
+    ) -> None:
         self.path = path
         self.key = key
-        where = f"{path}: {key}" if key else path
+        self.line = line
+        where = f"{path}:{line}" if line is not None else path
+        where = f"{where}: {key}" if key else where
         super().__init__(f"{where}: {message}")
 
 

@@ -57,7 +57,7 @@ install -m 0644 README.md /opt/dongled/README.md
 [ -d docs ] && install -m 0644 docs/*.md /opt/dongled/
 ln -sf /opt/dongled/bin/dongled /usr/local/bin/dongled
 
-# dongled runs as the asterisk user (see README.md, "Which user"): it needs what
+# dongled runs as the asterisk user (see docs/operations.md, "Which user"): it needs what
 # chan_dongle needs, the ttys (group dialout), /var/lock, and /etc/asterisk.
 service_group=root
 if getent passwd asterisk >/dev/null; then

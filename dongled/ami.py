@@ -1,9 +1,11 @@
 """Asterisk's manager interface: the only module that imports panoramisk.
 
-A thin typed adapter that fixes panoramisk 1.4's defects (see shared/spec/platform.md):
-no hidden reconnect loop (the daemon owns reconnects and their backoff), a failed login
-raises instead of retrying forever, every await is bounded, a peer that stops answering
-closes the connection, and close() is final.
+A thin typed adapter over panoramisk 1.4, which as used here reconnects on its own (even
+after a refused first connect or a refused login, which it retries forever), keeps a pending
+reconnect timer after close(), and leaves an action waiting forever on a peer that accepts
+but never answers. So: no hidden reconnect loop (the daemon owns reconnects and their
+backoff), a failed login raises, every await is bounded, a peer that stops answering closes
+the connection, and close() is final.
 """
 
 from __future__ import annotations

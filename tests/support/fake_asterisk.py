@@ -1,10 +1,11 @@
 """A test Asterisk 20 with chan_dongle: a real TCP AMI server and real ttys, in a thread.
 
 `FakeAsterisk` runs its own event loop in a background thread so that a test (or dongled
-running as a subprocess) talks to it exactly as to the real thing. It matches the transcripts in
-/work/shared/spec/real-asterisk.md, including the dangerous behaviours dongled exists to
-prevent: chan_dongle re-opens a lost device's OLD paths at every `interval` pass without looking
-at the IMEI, and any reload starts every stopped device again on whatever the file names.
+running as a subprocess) talks to it exactly as to the real thing. It behaves as a real
+Asterisk 20 with chan_dongle was seen to do (docs/design.md, "What a real Asterisk does"),
+including the dangerous behaviours dongled exists to prevent: chan_dongle re-opens a lost
+device's OLD paths at every `interval` pass without looking at the IMEI, and any reload starts
+every stopped device again on whatever the file names.
 
 Every public method and property is thread-safe and meant to be called from the test thread.
 The chan_dongle model lives in `fake_asterisk_dongle`, its config parser in `fake_asterisk_conf`.

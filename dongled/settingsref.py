@@ -79,7 +79,7 @@ def markdown_table() -> str:
 def toml_template() -> str:
     out = [
         "# dongled settings. Every key is optional; the values shown are the defaults.",
-        "# What each key does: docs/settings.md (installed as /opt/dongled/settings.md).",
+        "# What each key does: docs/settings.md (installed in /opt/dongled/docs/).",
         "# Generated from dongled/settings.py: python -m dongled.settingsref toml",
     ]
     table = ""

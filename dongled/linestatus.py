@@ -40,6 +40,12 @@ class LineStatus(enum.Enum):
     GIVEN_UP = "given-up"  # its stick is there, unverified, and the recovery ladder gave up
 
     @property
+    def schema1(self) -> str:
+        """The word for status.json schema 1, whose section statuses predate GIVEN_UP: such
+        a line stays `pending` there (same exit code), its detail saying it was given up."""
+        return LineStatus.PENDING.value if self is LineStatus.GIVEN_UP else self.value
+
+    @property
     def fine(self) -> bool:
         """Whether this line lets `dongled status` exit 0."""
         return self in (LineStatus.OK, LineStatus.ABSENT, LineStatus.UNMANAGED)

@@ -111,3 +111,9 @@ def test_given_up_only_where_the_stick_is_there_and_unverified() -> None:
 def test_which_lines_let_status_exit_0() -> None:
     fine = {s for s in LineStatus if s.fine}
     assert fine == {LineStatus.OK, LineStatus.ABSENT, LineStatus.UNMANAGED}
+
+
+def test_schema_1_keeps_its_words() -> None:
+    words = {s.schema1 for s in LineStatus}
+    assert words == {"ok", "absent", "unmanaged", "pending", "mismatch", "ambiguous"}
+    assert LineStatus.GIVEN_UP.schema1 == "pending" and not LineStatus.GIVEN_UP.fine

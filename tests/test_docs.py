@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from dongled.dongleconf import DongleConf
+from dongled.identity import valid_imei
+
 ROOT = Path(__file__).resolve().parents[1]
 MANUAL = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
 SETUP = (
@@ -59,3 +62,14 @@ def test_nothing_points_outside_the_repository() -> None:
         and pattern.search((ROOT / f).read_text(errors="replace"))
     ]
     assert offenders == []
+
+
+def test_the_quick_start_section_is_one_dongled_manages(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```ini\n(\[dongle0\]\n.*?)```", readme, re.S)
+    assert block is not None
+    conf = tmp_path / "dongle.conf"
+    conf.write_text(block.group(1))
+    section = DongleConf.load(str(conf)).devices()["dongle0"]
+    assert section.imei is not None and valid_imei(section.imei)
+    assert (section.data, section.audio) == ("/dev/ttyUSB2", "/dev/ttyUSB1")

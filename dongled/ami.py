@@ -198,7 +198,8 @@ class AmiClient:
             # A peer that accepts but never answers: give up on this connection.
             self._lost()
             raise AmiTimeoutError(
-                f"Asterisk did not answer {action['Action']} within {self._s.timeout:g} s"
+                f"Asterisk did not answer {action['Action']} within {self._s.timeout:g} s",
+                action=action["Action"],
             ) from None
 
     async def _simple(self, action: dict[str, str]) -> None:
@@ -206,7 +207,10 @@ class AmiClient:
         if isinstance(reply, list):
             reply = reply[0]
         if not reply.success:
-            raise AmiError(f"{action['Action']} refused: {reply.message or reply.response}")
+            said = str(reply.message or reply.response)
+            raise AmiError(
+                f"{action['Action']} refused: {said}", action=action["Action"], reply=said
+            )
 
     async def show_devices(self, device: str | None = None) -> dict[str, DeviceEntry]:
         """Every device, or just `device` (a listing whose cost does not grow with N)."""
@@ -217,7 +221,10 @@ class AmiClient:
         messages = reply if isinstance(reply, list) else [reply]
         head = messages[0]
         if not head.success:
-            raise AmiError(f"DongleShowDevices refused: {head.message or head.response}")
+            said = str(head.message or head.response)
+            raise AmiError(
+                f"DongleShowDevices refused: {said}", action="DongleShowDevices", reply=said
+            )
         out: dict[str, DeviceEntry] = {}
         for msg in messages[1:]:
             if msg.event == "DongleDeviceEntry":

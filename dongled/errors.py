@@ -54,7 +54,13 @@ class ProbeTimeoutError(ProbeError, TimeoutError):
 
 
 class AmiError(DongledError):
-    """Talking to Asterisk's manager interface failed."""
+    """Talking to Asterisk's manager interface failed. `action` is the AMI action that failed
+    and `reply` Asterisk's own message, where there was one (e.g. "Permission denied")."""
+
+    def __init__(self, message: str, *, action: str = "", reply: str = "") -> None:
+        self.action = action
+        self.reply = reply
+        super().__init__(message)
 
 
 class AmiAuthError(AmiError):

@@ -54,10 +54,13 @@ python3 -m venv /opt/dongled
 /opt/dongled/bin/pip install -q --upgrade pip
 /opt/dongled/bin/pip install -q .
 install -m 0644 README.md /opt/dongled/README.md
-[ -d docs ] && install -m 0644 docs/*.md /opt/dongled/
+# The manual keeps its layout, so README.md's links into docs/ work where it is installed.
+install -d -m 0755 /opt/dongled/docs
+install -m 0644 docs/*.md /opt/dongled/docs/
+rm -f /opt/dongled/benchmarks.md /opt/dongled/reliability.md  # flat copies of older versions
 ln -sf /opt/dongled/bin/dongled /usr/local/bin/dongled
 
-# dongled runs as the asterisk user (see README.md, "Which user"): it needs what
+# dongled runs as the asterisk user (see docs/operations.md, "Which user"): it needs what
 # chan_dongle needs, the ttys (group dialout), /var/lock, and /etc/asterisk.
 service_group=root
 if getent passwd asterisk >/dev/null; then

@@ -1,9 +1,11 @@
 """Asterisk's manager interface: the only module that imports panoramisk.
 
-A thin typed adapter that fixes panoramisk 1.4's defects (see shared/spec/platform.md):
-no hidden reconnect loop (the daemon owns reconnects and their backoff), a failed login
-raises instead of retrying forever, every await is bounded, a peer that stops answering
-closes the connection, and close() is final.
+A thin typed adapter over panoramisk 1.4, which as used here reconnects on its own (even
+after a refused first connect or a refused login, which it retries forever), keeps a pending
+reconnect timer after close(), and leaves an action waiting forever on a peer that accepts
+but never answers. So: no hidden reconnect loop (the daemon owns reconnects and their
+backoff), a failed login raises, every await is bounded, a peer that stops answering closes
+the connection, and close() is final.
 """
 
 from __future__ import annotations
@@ -204,7 +206,8 @@ class AmiClient:
             # A peer that accepts but never answers: give up on this connection.
             self._lost()
             raise AmiTimeoutError(
-                f"Asterisk did not answer {action['Action']} within {self._s.timeout:g} s"
+                f"Asterisk did not answer {action['Action']} within {self._s.timeout:g} s",
+                action=action["Action"],
             ) from None
 
     async def _simple(self, action: dict[str, str]) -> None:
@@ -212,7 +215,10 @@ class AmiClient:
         if isinstance(reply, list):
             reply = reply[0]
         if not reply.success:
-            raise AmiError(f"{action['Action']} refused: {reply.message or reply.response}")
+            said = str(reply.message or reply.response)
+            raise AmiError(
+                f"{action['Action']} refused: {said}", action=action["Action"], reply=said
+            )
 
     async def show_devices(self, device: str | None = None) -> dict[str, DeviceEntry]:
         """Every device, or just `device` (a listing whose cost does not grow with N)."""
@@ -223,7 +229,10 @@ class AmiClient:
         messages = reply if isinstance(reply, list) else [reply]
         head = messages[0]
         if not head.success:
-            raise AmiError(f"{self._verbs.show} refused: {head.message or head.response}")
+            said = str(head.message or head.response)
+            raise AmiError(
+                f"{self._verbs.show} refused: {said}", action=self._verbs.show, reply=said
+            )
         out: dict[str, DeviceEntry] = {}
         for msg in messages[1:]:
             if msg.event == self._verbs.entry:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# Re-exported: older code catches `at.TooLongAnswer`; dongled.errors holds every error.
+from dongled.errors import TooLongAnswer as TooLongAnswer
+
 MAX_LINE = 512  # no sane AT answer line is longer; longer input is discarded as garbage
 MAX_LINES = 64  # an answer with more lines than this is treated as a broken modem
 
@@ -112,10 +115,6 @@ class Reply:
         return self.final == _FINAL_OK
 
 
-class TooLongAnswer(Exception):
-    """The modem keeps sending lines and never a final result."""
-
-
 class ReplyCollector:
     """Collects the answer to one command from lines, skipping echo and unsolicited lines."""
 
@@ -134,5 +133,5 @@ class ReplyCollector:
             return None
         self._lines.append(line)
         if len(self._lines) > MAX_LINES:
-            raise TooLongAnswer(self.command)
+            raise TooLongAnswer(self.command, len(self._lines))
         return None

@@ -260,7 +260,8 @@ def _in_loop(coro: Coroutine[Any, Any, int]) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        conf = settings.load(args.config)
+        # `status` never reads the AMI secret: an admin who may not read it can still look.
+        conf = settings.load(args.config, secret=args.command != "status")
     except SettingsError as exc:
         print(f"dongled: bad settings: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -8,12 +8,17 @@ class DongledError(Exception):
 
 
 class SettingsError(DongledError):
-    """dongled's own settings file is unusable; `key` names the offending key."""
+    """dongled's own settings file is unusable; `key` names the offending key (`ami.port`)
+    and `line` the line that sets it, where known."""
 
-    def __init__(self, path: str, key: str | None, message: str) -> None:
+    def __init__(
+        self, path: str, key: str | None, message: str, *, line: int | None = None
+    ) -> None:
         self.path = path
         self.key = key
-        where = f"{path}: {key}" if key else path
+        self.line = line
+        where = f"{path}:{line}" if line is not None else path
+        where = f"{where}: {key}" if key else where
         super().__init__(f"{where}: {message}")
 
 
@@ -49,7 +54,13 @@ class ProbeTimeoutError(ProbeError, TimeoutError):
 
 
 class AmiError(DongledError):
-    """Talking to Asterisk's manager interface failed."""
+    """Talking to Asterisk's manager interface failed. `action` is the AMI action that failed
+    and `reply` Asterisk's own message, where there was one (e.g. "Permission denied")."""
+
+    def __init__(self, message: str, *, action: str = "", reply: str = "") -> None:
+        self.action = action
+        self.reply = reply
+        super().__init__(message)
 
 
 class AmiAuthError(AmiError):
@@ -58,3 +69,30 @@ class AmiAuthError(AmiError):
 
 class AmiTimeoutError(AmiError, TimeoutError):
     """Asterisk accepted the connection but did not answer in time."""
+
+
+class AtError(DongledError):
+    """The modem broke the AT protocol; `command` is the AT command being answered."""
+
+    def __init__(self, command: str, message: str) -> None:
+        self.command = command
+        super().__init__(f"{command}: {message}")
+
+
+class TooLongAnswer(AtError):
+    """The modem keeps sending lines and never a final result; `lines` is how many it sent."""
+
+    def __init__(self, command: str, lines: int) -> None:
+        self.lines = lines
+        super().__init__(command, f"{lines} lines and no final result")
+
+
+class RecoveryError(DongledError):
+    """A recovery step could not be carried out; the message says which and why. `step`
+    (a ladder step's value, e.g. "usb_reset") and `target` (the sysfs path, device node or
+    hub port acted on) are set where the step is known."""
+
+    def __init__(self, message: str, *, step: str = "", target: str = "") -> None:
+        self.step = step
+        self.target = target
+        super().__init__(message)

@@ -12,11 +12,14 @@ import asyncio
 import logging
 import time
 
+from dongled.backoff import Backoff
 from dongled.portlock import fence, unfence
 
 log = logging.getLogger(__name__)
 
-RETRY = 0.02  # chan_dongle drops its own lock ~0.1 s after it notices the loss
+# chan_dongle drops its own lock ~0.1 s after it notices the loss: the first retries come
+# quickly, later ones no more than 80 ms apart (far below chan_dongle's `interval` re-grab).
+RETRY, RETRY_MAX = 0.02, 0.08
 GIVE_UP = 3.0
 
 
@@ -32,9 +35,11 @@ class Fences:
         return frozenset(self._held)
 
     def fence(self, port: str) -> None:
-        self._try(port, time.monotonic() + GIVE_UP, None)
+        self._try(port, time.monotonic() + GIVE_UP, Backoff(first=RETRY, cap=RETRY_MAX), None)
 
-    def _try(self, port: str, give_up: float, timer: asyncio.TimerHandle | None) -> None:
+    def _try(
+        self, port: str, give_up: float, wait: Backoff, timer: asyncio.TimerHandle | None
+    ) -> None:
         if timer is not None:
             self._timers.discard(timer)
         if self._closed:
@@ -46,9 +51,9 @@ class Fences:
             handle: asyncio.TimerHandle | None = None
 
             def again() -> None:
-                self._try(port, give_up, handle)
+                self._try(port, give_up, wait, handle)
 
-            handle = loop.call_later(RETRY, again)
+            handle = loop.call_later(wait.next(), again)
             self._timers.add(handle)
         else:
             log.warning("could not fence %s: its lock is still held", port)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from dongled.backoff import delay
+
 
 class Step(enum.Enum):
     RESTART = "restart"  # DongleRestart: chan_dongle reopens the ttys
@@ -65,7 +67,7 @@ class Ladder:
                 continue
             break
         tries = st.rounds * len(self.steps) + st.next_index
-        st.not_before = now + min(self.backoff_max, self.backoff * 2 ** (tries - 1))
+        st.not_before = now + delay(tries, first=self.backoff, cap=self.backoff_max)
         st.last_step = step
         st.history.append((now, step, reason))
         return step

@@ -21,7 +21,7 @@ import serial
 from dongled import at
 from dongled.drivers import quectel as lte
 from dongled.drivers.quectel import Family
-from dongled.errors import PortBusyError, ProbeError, ProbeTimeoutError
+from dongled.errors import PortBusyError, ProbeError, ProbeTimeoutError, TooLongAnswer
 from dongled.identity import (
     Identity,
     iccid_from_answer,
@@ -121,7 +121,7 @@ class AtChannel:
                         return reply
         except TimeoutError:
             raise ProbeTimeoutError(self.port, f"no answer to {cmd} within {limit:g} s") from None
-        except at.TooLongAnswer:
+        except TooLongAnswer:
             raise ProbeError(self.port, f"endless answer to {cmd}") from None
 
     def close(self) -> None:

@@ -122,15 +122,14 @@ def plan(
         entry = asterisk.get(name)
         if entry is not None and _mismatch(expect, entry):
             out.mismatched[name] = entry.imei_state
+            out.stop.append(name)  # a foreign SIM stops whatever else holds (template too)
         if stick is None:
-            if entry is not None and (not entry.stopped or name in out.mismatched):
+            if entry is not None and not entry.stopped and name not in out.mismatched:
                 out.stop.append(name)
             continue
         if blocked and (sec.data, sec.audio) != want:
             continue  # cannot point it at its stick; never start it on the template's paths
         out.expect[name] = expect
-        if name in out.mismatched:
-            out.stop.append(name)
         if entry is None or (entry.data_setting, entry.audio_setting) != want:
             out.reload = True  # Asterisk runs other paths than the file will name
         elif name in out.mismatched or not (entry.connected and entry.data_state == want[0]):

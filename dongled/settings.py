@@ -1,209 +1,302 @@
-"""dongled's own settings: a TOML file whose every key has a documented default."""
+"""dongled's own settings: a TOML file whose every key has a documented default.
+
+The dataclasses below are the one source of truth: each field is a key (a nested dataclass
+is a `[table]`), its type is the key's type, its default the key's default, and its metadata
+holds the help text, the unit and any extra check. The parser, the reference in
+docs/settings.md and the template etc/dongled.toml are all derived from them
+(`dongled.settingsref`; a test keeps both files equal to what it renders).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_type_hints
 
 from dongled.drivers.known import DRIVERS
 from dongled.errors import SettingsError
 
 DEFAULT_PATH = "/etc/dongled/dongled.toml"
 RELOAD_WHEN = ("now", "gracefully", "when convenient")
+_LISTEN = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
+
+Check = Callable[[Any], Any]  # returns the value to keep, raises ValueError("must be ...")
+
+
+def key(
+    default: Any,
+    help: str,
+    *,
+    unit: str = "",
+    check: Check | None = None,
+    zero_off: bool = False,
+    **kw: Any,
+) -> Any:
+    """A settings key: a dataclass field whose metadata documents and checks it. A duration
+    must be over 0, except where `zero_off` makes 0 turn the feature off."""
+    meta = {"help": help, "unit": unit, "check": check, "zero_off": zero_off}
+    return field(default=default, metadata=meta, **kw)
+
+
+def _absolute(value: str) -> str:
+    if not os.path.isabs(value):
+        raise ValueError("must be an absolute path")
+    return value
+
+
+def _absolute_or_empty(value: str) -> str:
+    return _absolute(value) if value else value
+
+
+def _tcp_port(value: int) -> int:
+    if not 0 < value < 65536:
+        raise ValueError("must be between 1 and 65535")
+    return value
+
+
+def _reload_when(value: str) -> str:
+    if value.lower() not in RELOAD_WHEN:
+        raise ValueError(f"must be one of {', '.join(RELOAD_WHEN)}")
+    return value.lower()
+
+
+def _listen(value: str) -> str:
+    if value and not (_LISTEN.match(value) and 0 < int(value.rsplit(":", 1)[1]) < 65536):
+        raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:9568")
+    return value
+
+
+def _driver(value: str) -> str:
+    if value not in DRIVERS:
+        raise ValueError(f"must be one of {', '.join(DRIVERS)}")
+    return value
+
+
+def _at_least_one(value: int) -> int:
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AmiSettings:
-    host: str = "127.0.0.1"
-    port: int = 5038
-    username: str = "dongled"
+    host: str = key("127.0.0.1", "Asterisk manager address")
+    port: int = key(5038, "Asterisk manager port", check=_tcp_port)
+    username: str = key("dongled", "AMI user (see docs/operations.md, 'The AMI user')")
     # Never logged or shown; `repr=False` keeps it out of tracebacks and debug output.
-    secret: str = field(default="", repr=False)
-    reload_when: str = "now"
-    timeout: float = 5.0  # every AMI request
-    backoff_max: float = 30.0  # cap of the reconnect backoff
+    secret: str = key("", "its secret; never logged. Better: `secret_file`", repr=False)
+    secret_file: str = key(
+        "",
+        "read the secret from this file instead (one line; mode 0640, group asterisk), e.g. "
+        "`/etc/dongled/ami-secret`; read only by the commands that talk to Asterisk",
+    )
+    reload_when: str = key(
+        "now",
+        "`When:` of `DongleReload`: `now`, `gracefully` or `when convenient`",
+        check=_reload_when,
+    )
+    timeout: float = key(5.0, "every AMI request", unit="s")
+    backoff_max: float = key(30.0, "cap of the reconnect backoff (it starts at 0.5 s)", unit="s")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MetricsSettings:
-    listen: str = ""  # e.g. "127.0.0.1:9568"; empty: no HTTP endpoint
-    textfile: str = ""  # node_exporter textfile path; empty: none
+    listen: str = key("", "Prometheus endpoint, e.g. `127.0.0.1:9568`; empty: none", check=_listen)
+    textfile: str = key(
+        "",
+        "node_exporter textfile path, e.g. `/var/lib/prometheus/node-exporter/dongled.prom`; "
+        "empty: none",
+        check=_absolute_or_empty,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RecoverySettings:
     """The hung-stick ladder; every step can be turned off."""
 
-    restart: bool = True  # DongleRestart
-    reauthorize: bool = True  # sysfs authorized 0 -> 1
-    usb_reset: bool = True  # USBDEVFS_RESET
-    power_cycle: bool = True  # uhubctl, where installed
-    backoff: float = 30.0  # first wait between two steps on one stick
-    backoff_max: float = 600.0
-    max_rounds: int = 2  # whole ladders before giving up on a stick
+    restart: bool = key(True, "ladder step 1: `DongleRestart`")
+    reauthorize: bool = key(True, "ladder step 2: sysfs `authorized` 0 -> 1")
+    usb_reset: bool = key(True, "ladder step 3: `USBDEVFS_RESET`")
+    power_cycle: bool = key(
+        True, "ladder step 4: `uhubctl` power cycle (only where uhubctl is installed)"
+    )
+    backoff: float = key(30.0, "first wait between two steps on one stick (doubles)", unit="s")
+    backoff_max: float = key(600.0, "cap of that wait", unit="s")
+    max_rounds: int = key(
+        2, "whole ladders tried before a stick is given up on", check=_at_least_one
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
-    driver: str = "chan_dongle"  # chan_dongle | chan_quectel-im (dongled.drivers.known)
-    dongle_conf: str = "/etc/asterisk/dongle.conf"  # the driver's config file
-    lock_dir: str = "/var/lock"
-    state_dir: str = "/run/dongled"
+    driver: str = key(
+        "chan_dongle",
+        "the Asterisk channel driver: `chan_dongle`, or `chan_quectel-im` for LTE modules on "
+        "the IchthysMaranatha chan_quectel",
+        check=_driver,
+    )
+    dongle_conf: str = key(
+        "/etc/asterisk/dongle.conf",
+        "the driver's config that dongled keeps right (default: `/etc/asterisk/quectel.conf` "
+        'with `driver = "chan_quectel-im"`)',
+        check=_absolute,
+    )
+    lock_dir: str = key("/var/lock", "where UUCP lock files (`LCK..ttyUSBn`) live", check=_absolute)
+    state_dir: str = key(
+        "/run/dongled", "live state (`status.json`) for `dongled status`", check=_absolute
+    )
     ami: AmiSettings = field(default_factory=AmiSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
-    at_timeout: float = 2.0  # one AT command
-    probe_timeout: float = 8.0  # a whole probe of one stick
-    settle_time: float = 0.15  # quiet time after a stick's last tty event before probing
-    batch_max_wait: float = 3.0  # one slow stick never holds the batch back longer
-    verify_timeout: float = 10.0  # a device must be ready with the right IMEI by then
-    switch_limit: float = 30.0  # a stick still in storage (CD-ROM) mode after this is flagged
-    boot_grace: float = 30.0  # a new stick silent this long counts as hung (it may be booting)
-    release_quiet: float = 0.25  # a just-stopped device's tty must be silent this long
-    offline_after: float = 600.0  # a line down this long, stick present: to the ladder (0: off)
+    at_timeout: float = key(2.0, "one AT command (the first, `ATE0`, gets at most 1 s)", unit="s")
+    probe_timeout: float = key(8.0, "a whole probe of one stick", unit="s")
+    settle_time: float = key(
+        0.15,
+        "quiet time after a stick's last tty event before probing one of unknown model",
+        unit="s",
+    )
+    batch_max_wait: float = key(
+        3.0, "a storm waits at most this long for slow sticks before writing", unit="s"
+    )
+    verify_timeout: float = key(
+        10.0, "a device must run its own IMEI within this after a reload", unit="s"
+    )
+    switch_limit: float = key(
+        30.0, "a stick still in storage (CD-ROM) mode after this is flagged `stuck`", unit="s"
+    )
+    boot_grace: float = key(
+        30.0,
+        "a new stick that has not answered AT yet is booting, not hung, for this long: probed "
+        "again with backoff, no recovery step",
+        unit="s",
+    )
+    release_quiet: float = key(
+        0.25,
+        "a device dongled stopped: its data tty must be silent this long after chan_dongle "
+        "let go of it before anything re-opens it",
+        unit="s",
+    )
+    offline_after: float = key(
+        600.0,
+        "a managed line down (`Not connected`, `GSM not registered`) this long with its stick "
+        "plugged in goes to the recovery ladder; 0 turns this off",
+        unit="s",
+        zero_off=True,
+    )
 
 
-_TOP_KEYS = {
-    "driver": str,
-    "dongle_conf": str,
-    "lock_dir": str,
-    "state_dir": str,
-    "at_timeout": float,
-    "probe_timeout": float,
-    "settle_time": float,
-    "batch_max_wait": float,
-    "verify_timeout": float,
-    "switch_limit": float,
-    "boot_grace": float,
-    "release_quiet": float,
-    "offline_after": float,
-}
-_AMI_KEYS = {
-    "host": str,
-    "port": int,
-    "username": str,
-    "secret": str,
-    "secret_file": str,
-    "reload_when": str,
-    "timeout": float,
-    "backoff_max": float,
-}
+# ---- parsing, derived from the dataclasses --------------------------------------------------
 
 
-_METRICS_KEYS: dict[str, type] = {"listen": str, "textfile": str}
-_RECOVERY_KEYS: dict[str, type] = {
-    "restart": bool,
-    "reauthorize": bool,
-    "usb_reset": bool,
-    "power_cycle": bool,
-    "backoff": float,
-    "backoff_max": float,
-    "max_rounds": int,
-}
-_ZERO_TURNS_OFF = {"offline_after"}
-_LISTEN = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
+def _line_of(text: str, dotted: str) -> int | None:
+    """The line that sets `dotted` (`key` or `table.key`), for the error message."""
+    table, _, name = dotted.rpartition(".")
+    current = ""
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        header = re.fullmatch(r"\[\s*([\w.-]+)\s*\]\s*(#.*)?", stripped)
+        if header is not None:
+            current = header.group(1)
+            if current == dotted:
+                return number
+        elif current == table and re.match(rf"[\"']?{re.escape(name)}[\"']?\s*=", stripped):
+            return number
+    return None
 
 
-def _check(path: str, key: str, value: Any, kind: type) -> Any:
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise SettingsError(path, key, f"must be true or false, not {value!r}")
+class _Reader:
+    def __init__(self, path: str, text: str) -> None:
+        self.path, self.text = path, text
+
+    def error(self, name: str, message: str) -> SettingsError:
+        return SettingsError(self.path, name, message, line=_line_of(self.text, name))
+
+    def table(self, cls: type[Any], raw: dict[str, Any], prefix: str) -> dict[str, Any]:
+        """Checked keyword arguments for `cls` from one TOML table."""
+        hints = get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        out: dict[str, Any] = {}
+        for name, value in raw.items():
+            dotted = prefix + name
+            if name not in fields:
+                known = ", ".join(sorted(fields))
+                raise self.error(dotted, f"unknown key (known: {known})")
+            kind: Any = hints[name]
+            if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+                if not isinstance(value, dict):
+                    raise self.error(dotted, f"must be a table ([{dotted}])")
+                out[name] = kind(**self.table(kind, value, dotted + "."))
+                continue
+            meta = fields[name].metadata
+            out[name] = self.value(
+                dotted, value, kind, meta.get("check"), bool(meta.get("zero_off"))
+            )
+        return out
+
+    def value(
+        self, dotted: str, value: Any, kind: type, check: Check | None, zero_off: bool = False
+    ) -> Any:
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if kind is bool and not isinstance(value, bool):
+            raise self.error(dotted, f"must be true or false, not {value!r}")
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise self.error(dotted, f"must be a {kind.__name__}, not {value!r}")
+        if isinstance(value, float) and zero_off and value < 0:
+            raise self.error(dotted, "must be 0 (off) or more")
+        if isinstance(value, float) and not zero_off and value <= 0:
+            raise self.error(dotted, "must be greater than 0")
+        if check is not None:
+            try:
+                value = check(value)
+            except ValueError as exc:
+                raise self.error(dotted, str(exc)) from None
         return value
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise SettingsError(path, key, f"must be a {kind.__name__}, not {value!r}")
-    if isinstance(value, float) and key in _ZERO_TURNS_OFF:
-        if value < 0:
-            raise SettingsError(path, key, "must be 0 (off) or more")
-    elif isinstance(value, float) and value <= 0:
-        raise SettingsError(path, key, "must be greater than 0")
-    return value
 
 
-def _table(path: str, prefix: str, raw: dict[str, Any], keys: dict[str, type]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        name = f"{prefix}{key}"
-        if key not in keys:
-            known = ", ".join(sorted(keys))
-            raise SettingsError(path, name, f"unknown key (known: {known})")
-        out[key] = _check(path, name, value, keys[key])
-    return out
-
-
-def _read_secret_file(path: str, secret_file: str) -> str:
+def read_secret(s: Settings, path: str | None = None) -> Settings:
+    """`s` with `ami.secret` read from `ami.secret_file` (unchanged without one). Only the
+    commands that talk to Asterisk need it: `dongled status` works for an admin who may not
+    read the secret."""
+    if not s.ami.secret_file:
+        return s
     try:
-        with open(secret_file, encoding="utf-8") as fh:
-            return fh.read().strip()
+        with open(s.ami.secret_file, encoding="utf-8") as fh:
+            secret = fh.read().strip()
     except OSError as exc:
         raise SettingsError(
-            path, "ami.secret_file", f"cannot read {secret_file}: {exc.strerror}"
+            path or DEFAULT_PATH,
+            "ami.secret_file",
+            f"cannot read {s.ami.secret_file}: {exc.strerror}",
         ) from None
+    return dataclasses.replace(s, ami=dataclasses.replace(s.ami, secret=secret))
 
 
-def load(path: str | None = None) -> Settings:
-    """Read settings; a missing file at the default path means all defaults."""
+def load(path: str | None = None, *, secret: bool = True) -> Settings:
+    """Read settings; a missing file at the default path means all defaults. With
+    `secret=False` an `ami.secret_file` is not read (see read_secret)."""
     explicit = path is not None
     path = path or DEFAULT_PATH
     try:
         with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
+            text = fh.read().decode("utf-8")
+        raw = tomllib.loads(text)
     except FileNotFoundError:
         if explicit:
             raise SettingsError(path, None, "file not found") from None
         return Settings()
     except OSError as exc:
         raise SettingsError(path, None, f"cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise SettingsError(path, None, f"not valid TOML: {exc}") from None
-
-    recovery_raw = raw.pop("recovery", {})
-    if not isinstance(recovery_raw, dict):
-        raise SettingsError(path, "recovery", "must be a table ([recovery])")
-    recovery = _table(path, "recovery.", recovery_raw, _RECOVERY_KEYS)
-    if recovery.get("max_rounds", 2) < 1:
-        raise SettingsError(path, "recovery.max_rounds", "must be at least 1")
-    metrics_raw = raw.pop("metrics", {})
-    if not isinstance(metrics_raw, dict):
-        raise SettingsError(path, "metrics", "must be a table ([metrics])")
-    metrics = _table(path, "metrics.", metrics_raw, _METRICS_KEYS)
-    listen = metrics.get("listen", "")
-    if listen and not (_LISTEN.match(listen) and 0 < int(listen.rsplit(":", 1)[1]) < 65536):
-        raise SettingsError(path, "metrics.listen", "must be HOST:PORT, e.g. 127.0.0.1:9568")
-    if metrics.get("textfile") and not os.path.isabs(metrics["textfile"]):
-        raise SettingsError(path, "metrics.textfile", "must be an absolute path")
-    ami_raw = raw.pop("ami", {})
-    if not isinstance(ami_raw, dict):
-        raise SettingsError(path, "ami", "must be a table ([ami])")
-    top = _table(path, "", raw, _TOP_KEYS)
-    ami = _table(path, "ami.", ami_raw, _AMI_KEYS)
-
-    if "secret" in ami and "secret_file" in ami:
-        raise SettingsError(path, "ami.secret_file", "give either ami.secret or ami.secret_file")
-    if "secret_file" in ami:
-        ami["secret"] = _read_secret_file(path, ami.pop("secret_file"))
-    when = ami.get("reload_when", "now").lower()
-    if when not in RELOAD_WHEN:
-        raise SettingsError(path, "ami.reload_when", f"must be one of {', '.join(RELOAD_WHEN)}")
-    ami["reload_when"] = when
-    port: int = ami.get("port", 5038)
-    if not 0 < port < 65536:
-        raise SettingsError(path, "ami.port", "must be between 1 and 65535")
-    driver = top.get("driver", "chan_dongle")
-    if driver not in DRIVERS:
-        raise SettingsError(path, "driver", f"must be one of {', '.join(DRIVERS)}")
-    if "dongle_conf" not in top:  # each driver's own file by default
-        top["dongle_conf"] = DRIVERS[driver].conf_path
-    for key in ("dongle_conf", "lock_dir", "state_dir"):
-        if key in top and not os.path.isabs(top[key]):
-            raise SettingsError(path, key, "must be an absolute path")
-    return Settings(
-        **top,
-        ami=AmiSettings(**ami),
-        metrics=MetricsSettings(**metrics),
-        recovery=RecoverySettings(**recovery),
-    )
+    reader = _Reader(path, text)
+    s = Settings(**reader.table(Settings, raw, ""))
+    if "dongle_conf" not in raw:  # each driver's own file by default
+        s = dataclasses.replace(s, dongle_conf=DRIVERS[s.driver].conf_path)
+    if s.ami.secret and s.ami.secret_file:
+        raise reader.error("ami.secret_file", "give either ami.secret or ami.secret_file")
+    return read_secret(s, path) if secret else s

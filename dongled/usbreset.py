@@ -10,7 +10,8 @@ import re
 import shutil
 import subprocess
 
-from dongled.errors import DongledError
+# Re-exported: recovery.py imports it from here; dongled.errors holds every error.
+from dongled.errors import RecoveryError as RecoveryError
 
 USBDEVFS_RESET = 0x5514  # _IO('U', 20)
 _PORT = re.compile(r"(\d+)-(\d+(?:\.\d+)*)")  # e.g. 1-1.3: bus 1, hub 1, port 3
@@ -21,13 +22,9 @@ def _hint(exc: OSError) -> str:
     if exc.errno in _DENIED:
         return (
             " (dongled's udev rules give the asterisk user this right and its unit keeps"
-            " /sys/devices writable: install both, see README 'Sticks that hang')"
+            " /sys/devices writable: install both, see docs/recovery-ladder.md, 'Rights')"
         )
     return ""
-
-
-class RecoveryError(DongledError):
-    """A recovery step could not be carried out (says which and why)."""
 
 
 def reauthorize(usb_sys_path: str, sysfs_write: str | None = None) -> None:
@@ -41,7 +38,11 @@ def reauthorize(usb_sys_path: str, sysfs_write: str | None = None) -> None:
             finally:
                 os.close(fd)
     except OSError as exc:
-        raise RecoveryError(f"re-authorize via {path} failed: {exc.strerror}{_hint(exc)}") from None
+        raise RecoveryError(
+            f"re-authorize via {path} failed: {exc.strerror}{_hint(exc)}",
+            step="reauthorize",
+            target=path,
+        ) from None
 
 
 def usb_devnode(busnum: int, devnum: int) -> str:
@@ -54,11 +55,17 @@ def usb_reset(busnum: int, devnum: int) -> None:
     try:
         fd = os.open(node, os.O_WRONLY | os.O_NOFOLLOW)
     except OSError as exc:
-        raise RecoveryError(f"USB reset: cannot open {node}: {exc.strerror}{_hint(exc)}") from None
+        raise RecoveryError(
+            f"USB reset: cannot open {node}: {exc.strerror}{_hint(exc)}",
+            step="usb_reset",
+            target=node,
+        ) from None
     try:
         fcntl.ioctl(fd, USBDEVFS_RESET, 0)
     except OSError as exc:
-        raise RecoveryError(f"USB reset of {node} failed: {exc.strerror}") from None
+        raise RecoveryError(
+            f"USB reset of {node} failed: {exc.strerror}", step="usb_reset", target=node
+        ) from None
     finally:
         os.close(fd)
 
@@ -75,10 +82,16 @@ def hub_and_port(usb_port: str) -> tuple[str, str] | None:
 def power_cycle(usb_port: str, timeout: float = 30.0) -> None:
     uhubctl = shutil.which("uhubctl")
     if uhubctl is None:
-        raise RecoveryError("power cycle: uhubctl is not installed")
+        raise RecoveryError(
+            "power cycle: uhubctl is not installed", step="power_cycle", target=usb_port
+        )
     where = hub_and_port(usb_port)
     if where is None:
-        raise RecoveryError(f"power cycle: {usb_port!r} is not a port of an external hub")
+        raise RecoveryError(
+            f"power cycle: {usb_port!r} is not a port of an external hub",
+            step="power_cycle",
+            target=usb_port,
+        )
     hub, port = where
     try:
         done = subprocess.run(  # noqa: S603 - fixed binary, validated arguments, no shell
@@ -89,8 +102,12 @@ def power_cycle(usb_port: str, timeout: float = 30.0) -> None:
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise RecoveryError(f"power cycle with uhubctl failed: {exc}") from None
+        raise RecoveryError(
+            f"power cycle with uhubctl failed: {exc}", step="power_cycle", target=usb_port
+        ) from None
     if done.returncode != 0:
         raise RecoveryError(
-            f"uhubctl -l {hub} -p {port} failed ({done.returncode}): {done.stderr.strip()[:200]}"
+            f"uhubctl -l {hub} -p {port} failed ({done.returncode}): {done.stderr.strip()[:200]}",
+            step="power_cycle",
+            target=usb_port,
         )

@@ -123,8 +123,9 @@ def test_missing_permission_is_an_error(tmp_path: Path) -> None:
             client = AmiClient(settings(fa.port))
             await client.connect()
             assert "dongle0" in await client.show_devices()
-            with pytest.raises(AmiError, match="DongleReload refused"):
+            with pytest.raises(AmiError, match="DongleReload refused") as info:
                 await client.reload("now")
+            assert (info.value.action, info.value.reply) == ("DongleReload", "Permission denied")
             await client.close()
 
         asyncio.run(main())

@@ -1,8 +1,8 @@
 """`dongled run` as a real subprocess against umockdev sticks and the test Asterisk.
 
 Mocked: nothing on dongled's side. The Asterisk is our TCP test server (tests/support/
-fake_asterisk.py), since a real Asterisk with chan_dongle cannot run here; it reproduces what a
-real Asterisk 20 with chan_dongle was seen to do, re-grabbing of old paths included.
+fake_asterisk.py), since a real Asterisk with chan_dongle cannot run here; it behaves as a real
+Asterisk 20 with chan_dongle was seen to do, re-grabbing of old paths included.
 """
 
 from __future__ import annotations

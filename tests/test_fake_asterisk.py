@@ -1,4 +1,4 @@
-"""The test Asterisk behaves like the real Asterisk 20 + chan_dongle of real-asterisk.md.
+"""The test Asterisk behaves as a real Asterisk 20 + chan_dongle was seen to (docs/design.md).
 
 The AMI client here is a minimal one of its own (asyncio streams): neither panoramisk nor
 dongled code, so that a bug in dongled's AMI adapter cannot hide a bug in the fake.

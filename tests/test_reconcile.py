@@ -1,4 +1,5 @@
-"""The decision function, exhaustively over the situations real-asterisk.md describes."""
+"""The decision function, exhaustively over the situations a real Asterisk 20 with chan_dongle
+was seen in (see docs/design.md, "What a real Asterisk does")."""
 
 from __future__ import annotations
 
@@ -171,3 +172,23 @@ def test_clone_imeis_are_refused_without_imsi_and_told_apart_with_it() -> None:
     assert p.expect == {"d0": Expect(imei=A, imsi="250010000000002")}
     # the device runs the right IMEI but the other clone's SIM: that is a mismatch too
     assert p.mismatched == {"d0": A} and "d0" in p.stop
+
+
+def test_foreign_sim_on_a_template_section_is_stopped() -> None:
+    """Found by the property test: a section whose ports come from a template cannot be
+    re-pointed, but a device running another stick's IMEI on it must still be stopped."""
+    inherited = DeviceSection(
+        name="d0",
+        imei=A,
+        imsi=None,
+        data=PA[0],
+        audio=PA[1],
+        data_inherited=True,
+        audio_inherited=False,
+        path="/x",
+        line=1,
+    )
+    ast = {"d0": entry("d0", PA, imei=B, running=PA[0])}
+    p = plan({"d0": inherited}, [Located(imei=A, data=PB[0], audio=PB[1])], ast)
+    assert p.mismatched == {"d0": B} and p.stop == ["d0"]
+    assert not p.reload and not p.start and not p.expect

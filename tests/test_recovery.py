@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from dongled.errors import RecoveryError
 from dongled.ladder import ORDER, Ladder, Step
-from dongled.usbreset import RecoveryError, hub_and_port, power_cycle, reauthorize, usb_reset
+from dongled.usbreset import hub_and_port, power_cycle, reauthorize, usb_reset
 from tests.support.marks import needs_umockdev
 from tests.support.nobody import open_dir, run_as_nobody
 from tests.support.rig import Rig, rig, wait_until
@@ -99,7 +100,7 @@ def test_a_denied_step_says_how_to_grant_it() -> None:
             str(d),
         )
         assert "Permission denied" in said
-        assert "udev rules" in said and "README 'Sticks that hang'" in said
+        assert "udev rules" in said and "docs/recovery-ladder.md" in said
         assert (d / "authorized").read_text() == "1"
 
 

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dongled import at
-from dongled.errors import ProbeError
+from dongled.errors import ProbeError, TooLongAnswer
 from dongled.identity import Identity, valid_imei
 from dongled.probe import ProbeTimeouts, identify_port
 from tests.support.figures import figure
@@ -114,7 +114,7 @@ def test_reply_collector_only_ever_returns_what_the_modem_sent() -> None:
                 reply = collector.add(line)
                 if reply is not None:
                     break
-        except at.TooLongAnswer:
+        except TooLongAnswer:
             return
         if reply is not None:
             assert at.is_final(reply.final)

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from dongled import cli, settings
 from dongled.errors import SettingsError
+from tests.support.nobody import open_dir, run_as_nobody
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -79,3 +83,61 @@ def test_bad_settings_exit_2_with_the_key(
 def test_invalid_toml(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="not valid TOML"):
         settings.load(write(tmp_path, "this is = = not toml"))
+
+
+def test_unknown_key_names_file_line_and_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "lock_dir = '/run/lock'\n\n[ami]\nhost = 'x'\nprot = 5039\n")
+    with pytest.raises(SettingsError) as info:
+        settings.load(path)
+    assert (info.value.key, info.value.line) == ("ami.prot", 5)
+    assert str(info.value).startswith(f"{path}:5: ami.prot: unknown key (known: backoff_max,")
+
+
+def test_wrong_type_names_the_key(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as info:
+        settings.load(write(tmp_path, "[recovery]\nusb_reset = 'no'\n"))
+    assert info.value.key == "recovery.usb_reset" and info.value.line == 2
+    assert "must be true or false" in str(info.value)
+
+
+def test_every_table_and_key_is_accepted_with_its_default(tmp_path: Path) -> None:
+    """The template, every key uncommented, loads to exactly the defaults."""
+    template = (ROOT / "etc" / "dongled.toml").read_text().splitlines()
+    lines = [ln[2:] if re.match(r"# \w+ = ", ln) else ln for ln in template]
+    path = write(tmp_path, "\n".join(lines))
+    assert settings.load(path) == settings.Settings()
+
+
+def test_status_loads_without_reading_the_secret_run_names_it() -> None:
+    """An admin who may not read the AMI secret can run `dongled status`; `run` refuses with
+    the key and the reason. As an unprivileged user, over a root-only secret file."""
+    with open_dir() as d:
+        secret = d / "ami-secret"
+        secret.write_text("hunter2\n")
+        secret.chmod(0o600)
+        conf = d / "dongled.toml"
+        conf.write_text(f'state_dir = "{d}/state"\n[ami]\nsecret_file = "{secret}"\n')
+        conf.chmod(0o644)
+        said = run_as_nobody(
+            "from dongled import cli, settings\n"
+            "cli._parser().parse_args(['status'])  # its lazy imports, while root\n",
+            "sys.stderr = sys.stdout\n"
+            "s = settings.load(sys.argv[1], secret=False)\n"
+            "assert s.ami.secret == '' and s.ami.secret_file == sys.argv[2]\n"
+            "print('status', cli.main(['--config', sys.argv[1], 'status']))\n"
+            "print('run', cli.main(['--config', sys.argv[1], 'run']))\n",
+            str(conf),
+            str(secret),
+        )
+    assert "status 3" in said  # loaded fine; only the daemon is not running here
+    assert "run 2" in said and "ami.secret_file" in said and "Permission denied" in said
+    assert "hunter2" not in said
+
+
+def test_run_reports_an_unreadable_secret_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, f'[ami]\nsecret_file = "{tmp_path}/absent"\n')
+    assert cli.main(["--config", path, "run"]) == 2
+    err = capsys.readouterr().err
+    assert "ami.secret_file" in err and "No such file or directory" in err

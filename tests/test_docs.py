@@ -1,0 +1,75 @@
+"""The manual's shape: a short README for an admin, links that resolve, and no pointer at
+material outside the repository."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from dongled.dongleconf import DongleConf
+from dongled.identity import valid_imei
+
+ROOT = Path(__file__).resolve().parents[1]
+MANUAL = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
+SETUP = (
+    "```sh\n"
+    "sudo ./install.sh     # installs dongled and starts it (systemd service, or `dongled run`"
+    " in the foreground)\n"
+    "sudo bash .ci/run     # installs what the tests need (apt + pip), lints, and runs every test\n"
+    "```"
+)
+
+
+def test_readme_starts_with_the_setup_and_the_exact_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert readme.startswith("# dongled\n\n" + SETUP + "\n")
+    command = re.search(r"ends with, exactly:\n\n```sh\n(.+)\n```", readme)
+    assert command is not None
+    ci = (ROOT / ".ci" / "run").read_text().rstrip().splitlines()[-1]
+    assert command.group(1) == ci == "umockdev-wrapper .venv/bin/python -m pytest"
+
+
+def test_readme_is_short() -> None:
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 200
+
+
+@pytest.mark.parametrize("doc", MANUAL, ids=lambda p: p.name)
+def test_relative_links_resolve(doc: Path) -> None:
+    text = doc.read_text()
+    for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
+        assert (doc.parent / target).exists(), f"{doc.name}: {target}"
+    for anchor_doc, anchor in re.findall(r"\]\(([^)#:]*)#([^)]+)\)", text):
+        linked = doc.parent / anchor_doc if anchor_doc else doc
+        headings = re.findall(r"^#+ (.+)$", linked.read_text(), re.M)
+        slugs = {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+        assert anchor in slugs, f"{doc.name}: #{anchor} not a heading of {linked.name}"
+
+
+def test_nothing_points_outside_the_repository() -> None:
+    """What a reader needs is in docs/, in the project's own words."""
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    pattern = re.compile(r"shared/spec|\.\./shared|real-asterisk\.md|platform\.md")
+    offenders = [
+        f
+        for f in files
+        if f != "tests/test_docs.py"
+        and f.endswith((".py", ".md", ".sh", ".toml", ".service", ".rules", "run"))
+        and pattern.search((ROOT / f).read_text(errors="replace"))
+    ]
+    assert offenders == []
+
+
+def test_the_quick_start_section_is_one_dongled_manages(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```ini\n(\[dongle0\]\n.*?)```", readme, re.S)
+    assert block is not None
+    conf = tmp_path / "dongle.conf"
+    conf.write_text(block.group(1))
+    section = DongleConf.load(str(conf)).devices()["dongle0"]
+    assert section.imei is not None and valid_imei(section.imei)
+    assert (section.data, section.audio) == ("/dev/ttyUSB2", "/dev/ttyUSB1")

@@ -118,7 +118,7 @@ class MetricsSettings:
 class RecoverySettings:
     """The hung-stick ladder; every step can be turned off."""
 
-    restart: bool = key(True, "ladder step 1: `DongleRestart`")
+    restart: bool = key(True, "ladder step 1: restart the device (stop, wait, start)")
     reauthorize: bool = key(True, "ladder step 2: sysfs `authorized` 0 -> 1")
     usb_reset: bool = key(True, "ladder step 3: `USBDEVFS_RESET`")
     power_cycle: bool = key(

@@ -2,11 +2,12 @@
 
 `FakeAsterisk` runs its own event loop in a background thread so that a test (or dongled
 running as a subprocess) talks to it exactly as to the real thing. It matches what a real
-Asterisk 20 with chan_dongle was seen to do (docs/asterisk-behaviour.md), including the dangerous
-behaviours dongled exists to prevent: chan_dongle re-opens a lost device's OLD paths at every
-`interval` pass without looking at the IMEI, any reload starts every stopped device again on
-whatever the file names, and a device stopped moments ago still holds its tty (a re-open then
-shifts the new opener's AT replies, and the real one segfaulted: counted in `crashes`).
+Asterisk 20 with chan_dongle was seen to do (docs/design.md, docs/asterisk-behaviour.md),
+including the dangerous behaviours dongled exists to prevent: chan_dongle re-opens a lost
+device's OLD paths at every `interval` pass without looking at the IMEI, any reload starts
+every stopped device again on whatever the file names, and a device stopped moments ago still
+holds its tty (a re-open then shifts the new opener's AT replies, and the real one segfaulted:
+counted in `crashes`).
 
 Every public method and property is thread-safe and meant to be called from the test thread.
 The chan_dongle model lives in `fake_asterisk_dongle`, its config parser in `fake_asterisk_conf`.

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from tests.support.fake_asterisk import FakeAsterisk
+from tests.support.fake_asterisk_quectel import make_fake_asterisk
 from tests.support.modemsim import E1550_USB, StickSim, UsbModel
 from tests.support.testbed import FakeStick, Testbed
 
@@ -86,6 +87,7 @@ class Rig:
         interval: float = 1.0,
         answer_delay: float = 0.0,
         sims: Sequence[StickSim] | None = None,
+        personality: str = "chan_dongle",
     ) -> None:
         self.tmp, self.tb, self.model = tmp, tb, model
         self.lock_dir = tmp / "lock"
@@ -113,7 +115,16 @@ class Rig:
         )
         self.conf.write_bytes(body.encode())
         self.original = self.conf.read_bytes()
-        self.asterisk = FakeAsterisk(str(self.conf), lock_dir=str(self.lock_dir), interval=interval)
+        self.personality = personality
+        if personality == "chan_dongle":
+            self.asterisk = FakeAsterisk(
+                str(self.conf), lock_dir=str(self.lock_dir), interval=interval
+            )
+        else:  # one chan_quectel fork: its config is the rig's file (quectel.conf's syntax)
+            self.asterisk = make_fake_asterisk(
+                personality, lock_dir=str(self.lock_dir), quectel_conf=str(self.conf),
+                interval=interval,
+            )  # fmt: skip
         self.asterisk.start()
         self.daemon: subprocess.Popen[bytes] | None = None
         self.notify_path = tmp / "notify.sock"
@@ -134,7 +145,9 @@ class Rig:
         self, tables: dict[str, dict[str, object]] | None = None, **extra: object
     ) -> None:
         """Top-level keys (`extra` overrides the rig's), then [ami] and any other tables."""
+        drivers = {"chan_dongle": "chan_dongle", "quectel-im": "chan_quectel-im"}
         top: dict[str, object] = {
+            "driver": drivers[self.personality],
             "dongle_conf": str(self.conf),
             "lock_dir": str(self.lock_dir),
             "state_dir": str(self.state_dir),

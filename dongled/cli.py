@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import tomllib
 from collections.abc import Coroutine
 from typing import Any
 
@@ -22,22 +23,34 @@ _EPILOG = (
 )
 
 
+def _common(default: object) -> argparse.ArgumentParser:
+    """Options every command takes, before or after its name (`dongled --config F run` and
+    `dongled run --config F`)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        default=default,
+        help=f"dongled settings (TOML; default {settings.DEFAULT_PATH}, missing = defaults)",
+    )
+    return p
+
+
 def _parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(
         prog="dongled",
         description="Keeps chan_dongle devices bound to the USB GSM stick whose IMEI they name.",
         epilog=_EPILOG,
+        parents=[_common(None)],
     )
     p.add_argument("--version", action="version", version=f"dongled {__version__}")
-    p.add_argument(
-        "--config",
-        metavar="FILE",
-        help=f"dongled settings (TOML; default {settings.DEFAULT_PATH}, missing = defaults)",
-    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # SUPPRESS: a subcommand that is not given --config keeps the value given before it.
+    common = [_common(argparse.SUPPRESS)]
     run = sub.add_parser(
         "run",
+        parents=common,
         help="the daemon: watch udev and keep dongle.conf and Asterisk right",
         description=(
             "Run the daemon in the foreground (systemd starts it as `dongled run`).\n"
@@ -51,21 +64,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     st = sub.add_parser(
         "status",
+        parents=common,
         help="show the IMEI-to-port table of the running daemon",
         description=(
             "Show the running daemon's view: one row per device section (IMEI, data and audio\n"
             "port, USB port of the stick, model, voice, Asterisk's state, verified, last\n"
             "change) and a row per plugged stick that no section names. Reads the daemon's\n"
-            "snapshot in state_dir (/run/dongled/status.json); needs no root.\n\n"
-            "exit codes: 0 every plugged stick runs on its own device, 1 something is\n"
-            "unidentified, unbound, unverified or mismatched, or dongle.conf has a problem,\n"
-            "2 bad settings, 3 the daemon is not running."
+            "snapshot in state_dir (/run/dongled/status.json); needs no root and no AMI\n"
+            "secret. A monitoring check (Nagios/Icinga plugin exit codes).\n\n"
+            "exit codes: 0 every managed line is verified on its own stick and Asterisk is\n"
+            "connected, 1 a line is absent (parked), pending, foreign, ambiguous or given up,\n"
+            "Asterisk is not connected, a stick is unidentified or unbound, or dongle.conf\n"
+            "has a problem, 2 bad settings, 3 the daemon is not running."
         ),
         formatter_class=fmt,
     )
     st.add_argument("--json", action="store_true", help="the documented JSON document (schema 1)")
     sc = sub.add_parser(
         "scan",
+        parents=common,
         help="one-shot, without the daemon: find the sticks and show the dongle.conf diff",
         description=(
             "Without the daemon: list the USB sticks plugged in now, identify each (Asterisk's\n"
@@ -85,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ad = sub.add_parser(
         "adopt",
+        parents=common,
         help="add imei= to sections that have data=/audio= but no imei=",
         description=(
             "For an existing install: every section with data= and audio= but no imei= gets\n"
@@ -215,9 +233,15 @@ async def _scan(conf: settings.Settings, apply: bool) -> int:
             _report("dry run: nothing written (add --apply)")
             return EXIT_PROBLEM
         problems = await scan.apply_scan(conf, result, asterisk)
+        if result.change.files:
+            names = ", ".join(sorted(p.port_changes))
+            _report(f"written: {', '.join(sorted(result.change.files))} (data=/audio= of {names})")
         _report(*problems)
-        _report("applied" + ("" if not problems else " with problems"))
-        return EXIT_PROBLEM if problems else EXIT_OK
+        if problems:
+            _report("not done: see above")
+            return EXIT_PROBLEM
+        _report("applied and verified" if p.expect else "applied")
+        return EXIT_OK
     finally:
         await scan.close(asterisk)
 
@@ -256,10 +280,27 @@ def _in_loop(coro: Coroutine[Any, Any, int]) -> int:
     return asyncio.run(coro)
 
 
+def _load(path: str | None, command: str) -> settings.Settings:
+    """The settings; `status` reads only state_dir, so an admin who may not read the AMI
+    secret (secret_file is root:asterisk 0640) can still run it."""
+    try:
+        return settings.load(path)
+    except SettingsError as exc:
+        if command != "status" or exc.key != "ami.secret_file":
+            raise
+    # TODO(settings): replace with settings.load(path, read_secret=False) once it has that.
+    with open(path or settings.DEFAULT_PATH, "rb") as fh:
+        raw = tomllib.load(fh)  # load() just parsed it: it is valid TOML
+    state_dir = raw.get("state_dir", settings.Settings().state_dir)
+    if not isinstance(state_dir, str) or not os.path.isabs(state_dir):
+        raise SettingsError(path or settings.DEFAULT_PATH, "state_dir", "must be an absolute path")
+    return settings.Settings(state_dir=state_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        conf = settings.load(args.config)
+        conf = _load(args.config, args.command)
     except SettingsError as exc:
         print(f"dongled: bad settings: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -211,8 +211,12 @@ async def apply_scan(s: Settings, result: ScanResult, asterisk: Asterisk) -> lis
                 problems.append(f"DongleStop {name}: {exc}")
     write_change(result.change)
     if not connected:
-        if p.expect:
-            problems.append(f"Asterisk not told (not reachable: {asterisk.error})")
+        # The file is safe now, but a device Asterisk runs keeps its old ports (possibly
+        # another stick's) until Asterisk is told: not done.
+        problems.append(
+            f"Asterisk was NOT told (not reachable: {asterisk.error}); it runs on the old "
+            "ports until it reloads dongle.conf: run `dongled scan --apply` again once it is up"
+        )
         return problems
     try:
         if p.reload:

@@ -28,8 +28,10 @@ _last: dict[str, bytes] = {}
 # (state_dir, row key) -> (what the row looked like, when that last changed)
 _seen: dict[tuple[str, str], tuple[tuple[object, ...], str]] = {}
 
-# Section statuses: every one but these two makes `dongled status` exit 1.
-SECTION_FINE = ("ok", "absent", "unmanaged")
+# Section statuses: every one but these two makes `dongled status` exit 1. A managed line
+# that is not verified on its own stick (absent/parked, pending, mismatch, ambiguous) is a
+# line that cannot take calls: a monitoring check must say so.
+SECTION_FINE = ("ok", "unmanaged")
 
 
 def _now() -> str:
@@ -230,9 +232,10 @@ def _switching(d: Daemon) -> list[dict[str, Any]]:
 
 
 def exit_ok(doc: dict[str, Any]) -> bool:
-    """All sticks on their devices: no conf problem, every section ok/absent/unmanaged, every
-    plugged stick identified and named by a section."""
-    if doc.get("conf_error"):
+    """Exit 0 of `dongled status` (a monitoring check): Asterisk connected, no conf problem,
+    every managed section verified on its own stick, every plugged stick identified and named
+    by a section, no stick given up or stuck in storage mode."""
+    if not doc.get("ami_connected") or doc.get("conf_error"):
         return False
     if any(r.get("status") not in SECTION_FINE for r in doc.get("sections", [])):
         return False
@@ -351,6 +354,8 @@ def render_table(doc: dict[str, Any]) -> list[str]:
     out.append("")
     ami = "connected" if doc.get("ami_connected") else "NOT connected"
     out.append(f"{doc.get('summary', '')}; Asterisk AMI {ami}")
+    if not doc.get("ami_connected"):
+        out.append("Asterisk AMI not connected: no line can be verified (see the daemon's log)")
     if doc.get("conf_error"):
         out.append(f"dongle.conf problem: {doc['conf_error']}")
     for r in doc.get("sections", []):

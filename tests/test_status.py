@@ -270,10 +270,11 @@ def test_status_shows_a_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert line[-1] == "mismatch" and line[8] == "no"
     assert f"[dongle0] mismatch: Asterisk runs IMEI {B} on this device, not {A}" in out
 
-    # the same stick, now verified: exit 0 (an absent or unmanaged section is no problem)
+    # the same stick, now verified; still exit 1: dongle1 is parked (a line that cannot take
+    # calls) and there is no AMI connection here (the unmanaged section is no problem)
     d.asterisk = {"dongle0": _entry("dongle0", "/dev/ttyUSB2", A)}
     statusfile.publish(d)
-    assert cli.main(["--config", str(settings), "status", "--json"]) == 0
+    assert cli.main(["--config", str(settings), "status", "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert {r["section"]: r["status"] for r in doc["sections"]} == {
         "dongle0": "ok",

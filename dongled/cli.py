@@ -11,8 +11,10 @@ from collections.abc import Coroutine
 from typing import Any
 
 from dongled import __version__, settings
+from dongled.dongleconf import inherited_message
 from dongled.errors import ConfError, SettingsError
 from dongled.portlock import pid_alive
+from dongled.reconcile import check_digit_message, unmanaged_message
 from dongled.statusfile import FILENAME, exit_ok, render_table
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
@@ -210,14 +212,17 @@ async def _scan(conf: settings.Settings, apply: bool) -> int:
         p = result.plan
         for imei in p.unbound:
             _report(f"IMEI {imei}: plugged in, but no section has imei={imei}")
+        devices = result.change.conf.devices()
         for name in p.unmanaged:
-            _report(f"[{name}]: no valid imei=, left alone (see `dongled adopt`)")
+            _report(unmanaged_message(devices[name]))
+        for name in p.check_digit:
+            _report(check_digit_message(devices[name]))
         for name, foreign in p.mismatched.items():
             _report(f"[{name}]: Asterisk runs IMEI {foreign} on it: it must be stopped")
         for name, why in p.ambiguous.items():
             _report(f"[{name}]: no stick chosen: {why}")
         for name in p.inherited:
-            _report(f"[{name}]: data=/audio= come from a template: not edited")
+            _report(inherited_message(devices[name]))
         actions = [f"stop {n}" for n in p.stop]
         actions += ["reload"] if p.reload else []
         actions += [f"start {n}" for n in p.start]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from dongled.dongleconf import DeviceSection, DongleConf
 from dongled.errors import ConfError
-from dongled.identity import limitations, valid_imei
+from dongled.identity import imei_problem, limitations, luhn_ok, valid_imei
 from dongled.reconcile import Located, choose
 
 if TYPE_CHECKING:
@@ -101,11 +101,12 @@ def _section_row(
         and entry.data_state == sec.data
     )
     if imei is None:
-        status, detail = "unmanaged", "no valid imei= in the section: dongled leaves it alone"
+        why = f"imei={sec.imei}: {imei_problem(sec.imei)}" if sec.imei else "no imei="
+        status, detail = "unmanaged", f"{why} in the section: dongled leaves it alone"
     elif foreign:
         status, detail = "mismatch", f"Asterisk runs IMEI {running} on this device, not {imei}"
     elif verified:
-        status, detail = "ok", ""
+        status, detail = "ok", "" if luhn_ok(imei) else "imei= check digit wrong (matched exactly)"
     elif isinstance(found, str):
         status, detail = "ambiguous", found
     elif stick is None:

@@ -63,9 +63,8 @@ def replace_atomically(
         tmp = None
     except OSError as exc:
         why = _access_problem(path, directory, st, exc.errno)
-        if why is None:
-            why = f"{step} failed ({exc.strerror})"
-        raise ConfError(path, None, f"not replaced: {why}; the old file is intact") from exc
+        said = f" ({exc.strerror}): {why}" if why else f": {step} failed ({exc.strerror})"
+        raise ConfError(path, None, f"not replaced{said}; the old file is intact") from exc
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):

@@ -40,6 +40,7 @@ class Event(enum.Enum):
     RECOVERED = ("recovered", logging.INFO)
     GIVEN_UP = ("recovery-given-up", logging.CRITICAL)
     CONF_ERROR = ("conf-error", logging.ERROR)
+    IMEI_CHECK_DIGIT = ("imei-check-digit", logging.WARNING)  # managed anyway, said once
     CONF_WRITTEN = ("conf-written", logging.INFO)
     AMI_UP = ("ami-up", logging.INFO)
     AMI_DOWN = ("ami-down", logging.ERROR)

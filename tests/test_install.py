@@ -192,3 +192,21 @@ def test_install_script_is_clean_for_shellcheck() -> None:
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck not installed (.ci/run installs it)")
     subprocess.run(["shellcheck", str(ROOT / "install.sh")], check=True, timeout=60)
+
+
+def test_uninstall_removes_only_what_install_made(box: Box) -> None:
+    (box.venv / "bin").mkdir(parents=True)
+    (box.venv / "bin/dongled").write_text("")
+    bin_dir = box.root / "usr/local/bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "dongled").symlink_to(box.venv / "bin/dongled")
+    etc = box.root / "etc/dongled"
+    etc.mkdir(parents=True)
+    (etc / "dongled.toml").write_text("")
+    out = box.install("--uninstall")
+    assert out.returncode == 0, out.stderr
+    assert not box.venv.exists() and not (bin_dir / "dongled").is_symlink()
+    assert (etc / "dongled.toml").exists() and "Settings kept in /etc/dongled" in out.stdout
+    assert (box.root / "etc/asterisk/dongle.conf").read_text() == "[general]\n"
+    assert box.calls("systemctl") == ["disable --now dongled.service", "daemon-reload"]
+    assert box.install("--purge").returncode == 0 and not etc.exists()

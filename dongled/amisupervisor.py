@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from dongled.ami import AmiClient
 from dongled.errors import AmiAuthError, AmiError
 from dongled.eventlog import Event, emit
+from dongled.ratelimit import Repeats
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ class AmiSupervisor:
         self._up = up  # reconnected: bring Asterisk to the right state now
         self._failed = failed
         self._lost = asyncio.Event()
+        self._refused = Repeats()  # a failure that repeats: said once, then every 10 minutes
 
     def lost(self) -> None:
         """AmiClient's on_lost callback."""
@@ -40,10 +43,15 @@ class AmiSupervisor:
             await self._ami.connect()
         except AmiError as exc:
             self._failed(exc)
-            emit(Event.AMI_DOWN, "Asterisk AMI: %s", exc)
+            self._say_down(exc)
             return False
+        self._refused.reset()
         emit(Event.AMI_UP, "connected to Asterisk AMI")
         return True
+
+    def _say_down(self, exc: AmiError) -> None:
+        say = self._refused.tell(str(exc), time.monotonic())
+        emit(Event.AMI_DOWN, "Asterisk AMI: %s%s", exc, say.suffix, level=say.level)
 
     async def run(self) -> None:
         backoff = FIRST_BACKOFF
@@ -58,7 +66,7 @@ class AmiSupervisor:
                 await self._ami.connect()
             except AmiAuthError as exc:
                 self._failed(exc)
-                emit(Event.AMI_DOWN, "Asterisk AMI: %s", exc)
+                self._say_down(exc)  # a refused login: once, then rarely (it will repeat)
                 backoff = min(backoff * 2, self._backoff_max)
                 continue
             except AmiError as exc:
@@ -66,6 +74,7 @@ class AmiSupervisor:
                 log.debug("AMI reconnect failed: %s", exc)
                 backoff = min(backoff * 2, self._backoff_max)
                 continue
+            self._refused.reset()
             emit(Event.AMI_UP, "reconnected to Asterisk AMI")
             backoff = FIRST_BACKOFF
             self._up()

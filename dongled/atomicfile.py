@@ -8,7 +8,10 @@ directory. Any failure before the rename leaves the original exactly as it was.
 from __future__ import annotations
 
 import contextlib
+import errno
+import grp
 import os
+import pwd
 import stat
 import tempfile
 
@@ -59,9 +62,9 @@ def replace_atomically(
         os.replace(tmp, path)
         tmp = None
     except OSError as exc:
-        raise ConfError(
-            path, None, f"not replaced: {step} failed ({exc.strerror}); the old file is intact"
-        ) from exc
+        why = _access_problem(path, directory, st, exc.errno)
+        said = f" ({exc.strerror}): {why}" if why else f": {step} failed ({exc.strerror})"
+        raise ConfError(path, None, f"not replaced{said}; the old file is intact") from exc
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):
@@ -72,6 +75,55 @@ def replace_atomically(
         raise ConfError(
             path, None, f"replaced, but syncing the directory failed ({exc.strerror})"
         ) from exc
+
+
+def _name(uid: int | None = None, gid: int | None = None) -> str:
+    try:
+        if uid is not None:
+            return pwd.getpwuid(uid).pw_name
+        if gid is not None:
+            return grp.getgrgid(gid).gr_name
+    except KeyError:
+        pass
+    return str(uid if uid is not None else gid)
+
+
+def _access_problem(path: str, directory: str, st: os.stat_result, err: int | None) -> str | None:
+    """Name an ownership or permission problem as such (who owns what, with which mode, who
+    dongled runs as, what to change) instead of the step that happened to hit it."""
+    if err == errno.EROFS:
+        return (
+            f"{directory} is on a filesystem read-only for dongled (under systemd: "
+            "dongled.service's ReadWritePaths= must list it)"
+        )
+    if err not in (errno.EACCES, errno.EPERM):
+        return None
+    uid, gid = os.geteuid(), os.getegid()
+    me = f"{_name(uid=uid)} (uid {uid})"
+    if uid == 0:
+        return f"{directory} refuses changes even to root (immutable? lsattr -d {directory})"
+    problems = []
+    try:
+        d = os.stat(directory)
+        dir_mode = (
+            f"owner {_name(uid=d.st_uid)}:{_name(gid=d.st_gid)}, mode {stat.S_IMODE(d.st_mode):04o}"
+        )
+    except OSError:
+        dir_mode = "owner unknown"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        problems.append(
+            f"dongled runs as {me} and cannot create files in {directory} ({dir_mode}); it "
+            f"replaces {os.path.basename(path)} by writing a new file there and renaming it: "
+            f"chown {_name(uid=uid)} {directory}"
+        )
+    if st.st_uid != uid or (st.st_gid != gid and st.st_gid not in os.getgroups()):
+        owner = f"{_name(uid=st.st_uid)}:{_name(gid=st.st_gid)}"
+        problems.append(
+            f"{path} is owned by {owner} (mode {stat.S_IMODE(st.st_mode):04o}) but dongled runs "
+            f"as {me}: the new file would change its owner, which only root may do: "
+            f"chown {_name(uid=uid)}:{_name(gid=gid)} {path}"
+        )
+    return "; and ".join(problems) or None
 
 
 def _check_unchanged(path: str, expected: bytes) -> None:

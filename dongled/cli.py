@@ -10,8 +10,10 @@ from collections.abc import Coroutine
 from typing import Any
 
 from dongled import __version__, settings
+from dongled.dongleconf import inherited_message
 from dongled.errors import ConfError, SettingsError
 from dongled.portlock import pid_alive
+from dongled.reconcile import check_digit_message, unmanaged_message
 from dongled.statusfile import FILENAME, exit_ok, render_table
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
@@ -22,22 +24,34 @@ _EPILOG = (
 )
 
 
+def _common(default: object) -> argparse.ArgumentParser:
+    """Options every command takes, before or after its name (`dongled --config F run` and
+    `dongled run --config F`)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        default=default,
+        help=f"dongled settings (TOML; default {settings.DEFAULT_PATH}, missing = defaults)",
+    )
+    return p
+
+
 def _parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(
         prog="dongled",
         description="Keeps chan_dongle devices bound to the USB GSM stick whose IMEI they name.",
         epilog=_EPILOG,
+        parents=[_common(None)],
     )
     p.add_argument("--version", action="version", version=f"dongled {__version__}")
-    p.add_argument(
-        "--config",
-        metavar="FILE",
-        help=f"dongled settings (TOML; default {settings.DEFAULT_PATH}, missing = defaults)",
-    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # SUPPRESS: a subcommand that is not given --config keeps the value given before it.
+    common = [_common(argparse.SUPPRESS)]
     run = sub.add_parser(
         "run",
+        parents=common,
         help="the daemon: watch udev and keep dongle.conf and Asterisk right",
         description=(
             "Run the daemon in the foreground (systemd starts it as `dongled run`).\n"
@@ -51,21 +65,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     st = sub.add_parser(
         "status",
+        parents=common,
         help="show the IMEI-to-port table of the running daemon",
         description=(
             "Show the running daemon's view: one row per device section (IMEI, data and audio\n"
             "port, USB port of the stick, model, voice, Asterisk's state, verified, last\n"
             "change) and a row per plugged stick that no section names. Reads the daemon's\n"
-            "snapshot in state_dir (/run/dongled/status.json); needs no root.\n\n"
-            "exit codes: 0 every plugged stick runs on its own device, 1 something is\n"
-            "unidentified, unbound, unverified or mismatched, or dongle.conf has a problem,\n"
-            "2 bad settings, 3 the daemon is not running."
+            "snapshot in state_dir (/run/dongled/status.json); needs no root and no AMI\n"
+            "secret. A monitoring check (Nagios/Icinga plugin exit codes).\n\n"
+            "exit codes: 0 every managed line is verified on its own stick and Asterisk is\n"
+            "connected, 1 a line is absent (parked), pending, foreign, ambiguous or given up,\n"
+            "Asterisk is not connected, a stick is unidentified or unbound, or dongle.conf\n"
+            "has a problem, 2 bad settings, 3 the daemon is not running."
         ),
         formatter_class=fmt,
     )
     st.add_argument("--json", action="store_true", help="the documented JSON document (schema 1)")
     sc = sub.add_parser(
         "scan",
+        parents=common,
         help="one-shot, without the daemon: find the sticks and show the dongle.conf diff",
         description=(
             "Without the daemon: list the USB sticks plugged in now, identify each (Asterisk's\n"
@@ -85,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ad = sub.add_parser(
         "adopt",
+        parents=common,
         help="add imei= to sections that have data=/audio= but no imei=",
         description=(
             "For an existing install: every section with data= and audio= but no imei= gets\n"
@@ -193,14 +212,17 @@ async def _scan(conf: settings.Settings, apply: bool) -> int:
         p = result.plan
         for imei in p.unbound:
             _report(f"IMEI {imei}: plugged in, but no section has imei={imei}")
+        devices = result.change.conf.devices()
         for name in p.unmanaged:
-            _report(f"[{name}]: no valid imei=, left alone (see `dongled adopt`)")
+            _report(unmanaged_message(devices[name]))
+        for name in p.check_digit:
+            _report(check_digit_message(devices[name]))
         for name, foreign in p.mismatched.items():
             _report(f"[{name}]: Asterisk runs IMEI {foreign} on it: it must be stopped")
         for name, why in p.ambiguous.items():
             _report(f"[{name}]: no stick chosen: {why}")
         for name in p.inherited:
-            _report(f"[{name}]: data=/audio= come from a template: not edited")
+            _report(inherited_message(devices[name]))
         actions = [f"stop {n}" for n in p.stop]
         actions += ["reload"] if p.reload else []
         actions += [f"start {n}" for n in p.start]
@@ -215,10 +237,16 @@ async def _scan(conf: settings.Settings, apply: bool) -> int:
         if not apply:
             _report("dry run: nothing written (add --apply)")
             return EXIT_PROBLEM
-        problems = await scan.apply_scan(conf, result, asterisk)
+        wrote, problems = await scan.apply_scan(conf, result, asterisk)
+        if wrote:
+            names = ", ".join(sorted(p.port_changes))
+            _report(f"written: {', '.join(sorted(result.change.files))} (data=/audio= of {names})")
         _report(*problems)
-        _report("applied" + ("" if not problems else " with problems"))
-        return EXIT_PROBLEM if problems else EXIT_OK
+        if problems:
+            _report("not done: see above")
+            return EXIT_PROBLEM
+        _report("applied and verified" if p.expect else "applied")
+        return EXIT_OK
     finally:
         await scan.close(asterisk)
 

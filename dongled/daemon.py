@@ -257,6 +257,7 @@ class Daemon:
     def _ami_lost(self) -> None:
         self.executor.ami_lost()
         self.supervisor.lost()
+        self.publish()  # `dongled status` must see it now, not at the next pass
 
     def _switch_stuck(self, info: UsbInfo) -> None:
         reason = f"still in storage mode after {self.s.switch_limit:g} s"
@@ -278,6 +279,7 @@ class Daemon:
         m.sticks_present.set(len(self.sticks))
         m.sticks_identified.set(sum(1 for s in self.sticks.values() if s.identity is not None))
         m.devices_verified.set(len(self.verified))
+        m.sticks_given_up.set(sum(1 for st in self.recovery.ladder.ports.values() if st.given_up))
         m.devices(self.asterisk or {})
         m.flush()
 

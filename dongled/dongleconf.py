@@ -14,12 +14,19 @@ import os
 import re
 import stat
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from dongled.errors import ConfError
 
-__all__ = ["PARKED_AUDIO", "PARKED_DATA", "DeviceSection", "DongleConf"]
+__all__ = [
+    "PARKED_AUDIO",
+    "PARKED_DATA",
+    "DeviceSection",
+    "DongleConf",
+    "Origin",
+    "inherited_message",
+]
 
 # Below /dev/null, so open() fails with ENOTDIR; the name tells an admin why.
 PARKED_DATA = "/dev/null/dongled-stick-absent-data"
@@ -42,6 +49,16 @@ _GLOB_MAGIC = re.compile(r"[*?[]")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Origin:
+    """Where a setting a section inherits is written: in template `template`, at path:line."""
+
+    key: str
+    template: str
+    path: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeviceSection:
     """A device section as chan_dongle reads it (effective values, first match wins)."""
 
@@ -54,6 +71,21 @@ class DeviceSection:
     audio_inherited: bool
     path: str
     line: int
+    # data=/audio= taken from a template; not compared: an edit elsewhere shifts the lines
+    inherited: tuple[Origin, ...] = field(default=(), compare=False)
+
+
+def inherited_message(sec: DeviceSection) -> str:
+    """What to tell an admin about a section whose data=/audio= come from a template, naming
+    the file and line of the section and of each template line."""
+    where = "; ".join(
+        f"{o.key}= from template [{o.template}] at {o.path}:{o.line}" for o in sec.inherited
+    )
+    return (
+        f"{sec.path}:{sec.line}: [{sec.name}] takes {where or 'data=/audio= from a template'}: "
+        "dongled will not edit a template (that would move every device using it); "
+        f"move data= and audio= into [{sec.name}] itself"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,6 +499,11 @@ class DongleConf:
                 audio_inherited=_inherited(values[b"audio"]),
                 path=s.path,
                 line=s.index + 1,
+                inherited=tuple(
+                    Origin(key=_text(v.key), template=_text(v.owner), path=v.path, line=v.index + 1)
+                    for v in (values[b"data"], values[b"audio"])
+                    if v is not None and v.inherited
+                ),
             )
         return devices
 
@@ -490,8 +527,8 @@ class DongleConf:
                     raise ConfError(
                         var.path,
                         var.index + 1,
-                        f"{_text(key)}= of [{name}] comes from template [{_text(var.owner)}]; "
-                        "move it into the section",
+                        f"{_text(key)}= of [{name}] ({section.path}:{section.index + 1}) comes "
+                        f"from template [{_text(var.owner)}]; move it into the section",
                     )
                 elif var.value != new:
                     if var.span is None:

@@ -41,6 +41,7 @@ class Event(enum.Enum):
     RECOVERED = ("recovered", logging.INFO)
     GIVEN_UP = ("recovery-given-up", logging.CRITICAL)
     CONF_ERROR = ("conf-error", logging.ERROR)
+    IMEI_CHECK_DIGIT = ("imei-check-digit", logging.WARNING)  # managed anyway, said once
     CONF_WRITTEN = ("conf-written", logging.INFO)
     AMI_UP = ("ami-up", logging.INFO)
     AMI_DOWN = ("ami-down", logging.ERROR)
@@ -64,7 +65,10 @@ def emit(
     data: str | None = None,
     audio: str | None = None,
     usb_port: str | None = None,
+    level: int | None = None,
 ) -> None:
+    """Log `event` with its journal fields; `level` overrides the event's own (a repeat said
+    quietly, see ratelimit)."""
     fields: dict[str, str] = {"MESSAGE_ID": event.message_id, "DONGLED_EVENT": event.value[0]}
     for key, value in (
         ("DONGLED_IMEI", imei),
@@ -75,7 +79,7 @@ def emit(
     ):
         if value is not None:
             fields[key] = value
-    log.log(event.level, message, *args, extra=fields)
+    log.log(event.level if level is None else level, message, *args, extra=fields)
 
 
 class _FieldsFormatter(logging.Formatter):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_IMEI = re.compile(r"^\d{15}$")
+_IMEI = re.compile(r"[0-9]{15}")  # fullmatch: no trailing newline, no non-ASCII digits
 _IMSI = re.compile(r"^\d{6,15}$")
 # E.118: "89" (telecom), then 16-18 digits; 19-digit ones come padded with an F.
 _ICCID = re.compile(r"89\d{16,18}")
@@ -25,8 +25,21 @@ def luhn_ok(digits: str) -> bool:
 
 
 def valid_imei(value: str) -> bool:
-    """15 digits with a valid Luhn check digit; all-zero clones are refused too."""
-    return bool(_IMEI.match(value)) and luhn_ok(value) and value.strip("0") != ""
+    """15 digits, not all zeros. The Luhn check digit is not required: some operators
+    rewrite their sticks' IMEIs without it, and dongled only ever matches the exact 15 digits
+    a stick reports; `imei_problem` says when the check digit is wrong."""
+    return bool(_IMEI.fullmatch(value)) and value.strip("0") != ""
+
+
+def imei_problem(value: str) -> str | None:
+    """What is wrong with an IMEI, in words; None when it is a well-formed one."""
+    if not _IMEI.fullmatch(value):
+        return "not 15 digits"
+    if value.strip("0") == "":
+        return "all zeros (a clone's placeholder)"
+    if not luhn_ok(value):
+        return "check digit wrong (the last digit does not match the first 14)"
+    return None
 
 
 def valid_imsi(value: str) -> bool:
@@ -63,10 +76,16 @@ class Identity:
 
 
 def limitations(ident: Identity, source: str) -> list[str]:
-    """What a probed stick lacks for chan_dongle, each with what to do about it."""
-    if source != "probe":
-        return []  # chan_dongle runs it: it has what it needs
+    """What a stick lacks for chan_dongle (a probed one) or what is odd about it, each with
+    what to do about it."""
     out = []
+    if not luhn_ok(ident.imei):
+        out.append(
+            "IMEI check digit wrong (rewritten IMEI?): dongled matches only these exact 15 "
+            "digits; check imei= of its section"
+        )
+    if source != "probe":
+        return out  # chan_dongle runs it: it has what it needs
     if ident.imsi is None:
         out.append(
             "no SIM (AT+CIMI gave no IMSI): insert or reseat the SIM; chan_dongle aborts "

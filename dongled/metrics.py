@@ -38,6 +38,9 @@ class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
         self.sticks_present = Gauge("dongled_sticks_present", "Sticks plugged in", registry=r)
+        self.sticks_given_up = Gauge(
+            "dongled_sticks_given_up", "Sticks the recovery ladder has given up on", registry=r
+        )
         self.sticks_identified = Gauge(
             "dongled_sticks_identified", "Sticks whose IMEI is known", registry=r
         )

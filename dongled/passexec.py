@@ -18,14 +18,14 @@ from typing import Protocol
 from dongled.ami import AmiClient, DeviceEntry
 from dongled.atomicfile import replace_atomically
 from dongled.devicepoll import device_polls
-from dongled.dongleconf import DeviceSection, DongleConf
+from dongled.dongleconf import DeviceSection, DongleConf, inherited_message
 from dongled.drivers.base import Driver
 from dongled.drivers.chan_dongle import CHAN_DONGLE
 from dongled.errors import AmiError, ConfChangedError, ConfError
 from dongled.eventlog import Event, emit
 from dongled.fences import Fences
 from dongled.metrics import Metrics
-from dongled.reconcile import Expect, Located, Plan, plan
+from dongled.reconcile import Expect, Located, Plan, check_digit_message, plan
 from dongled.release import Releases, opening
 from dongled.settings import Settings
 from dongled.sticks import Stick
@@ -85,6 +85,7 @@ class PassExecutor:
         self.last_change = ""
         self._unbound: set[str] = set()
         self._inherited_told: set[str] = set()
+        self._check_digit_told: set[str] = set()
         self._ambiguous_told: dict[str, str] = {}
 
     def ami_failed(self, exc: AmiError) -> None:
@@ -145,15 +146,18 @@ class PassExecutor:
         self._ambiguous_told = dict(p.ambiguous)
         for name in p.inherited:
             if name not in self._inherited_told:
-                emit(
-                    Event.CONF_ERROR,
-                    "section %s takes data=/audio= from a template: dongled will not edit it; "
-                    "move data= and audio= into [%s] itself",
-                    name,
-                    name,
-                    device=name,
-                )
+                emit(Event.CONF_ERROR, "%s", inherited_message(sections[name]), device=name)
         self._inherited_told = set(p.inherited)
+        for name in p.check_digit:
+            if name not in self._check_digit_told:
+                emit(
+                    Event.IMEI_CHECK_DIGIT,
+                    "%s",
+                    check_digit_message(sections[name]),
+                    device=name,
+                    imei=sections[name].imei,
+                )
+        self._check_digit_told = set(p.check_digit)
         for imei in sorted(set(p.unbound) - self._unbound):
             emit(
                 Event.UNBOUND,

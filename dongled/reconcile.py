@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA, DeviceSection
-from dongled.identity import valid_imei
+from dongled.identity import imei_problem, luhn_ok, valid_imei
 
 if TYPE_CHECKING:  # `dongled status` imports this module and must stay light (no panoramisk)
     from dongled.ami import DeviceEntry
@@ -56,6 +56,7 @@ class Plan:
     unbound: list[str] = field(default_factory=list)  # located IMEIs no section names
     inherited: list[str] = field(default_factory=list)  # data/audio from a template: not edited
     ambiguous: dict[str, str] = field(default_factory=dict)  # device -> why no stick is chosen
+    check_digit: list[str] = field(default_factory=list)  # managed, imei= fails the Luhn check
 
     @property
     def asterisk_actions(self) -> bool:
@@ -105,6 +106,8 @@ def plan(
             out.unmanaged.append(name)
             continue
         named.add(imei)
+        if not luhn_ok(imei):
+            out.check_digit.append(name)
         choice = choose(sec, imei, located)
         if isinstance(choice, str):
             out.ambiguous[name] = choice
@@ -139,3 +142,22 @@ def plan(
                 out.start.append(name)
     out.unbound = sorted({loc.imei for loc in located} - named)
     return out
+
+
+def check_digit_message(sec: DeviceSection) -> str:
+    """The one warning for a section whose imei= fails the Luhn check (file and line)."""
+    return (
+        f"{sec.path}:{sec.line}: [{sec.name}] imei={sec.imei}: check digit wrong; managed "
+        "anyway (some operators rewrite IMEIs so), bound only to a stick that reports exactly "
+        "these 15 digits: if it is a typo, the line stays parked"
+    )
+
+
+def unmanaged_message(sec: DeviceSection) -> str:
+    """Why a section is left alone (file and line)."""
+    if not sec.imei:
+        return f"{sec.path}:{sec.line}: [{sec.name}] has no imei=: left alone (see `dongled adopt`)"
+    return (
+        f"{sec.path}:{sec.line}: [{sec.name}] imei={sec.imei}: {imei_problem(sec.imei)}: "
+        "left alone until it names a stick's 15-digit IMEI"
+    )

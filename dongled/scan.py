@@ -192,10 +192,10 @@ class _Found:
         return None
 
 
-async def apply_scan(s: Settings, result: ScanResult, asterisk: Asterisk) -> list[str]:
+async def apply_scan(s: Settings, result: ScanResult, asterisk: Asterisk) -> tuple[bool, list[str]]:
     """The daemon's own pass, once, over the sticks found: stop, write, tell Asterisk (never
-    re-opening a tty a stopped device may still be closing), verify. Returns the problems
-    (empty: all done)."""
+    re-opening a tty a stopped device may still be closing), verify. Returns whether
+    dongle.conf was written, and the problems (empty: all done)."""
     tasks: list[asyncio.Task[None]] = []
     again: list[bool] = []
     fences = Fences(s.lock_dir)
@@ -220,13 +220,19 @@ async def apply_scan(s: Settings, result: ScanResult, asterisk: Asterisk) -> lis
         await asyncio.gather(*tasks)
     finally:
         fences.close()
+    wrote = executor.counters["conf_writes"] > 0
     problems = [f"dongle.conf not written: {executor.conf_error}"] if executor.conf_error else []
     if executor.asterisk is None:
-        if result.plan.expect:
-            problems.append(f"Asterisk not told (not reachable: {asterisk.error or 'lost'})")
-        return problems
+        # The file is safe now, but a device Asterisk runs keeps its old ports (possibly
+        # another stick's) until Asterisk is told: not done.
+        problems.append(
+            f"Asterisk was NOT told (not reachable: {asterisk.error or 'lost'}); it runs on the "
+            "old ports until it reloads dongle.conf: run `dongled scan --apply` again once it "
+            "is up"
+        )
+        return wrote, problems
     if not ok:
-        return [*problems, "Asterisk did not take the change (see the messages above)"]
+        return wrote, [*problems, "Asterisk did not take the change (see the messages above)"]
     for name, want in sorted(result.plan.expect.items()):
         if executor.verified.get(name) != want.imei:
             entry = executor.asterisk.get(name)
@@ -234,7 +240,7 @@ async def apply_scan(s: Settings, result: ScanResult, asterisk: Asterisk) -> lis
             problems.append(f"{name} is not running IMEI {want.imei} ({state})")
     if again and not problems:
         problems.append("dongle.conf changed meanwhile or a device is still wrong: run scan again")
-    return problems
+    return wrote, problems
 
 
 # ---- adopt -----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from dongled.dongleconf import DeviceSection, DongleConf
 from dongled.errors import ConfError
-from dongled.identity import limitations, valid_imei
+from dongled.identity import imei_problem, limitations, luhn_ok, valid_imei
 from dongled.reconcile import Located, choose
 
 if TYPE_CHECKING:
@@ -64,8 +64,10 @@ _last: dict[str, bytes] = {}
 # (state_dir, row key) -> (what the row looked like, when that last changed)
 _seen: dict[tuple[str, str], tuple[tuple[object, ...], str]] = {}
 
-# Section statuses: every one but these two makes `dongled status` exit 1.
-SECTION_FINE = ("ok", "absent", "unmanaged")
+# Section statuses: every one but these two makes `dongled status` exit 1. A managed line
+# that is not verified on its own stick (absent/parked, pending, mismatch, ambiguous) is a
+# line that cannot take calls: a monitoring check must say so.
+SECTION_FINE = ("ok", "unmanaged")
 
 
 def _now() -> str:
@@ -135,11 +137,12 @@ def _section_row(
         and entry.data_state == sec.data
     )
     if imei is None:
-        status, detail = "unmanaged", "no valid imei= in the section: dongled leaves it alone"
+        why = f"imei={sec.imei}: {imei_problem(sec.imei)}" if sec.imei else "no imei="
+        status, detail = "unmanaged", f"{why} in the section: dongled leaves it alone"
     elif foreign:
         status, detail = "mismatch", f"Asterisk runs IMEI {running} on this device, not {imei}"
     elif verified:
-        status, detail = "ok", ""
+        status, detail = "ok", "" if luhn_ok(imei) else "imei= check digit wrong (matched exactly)"
     elif isinstance(found, str):
         status, detail = "ambiguous", found
     elif stick is None:
@@ -266,9 +269,10 @@ def _switching(d: StatusSource) -> list[dict[str, Any]]:
 
 
 def exit_ok(doc: dict[str, Any]) -> bool:
-    """All sticks on their devices: no conf problem, every section ok/absent/unmanaged, every
-    plugged stick identified and named by a section."""
-    if doc.get("conf_error"):
+    """Exit 0 of `dongled status` (a monitoring check): Asterisk connected, no conf problem,
+    every managed section verified on its own stick, every plugged stick identified and named
+    by a section, no stick given up or stuck in storage mode."""
+    if not doc.get("ami_connected") or doc.get("conf_error"):
         return False
     if any(r.get("status") not in SECTION_FINE for r in doc.get("sections", [])):
         return False
@@ -387,6 +391,8 @@ def render_table(doc: dict[str, Any]) -> list[str]:
     out.append("")
     ami = "connected" if doc.get("ami_connected") else "NOT connected"
     out.append(f"{doc.get('summary', '')}; Asterisk AMI {ami}")
+    if not doc.get("ami_connected"):
+        out.append("Asterisk AMI not connected: no line can be verified (see the daemon's log)")
     if doc.get("conf_error"):
         out.append(f"dongle.conf problem: {doc['conf_error']}")
     for r in doc.get("sections", []):

@@ -13,6 +13,7 @@ import pytest
 
 from dongled.atomicfile import replace_atomically
 from dongled.errors import ConfChangedError, ConfError
+from tests.support.nobody import open_dir, run_as_nobody
 
 OLD = b"[dongle0]\ndata=/dev/ttyUSB2\naudio=/dev/ttyUSB1\n"
 NEW = b"[dongle0]\ndata=/dev/ttyUSB6\naudio=/dev/ttyUSB5\n"
@@ -173,3 +174,45 @@ def test_backup_that_already_is_the_current_file_leaves_no_temp(tmp_path: Path) 
     replace_atomically(str(conf), b"[general]\ninterval=15\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dongle.conf", "dongle.conf.dongled-bak"]
     assert (tmp_path / "dongle.conf.dongled-bak").read_bytes() == b"[general]\n"
+
+
+_REPLACE_AS_NOBODY = """
+from dongled.errors import ConfError
+try:
+    replace_atomically(sys.argv[1], b"[dongle0]\\\\n")
+except ConfError as exc:
+    print(exc)
+    sys.exit(0)
+sys.exit(1)
+"""
+
+
+def test_an_unwritable_directory_is_named_with_owner_mode_and_user() -> None:
+    with open_dir() as d:  # root:root 0755, dongled runs as nobody
+        conf = d / "dongle.conf"
+        conf.write_bytes(OLD)
+        os.chown(conf, 65534, 65534)
+        said = run_as_nobody(
+            "from dongled.atomicfile import replace_atomically\n", _REPLACE_AS_NOBODY, str(conf)
+        )
+        assert conf.read_bytes() == OLD
+    assert f"dongled runs as nobody (uid 65534) and cannot create files in {d}" in said
+    assert "(owner root:root, mode 0755)" in said
+    assert f"chown nobody {d}" in said and "the old file is intact" in said
+    assert "temporary" not in said
+
+
+def test_a_file_owned_by_another_user_is_named_with_its_owner() -> None:
+    with open_dir() as d:
+        os.chown(d, 65534, 65534)  # nobody may create files here
+        conf = d / "dongle.conf"
+        conf.write_bytes(OLD)  # root:root 0644 (say, an admin's `cp` as root)
+        conf.chmod(0o644)
+        said = run_as_nobody(
+            "from dongled.atomicfile import replace_atomically\n", _REPLACE_AS_NOBODY, str(conf)
+        )
+        assert conf.read_bytes() == OLD
+        assert sorted(p.name for p in d.iterdir()) == ["dongle.conf"]
+    assert f"{conf} is owned by root:root (mode 0644) but dongled runs as nobody" in said
+    assert f"chown nobody:nogroup {conf}" in said
+    assert "cannot create files" not in said

@@ -10,7 +10,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA, DeviceSection, DongleConf
+from dongled.dongleconf import (
+    PARKED_AUDIO,
+    PARKED_DATA,
+    DeviceSection,
+    DongleConf,
+    inherited_message,
+)
 from dongled.errors import ConfError
 
 # Shaped like chan_dongle's shipped sample: nearly every line has a trailing comment.
@@ -632,3 +638,30 @@ def test_with_ports_keeps_bom_and_edits_first_line_header_section() -> None:
     text = b"\xef\xbb\xbf[d]\r\ndata=/dev/a\r\n"
     _, changed = _parse(text).with_ports({"d": ("/dev/y", "/dev/z")})
     assert changed[MAIN_PATH] == b"\xef\xbb\xbf[d]\r\ndata=/dev/y\r\naudio=/dev/z\r\n"
+
+
+def test_inherited_ports_name_the_section_and_the_template_lines() -> None:
+    # the template in an #included file, the device in the main file
+    files = {
+        MAIN_PATH: b"[general]\n#include tpl.conf\n\n[d](tpl)\nimei=356938035643809\n",
+        "/etc/asterisk/tpl.conf": b"[tpl](!)\ncontext=x\ndata=/dev/ttyUSB2\naudio=/dev/ttyUSB1\n",
+    }
+    d = DongleConf.parse(files, MAIN_PATH).devices()["d"]
+    assert [(o.key, o.template, o.path, o.line) for o in d.inherited] == [
+        ("data", "tpl", "/etc/asterisk/tpl.conf", 3),
+        ("audio", "tpl", "/etc/asterisk/tpl.conf", 4),
+    ]
+    assert inherited_message(d) == (
+        f"{MAIN_PATH}:4: [d] takes data= from template [tpl] at /etc/asterisk/tpl.conf:3; "
+        "audio= from template [tpl] at /etc/asterisk/tpl.conf:4: dongled will not edit a "
+        "template (that would move every device using it); move data= and audio= into [d] itself"
+    )
+    with pytest.raises(ConfError, match=rf"data= of \[d\] \({MAIN_PATH}:4\) comes from") as exc:
+        DongleConf.parse(files, MAIN_PATH).with_ports({"d": ("/dev/x", "/dev/y")})
+    assert _errors(exc) == ("/etc/asterisk/tpl.conf", 3)
+
+
+def test_own_ports_inherit_nothing() -> None:
+    d = _parse(b"[tpl](!)\ndata=/dev/t\n[d](tpl)\naudio=/dev/a\n").devices()["d"]
+    assert [o.key for o in d.inherited] == ["data"]
+    assert _parse(b"[d]\ndata=/dev/x\naudio=/dev/y\n").devices()["d"].inherited == ()

@@ -2,7 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from dongled.identity import Identity, iccid_from_answer, imei_from_cgsn, parse_ati, valid_imei
+from dongled.identity import (
+    Identity,
+    iccid_from_answer,
+    imei_from_cgsn,
+    imei_problem,
+    limitations,
+    parse_ati,
+    valid_imei,
+)
 
 GOOD = "351234567890124"
 
@@ -11,21 +19,47 @@ GOOD = "351234567890124"
     ("value", "ok"),
     [
         (GOOD, True),
-        ("351234567890126", False),  # wrong Luhn digit
+        # wrong Luhn digit: some operators rewrite IMEIs so; matched by its exact digits
+        ("351234567890126", True),
         ("000000000000000", False),  # clone sticks
         ("35123456789012", False),
         ("3512345678901240", False),
         ("35123456789012a", False),
         ("351234567890124\n[x]", False),
+        ("351234567890124\n", False),
+        ("\u0663" * 15, False),  # Arabic-Indic digits are digits to \\d, not to a modem
     ],
 )
 def test_imei_validation(value: str, ok: bool) -> None:
     assert valid_imei(value) is ok
 
 
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (GOOD, None),
+        ("351234567890126", "check digit wrong"),
+        ("000000000000000", "all zeros"),
+        ("35123456789012", "not 15 digits"),
+        ("3512345678901260", "not 15 digits"),
+    ],
+)
+def test_imei_problem_in_words(value: str, problem: str | None) -> None:
+    said = imei_problem(value)
+    assert said == problem if problem is None else said is not None and problem in said
+
+
 def test_identity_refuses_invalid_imei() -> None:
     with pytest.raises(ValueError, match="not a valid IMEI"):
-        Identity(imei="351234567890126")
+        Identity(imei="35123456789012")
+
+
+def test_a_rewritten_imei_is_accepted_with_a_warning() -> None:
+    ident = Identity(imei="351234567890126")
+    assert imei_from_cgsn(("351234567890126",)) == "351234567890126"
+    said = limitations(ident, "asterisk")
+    assert len(said) == 1 and said[0].startswith("IMEI check digit wrong")
+    assert limitations(Identity(imei=GOOD), "asterisk") == []
 
 
 def test_cgsn_injection_is_not_an_imei() -> None:

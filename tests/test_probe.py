@@ -104,9 +104,15 @@ def test_unplugged_mid_answer(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())
 
 
-def test_wrong_luhn_imei_is_refused(tmp_path: Path) -> None:
+def test_wrong_luhn_imei_is_taken_exactly(tmp_path: Path) -> None:
+    # some operators rewrite IMEIs without a valid check digit: taken as the 15 digits said
+    with pty_modem(StickSim("351234567890126", IMSI)) as port:
+        assert identify(port.path, tmp_path).imei == "351234567890126"
+
+
+def test_an_all_zero_imei_is_refused(tmp_path: Path) -> None:
     with (
-        pty_modem(StickSim("351234567890126", IMSI)) as port,
+        pty_modem(StickSim("000000000000000", IMSI)) as port,
         pytest.raises(ProbeError, match="no valid IMEI"),
     ):
         identify(port.path, tmp_path)

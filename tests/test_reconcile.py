@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from dongled.ami import DeviceEntry
 from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA, DeviceSection
-from dongled.reconcile import PARKED, Expect, Located, plan
+from dongled.reconcile import (
+    PARKED,
+    Expect,
+    Located,
+    check_digit_message,
+    plan,
+    unmanaged_message,
+)
 
 A, B = "351234567890124", "356938035643809"
 PA = ("/dev/ttyUSB2", "/dev/ttyUSB1")
@@ -192,3 +199,45 @@ def test_foreign_sim_on_a_template_section_is_stopped() -> None:
     p = plan({"d0": inherited}, [Located(imei=A, data=PB[0], audio=PB[1])], ast)
     assert p.mismatched == {"d0": B} and p.stop == ["d0"]
     assert not p.reload and not p.start and not p.expect
+
+
+def test_a_rewritten_imei_is_managed_by_its_exact_digits_with_a_warning() -> None:
+    rewritten = "351234567890126"  # 15 digits, Luhn check digit wrong
+    sections = {
+        "d": DeviceSection(
+            name="d",
+            imei=rewritten,
+            imsi=None,
+            data="/dev/ttyUSB9",
+            audio="/dev/ttyUSB8",
+            data_inherited=False,
+            audio_inherited=False,
+            path="/etc/asterisk/dongle.conf",
+            line=7,
+        ),
+        "short": DeviceSection(
+            name="short",
+            imei="35123456789012",
+            imsi=None,
+            data="/dev/ttyUSB5",
+            audio="/dev/ttyUSB4",
+            data_inherited=False,
+            audio_inherited=False,
+            path="/etc/asterisk/dongle.conf",
+            line=12,
+        ),
+    }
+    near = Located(imei="351234567890124", data="/dev/ttyUSB2", audio="/dev/ttyUSB1")
+    exact = Located(imei=rewritten, data="/dev/ttyUSB6", audio="/dev/ttyUSB5")
+    p = plan(sections, [near, exact], None)
+    assert p.port_changes == {"d": ("/dev/ttyUSB6", "/dev/ttyUSB5")}  # the exact digits only
+    assert p.check_digit == ["d"] and p.unmanaged == ["short"]
+    assert p.unbound == [near.imei]
+    said = check_digit_message(sections["d"])
+    assert said.startswith("/etc/asterisk/dongle.conf:7: [d] imei=351234567890126: check digit")
+    assert unmanaged_message(sections["short"]) == (
+        "/etc/asterisk/dongle.conf:12: [short] imei=35123456789012: not 15 digits: "
+        "left alone until it names a stick's 15-digit IMEI"
+    )
+    # no stick reports it: parked like any managed section, never left on stale ports
+    assert plan(sections, [near], None).port_changes == {"d": PARKED}

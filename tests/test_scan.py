@@ -4,6 +4,7 @@ against umockdev sticks and the test Asterisk over real TCP."""
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,27 @@ def test_the_documented_ami_user_is_enough(tmp_path: Path) -> None:
         r.assert_never_foreign()
         assert r.asterisk.reload_count >= 1  # the new ports took a DongleReload
         assert "Permission denied" not in r.daemon_log()
+
+
+def test_scan_apply_without_asterisk_says_it_was_not_told(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with rig(tmp_path, 1) as r:
+        r.wait_all_right(timeout=10)
+        r.unplug(0)
+        r.replug(0)
+        # Asterisk is unreachable: settings pointing at a port nobody listens on
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            dead = free.getsockname()[1]
+        text = r.settings.read_text().replace(f"port = {r.asterisk.port}", f"port = {dead}")
+        r.settings.write_text(text)
+
+        code, _out, err = run_cli(r, capsys, "scan", "--apply")
+        with capsys.disabled():
+            print(f"\n$ dongled scan --apply   (exit {code})\n{err}")
+        assert code == 1
+        assert f"written: {r.conf} (data=/audio= of dongle0)" in err
+        assert "Asterisk was NOT told" in err and "run `dongled scan --apply` again" in err
+        assert "applied" not in err.replace("--apply", "")
+        assert DongleConf.load(r.conf).devices()["dongle0"].data == r.sticks[0].data_port.devnode

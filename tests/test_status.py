@@ -271,10 +271,11 @@ def test_status_shows_a_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert line[-1] == "mismatch" and line[8] == "no"
     assert f"[dongle0] mismatch: Asterisk runs IMEI {B} on this device, not {A}" in out
 
-    # the same stick, now verified: exit 0 (an absent or unmanaged section is no problem)
+    # the same stick, now verified; still exit 1: dongle1 is parked (a line that cannot take
+    # calls) and there is no AMI connection here (the unmanaged section is no problem)
     d.asterisk = {"dongle0": _entry("dongle0", "/dev/ttyUSB2", A)}
     statusfile.publish(d)
-    assert cli.main(["--config", str(settings), "status", "--json"]) == 0
+    assert cli.main(["--config", str(settings), "status", "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert {r["section"]: r["status"] for r in doc["sections"]} == {
         "dongle0": "ok",
@@ -320,3 +321,41 @@ def test_status_says_what_a_sim_less_voiceless_stick_needs(tmp_path: Path) -> No
         assert out.returncode == 1
         assert "no SIM" in out.stdout and "insert" in out.stdout
         assert "no voice" in out.stdout and "firmware" in out.stdout
+
+
+@pytest.mark.e2e
+@needs_umockdev
+def test_status_exit_codes_on_a_down_line(tmp_path: Path) -> None:
+    """The monitoring check: 0 only while every managed line is verified and Asterisk is
+    connected; 1 for a parked line, and for Asterisk unreachable."""
+    with rig(tmp_path, 2) as r:
+        r.wait_all_right(timeout=10)
+        r.start_daemon()
+        wait_until(lambda: _sections_ok(r, 2), 15, "status.json shows both sections ok")
+        assert dongled(r, "status").returncode == 0
+
+        r.unplug(1)
+
+        def parked() -> bool:
+            snap: dict[str, Any] = r.status()
+            rows = {row["section"]: row["status"] for row in snap.get("sections", [])}
+            return rows.get("dongle1") == "absent"
+
+        wait_until(parked, 15, "dongle1 absent in status.json")
+        down = dongled(r, "status")
+        print(f"\n$ dongled status   (exit {down.returncode})\n{down.stdout}")
+        assert down.returncode == 1
+        assert "[dongle1] absent: its stick is not plugged in; the section is parked" in down.stdout
+        assert "Asterisk AMI connected" in down.stdout
+
+        # Asterisk unreachable and the last line parked too (the issue's case). The stick pull
+        # makes the daemon publish; it does not publish on the AMI loss alone (yet).
+        r.asterisk.go_down()
+        r.unplug(0)
+        wait_until(lambda: r.status().get("ami_connected") is False, 15, "AMI down in status")
+        both = dongled(r, "status")
+        print(f"$ dongled status   (exit {both.returncode})\n{both.stdout}")
+        assert both.returncode == 1
+        assert "Asterisk AMI not connected: no line can be verified" in both.stdout
+        js = json.loads(dongled(r, "status", "--json").stdout)
+        assert js["ok"] is False and js["ami_connected"] is False

@@ -20,7 +20,7 @@ import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dongled.identity import valid_imei
+from dongled.identity import imei_problem, luhn_ok, valid_imei
 from dongled.reconcile import Located
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ class LineStatus(enum.Enum):
 
     OK = "ok"  # Asterisk runs the section's IMEI on the data port the file names
     ABSENT = "absent"  # its stick is not plugged in; the section is parked
-    UNMANAGED = "unmanaged"  # no valid imei=: dongled leaves the section alone
+    UNMANAGED = "unmanaged"  # no 15-digit imei=: dongled leaves the section alone
     PENDING = "pending"  # its stick is there, not (yet) verified
     MISMATCH = "mismatch"  # Asterisk runs a foreign IMEI (or a clone's SIM) on the device
     AMBIGUOUS = "ambiguous"  # clones share its IMEI and imsi= does not tell them apart
@@ -47,8 +47,9 @@ class LineStatus(enum.Enum):
 
     @property
     def fine(self) -> bool:
-        """Whether this line lets `dongled status` exit 0."""
-        return self in (LineStatus.OK, LineStatus.ABSENT, LineStatus.UNMANAGED)
+        """Whether this line lets `dongled status` exit 0 (a monitoring check: a managed line
+        that is not verified on its own stick, absent included, is a problem)."""
+        return self in (LineStatus.OK, LineStatus.UNMANAGED)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,11 +93,14 @@ def line_status(
         return Line(status=status, detail=detail, verified=verified, stick=stick, running=running)
 
     if imei is None:
-        return line(LineStatus.UNMANAGED, "no valid imei= in the section: dongled leaves it alone")
+        why = f"imei={sec.imei}: {imei_problem(sec.imei)}" if sec.imei else "no imei="
+        return line(LineStatus.UNMANAGED, f"{why} in the section: dongled leaves it alone")
     if foreign:
         return line(LineStatus.MISMATCH, f"Asterisk runs IMEI {running} on this device, not {imei}")
     if verified:
-        return line(LineStatus.OK, "")
+        return line(
+            LineStatus.OK, "" if luhn_ok(imei) else "imei= check digit wrong (matched exactly)"
+        )
     if isinstance(choice, str):
         return line(LineStatus.AMBIGUOUS, choice)
     if stick is None:

@@ -9,15 +9,16 @@ on whatever the file names.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA, DeviceSection
 from dongled.identity import imei_problem, luhn_ok, valid_imei
 
 if TYPE_CHECKING:  # `dongled status` imports this module and must stay light (no panoramisk)
     from dongled.ami import DeviceEntry
+    from dongled.identity import Identity
 
 PARKED = (PARKED_DATA, PARKED_AUDIO)
 
@@ -31,6 +32,25 @@ class Located:
     data: str
     audio: str
     imsi: str | None = None
+
+
+class _Identified(Protocol):
+    @property
+    def identity(self) -> Identity | None: ...
+    @property
+    def data(self) -> str | None: ...
+    @property
+    def audio(self) -> str | None: ...
+
+
+def located(sticks: Iterable[_Identified]) -> list[Located]:
+    """Every identified stick with its ports (the one builder of Located: the daemon, scan
+    and `dongled status` use it); clones sharing an IMEI are sorted out by `plan`."""
+    return [
+        Located(imei=s.identity.imei, imsi=s.identity.imsi, data=s.data, audio=s.audio)
+        for s in sticks
+        if s.identity is not None and s.data and s.audio
+    ]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from dongled.dongleconf import DeviceSection, DongleConf
 from dongled.errors import ConfError
-from dongled.identity import imei_problem, limitations, luhn_ok, valid_imei
-from dongled.reconcile import Located, choose
+from dongled.identity import limitations, valid_imei
+from dongled.linestatus import LineStatus, line_status
+from dongled.reconcile import Located, choose, located
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -67,7 +68,7 @@ _seen: dict[tuple[str, str], tuple[tuple[object, ...], str]] = {}
 # Section statuses: every one but these two makes `dongled status` exit 1. A managed line
 # that is not verified on its own stick (absent/parked, pending, mismatch, ambiguous) is a
 # line that cannot take calls: a monitoring check must say so.
-SECTION_FINE = ("ok", "unmanaged")
+SECTION_FINE = tuple(s.value for s in LineStatus if s.fine)
 
 
 def _now() -> str:
@@ -110,47 +111,27 @@ def _stick_for(sec: DeviceSection, sticks: list[Stick]) -> Stick | str | None:
     """The plugged stick carrying the section's IMEI, chosen as the daemon chooses it."""
     if not sec.imei:
         return None
-    by_place = {
-        Located(imei=s.identity.imei, imsi=s.identity.imsi, data=s.data, audio=s.audio): s
-        for s in sticks
-        if s.identity is not None and s.data and s.audio
-    }
+    by_place = {place: s for s in sticks for place in located([s])}
     found = choose(sec, sec.imei, list(by_place))
     return by_place[found] if isinstance(found, Located) else found
 
 
 def _section_row(
-    sec: DeviceSection, found: Stick | str | None, entry: DeviceEntry | None, ami_up: bool
+    sec: DeviceSection,
+    found: Stick | str | None,
+    entry: DeviceEntry | None,
+    ami_up: bool,
+    given_up: str = "",
 ) -> dict[str, Any]:
-    imei = sec.imei if sec.imei and valid_imei(sec.imei) else None
+    """One section's row; its status is decided by `linestatus`, as the daemon decides it."""
     stick = found if not isinstance(found, str) else None
-    running = entry.imei_state if entry is not None and entry.imei_state else None
-    foreign = running is not None and (
-        running != imei or bool(sec.imsi and entry is not None and entry.imsi_state != sec.imsi)
+    choice = (
+        found if isinstance(found, str) else next(iter(located([stick] if stick else [])), None)
     )
-    verified = bool(
-        imei is not None
-        and stick is not None
-        and entry is not None
-        and entry.connected
-        and not foreign
-        and entry.data_state == sec.data
-    )
-    if imei is None:
-        why = f"imei={sec.imei}: {imei_problem(sec.imei)}" if sec.imei else "no imei="
-        status, detail = "unmanaged", f"{why} in the section: dongled leaves it alone"
-    elif foreign:
-        status, detail = "mismatch", f"Asterisk runs IMEI {running} on this device, not {imei}"
-    elif verified:
-        status, detail = "ok", "" if luhn_ok(imei) else "imei= check digit wrong (matched exactly)"
-    elif isinstance(found, str):
-        status, detail = "ambiguous", found
-    elif stick is None:
-        status, detail = "absent", "its stick is not plugged in; the section is parked"
-    elif not ami_up:
-        status, detail = "pending", "not verified: no connection to Asterisk"
-    else:
-        status, detail = "pending", "not yet verified running its own IMEI"
+    decided = line_status(sec, choice, entry, ami_up=ami_up, given_up=given_up)
+    imei = sec.imei if sec.imei and valid_imei(sec.imei) else None
+    running, verified = decided.running, decided.verified
+    status, detail = decided.status.schema1, decided.detail
     return {
         "section": sec.name,
         "imei": imei,
@@ -202,7 +183,9 @@ def snapshot(d: StatusSource) -> dict[str, Any]:
     for name in sorted(sections):
         sec = sections[name]
         found = _stick_for(sec, plugged)
-        row = _section_row(sec, found, asterisk.get(name), ami_up)
+        port = found.usb_port if found is not None and not isinstance(found, str) else None
+        given_up = d.recovery.ladder.given_up(port) if port else ""
+        row = _section_row(sec, found, asterisk.get(name), ami_up, given_up)
         if found is not None and not isinstance(found, str):
             named[found.usb_device] = name
         elif isinstance(found, str):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from dongled import models
 from dongled.hotplug import TtyInfo
 from dongled.identity import Identity
-from dongled.reconcile import Located
+from dongled.reconcile import located
 
 
 class StickState(enum.Enum):
@@ -65,11 +64,4 @@ class Stick:
         self.source = ""
 
 
-def located(sticks: Iterable[Stick]) -> list[Located]:
-    """Every identified stick with its ports; sticks sharing an IMEI (clones) are sorted out by
-    `reconcile.plan`, which never guesses between them."""
-    return [
-        Located(imei=s.identity.imei, imsi=s.identity.imsi, data=s.data, audio=s.audio)
-        for s in sticks
-        if s.identity is not None and s.data and s.audio
-    ]
+__all__ = ["Stick", "StickState", "located"]

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from dongled.ami import AmiClient
+from dongled.backoff import Backoff
 from dongled.errors import AmiAuthError, AmiError
 from dongled.eventlog import Event, emit
 from dongled.ratelimit import Repeats
@@ -54,27 +55,25 @@ class AmiSupervisor:
         emit(Event.AMI_DOWN, "Asterisk AMI: %s%s", exc, say.suffix, level=say.level)
 
     async def run(self) -> None:
-        backoff = FIRST_BACKOFF
+        backoff = Backoff(first=FIRST_BACKOFF, cap=self._backoff_max)
         while True:
             if self._ami.connected:
                 self._lost.clear()
                 await self._lost.wait()
                 emit(Event.AMI_DOWN, "lost the connection to Asterisk AMI; reconnecting")
-                backoff = FIRST_BACKOFF
-            await asyncio.sleep(backoff)
+                backoff.reset()
+            await asyncio.sleep(backoff.next())
             try:
                 await self._ami.connect()
             except AmiAuthError as exc:
                 self._failed(exc)
                 self._say_down(exc)  # a refused login: once, then rarely (it will repeat)
-                backoff = min(backoff * 2, self._backoff_max)
                 continue
             except AmiError as exc:
                 self._failed(exc)
                 log.debug("AMI reconnect failed: %s", exc)
-                backoff = min(backoff * 2, self._backoff_max)
                 continue
             self._refused.reset()
             emit(Event.AMI_UP, "reconnected to Asterisk AMI")
-            backoff = FIRST_BACKOFF
+            backoff.reset()
             self._up()

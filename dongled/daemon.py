@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dongled import notify, statusfile
 from dongled.ami import AmiClient, DeviceEntry
 from dongled.amisupervisor import AmiSupervisor
+from dongled.backoff import Backoff
 from dongled.coalescer import Coalescer
 from dongled.dongleconf import DeviceSection
 from dongled.drivers.base import Driver
@@ -188,7 +189,7 @@ class Daemon:
         self.metrics.close()
 
     async def _reconcile_loop(self) -> None:
-        retry = 0.5
+        retry = Backoff(first=0.5, cap=self.s.ami.backoff_max)
         while True:
             if await self.coalescer.next_pass():
                 self.fleet.summarize_drops()
@@ -203,10 +204,9 @@ class Daemon:
                 self.ready.set()
                 notify.ready(self.summary())
             if ok:
-                retry = 0.5
+                retry.reset()
             else:  # Asterisk refused or failed: try again later, capped
-                await asyncio.sleep(retry)
-                retry = min(retry * 2, self.s.ami.backoff_max)
+                await asyncio.sleep(retry.next())
                 self._request(False)
 
     async def _watch_lines(self) -> None:

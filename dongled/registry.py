@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from dongled import models
 from dongled.ami import DeviceEntry
+from dongled.backoff import delay
 from dongled.eventlog import Event, emit
 from dongled.fences import Fences
 from dongled.fleet import FleetHealth
@@ -230,7 +231,7 @@ class StickRegistry:
             result.error,
             usb_port=stick.usb_port,
         )
-        self._schedule_probe(stick, min(RETRY_MAX, RETRY_BASE * 2 ** (stick.failures - 1)))
+        self._schedule_probe(stick, delay(stick.failures, first=RETRY_BASE, cap=RETRY_MAX))
         if result.hung:
             self._hooks.failing(stick.usb_port, result.error, None, stick.usb_device)
         self._hooks.wake()
@@ -244,7 +245,7 @@ class StickRegistry:
         switch), and resetting one restarts its boot. Probed again with backoff until
         `boot_grace`; it holds no other stick back (BOOTING is not in flight)."""
         left = self.s.boot_grace - age
-        delay = min(left, BOOT_RETRY * 2 ** (stick.failures - 1))
+        wait = delay(stick.failures, first=BOOT_RETRY, cap=left)
         stick.state = StickState.BOOTING
         stick.error = f"not answering yet, {age:.1f} s after it appeared ({error})"
         log.info(
@@ -253,9 +254,9 @@ class StickRegistry:
             stick.usb_port,
             age,
             error,
-            delay,
+            wait,
         )
-        self._schedule_probe(stick, delay)
+        self._schedule_probe(stick, wait)
         self._hooks.wake()
 
     def _identified(

@@ -62,7 +62,8 @@ class Coalescer:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):  # re-checked: a quiet time can end
                     await asyncio.wait_for(self._wake.wait(), min(left, RECHECK))
-        else:
+            urgent = self._urgent  # a stick vanished meanwhile: this pass is the urgent one
+        if urgent:
             give_up = time.monotonic() + REMOVAL_MAX_WAIT
             while (quiet := self._last_removal() + REMOVAL_QUIET - time.monotonic()) > 0:
                 await asyncio.sleep(min(quiet, max(0.0, give_up - time.monotonic())))

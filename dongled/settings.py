@@ -91,8 +91,9 @@ class AmiSettings:
     secret: str = key("", "its secret; never logged. Better: `secret_file`", repr=False)
     secret_file: str = key(
         "",
-        "read the secret from this file instead (one line; mode 0640, group asterisk), e.g. "
-        "`/etc/dongled/ami-secret`; read only by the commands that talk to Asterisk",
+        "read the secret from this file instead (one line; mode 0640, owner root, group "
+        "asterisk), e.g. `/etc/dongled/ami-secret`; read only by the commands that talk to "
+        "Asterisk",
     )
     reload_when: str = key(
         "now",

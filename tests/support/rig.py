@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from tests.support.devguard import SITE_DIR
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.modemsim import E1550_USB, StickSim, UsbModel
 from tests.support.testbed import FakeStick, Testbed
@@ -160,7 +161,7 @@ class Rig:
     def start_daemon(self, wait_ready: bool = True) -> None:
         env = self.tb.env()
         env["NOTIFY_SOCKET"] = str(self.notify_path)
-        env["PYTHONPATH"] = str(ROOT)
+        env["PYTHONPATH"] = f"{SITE_DIR}:{ROOT}"  # SITE_DIR: the device guard
         env.pop("JOURNAL_STREAM", None)
         env.pop("WATCHDOG_USEC", None)  # a watchdog of the test runner's own is not ours
         env.update(self.extra_env)

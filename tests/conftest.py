@@ -54,6 +54,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # Tests must never reach a real modem (see tests/support/devguard.py). Checked, not
     # assumed: if the guard cannot be shown to refuse a device path, nothing runs.
     devguard.install()
+    os.environ[devguard.RUNNER_ENV] = str(os.getpid())  # its ptys are the tests' own
     try:
         with open(devguard.selftest_path(), "rb"):
             pass

@@ -31,11 +31,24 @@ def test_a_device_path_outside_any_testbed_is_refused() -> None:
     assert not devguard.is_allowed("/dev/../dev/serial/by-id/usb-HUAWEI-if02")
 
 
-def test_a_pty_that_is_no_testbed_node_is_refused() -> None:
-    master, slave = os.openpty()
+def test_a_pty_of_another_program_is_refused_one_of_the_test_s_own_is_not() -> None:
+    # another program's pty (as a developer's terminal would be): its master is not ours
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import os,sys,time; m, s = os.openpty(); "
+         "print(os.ttyname(s), flush=True); os.close(s); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
     try:
+        assert other.stdout is not None
+        foreign = other.stdout.readline().strip()
+        assert foreign.startswith("/dev/pts/")
         with devguard.expecting_escape(), pytest.raises(devguard.DeviceEscapeError):
-            os.open(os.ttyname(slave), os.O_RDWR | os.O_NOCTTY)
+            os.open(foreign, os.O_RDWR | os.O_NOCTTY)
+    finally:
+        other.communicate("")
+    master, slave = os.openpty()  # the test's own pty: the runner holds its master
+    try:
+        os.close(os.open(os.ttyname(slave), os.O_RDWR | os.O_NOCTTY))
     finally:
         os.close(master)
         os.close(slave)

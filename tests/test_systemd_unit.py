@@ -246,7 +246,7 @@ def test_the_sandbox_holds_at_run_time(deployed: Deployed) -> None:
     # namespace: refused by the read-only mount, not by file modes (/etc/dongled is group
     # asterisk's to read).
     gid = d.box.run("id", "-g", "asterisk").stdout.strip()
-    args = ["nsenter", "-t", str(pid), "-m", "-r", "-S", asterisk_uid, "-G", gid, "sh", "-c"]
+    args = ["nsenter", "-t", str(pid), "-m", "-r", "-w", "-S", asterisk_uid, "-G", gid, "sh", "-c"]
     # /var/lib/asterisk is the asterisk user's own directory: outside the service a write
     # there works, inside it the sandbox refuses it
     write = "echo x > /var/lib/asterisk/dongled-was-here"
@@ -266,6 +266,41 @@ def test_the_sandbox_holds_at_run_time(deployed: Deployed) -> None:
     ).stdout  # fmt: skip
     assert "dongled_" in body
     assert "SIGSYS" not in d.box.journal("-u", "dongled")
+
+
+def test_the_ladder_s_device_and_sysfs_rights_under_the_real_unit(deployed: Deployed) -> None:
+    """What of the recovery ladder's USB steps the unit permits, as far as this kernel can
+    show: see docs/testing-under-systemd.md for the part that needs a USB stack."""
+    d = deployed
+    pid = str(d.main_pid())
+    cgroup = d.box.show("dongled.service", "ControlGroup")["ControlGroup"]
+    allowed = d.box.path(f"/sys/fs/cgroup/devices{cgroup}/devices.list").read_text().split("\n")
+    majors = {}
+    for line in d.box.path("/proc/devices").read_text().split("Block devices:")[0].splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0].isdigit():
+            majors[parts[1]] = parts[0]
+    print(f"\ndevice cgroup of dongled.service: {[a for a in allowed if a]}")
+    assert f"c {majors['pts']}:* rw" in allowed  # the test drop-in's pseudo-terminals
+    for group in ("ttyUSB", "usb_device"):  # the shipped DeviceAllow= lines
+        if group in majors:
+            assert f"c {majors[group]}:* rw" in allowed, (group, allowed)
+    # DevicePolicy=closed: no wildcard, and no block device (systemd's "b 0:0" is a null entry)
+    assert not any(line.startswith("a ") for line in allowed), allowed
+    assert [line for line in allowed if line.startswith("b ")] == ["b 0:0 rwm"], allowed
+    # ReadWritePaths=/sys/devices (the `authorized` write) gives /sys/devices a mount of its
+    # own in the service's namespace, apart from the rest of /sys (ProtectKernelTunables=).
+    # It is read-only all the same here: the box keeps the host's /sys read-only.
+    opts = d.box.run(
+        "nsenter", "-t", pid, "-m", "-r", "-w", "findmnt", "-n", "-o", "TARGET,OPTIONS",
+        "-T", "/sys/devices",
+    ).stdout  # fmt: skip
+    bus = d.box.run(
+        "nsenter", "-t", pid, "-m", "-r", "-w", "findmnt", "-n", "-o", "OPTIONS", "-T", "/sys/bus"
+    ).stdout  # fmt: skip
+    print(f"/sys/devices in the service: {opts.strip()}; /sys/bus: {bus.strip()}")
+    assert opts.split()[0] == "/sys/devices", opts
+    assert bus.startswith("ro"), bus
 
 
 def test_a_replug_storm_under_the_real_unit_ends_verified(deployed: Deployed) -> None:

@@ -8,7 +8,8 @@ of the suite:
 - `install()` adds an audit hook (PEP 578) that sees every `open()` and `os.open()` of the
   process, pyserial's included. A device path (anything under /dev but the harmless pseudo
   devices below) is let through only if it exists in the current umockdev testbed
-  (``$UMOCKDEV_DIR`` + path; a /dev/pts/N only as the target of a testbed node). Anything else
+  (``$UMOCKDEV_DIR`` + path), or if it is a pty whose master the test runner itself holds
+  (an `os.openpty()` of a test, or the far end of a testbed node). Anything else
   raises `DeviceEscapeError` and is recorded, so the test fails even where the code under test
   swallows the error.
 - `check_device_path()` is the explicit form for code that models a device simply being
@@ -53,6 +54,8 @@ _HARMLESS: Final = frozenset(
 _HARMLESS_PREFIXES: Final = ("/dev/null/", "/dev/shm/", "/dev/fd/", "/dev/std", "/dev/mqueue/")
 
 _SELFTEST: Final = "/dev/ttyUSB-dongled-devguard-selftest"
+RUNNER_ENV: Final = "DONGLED_TEST_RUNNER_PID"
+"""Set by tests/conftest.py: ptys whose master the test runner holds are the tests' own."""
 
 
 class DeviceEscapeError(PermissionError):
@@ -126,18 +129,49 @@ def is_allowed(path: str) -> bool:
     if not _is_device_path(path):
         return True
     root = _testbed_dir()
+    if path.startswith("/dev/pts/"):
+        return _our_pty(path, root)
     if root is None:
         return False
-    if path.startswith("/dev/pts/"):
-        # a pty is ours only as the far end of one of the testbed's tty nodes
-        dev = os.path.join(root, "dev")
-        try:
-            names = os.listdir(dev)
-        except OSError:
-            return False
-        return any(os.readlink(os.path.join(dev, n)) == path for n in names if _islink(dev, n))
     # root + path lies outside /dev and /sys: the preload does not redirect it
     return os.path.lexists(root + path)
+
+
+def _our_pty(path: str, root: str | None) -> bool:
+    """A pty is the test's if the test runner (or this process) holds its master, or it is
+    the far end of one of the testbed's tty nodes."""
+    index = path.removeprefix("/dev/pts/")
+    if not index.isdigit():
+        return False
+    for pid in {"self", os.environ.get(RUNNER_ENV, "self")}:
+        if _holds_master(pid, index):
+            return True
+    if root is None:
+        return False
+    dev = os.path.join(root, "dev")
+    try:
+        names = os.listdir(dev)
+    except OSError:
+        return False
+    return any(os.readlink(os.path.join(dev, n)) == path for n in names if _islink(dev, n))
+
+
+def _holds_master(pid: str, index: str) -> bool:
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"{fd_dir}/{fd}") not in ("/dev/ptmx", "/dev/pts/ptmx"):
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}", encoding="ascii") as info:
+                if f"tty-index:\t{index}\n" in info.read():
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def _islink(directory: str, name: str) -> bool:

@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -80,6 +81,22 @@ exec chroot "$R" /lib/systemd/systemd --system --unit=dongled-box.target
 """
 
 
+# The box's processes, killed with its PID 1, are orphans in this PID namespace: this reaper
+# (a child subreaper above `unshare`) collects them all and exits only then, so that once it is
+# gone no zombie holds the box's cgroups.
+_REAPER: Final = """
+import ctypes, os, sys
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+if os.fork() == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+while True:
+    try:
+        os.wait()
+    except ChildProcessError:
+        break
+"""
+
+
 class SystemdBoxError(RuntimeError):
     pass
 
@@ -124,8 +141,10 @@ class SystemdBox:
         self._log = (self.base / "boot.log").open("wb")
         self._unshare = subprocess.Popen(
             [
-                "unshare", "--pid", "--fork", "--mount", "--uts", "--ipc", "--propagation",
-                "private", "sh", "-c", _BOOT, "boot", str(self.base), testbed_dir, self._cgroup,
+                sys.executable, "-c", _REAPER,
+                "unshare", "--pid", "--fork", "--mount", "--uts", "--ipc",
+                "--propagation", "private",
+                "sh", "-c", _BOOT, "boot", str(self.base), testbed_dir, self._cgroup,
             ],
             env=clean_env(),
             stdin=subprocess.DEVNULL,
@@ -158,17 +177,22 @@ class SystemdBox:
         return dirs
 
     def _find_pid1(self) -> int:
+        """reaper -> unshare -> PID 1 of the box (as this PID namespace numbers it)."""
         deadline = time.monotonic() + 10
-        children = Path(f"/proc/{self._unshare.pid}/task/{self._unshare.pid}/children")
-        while time.monotonic() < deadline:
-            if self._unshare.poll() is not None:
-                raise SystemdBoxError(f"the box did not boot:\n{self.boot_log()}")
-            with contextlib.suppress(OSError):
-                text = children.read_text().split()
-                if text:
-                    return int(text[0])
-            time.sleep(0.02)
-        raise SystemdBoxError("no PID 1 in the box")
+        pid = self._unshare.pid
+        for _ in range(2):
+            while True:
+                if self._unshare.poll() is not None:
+                    raise SystemdBoxError(f"the box did not boot:\n{self.boot_log()}")
+                if time.monotonic() > deadline:
+                    raise SystemdBoxError("no PID 1 in the box")
+                with contextlib.suppress(OSError):
+                    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+                    if children:
+                        pid = int(children[0])
+                        break
+                time.sleep(0.02)
+        return pid
 
     def _wait_booted(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -58,7 +58,8 @@ ReadWritePaths={TESTBED_MOUNT}
 DeviceAllow=char-pts rw
 """
 # Test-only: the shipped 30 s would make the hang test wait 30 s; the mechanism is the same.
-DROPIN_WATCHDOG = "[Service]\nWatchdogSec=3s\n"
+# Not shorter: a loaded CI machine must not get a healthy daemon killed in the storm test.
+DROPIN_WATCHDOG = "[Service]\nWatchdogSec=10s\n"
 
 
 def _free_port() -> int:
@@ -332,7 +333,7 @@ def test_a_hung_daemon_is_killed_by_the_watchdog_and_restarted(deployed: Deploye
     d = deployed
     before = d.box.show("dongled.service", "MainPID", "NRestarts")
     d.box.run("kill", "-STOP", before["MainPID"])
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 40
     while time.monotonic() < deadline:
         now = d.box.show("dongled.service", "MainPID", "NRestarts", "ActiveState")
         if int(now["NRestarts"]) > int(before["NRestarts"]) and now["ActiveState"] == "active":

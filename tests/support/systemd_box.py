@@ -132,12 +132,9 @@ class SystemdBox:
         (self.base / "root").mkdir()
         self._cgroup = self.base.name
         self._cgroup_dirs = self._our_cgroup_dirs()
-        # The killed box's processes can stay zombies until whatever reaps orphans here gets to
-        # them, holding their cgroups: a later box removes what an earlier one had to leave.
-        for top in self._cgroup_dirs:
-            for stale in top.parent.glob("dongled-box.*"):
-                if not (Path("/var/tmp") / stale.name).exists():
-                    _remove_cgroup_tree(stale, wait=0)
+        # A box's cgroups can stay busy for a while after it is gone: a later box removes what
+        # an earlier one had to leave (those whose base directory is gone).
+        _sweep_cgroups(self._cgroup_dirs, wait=0)
         self._log = (self.base / "boot.log").open("wb")
         self._unshare = subprocess.Popen(
             [
@@ -222,9 +219,8 @@ class SystemdBox:
                 self._unshare.kill()
                 self._unshare.wait()
         self._log.close()
-        for top in self._cgroup_dirs:
-            _remove_cgroup_tree(top)
         shutil.rmtree(self.base, ignore_errors=True)
+        _sweep_cgroups(self._cgroup_dirs, wait=5)
 
     def __enter__(self) -> SystemdBox:
         return self
@@ -284,15 +280,41 @@ class SystemdBox:
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
-def _remove_cgroup_tree(top: Path, wait: float = 5) -> None:
-    """rmdir a cgroup and its children, deepest first (their processes are gone)."""
-    if not top.is_dir():
-        return
-    deadline = time.monotonic() + wait
-    while True:
-        for dirpath, _, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
-            with contextlib.suppress(OSError):
-                os.rmdir(dirpath)
-        if not top.exists() or time.monotonic() >= deadline:
-            return
-        time.sleep(0.1)
+# Run without umockdev's preload: in the pytest process it redirects every /sys path into the
+# testbed, where no cgroup is.
+_SWEEP: Final = """
+import os, sys, time
+deadline = time.monotonic() + float(sys.argv[1])
+while True:
+    left = []
+    for parent in sys.argv[2:]:
+        try:
+            names = [n for n in os.listdir(parent) if n.startswith("dongled-box.")]
+        except OSError:
+            continue
+        for name in names:
+            if os.path.exists(os.path.join("/var/tmp", name)):
+                continue  # a box that still runs (or boots)
+            top = os.path.join(parent, name)
+            for dirpath, _, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    pass
+            if os.path.exists(top):
+                left.append(top)
+    if not left or time.monotonic() >= deadline:
+        break
+    time.sleep(0.1)
+"""
+
+
+def _sweep_cgroups(ours: list[Path], wait: float) -> None:
+    """Remove the cgroups of boxes that are gone, in every hierarchy we know."""
+    parents = sorted({str(top.parent) for top in ours})
+    subprocess.run(
+        [sys.executable, "-c", _SWEEP, str(wait), *parents],
+        env=clean_env(),
+        check=False,
+        timeout=wait + 30,
+    )

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from hypothesis import settings
+
+from tests.support import devguard
 
 # umockdev's preload keeps a fixed 50-entry table of open /dev fds per process and aborts the
 # process when it fills; the rig-heavy reliability campaigns therefore run in fresh processes
@@ -21,3 +28,66 @@ collect_ignore = (
 settings.register_profile("gate", derandomize=True, database=None)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("DONGLED_HYPOTHESIS", "gate"))
+
+
+def _guard_refuses_in_a_daemon_subprocess() -> str:
+    """'' if a subprocess started as the rig starts dongled refuses a real device path."""
+    root = Path(__file__).resolve().parent.parent
+    code = (
+        "import sys\n"
+        "try:\n"
+        f"    open({devguard.selftest_path()!r}, 'rb')\n"
+        "except PermissionError as exc:\n"
+        "    sys.exit(0 if type(exc).__name__ == 'DeviceEscapeError' else 3)\n"
+        "except OSError:\n"
+        "    sys.exit(3)\n"
+        "sys.exit(4)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=f"{devguard.SITE_DIR}:{root}")
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, timeout=60, check=False
+    )
+    return "" if proc.returncode == 0 else proc.stderr.decode(errors="replace")[-2000:]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Tests must never reach a real modem (see tests/support/devguard.py). Checked, not
+    # assumed: if the guard cannot be shown to refuse a device path, nothing runs.
+    devguard.install()
+    os.environ[devguard.RUNNER_ENV] = str(os.getpid())  # its ptys are the tests' own
+    try:
+        with open(devguard.selftest_path(), "rb"):
+            pass
+    except devguard.DeviceEscapeError:
+        pass
+    except OSError as exc:
+        pytest.exit(
+            f"devguard: the device guard is not active in pytest ({exc}); refusing to "
+            "run, a test could open a real tty",
+            returncode=3,
+        )
+    else:
+        pytest.exit(
+            "devguard: a device path outside the testbed opened; refusing to run", returncode=3
+        )
+    problem = _guard_refuses_in_a_daemon_subprocess()
+    if problem:
+        pytest.exit(
+            "devguard: a daemon subprocess would not refuse a real tty; refusing to "
+            f"run:\n{problem}",
+            returncode=3,
+        )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    real = sorted(str(p) for pat in ("ttyUSB*", "ttyACM*") for p in Path("/dev").glob(pat))
+    seen = f"{len(real)} real serial device(s) on this machine" if real else "no real serial device"
+    return f"devguard: active in pytest and daemon subprocesses ({seen}; tests cannot open any)"
+
+
+@pytest.fixture(autouse=True)
+def _no_device_escape() -> Iterator[None]:
+    before = len(devguard.escapes())
+    yield
+    escaped = devguard.escapes()[before:]
+    assert not escaped, f"the test tried to open device nodes outside its testbed: {escaped}"

@@ -411,6 +411,9 @@ class FakeAsterisk:
         server, self._server = self._server, None
         if server is not None:
             server.close()
+            # Since Python 3.12.1 wait_closed() also waits for every connection the server
+            # accepted: drop the sessions first, or it waits for clients that never hang up.
+            await self._drop_sessions()
             await server.wait_closed()
 
     async def _drop_sessions(self) -> None:

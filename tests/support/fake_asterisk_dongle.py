@@ -19,6 +19,7 @@ import tty
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .devguard import check_device_path
 from .fake_asterisk_conf import ConfFile, ConfParseError, parse_conf
 from .testbed import DEVICE_LOCK
 
@@ -697,6 +698,7 @@ class ChanDongle:
             # stat first: under umockdev's preload a failing open() of a /dev path leaks the
             # preload's ioctl connection and a slot of its 50-entry fd table (seen: the soak
             # aborted after ~40 cycles of chan_dongle retrying vanished ports). Same errno.
+            check_device_path(path)  # a real tty outside the testbed: absent, as on a clean box
             os.stat(path)
             fd = os.open(self._open_path(path), os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         try:

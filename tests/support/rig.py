@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from tests.support.devguard import SITE_DIR
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.fake_asterisk_quectel import make_fake_asterisk
 from tests.support.modemsim import E1550_USB, StickSim, UsbModel
@@ -173,7 +174,7 @@ class Rig:
     def _env(self) -> dict[str, str]:
         """A dongled process's environment: the testbed's sticks, this checkout's code."""
         env = self.tb.env()
-        env["PYTHONPATH"] = str(ROOT)
+        env["PYTHONPATH"] = f"{SITE_DIR}:{ROOT}"  # SITE_DIR: the device guard
         env.pop("JOURNAL_STREAM", None)
         env.pop("WATCHDOG_USEC", None)  # a watchdog of the test runner's own is not ours
         env.update(self.extra_env)

@@ -22,16 +22,13 @@ pytestmark = [
 ]
 
 
-def _number(x: object) -> bool:
-    return isinstance(x, int | float) and not math.isnan(x) and x >= 0
-
-
-def test_quick_benchmark_produces_numbers(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
+def _bench(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """A benchmark module as its own process (it runs its own testbed, under the wrapper
+    this process runs under)."""
     env = {k: v for k, v in os.environ.items() if k != "UMOCKDEV_DIR"}
     env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.recovery", "--quick", "--json", str(out)],
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
         cwd=str(ROOT),
         env=env,
         capture_output=True,
@@ -39,6 +36,15 @@ def test_quick_benchmark_produces_numbers(tmp_path: Path) -> None:
         timeout=110,
         check=False,
     )
+
+
+def _number(x: object) -> bool:
+    return isinstance(x, int | float) and not math.isnan(x) and x >= 0
+
+
+def test_quick_benchmark_produces_numbers(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = _bench("bench.recovery", "--quick", "--json", str(out))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Single-stick recovery" in proc.stdout
     (res,) = json.loads(out.read_text())["results"]
@@ -60,17 +66,7 @@ def test_quick_benchmark_produces_numbers(tmp_path: Path) -> None:
 
 
 def test_restart_benchmark_measures_both_cases() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "UMOCKDEV_DIR"}
-    env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.restart", "--sticks", "2", "--runs", "1"],
-        cwd=str(ROOT),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
+    proc = _bench("bench.restart", "--sticks", "2", "--runs", "1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = [line for line in proc.stdout.splitlines() if line.startswith(("| absent", "| renum"))]
     assert len(rows) == 2, proc.stdout

@@ -14,6 +14,7 @@ import pytest
 
 from tests.support.marks import needs_umockdev
 from tests.support.rig import PARKED_DATA, rig, wait_until
+from tests.support.scenarios import restart_after_a_wrong_binding, rotated_one_at_a_time
 
 pytestmark = [
     pytest.mark.e2e,
@@ -40,16 +41,7 @@ def test_every_stick_back_on_new_numbers(tmp_path: Path) -> None:
 def test_rotated_onto_each_others_numbers_one_at_a_time(tmp_path: Path) -> None:
     with rig(tmp_path, 3) as r:
         r.wait_all_right(timeout=10)
-        r.start_daemon()
-        old = [list(s.tty_numbers) for s in r.sticks]
-        r.unplug(0, 1, 2)
-        time.sleep(1.5)  # past chan_dongle's interval: it tries the old paths meanwhile
-        for i in range(3):
-            r.replug(i, old[(i + 1) % 3])
-            time.sleep(0.5)
-        r.wait_all_right()
-        r.assert_never_foreign()
-        r.assert_only_ports_changed()
+        rotated_one_at_a_time(r)
 
 
 def test_one_stick_never_comes_back(tmp_path: Path) -> None:
@@ -187,31 +179,8 @@ def test_restart_after_a_wrong_binding_reopens_no_port_that_is_still_closing(
     a reload a few ms after the stop crashed a real Asterisk."""
     with rig(tmp_path, 3) as r:
         r.wait_all_right(timeout=10)
-        old = [list(s.tty_numbers) for s in r.sticks]
-        r.unplug(0, 1, 2)
-        snapshot = r.asterisk.devices_snapshot
-        r.asterisk.wait_for(
-            lambda: all(e["State"] == "Not connected" for e in snapshot().values()), 5
-        )
-        for i in range(3):
-            r.replug(i, old[(i + 1) % 3])
-        r.asterisk.wait_for(
-            lambda: len({b[1] for b in r.asterisk.foreign_bindings}) == 3,
-            10,
-            what="chan_dongle binding every device to a wrong stick by itself",
-        )
-        wrong = r.asterisk.foreign_bindings
-        r.start_daemon()
-        r.wait_all_right()
-        assert r.asterisk.crashes == []
-        assert r.asterisk.hazards == []
-        assert r.asterisk.foreign_bindings == wrong  # none since dongled started
-        r.assert_only_ports_changed()
-        actions = r.asterisk.actions
-        stops = [t for t, name, _ in actions if name == "DongleStop"]
-        reopen = min(t for t, name, _ in actions if name in ("DongleReload", "DongleStart"))
-        assert len(stops) == 3 and reopen > max(stops)
-        print(f"\n[release] last DongleStop -> first re-open: {reopen - max(stops):.3f} s")
+        wait = restart_after_a_wrong_binding(r, "DongleStop", ("DongleReload", "DongleStart"))
+        print(f"\n[release] last DongleStop -> first re-open: {wait:.3f} s")
 
 
 def test_startup_with_a_right_config_changes_nothing(tmp_path: Path) -> None:

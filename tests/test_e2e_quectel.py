@@ -5,7 +5,6 @@ tests/test_e2e.py that matter most, for the second driver."""
 
 from __future__ import annotations
 
-import time
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from tests.support.marks import needs_umockdev
 from tests.support.modemsim import EC25, EC25_USB
 from tests.support.rig import PARKED_DATA, Rig, make_imei, rig, wait_until
+from tests.support.scenarios import restart_after_a_wrong_binding, rotated_one_at_a_time
 
 pytestmark = [pytest.mark.e2e, needs_umockdev]
 
@@ -43,41 +43,15 @@ def test_im_every_module_back_on_new_numbers(tmp_path: Path) -> None:
 def test_im_rotated_onto_each_others_numbers(tmp_path: Path) -> None:
     with _im(tmp_path, 3) as r:
         r.wait_all_right(timeout=10)
-        r.start_daemon()
-        old = [list(s.tty_numbers) for s in r.sticks]
-        r.unplug(0, 1, 2)
-        time.sleep(1.5)  # past the fork's interval: it tries the old paths meanwhile
-        for i in range(3):
-            r.replug(i, old[(i + 1) % 3])
-            time.sleep(0.5)
-        r.wait_all_right()
-        r.assert_never_foreign()
-        r.assert_only_ports_changed()
+        rotated_one_at_a_time(r)
 
 
 def test_im_restart_after_a_wrong_binding_stops_waits_and_rebinds(tmp_path: Path) -> None:
     """The same port-release race as chan_dongle's (it crashed a real IM once in 3 runs)."""
     with _im(tmp_path, 3) as r:
         r.wait_all_right(timeout=10)
-        old = [list(s.tty_numbers) for s in r.sticks]
-        r.unplug(0, 1, 2)
-        snapshot = r.asterisk.devices_snapshot
-        r.asterisk.wait_for(
-            lambda: all(e["State"] == "Not connected" for e in snapshot().values()), 5
-        )
-        for i in range(3):
-            r.replug(i, old[(i + 1) % 3])
-        r.asterisk.wait_for(
-            lambda: len({b[1] for b in r.asterisk.foreign_bindings}) == 3,
-            10,
-            what="the fork binding every device to a wrong module by itself",
-        )
-        wrong = r.asterisk.foreign_bindings
-        r.start_daemon()
-        r.wait_all_right()
-        assert r.asterisk.crashes == [] and r.asterisk.hazards == []
-        assert r.asterisk.foreign_bindings == wrong
-        r.assert_only_ports_changed()
+        wait = restart_after_a_wrong_binding(r, "QuectelStop", ("QuectelReload", "QuectelStart"))
+        print(f"\n[release] last QuectelStop -> first re-open: {wait:.3f} s")
 
 
 def test_im_module_identified_in_its_own_dialect(tmp_path: Path) -> None:

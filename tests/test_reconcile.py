@@ -3,6 +3,8 @@ was seen in (see docs/design.md, "What a real Asterisk does")."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from dongled.ami import DeviceEntry
 from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA, DeviceSection
 from dongled.reconcile import (
@@ -32,6 +34,11 @@ def section(name: str, imei: str | None, ports: tuple[str, str] | None) -> Devic
         path="/x",
         line=1,
     )
+
+
+def template_ports(sec: DeviceSection) -> DeviceSection:
+    """The same section, its data= inherited from a template (dongled never edits those)."""
+    return dataclasses.replace(sec, data_inherited=True)
 
 
 def entry(
@@ -134,17 +141,7 @@ def test_section_unknown_to_asterisk_needs_reload() -> None:
 
 
 def test_template_ports_are_never_edited_but_a_gone_stick_is_stopped() -> None:
-    inherited = DeviceSection(
-        name="d0",
-        imei=A,
-        imsi=None,
-        data=PA[0],
-        audio=PA[1],
-        data_inherited=True,
-        audio_inherited=False,
-        path="/x",
-        line=1,
-    )
+    inherited = template_ports(section("d0", A, PA))
     p = plan({"d0": inherited}, [], {"d0": entry("d0", PA)})
     assert p.inherited == ["d0"] and not p.port_changes and p.stop == ["d0"]
     moved = plan(
@@ -184,17 +181,7 @@ def test_clone_imeis_are_refused_without_imsi_and_told_apart_with_it() -> None:
 def test_foreign_sim_on_a_template_section_is_stopped() -> None:
     """Found by the property test: a section whose ports come from a template cannot be
     re-pointed, but a device running another stick's IMEI on it must still be stopped."""
-    inherited = DeviceSection(
-        name="d0",
-        imei=A,
-        imsi=None,
-        data=PA[0],
-        audio=PA[1],
-        data_inherited=True,
-        audio_inherited=False,
-        path="/x",
-        line=1,
-    )
+    inherited = template_ports(section("d0", A, PA))
     ast = {"d0": entry("d0", PA, imei=B, running=PA[0])}
     p = plan({"d0": inherited}, [Located(imei=A, data=PB[0], audio=PB[1])], ast)
     assert p.mismatched == {"d0": B} and p.stop == ["d0"]

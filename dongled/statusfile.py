@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dongled.dongleconf import DeviceSection, DongleConf
@@ -17,10 +18,9 @@ from dongled.errors import ConfError
 from dongled.identity import limitations, valid_imei
 from dongled.linestatus import LineStatus, line_status
 from dongled.reconcile import Located, choose, located
+from dongled.statusdoc import RecoveryRow, SectionRow, StatusDoc, StickRow, SwitchingRow
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from dongled.ami import DeviceEntry
     from dongled.fleet import FleetHealth
     from dongled.ladder import Ladder
@@ -122,7 +122,7 @@ def _section_row(
     entry: DeviceEntry | None,
     ami_up: bool,
     given_up: str = "",
-) -> dict[str, Any]:
+) -> SectionRow:
     """One section's row; its status is decided by `linestatus`, as the daemon decides it."""
     stick = found if not isinstance(found, str) else None
     choice = (
@@ -146,10 +146,11 @@ def _section_row(
         "verified": verified,
         "status": status,
         "detail": detail or None,
+        "last_change": "",
     }
 
 
-def _stick_row(s: Stick, section: str | None) -> dict[str, Any]:
+def _stick_row(s: Stick, section: str | None) -> StickRow:
     ident = s.identity
     return {
         "usb_port": s.usb_port,
@@ -167,10 +168,12 @@ def _stick_row(s: Stick, section: str | None) -> dict[str, Any]:
         "error": s.error or None,
         "limits": limitations(ident, s.source) if ident else [],
         "ports": {str(k): v for k, v in sorted(s.ports.items())},
+        "status": "",
+        "last_change": "",
     }
 
 
-def snapshot(d: StatusSource) -> dict[str, Any]:
+def snapshot(d: StatusSource) -> StatusDoc:
     """The status document (schema 1); reads the daemon's state, never changes it."""
     state_dir = d.s.state_dir
     asterisk: dict[str, DeviceEntry] = dict(d.asterisk or {})
@@ -198,15 +201,15 @@ def snapshot(d: StatusSource) -> dict[str, Any]:
     sticks = []
     for s in sorted(d.sticks.values(), key=lambda s: s.usb_port):
         imei = s.identity.imei if s.identity is not None else None
-        row = _stick_row(s, named.get(s.usb_device))
-        if row["section"] is None:
-            row["status"] = "unbound" if imei else s.state.value
+        stick_row = _stick_row(s, named.get(s.usb_device))
+        if stick_row["section"] is None:
+            stick_row["status"] = "unbound" if imei else s.state.value
         else:
-            row["status"] = "bound"
-        sig = (row["state"], row["imei"], row["data"], row["status"])
-        row["last_change"] = _changed(state_dir, "stick:" + s.usb_device, sig)
-        sticks.append(row)
-    doc: dict[str, Any] = {
+            stick_row["status"] = "bound"
+        sig = (stick_row["state"], stick_row["imei"], stick_row["data"], stick_row["status"])
+        stick_row["last_change"] = _changed(state_dir, "stick:" + s.usb_device, sig)
+        sticks.append(stick_row)
+    doc: StatusDoc = {
         "schema": SCHEMA,
         "running": True,
         "pid": os.getpid(),
@@ -219,12 +222,13 @@ def snapshot(d: StatusSource) -> dict[str, Any]:
         "switching": _switching(d),
         "recovery": _recovery(d),
         "counters": dict(d.counters),
+        "ok": False,
     }
     doc["ok"] = exit_ok(doc)
     return doc
 
 
-def _recovery(d: StatusSource) -> dict[str, dict[str, Any]]:
+def _recovery(d: StatusSource) -> dict[str, RecoveryRow]:
     """The hung-stick ladder per physical USB port (only ports that needed it)."""
     return {
         port: {
@@ -237,7 +241,7 @@ def _recovery(d: StatusSource) -> dict[str, dict[str, Any]]:
     }
 
 
-def _switching(d: StatusSource) -> list[dict[str, Any]]:
+def _switching(d: StatusSource) -> list[SwitchingRow]:
     """Sticks still in storage (CD-ROM) mode; `stuck` past the daemon's switch_limit."""
     now = time.monotonic()
     return [
@@ -251,7 +255,7 @@ def _switching(d: StatusSource) -> list[dict[str, Any]]:
     ]
 
 
-def exit_ok(doc: dict[str, Any]) -> bool:
+def exit_ok(doc: Mapping[str, Any]) -> bool:
     """Exit 0 of `dongled status` (a monitoring check): Asterisk connected, no conf problem,
     every managed section verified on its own stick, every plugged stick identified and named
     by a section, no stick given up or stuck in storage mode."""

@@ -1,0 +1,74 @@
+"""The `dongled status --json` document, schema 1, as types (docs/status-json.md says what
+each field means). The daemon builds it (`statusfile.snapshot`); within schema 1 fields are
+only ever added."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+
+class SectionRow(TypedDict):
+    section: str
+    imei: str | None  # None: no 15-digit imei= (unmanaged)
+    data: str | None
+    audio: str | None
+    usb_port: str | None  # the stick carrying this IMEI, None when absent
+    iccid: str | None
+    model: str | None
+    voice: bool | None
+    asterisk_state: str | None
+    asterisk_imei: str | None
+    verified: bool
+    status: str  # ok | absent | unmanaged | pending | mismatch | ambiguous
+    detail: str | None
+    last_change: str
+
+
+class StickRow(TypedDict):
+    usb_port: str
+    vid_pid: str
+    state: str  # settling | probing | booting | identified | busy | failed
+    imei: str | None
+    imsi: str | None
+    iccid: str | None
+    model: str | None
+    voice: bool | None
+    data: str | None
+    audio: str | None
+    section: str | None
+    verified_by: str | None  # probe | asterisk
+    error: str | None
+    limits: list[str]
+    ports: dict[str, str]  # bInterfaceNumber -> device node
+    status: str  # bound | unbound | a state above
+    last_change: str
+
+
+class SwitchingRow(TypedDict):
+    usb_port: str
+    vid_pid: str
+    seconds: float
+    stuck: bool
+
+
+class RecoveryRow(TypedDict):
+    last_step: str | None
+    steps_taken: int
+    reason: str | None
+    given_up: str | None
+
+
+class StatusDoc(TypedDict):
+    schema: int
+    running: bool
+    pid: int
+    dongle_conf: str
+    ami_connected: bool
+    conf_error: str | None
+    summary: str
+    sections: list[SectionRow]
+    sticks: list[StickRow]
+    switching: list[SwitchingRow]
+    recovery: dict[str, RecoveryRow]
+    counters: dict[str, int]
+    ok: bool

@@ -129,7 +129,7 @@ def _run(conf: settings.Settings, verbose: bool) -> int:
     from dongled import daemon, eventlog, notify
     from dongled.drivers.known import DRIVERS
 
-    eventlog.setup(verbose)
+    eventlog.setup(verbose, conf.driver)
 
     async def main() -> None:
         stop = asyncio.Event()

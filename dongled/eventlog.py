@@ -93,15 +93,17 @@ class _FieldsFormatter(logging.Formatter):
         return f"{line} [{' '.join(extras)}]" if extras else line
 
 
-def setup(verbose: bool = False) -> None:
-    """Configure logging once, in the entry point."""
+def setup(verbose: bool = False, driver: str = "") -> None:
+    """Configure logging once, in the entry point. Under journald every record also carries
+    DONGLED_DRIVER (the channel driver this daemon keeps)."""
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     handler: logging.Handler
     if os.environ.get("JOURNAL_STREAM") and os.path.exists(JOURNAL_SOCKET):
         from systemd.journal import JournalHandler
 
-        handler = JournalHandler(SYSLOG_IDENTIFIER="dongled")
+        extra = {"DONGLED_DRIVER": driver} if driver else {}
+        handler = JournalHandler(SYSLOG_IDENTIFIER="dongled", **extra)
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_FieldsFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -62,6 +62,7 @@ class StatusDoc(TypedDict):
     schema: int
     running: bool
     pid: int
+    driver: str  # the Asterisk channel driver of every device below (chan_dongle, ...)
     dongle_conf: str
     ami_connected: bool
     conf_error: str | None

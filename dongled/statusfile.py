@@ -213,6 +213,7 @@ def snapshot(d: StatusSource) -> StatusDoc:
         "schema": SCHEMA,
         "running": True,
         "pid": os.getpid(),
+        "driver": d.s.driver,
         "dongle_conf": d.s.dongle_conf,
         "ami_connected": bool(d.ami.connected),
         "conf_error": d.conf_error or None,
@@ -377,7 +378,8 @@ def render_table(doc: dict[str, Any]) -> list[str]:
     out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     out.append("")
     ami = "connected" if doc.get("ami_connected") else "NOT connected"
-    out.append(f"{doc.get('summary', '')}; Asterisk AMI {ami}")
+    driver = doc.get("driver", "chan_dongle")
+    out.append(f"{doc.get('summary', '')}; {driver} over Asterisk AMI {ami}")
     if not doc.get("ami_connected"):
         out.append("Asterisk AMI not connected: no line can be verified (see the daemon's log)")
     if doc.get("conf_error"):

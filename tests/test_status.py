@@ -61,6 +61,7 @@ TOP_KEYS = {
     "schema",
     "running",
     "pid",
+    "driver",
     "dongle_conf",
     "ami_connected",
     "conf_error",
@@ -359,3 +360,11 @@ def test_status_exit_codes_on_a_down_line(tmp_path: Path) -> None:
         assert "Asterisk AMI not connected: no line can be verified" in both.stdout
         js = json.loads(dongled(r, "status", "--json").stdout)
         assert js["ok"] is False and js["ami_connected"] is False
+
+
+def test_the_documented_keys_are_the_typed_ones() -> None:
+    from dongled.statusdoc import SectionRow, StatusDoc, StickRow
+
+    assert set(StatusDoc.__required_keys__) == TOP_KEYS
+    assert set(SectionRow.__required_keys__) == SECTION_KEYS
+    assert set(StickRow.__required_keys__) == STICK_KEYS

@@ -8,6 +8,7 @@ import pytest
 
 from dongled import at, errors, usbreset
 from dongled.errors import DongledError
+from tests.support import devguard
 
 
 def test_every_error_is_under_the_base() -> None:
@@ -43,6 +44,7 @@ def test_errors_carry_their_data() -> None:
 
 
 def test_usbreset_names_the_step_and_target() -> None:
-    with pytest.raises(errors.RecoveryError) as info:
+    # A node outside the testbed on purpose: the device guard refuses it (never a real reset).
+    with devguard.expecting_escape(), pytest.raises(errors.RecoveryError) as info:
         usbreset.usb_reset(99, 123)
     assert info.value.step == "usb_reset" and info.value.target == "/dev/bus/usb/099/123"

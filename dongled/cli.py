@@ -10,7 +10,6 @@ from collections.abc import Coroutine
 from typing import Any
 
 from dongled import __version__, settings
-from dongled.dongleconf import inherited_message
 from dongled.errors import ConfError, SettingsError
 from dongled.portlock import pid_alive
 from dongled.reconcile import check_digit_message, unmanaged_message
@@ -191,6 +190,7 @@ def _refuse_if_running(conf: settings.Settings, what: str) -> bool:
 
 async def _scan(conf: settings.Settings, apply: bool) -> int:
     from dongled import scan
+    from dongled.dongleconf import inherited_message
 
     if apply and _refuse_if_running(conf, "scan"):
         return EXIT_PROBLEM

@@ -29,8 +29,7 @@ __all__ = [
 ]
 
 # Below /dev/null, so open() fails with ENOTDIR; the name tells an admin why.
-PARKED_DATA = "/dev/null/dongled-stick-absent-data"
-PARKED_AUDIO = "/dev/null/dongled-stick-absent-audio"
+from dongled.parked import PARKED_AUDIO, PARKED_DATA  # re-exported: the config's own values
 
 _KEYS = (b"data", b"audio", b"imei", b"imsi")  # chan_dongle reads these first-match
 _NOT_DEVICES = (b"general", b"defaults")  # compared case-insensitively, as chan_dongle does

@@ -13,11 +13,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA, DeviceSection
 from dongled.identity import imei_problem, luhn_ok, valid_imei
+from dongled.parked import PARKED_AUDIO, PARKED_DATA
 
 if TYPE_CHECKING:  # `dongled status` imports this module and must stay light (no panoramisk)
     from dongled.ami import DeviceEntry
+    from dongled.dongleconf import DeviceSection
     from dongled.identity import Identity
 
 PARKED = (PARKED_DATA, PARKED_AUDIO)

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
-from dongled.drivers.known import DRIVERS
 from dongled.errors import SettingsError
 
 DEFAULT_PATH = "/etc/dongled/dongled.toml"
@@ -71,6 +70,8 @@ def _listen(value: str) -> str:
 
 
 def _driver(value: str) -> str:
+    from dongled.drivers.known import DRIVERS  # here: `dongled status` needs no driver
+
     if value not in DRIVERS:
         raise ValueError(f"must be one of {', '.join(DRIVERS)}")
     return value
@@ -296,8 +297,10 @@ def load(path: str | None = None, *, secret: bool = True) -> Settings:
         raise SettingsError(path, None, f"not valid TOML: {exc}") from None
     reader = _Reader(path, text)
     s = Settings(**reader.table(Settings, raw, ""))
-    if "dongle_conf" not in raw:  # each driver's own file by default
-        s = dataclasses.replace(s, dongle_conf=DRIVERS[s.driver].conf_path)
+    if "dongle_conf" not in raw and s.driver != Settings().driver:
+        from dongled.drivers.known import DRIVERS
+
+        s = dataclasses.replace(s, dongle_conf=DRIVERS[s.driver].conf_path)  # its own file
     if s.ami.secret and s.ami.secret_file:
         raise reader.error("ami.secret_file", "give either ami.secret or ami.secret_file")
     return read_secret(s, path) if secret else s

@@ -13,7 +13,6 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from dongled.dongleconf import DeviceSection, DongleConf
 from dongled.errors import ConfError
 from dongled.identity import limitations, valid_imei
 from dongled.linestatus import LineStatus, line_status
@@ -22,6 +21,7 @@ from dongled.statusdoc import RecoveryRow, SectionRow, StatusDoc, StickRow, Swit
 
 if TYPE_CHECKING:
     from dongled.ami import DeviceEntry
+    from dongled.dongleconf import DeviceSection
     from dongled.fleet import FleetHealth
     from dongled.ladder import Ladder
     from dongled.settings import Settings
@@ -86,6 +86,8 @@ def _changed(state_dir: str, key: str, signature: tuple[object, ...]) -> str:
 
 
 def _sections(path: str) -> dict[str, DeviceSection]:
+    from dongled.dongleconf import DongleConf  # the daemon's side only: status stays light
+
     try:
         return DongleConf.load(path).devices()
     except (ConfError, OSError, ValueError):

@@ -5,8 +5,8 @@ AMI `Command`) and is not wired yet; `quectel` and `quectel_cli` hold what it wi
 
 from __future__ import annotations
 
-from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA
 from dongled.drivers.base import AmiVerbs, Driver
+from dongled.parked import PARKED_AUDIO, PARKED_DATA
 
 QUECTEL_IM = Driver(
     name="chan_quectel-im",

@@ -10,8 +10,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA
 from dongled.identity import valid_iccid
+from dongled.parked import PARKED_AUDIO, PARKED_DATA
 
 
 class Family(enum.StrEnum):

@@ -209,17 +209,20 @@ class PassExecutor:
                 log.error("DongleStop %s failed: %s", name, exc)
                 ok = False
                 continue
-            self.releases.stopped(name, (self.asterisk or {}).get(name))
-            emit(Event.STOPPED, "stopped device %s", name, device=name)
+            self._stopped(name, (self.asterisk or {}).get(name))
         return ok
+
+    def _stopped(self, name: str, entry: DeviceEntry | None) -> None:
+        """DongleStop answered: remember what the device may still be closing, journal it."""
+        self.releases.stopped(name, entry)
+        emit(Event.STOPPED, "stopped device %s", name, device=name)
 
     async def restart_device(self, name: str) -> None:
         """DongleStop, wait until chan_dongle has let go of the ttys, DongleStart: never
         DongleRestart, which re-opens the ttys while the device may still be closing."""
         entry = (await self.ami.show_devices(name)).get(name)
         await self.ami.stop(name)
-        self.releases.stopped(name, entry)
-        emit(Event.STOPPED, "stopped device %s", name, device=name)
+        self._stopped(name, entry)
         sec = self.sections.get(name)
         why = await self.releases.settle(
             self.ami, opening(self.sections, Plan(start=[name]), self.driver.parked)

@@ -25,9 +25,9 @@ from dongled.identity import Identity, limitations
 from dongled.metrics import Metrics
 from dongled.probe import ProbeTimeouts
 from dongled.prober import Found, Listing, asterisk_holds, identify, identity_from
-from dongled.reconcile import Located
+from dongled.reconcile import Located, located
 from dongled.settings import Settings
-from dongled.sticks import Stick, StickState, located
+from dongled.sticks import Stick, StickState
 
 log = logging.getLogger(__name__)
 

@@ -34,9 +34,9 @@ from dongled.metrics import Metrics
 from dongled.passexec import PassExecutor, PassHooks
 from dongled.probe import ProbeTimeouts, identify_port
 from dongled.prober import Found, identify
-from dongled.reconcile import Located, Plan, plan
+from dongled.reconcile import Located, Plan, located, plan
 from dongled.settings import Settings
-from dongled.sticks import Stick, located
+from dongled.sticks import Stick
 
 log = logging.getLogger(__name__)
 

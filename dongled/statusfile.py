@@ -109,27 +109,27 @@ def _model(stick: Stick | None, entry: DeviceEntry | None) -> str | None:
     return (entry.model or None) if entry is not None else None
 
 
-def _stick_for(sec: DeviceSection, sticks: list[Stick]) -> Stick | str | None:
-    """The plugged stick carrying the section's IMEI, chosen as the daemon chooses it."""
+def _stick_for(
+    sec: DeviceSection, sticks: list[Stick]
+) -> tuple[Stick | None, Located | str | None]:
+    """The plugged stick carrying the section's IMEI and `reconcile.choose`'s answer, chosen
+    as the daemon chooses it (a string says why no stick is: clones)."""
     if not sec.imei:
-        return None
+        return None, None
     by_place = {place: s for s in sticks for place in located([s])}
-    found = choose(sec, sec.imei, list(by_place))
-    return by_place[found] if isinstance(found, Located) else found
+    choice = choose(sec, sec.imei, list(by_place))
+    return (by_place[choice] if isinstance(choice, Located) else None), choice
 
 
 def _section_row(
     sec: DeviceSection,
-    found: Stick | str | None,
+    stick: Stick | None,
+    choice: Located | str | None,
     entry: DeviceEntry | None,
     ami_up: bool,
     given_up: str = "",
 ) -> SectionRow:
     """One section's row; its status is decided by `linestatus`, as the daemon decides it."""
-    stick = found if not isinstance(found, str) else None
-    choice = (
-        found if isinstance(found, str) else next(iter(located([stick] if stick else [])), None)
-    )
     decided = line_status(sec, choice, entry, ami_up=ami_up, given_up=given_up)
     imei = sec.imei if sec.imei and valid_imei(sec.imei) else None
     running, verified = decided.running, decided.verified
@@ -187,13 +187,12 @@ def snapshot(d: StatusSource) -> StatusDoc:
     rows = []
     for name in sorted(sections):
         sec = sections[name]
-        found = _stick_for(sec, plugged)
-        port = found.usb_port if found is not None and not isinstance(found, str) else None
-        given_up = d.recovery.ladder.given_up(port) if port else ""
-        row = _section_row(sec, found, asterisk.get(name), ami_up, given_up)
-        if found is not None and not isinstance(found, str):
-            named[found.usb_device] = name
-        elif isinstance(found, str):
+        stick, choice = _stick_for(sec, plugged)
+        given_up = d.recovery.ladder.given_up(stick.usb_port) if stick is not None else ""
+        row = _section_row(sec, stick, choice, asterisk.get(name), ami_up, given_up)
+        if stick is not None:
+            named[stick.usb_device] = name
+        elif isinstance(choice, str):
             for s in plugged:  # clones: each is named, none is chosen
                 if s.identity is not None and s.identity.imei == sec.imei:
                     named.setdefault(s.usb_device, name)

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from dongled import models
 from dongled.hotplug import TtyInfo
 from dongled.identity import Identity
-from dongled.reconcile import located
 
 
 class StickState(enum.Enum):
@@ -62,6 +61,3 @@ class Stick:
         self.identity = None
         self.data = self.audio = None
         self.source = ""
-
-
-__all__ = ["Stick", "StickState", "located"]

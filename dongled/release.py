@@ -106,10 +106,6 @@ class Releases:
         self._timeout = timeout
         self._stopped: dict[str, Stopped] = {}
 
-    @property
-    def pending(self) -> list[str]:
-        return sorted(self._stopped)
-
     def stopped(self, name: str, entry: DeviceEntry | None) -> None:
         """Remember a device just stopped (after DongleStop answered Success)."""
         data, audio = ttys_open(entry, self._parked)

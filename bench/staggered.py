@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import time
 from collections.abc import Sequence
 
@@ -28,10 +29,15 @@ from tests.support.rig import PARKED_DATA
 EACH = 0.05  # one stick's own uevents (usb_device, interfaces, ttys) come within this
 
 
+PHASES = ("identified", "written", "verified")  # per line, each from the one before
+
+
 def staggered_storm(
     r: BenchRig, w: FsWatch, rng: random.Random, window: float
-) -> tuple[list[float], dict[str, int]]:
-    """Per line: own last uevent -> verified (s); and the return's counter deltas."""
+) -> tuple[list[float], dict[str, list[float]], dict[str, int]]:
+    """Per line: own last uevent -> verified (s), the same split into its phases (own last
+    uevent -> stick identified -> its data port in the written file -> verified), and the
+    return's counter deltas."""
     n = len(r.sticks)
     alive = r.assert_daemon_alive
     for i in rng.sample(range(n), n):
@@ -45,14 +51,22 @@ def staggered_storm(
     interleaved_return(r.tb, sticks, r.take_ttys, rng, window, each=EACH, last_adds=last_adds)
     wait(lambda: all(r.device_right(i) for i in range(n)), 60, "every line back", alive)
     lines = []
+    phases: dict[str, list[float]] = {name: [] for name in PHASES}
     for i, stick in enumerate(r.sticks):
         needle = f"device dongle{i} runs IMEI {r.imeis[i]} on {stick.data_port.devnode}"
         wait(lambda needle=needle: w.first_line(start, needle) is not None, 30, needle, alive)  # type: ignore[misc]
         seen = w.first_line(start, needle)
+        identified = w.first_line(start, f"is IMEI {r.imeis[i]} ")
+        written = _first_naming(w, start, stick.data_port.devnode)
         assert seen is not None
+        assert identified is not None
+        assert written is not None
         lines.append(seen - last_adds[stick.name])
+        phases["identified"].append(identified - last_adds[stick.name])
+        phases["written"].append(written - identified)
+        phases["verified"].append(seen - written)
     time.sleep(0.5)
-    return lines, delta(counters(r), before)
+    return lines, phases, delta(counters(r), before)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,19 +80,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=11)
     args = p.parse_args(argv)
     rng = random.Random(args.seed)
-    rows: list[tuple[str, list[float], list[dict[str, int]]]] = []
+    rows: list[tuple[str, list[float], dict[str, list[float]], list[dict[str, int]]]] = []
     with bench_rig(args.sticks, args.answer_delay, keep=False) as (r, w, _tmp):
         for name, window in (
             (f"staggered over {args.window:g} s", args.window),
             ("hub (0.2 s)", 0.2),
         ):
             per_line: list[float] = []
+            phases: dict[str, list[float]] = {phase: [] for phase in PHASES}
             deltas: list[dict[str, int]] = []
             for _ in range(args.storms):
-                lines, d = staggered_storm(r, w, rng, window)
+                lines, split, d = staggered_storm(r, w, rng, window)
                 per_line += lines
+                for phase in PHASES:
+                    phases[phase] += split[phase]
                 deltas.append(d)
-            rows.append((name, per_line, deltas))
+            rows.append((name, per_line, phases, deltas))
     delay = args.answer_delay
     out(f"{args.sticks} sticks, {args.storms} storms each, modem answer delay {delay:g} s")
     out(
@@ -86,13 +103,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         "| writes per storm | reloads per storm |"
     )
     out("| --- | --- | --- | --- | --- |")
-    for name, per_line, deltas in rows:
-        f = spread(per_line)
+    for name, per_line, _phases, deltas in rows:
         writes = ", ".join(str(d.get("conf_writes", 0)) for d in deltas)
         reloads = ", ".join(str(d.get("reloads", 0)) for d in deltas)
-        figures = f"{ms(f['p50'])} / {ms(f['p95'])} / {ms(f['max'])}"
-        out(f"| {name} | {len(per_line)} | {figures} | {writes} | {reloads} |")
+        out(f"| {name} | {len(per_line)} | {_figures(per_line)} | {writes} | {reloads} |")
+    out("")
+    out(
+        "| return | own last uevent -> identified (probe) | identified -> in the file "
+        "(waiting for a pass) | in the file -> verified (reload, Asterisk's init) |"
+    )
+    out("| --- | --- | --- | --- |")
+    for name, _per_line, by_phase, _deltas in rows:
+        cells = " | ".join(_figures(by_phase[phase]) for phase in PHASES)
+        out(f"| {name} | {cells} |")
     return 0
+
+
+def _first_naming(w: FsWatch, since: float, devnode: str) -> float | None:
+    """When dongle.conf first named `devnode` as a data port (ttyUSB1 is not ttyUSB12)."""
+    needle = re.compile(rb"^data=" + re.escape(devnode.encode()) + rb"(?![0-9])", re.M)
+    for t, content in w.conf_versions(since):
+        if needle.search(content):
+            return t
+    return None
+
+
+def _figures(values: list[float]) -> str:
+    f = spread(values)
+    return f"{ms(f['p50'])} / {ms(f['p95'])} / {ms(f['max'])}"
 
 
 if __name__ == "__main__":

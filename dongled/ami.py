@@ -15,7 +15,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from panoramisk import Manager
 
@@ -85,6 +85,19 @@ class DeviceEntry:
             desired_state=g("DesiredDeviceState"),
             voice=g("Voice"),
         )
+
+
+class DeviceControl(Protocol):
+    """What a reconcile pass needs of one channel driver in Asterisk: list its devices,
+    reload it, stop and start one device. `AmiClient` is one (its driver's actions);
+    `DriverLink` is another driver's actions over the same connection."""
+
+    @property
+    def connected(self) -> bool: ...
+    async def show_devices(self, device: str | None = None) -> dict[str, DeviceEntry]: ...
+    async def reload(self, when: str) -> None: ...
+    async def stop(self, device: str) -> None: ...
+    async def start(self, device: str) -> None: ...
 
 
 class _Manager(Manager):  # type: ignore[misc]
@@ -220,9 +233,12 @@ class AmiClient:
                 f"{action['Action']} refused: {said}", action=action["Action"], reply=said
             )
 
-    async def show_devices(self, device: str | None = None) -> dict[str, DeviceEntry]:
+    async def show_devices(
+        self, device: str | None = None, *, verbs: AmiVerbs | None = None
+    ) -> dict[str, DeviceEntry]:
         """Every device, or just `device` (a listing whose cost does not grow with N)."""
-        action = {"Action": self._verbs.show}
+        v = verbs or self._verbs
+        action = {"Action": v.show}
         if device is not None:
             action["Device"] = device
         reply = await self._send(action)
@@ -230,24 +246,48 @@ class AmiClient:
         head = messages[0]
         if not head.success:
             said = str(head.message or head.response)
-            raise AmiError(
-                f"{self._verbs.show} refused: {said}", action=self._verbs.show, reply=said
-            )
+            raise AmiError(f"{v.show} refused: {said}", action=v.show, reply=said)
         out: dict[str, DeviceEntry] = {}
         for msg in messages[1:]:
-            if msg.event == self._verbs.entry:
+            if msg.event == v.entry:
                 entry = DeviceEntry.from_fields(msg)
                 out[entry.device] = entry
         return out
 
+    async def reload(self, when: str, *, verbs: AmiVerbs | None = None) -> None:
+        await self._simple({"Action": (verbs or self._verbs).reload, "When": when})
+
+    async def stop(self, device: str, *, verbs: AmiVerbs | None = None) -> None:
+        action = (verbs or self._verbs).stop
+        await self._simple({"Action": action, "Device": device, "When": "now"})
+
+    async def start(self, device: str, *, verbs: AmiVerbs | None = None) -> None:
+        await self._simple({"Action": (verbs or self._verbs).start, "Device": device})
+
+
+class DriverLink:
+    """One channel driver's manager actions over a connection another driver shares (a box
+    running chan_dongle beside chan_quectel logs in to Asterisk once)."""
+
+    def __init__(self, client: AmiClient, verbs: AmiVerbs) -> None:
+        self._client = client
+        self._verbs = verbs
+
+    @property
+    def connected(self) -> bool:
+        return self._client.connected
+
+    async def show_devices(self, device: str | None = None) -> dict[str, DeviceEntry]:
+        return await self._client.show_devices(device, verbs=self._verbs)
+
     async def reload(self, when: str) -> None:
-        await self._simple({"Action": self._verbs.reload, "When": when})
+        await self._client.reload(when, verbs=self._verbs)
 
     async def stop(self, device: str) -> None:
-        await self._simple({"Action": self._verbs.stop, "Device": device, "When": "now"})
+        await self._client.stop(device, verbs=self._verbs)
 
     async def start(self, device: str) -> None:
-        await self._simple({"Action": self._verbs.start, "Device": device})
+        await self._client.start(device, verbs=self._verbs)
 
 
 async def close_quietly(client: AmiClient) -> None:

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import NamedTuple
 
-from dongled.ami import AmiClient, DeviceEntry
+from dongled.ami import DeviceControl, DeviceEntry
 
 __all__ = ["FAST_FOR", "POLL", "POLL_SLOW", "Poll", "device_polls"]
 
@@ -26,7 +26,7 @@ class Poll(NamedTuple):
 
 
 async def device_polls(
-    ami: AmiClient, pending: Mapping[str, object], seconds: float
+    ami: DeviceControl, pending: Mapping[str, object], seconds: float
 ) -> AsyncIterator[Poll]:
     """Yield Asterisk's devices while `pending` (the caller's own dict of device names, emptied
     by the caller as devices settle) is not empty, for at most `seconds`.

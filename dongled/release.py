@@ -29,7 +29,7 @@ import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from dongled.ami import AmiClient, DeviceEntry
+from dongled.ami import DeviceControl, DeviceEntry
 from dongled.devicepoll import device_polls
 from dongled.dongleconf import DeviceSection
 from dongled.portlock import holder
@@ -66,11 +66,15 @@ def ttys_open(entry: DeviceEntry | None, parked: tuple[str, str]) -> tuple[str, 
     return ("" if data in parked else data), ("" if audio in parked else audio)
 
 
-def let_go(entry: DeviceEntry | None) -> bool:
-    """chan_dongle lists the device as stopped with no tty open (or not at all)."""
-    return entry is None or (
-        entry.current_state == "stop" and not entry.data_state and not entry.audio_state
-    )
+def let_go(entry: DeviceEntry | None, ttys: frozenset[str] = frozenset()) -> bool:
+    """chan_dongle lists the device as stopped with no tty open (or not at all), or running
+    again on other ttys than `ttys` (a reload restarted it elsewhere: it closed these first)."""
+    if entry is None:
+        return True
+    if entry.current_state == "stop":
+        return not entry.data_state and not entry.audio_state
+    now = {_same_tty(t) for t in (entry.data_state, entry.audio_state) if t}
+    return bool(ttys) and bool(now) and not now & ttys
 
 
 def blocking(stopped: Mapping[str, Stopped], opening: Collection[str]) -> dict[str, Stopped]:
@@ -118,7 +122,7 @@ class Releases:
         own = os.getpid()
         return all(holder(self._lock_dir, tty) in (None, own) for tty in st.ttys)
 
-    async def settle(self, ami: AmiClient, opening: Collection[str]) -> str | None:
+    async def settle(self, ami: DeviceControl, opening: Collection[str]) -> str | None:
         """Wait until no stopped device holds a tty in `opening` (paths a reload or start is
         about to open); None when done, else why not (then nothing may be opened yet).
         AmiError propagates."""
@@ -130,7 +134,7 @@ class Releases:
         async for poll in device_polls(ami, pending, self._timeout):
             for name, st in list(pending.items()):
                 seen = poll.whole or name in poll.entries
-                if seen and let_go(poll.entries.get(name)) and self._locks_free(st):
+                if seen and let_go(poll.entries.get(name), st.ttys) and self._locks_free(st):
                     del pending[name]
         if pending:
             return (
@@ -163,5 +167,6 @@ class Releases:
         reload much later does not wait for them."""
         now = time.monotonic()
         for name, st in list(self._stopped.items()):
-            if now - st.at > QUIET_LIMIT and let_go(entries.get(name)) and self._locks_free(st):
+            let = let_go(entries.get(name), st.ttys)
+            if now - st.at > QUIET_LIMIT and let and self._locks_free(st):
                 del self._stopped[name]

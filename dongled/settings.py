@@ -69,12 +69,26 @@ def _listen(value: str) -> str:
     return value
 
 
+def driver_names(value: str) -> list[str]:
+    """`driver`'s value as names: one driver, or two joined with `+` (chan_dongle beside a
+    chan_quectel fork)."""
+    return [part.strip() for part in value.split("+")]
+
+
 def _driver(value: str) -> str:
     from dongled.drivers.known import DRIVERS  # here: `dongled status` needs no driver
 
-    if value not in DRIVERS:
-        raise ValueError(f"must be one of {', '.join(DRIVERS)}")
-    return value
+    names = driver_names(value)
+    unknown = [n for n in names if n not in DRIVERS]
+    if unknown:
+        raise ValueError(f"names {unknown[0]!r}; known: {', '.join(DRIVERS)}")
+    files = [DRIVERS[n].conf_key for n in names]
+    if len(set(files)) != len(files):
+        # One file per driver; the two chan_quectel forks cannot be loaded together either.
+        raise ValueError(
+            "may join chan_dongle with one chan_quectel fork, not two drivers reading the same file"
+        )
+    return "+".join(names)
 
 
 def _at_least_one(value: int) -> int:
@@ -138,13 +152,17 @@ class Settings:
     driver: str = key(
         "chan_dongle",
         "the Asterisk channel driver: `chan_dongle`, or `chan_quectel-im` for LTE modules on "
-        "the IchthysMaranatha chan_quectel",
+        "the IchthysMaranatha chan_quectel; both on one box: `chan_dongle+chan_quectel-im`",
         check=_driver,
     )
     dongle_conf: str = key(
         "/etc/asterisk/dongle.conf",
-        "the driver's config that dongled keeps right (default: `/etc/asterisk/quectel.conf` "
-        'with `driver = "chan_quectel-im"`)',
+        "chan_dongle's config that dongled keeps right",
+        check=_absolute,
+    )
+    quectel_conf: str = key(
+        "/etc/asterisk/quectel.conf",
+        "chan_quectel's config that dongled keeps right",
         check=_absolute,
     )
     lock_dir: str = key("/var/lock", "where UUCP lock files (`LCK..ttyUSBn`) live", check=_absolute)
@@ -189,6 +207,13 @@ class Settings:
         unit="s",
         zero_off=True,
     )
+
+
+def conf_path(s: Settings, conf_key: str) -> str:
+    """The config file a driver reads (`Driver.conf_key` names its setting)."""
+    path = getattr(s, conf_key)
+    assert isinstance(path, str)
+    return path
 
 
 # ---- parsing, derived from the dataclasses --------------------------------------------------
@@ -297,10 +322,6 @@ def load(path: str | None = None, *, secret: bool = True) -> Settings:
         raise SettingsError(path, None, f"not valid TOML: {exc}") from None
     reader = _Reader(path, text)
     s = Settings(**reader.table(Settings, raw, ""))
-    if "dongle_conf" not in raw and s.driver != Settings().driver:
-        from dongled.drivers.known import DRIVERS
-
-        s = dataclasses.replace(s, dongle_conf=DRIVERS[s.driver].conf_path)  # its own file
     if s.ami.secret and s.ami.secret_file:
         raise reader.error("ami.secret_file", "give either ami.secret or ami.secret_file")
     return read_secret(s, path) if secret else s

@@ -27,7 +27,7 @@ class AmiVerbs:
 class Driver:
     name: str  # as settings and status name it
     module: str  # Asterisk's module file
-    conf_path: str  # the default config file it reads at load and reload
+    conf_key: str  # dongled's setting naming the config file it reads at load and reload
     parked: tuple[str, str]  # data=, audio= of a section whose stick is absent: never openable
     ami: AmiVerbs  # (a driver with no manager actions of its own, such as chan_quectel's
     # RoEdAl fork, goes through its CLI over AMI `Command` instead: not wired yet)

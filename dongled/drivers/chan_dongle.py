@@ -8,7 +8,7 @@ from dongled.parked import PARKED_AUDIO, PARKED_DATA
 CHAN_DONGLE = Driver(
     name="chan_dongle",
     module="chan_dongle.so",
-    conf_path="/etc/asterisk/dongle.conf",
+    conf_key="dongle_conf",
     parked=(PARKED_DATA, PARKED_AUDIO),
     ami=AmiVerbs(
         show="DongleShowDevices",

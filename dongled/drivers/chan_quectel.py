@@ -11,7 +11,7 @@ from dongled.parked import PARKED_AUDIO, PARKED_DATA
 QUECTEL_IM = Driver(
     name="chan_quectel-im",
     module="chan_quectel.so",
-    conf_path="/etc/asterisk/quectel.conf",
+    conf_key="quectel_conf",
     parked=(PARKED_DATA, PARKED_AUDIO),
     ami=AmiVerbs(
         show="QuectelShowDevices",

@@ -7,3 +7,8 @@ from dongled.drivers.chan_dongle import CHAN_DONGLE
 from dongled.drivers.chan_quectel import QUECTEL_IM
 
 DRIVERS: dict[str, Driver] = {d.name: d for d in (CHAN_DONGLE, QUECTEL_IM)}
+
+
+def drivers_for(value: str) -> tuple[Driver, ...]:
+    """The drivers a checked `driver =` setting names (`chan_dongle+chan_quectel-im`: two)."""
+    return tuple(DRIVERS[name] for name in value.split("+"))

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dongled import __version__, settings
 from dongled.errors import ConfError, SettingsError
@@ -15,11 +15,20 @@ from dongled.portlock import pid_alive
 from dongled.reconcile import check_digit_message, unmanaged_message
 from dongled.statusfile import FILENAME, exit_ok, render_table
 
+if TYPE_CHECKING:
+    from dongled.drivers.base import Driver
+
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
 
 _EPILOG = (
     "exit codes: 0 done / all right, 1 a problem (see the message), 2 bad settings or usage, "
     "3 (status only) the daemon is not running. Full manual: README.md."
+)
+
+
+_DRIVER_HELP = (
+    'on a box with two drivers (`driver = "chan_dongle+chan_quectel-im"`): whose file; '
+    "default the first"
 )
 
 
@@ -95,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
         ),
         formatter_class=fmt,
     )
+    sc.add_argument("--driver", metavar="NAME", help=_DRIVER_HELP)
     sc.add_argument(
         "--apply",
         action="store_true",
@@ -116,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
         ),
         formatter_class=fmt,
     )
+    ad.add_argument("--driver", metavar="NAME", help=_DRIVER_HELP)
     ad.add_argument("--apply", action="store_true", help="write the imei= lines")
     return p
 
@@ -126,7 +137,7 @@ def _run(conf: settings.Settings, verbose: bool) -> int:
     import signal
 
     from dongled import daemon, eventlog, notify
-    from dongled.drivers.known import DRIVERS
+    from dongled.drivers.known import drivers_for
 
     eventlog.setup(verbose, conf.driver)
 
@@ -135,7 +146,7 @@ def _run(conf: settings.Settings, verbose: bool) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await daemon.run(conf, stop, driver=DRIVERS[conf.driver])
+        await daemon.run(conf, stop, drivers=drivers_for(conf.driver))
         notify.stopping()
 
     asyncio.run(main())
@@ -188,19 +199,33 @@ def _refuse_if_running(conf: settings.Settings, what: str) -> bool:
     return True
 
 
-async def _scan(conf: settings.Settings, apply: bool) -> int:
+def _driver(conf: settings.Settings, name: str | None) -> Driver | None:
+    """The driver `--driver` names (default: the first of `driver =`); None, said, if the
+    settings do not name it."""
+    from dongled.drivers.known import drivers_for
+
+    drivers = drivers_for(conf.driver)
+    for driver in drivers:
+        if name is None or driver.name == name:
+            return driver
+    known = ", ".join(d.name for d in drivers)
+    print(f"dongled: --driver {name}: the settings name {known}", file=sys.stderr)
+    return None
+
+
+async def _scan(conf: settings.Settings, apply: bool, driver: Driver) -> int:
     from dongled import scan
     from dongled.dongleconf import inherited_message
 
     if apply and _refuse_if_running(conf, "scan"):
         return EXIT_PROBLEM
-    asterisk = await scan.connect_asterisk(conf)
+    asterisk = await scan.connect_asterisk(conf, driver)
     try:
-        result = await scan.scan(conf, asterisk)
+        result = await scan.scan(conf, asterisk, driver)
         if asterisk.devices is None:
             _report(f"Asterisk: not reachable ({asterisk.error}); the file alone is planned")
         else:
-            _report(f"Asterisk: {len(asterisk.devices)} chan_dongle devices")
+            _report(f"Asterisk: {len(asterisk.devices)} {driver.name} devices")
         for st in result.sticks:
             if st.identity is not None:
                 _report(
@@ -237,7 +262,7 @@ async def _scan(conf: settings.Settings, apply: bool) -> int:
         if not apply:
             _report("dry run: nothing written (add --apply)")
             return EXIT_PROBLEM
-        wrote, problems = await scan.apply_scan(conf, result, asterisk)
+        wrote, problems = await scan.apply_scan(conf, result, asterisk, driver)
         if wrote:
             names = ", ".join(sorted(p.port_changes))
             _report(f"written: {', '.join(sorted(result.change.files))} (data=/audio= of {names})")
@@ -251,16 +276,16 @@ async def _scan(conf: settings.Settings, apply: bool) -> int:
         await scan.close(asterisk)
 
 
-async def _adopt(conf: settings.Settings, apply: bool) -> int:
+async def _adopt(conf: settings.Settings, apply: bool, driver: Driver) -> int:
     from dongled import scan
 
     if apply and _refuse_if_running(conf, "adopt"):
         return EXIT_PROBLEM
-    asterisk = await scan.connect_asterisk(conf)
+    asterisk = await scan.connect_asterisk(conf, driver)
     try:
         if asterisk.devices is None:
             _report(f"Asterisk: not reachable ({asterisk.error}); probing free ports only")
-        result = await scan.adopt(conf, asterisk)
+        result = await scan.adopt(conf, asterisk, driver)
     finally:
         await scan.close(asterisk)
     for name, (imei, source) in sorted(result.learned.items()):
@@ -297,10 +322,13 @@ def main(argv: list[str] | None = None) -> int:
         return _run(conf, args.verbose)
     if args.command == "status":
         return _status(conf, args.json)
+    driver = _driver(conf, args.driver)
+    if driver is None:
+        return EXIT_USAGE
     try:
         if args.command == "scan":
-            return _in_loop(_scan(conf, args.apply))
-        return _in_loop(_adopt(conf, args.apply))
+            return _in_loop(_scan(conf, args.apply, driver))
+        return _in_loop(_adopt(conf, args.apply, driver))
     except ConfError as exc:
         print(f"dongled: {exc}", file=sys.stderr)
         return EXIT_PROBLEM

@@ -5,24 +5,29 @@
 
 with the AMI connection kept by `amisupervisor` and hung sticks handled by `recovery`. Each
 room gets what it needs passed in; none imports this module (only the CLI does).
+
+A box can run chan_dongle beside a chan_quectel fork: each driver gets its own pass executor
+(a "lane": its file, its devices, its actions over the one AMI connection), sharing the sticks,
+the fences and the coalescer. A pass runs every lane; section names are one namespace.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Sequence
 
 from dongled import notify, statusfile
-from dongled.ami import AmiClient, DeviceEntry
+from dongled.ami import AmiClient, DeviceEntry, DriverLink
 from dongled.amisupervisor import AmiSupervisor
 from dongled.backoff import Backoff
 from dongled.coalescer import Coalescer
-from dongled.dongleconf import DeviceSection
+from dongled.dongleconf import DeviceSection, DongleConf
 from dongled.drivers.base import Driver
 from dongled.drivers.chan_dongle import CHAN_DONGLE
-from dongled.errors import AmiError
+from dongled.errors import AmiError, ConfError
 from dongled.eventlog import Event, emit
 from dongled.fences import Fences
 from dongled.fleet import FleetHealth
@@ -33,23 +38,23 @@ from dongled.passexec import PassExecutor, PassHooks
 from dongled.reconcile import Expect
 from dongled.recovery import Recovery
 from dongled.registry import RegistryHooks, StickRegistry
-from dongled.settings import Settings
+from dongled.settings import Settings, conf_path
 from dongled.sticks import Stick
 
 log = logging.getLogger(__name__)
 
 
 class Daemon:
-    def __init__(self, settings: Settings, driver: Driver = CHAN_DONGLE) -> None:
+    def __init__(self, settings: Settings, drivers: Sequence[Driver] = (CHAN_DONGLE,)) -> None:
         self.s = settings
-        self.driver = driver
+        self.drivers = tuple(drivers)
         self._tasks: set[asyncio.Task[None]] = set()
         self.counters = {"conf_writes": 0, "reloads": 0, "probes": 0}
         self.metrics = Metrics()
         self.metrics.textfile = settings.metrics.textfile
         self.fences = Fences(settings.lock_dir)
         self.ready = asyncio.Event()
-        self.ami = AmiClient(settings.ami, on_lost=self._ami_lost, verbs=driver.ami)
+        self.ami = AmiClient(settings.ami, on_lost=self._ami_lost, verbs=self.drivers[0].ami)
         self.fleet = FleetHealth(settings.switch_limit, self._switch_stuck, self.publish)
         self.registry = StickRegistry(
             settings,
@@ -58,29 +63,14 @@ class Daemon:
                 wake=self._wake,
                 failing=self._failing,
                 spawn=self.spawn,
-                listing=self._listing,
+                listing=self.listing,
             ),
             fences=self.fences,
             fleet=self.fleet,
             metrics=self.metrics,
             counters=self.counters,
         )
-        self.executor = PassExecutor(
-            settings,
-            self.ami,
-            self.registry,
-            PassHooks(
-                publish=self.publish,
-                request=self._request,
-                spawn=self.spawn,
-                recovered=self._recovered,
-                failing=self._failing,
-            ),
-            fences=self.fences,
-            metrics=self.metrics,
-            counters=self.counters,
-            driver=driver,
-        )
+        self.lanes = [self._lane(driver) for driver in self.drivers]
         self.coalescer = Coalescer(
             settings.batch_max_wait, self.registry.awaited, lambda: self.registry.last_removal
         )
@@ -88,12 +78,46 @@ class Daemon:
             self.ami,
             backoff_max=settings.ami.backoff_max,
             up=lambda: self._request(True),
-            failed=self.executor.ami_failed,
+            failed=self.ami_failed,
         )
         self.recovery = Recovery(self)
         self._udev = UdevWatcher(self.registry.on_tty_event, self.fleet.on_usb_event)
 
+    def _lane(self, driver: Driver) -> PassExecutor:
+        first = driver is self.drivers[0]
+        lane = PassExecutor(
+            self.s,
+            self.ami if first else DriverLink(self.ami, driver.ami),
+            self.registry,
+            PassHooks(
+                publish=self.publish,
+                request=self._request,
+                spawn=self.spawn,
+                recovered=self._recovered,
+                failing=self._failing,
+                settle_elsewhere=(
+                    (lambda ttys: self._settle_elsewhere(lane, ttys))
+                    if len(self.drivers) > 1
+                    else None
+                ),
+                named_elsewhere=(
+                    (lambda: self._named_elsewhere(lane)) if len(self.drivers) > 1 else None
+                ),
+            ),
+            fences=self.fences,
+            metrics=self.metrics,
+            counters=self.counters,
+            driver=driver,
+            conf_path=conf_path(self.s, driver.conf_key),
+        )
+        return lane
+
     # ---- what recovery and status read (each owned by one room) ----------------------
+
+    @property
+    def executor(self) -> PassExecutor:
+        """The first driver's lane (the only one on a box with one driver)."""
+        return self.lanes[0]
 
     @property
     def sticks(self) -> dict[str, Stick]:
@@ -101,35 +125,97 @@ class Daemon:
 
     @property
     def sections(self) -> dict[str, DeviceSection]:
-        return self.executor.sections
+        """Every lane's sections (the first lane's wins a name both files use)."""
+        out: dict[str, DeviceSection] = {}
+        for lane in reversed(self.lanes):
+            out.update(lane.sections)
+        return out
 
     @property
     def asterisk(self) -> dict[str, DeviceEntry] | None:
-        return self.executor.asterisk
-
-    @asterisk.setter
-    def asterisk(self, value: dict[str, DeviceEntry] | None) -> None:
-        self.executor.asterisk = value
+        """Every lane's devices as Asterisk last listed them; None while AMI is down."""
+        if any(lane.asterisk is None for lane in self.lanes):
+            return None
+        out: dict[str, DeviceEntry] = {}
+        for lane in reversed(self.lanes):
+            out.update(lane.asterisk or {})
+        return out
 
     @property
     def verified(self) -> dict[str, str]:
-        return self.executor.verified
+        out: dict[str, str] = {}
+        for lane in reversed(self.lanes):
+            out.update(lane.verified)
+        return out
 
     @property
     def conf_error(self) -> str:
-        return self.executor.conf_error
+        return "; ".join(lane.conf_error for lane in self.lanes if lane.conf_error)
+
+    @property
+    def conf_files(self) -> dict[str, str]:
+        return {lane.driver.name: lane.conf_path for lane in self.lanes}
+
+    def driver_of(self, section: str) -> str:
+        """The driver whose file holds `section`."""
+        return self.lane_of(section).driver.name
+
+    def lane_of(self, section: str) -> PassExecutor:
+        for lane in self.lanes:
+            if section in lane.sections:
+                return lane
+        return self.lanes[0]
 
     def ami_failed(self, exc: AmiError) -> None:
-        self.executor.ami_failed(exc)
+        self.lanes[0].ami_failed(exc)
 
     async def apply(self) -> bool:
-        return await self.executor.apply()
+        """One pass of every lane: all their stops before any lane writes or reloads."""
+        prepared = [await lane.prepare() for lane in self.lanes]
+        ok = True
+        for lane, half in zip(self.lanes, prepared, strict=True):
+            ok = await lane.finish(half) and ok
+        return ok
 
     async def restart_device(self, name: str) -> None:
-        await self.executor.restart_device(name)
+        await self.lane_of(name).restart_device(name)
 
     async def verify(self, expect: dict[str, Expect]) -> None:
-        await self.executor.verify(expect)
+        for name, want in expect.items():
+            await self.lane_of(name).verify({name: want})
+
+    async def listing(self) -> dict[str, DeviceEntry] | None:
+        """A fresh listing of every lane's devices (for a port another process holds), or
+        None when Asterisk cannot be asked."""
+        out: dict[str, DeviceEntry] = {}
+        for lane in reversed(self.lanes):
+            entries = await lane.listing()
+            if entries is None:
+                return None
+            out.update(entries)
+        return out
+
+    def _named_elsewhere(self, lane: PassExecutor) -> set[str]:
+        """IMEIs the other lanes' files name (read now if a lane has not run its first pass)."""
+        named: set[str] = set()
+        for other in self.lanes:
+            if other is lane:
+                continue
+            sections = other.sections
+            if not sections:
+                with contextlib.suppress(ConfError, OSError):
+                    sections = DongleConf.load(other.conf_path).devices()
+            named.update(sec.imei for sec in sections.values() if sec.imei)
+        return named
+
+    async def _settle_elsewhere(self, lane: PassExecutor, ttys: Collection[str]) -> str | None:
+        """Before `lane` opens `ttys`: wait for the other drivers' devices stopped on them."""
+        for other in self.lanes:
+            if other is not lane:
+                why = await other.releases.settle(other.ami, ttys)
+                if why is not None:
+                    return why
+        return None
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -153,7 +239,8 @@ class Daemon:
             self.fleet.on_usb_event(UsbEvent(action="add", sys_path=usb.sys_path, info=usb))
         # Learn which ports chan_dongle holds before probing.
         if await self.supervisor.connect_once():
-            await self.executor.refresh_asterisk()
+            for lane in self.lanes:
+                await lane.refresh_asterisk()
         for info in present:
             self.registry.add_port(info)
         self.spawn(self.supervisor.run(), "ami")
@@ -194,7 +281,7 @@ class Daemon:
             if await self.coalescer.next_pass():
                 self.fleet.summarize_drops()
             try:
-                ok = await self.executor.apply()
+                ok = await self.apply()
             except Exception:
                 # A bug must not end the reconcile loop: the daemon would look alive and do
                 # nothing. Logged with its traceback, retried with backoff.
@@ -215,7 +302,7 @@ class Daemon:
         every = min(60.0, self.s.offline_after / 4)
         while True:
             await asyncio.sleep(every)
-            entries = await self.executor.listing()
+            entries = await self.listing()
             if entries is None:
                 continue
             present = {
@@ -251,11 +338,9 @@ class Daemon:
     def _recovered(self, usb_port: str) -> None:
         self.recovery.recovered(usb_port)
 
-    async def _listing(self) -> dict[str, DeviceEntry] | None:
-        return await self.executor.listing()
-
     def _ami_lost(self) -> None:
-        self.executor.ami_lost()
+        for lane in self.lanes:
+            lane.ami_lost()
         self.supervisor.lost()
         self.publish()  # `dongled status` must see it now, not at the next pass
 
@@ -267,7 +352,8 @@ class Daemon:
 
     def summary(self) -> str:
         total = len(self.sticks)
-        last = self.executor.last_change
+        # "<device> -> <tty> HH:MM:SS": the latest of the lanes'
+        last = max((lane.last_change for lane in self.lanes), key=lambda c: c[-8:], default="")
         return f"{total} sticks, {len(self.verified)} on their devices" + (
             f"; last: {last}" if last else ""
         )
@@ -288,9 +374,9 @@ async def run(
     settings: Settings,
     stop: asyncio.Event,
     started: Callable[[Daemon], None] | None = None,
-    driver: Driver = CHAN_DONGLE,
+    drivers: Sequence[Driver] = (CHAN_DONGLE,),
 ) -> None:
-    daemon = Daemon(settings, driver)
+    daemon = Daemon(settings, drivers)
     if started is not None:
         started(daemon)
     await daemon.run(stop)

@@ -65,6 +65,7 @@ def emit(
     data: str | None = None,
     audio: str | None = None,
     usb_port: str | None = None,
+    driver: str | None = None,
     level: int | None = None,
 ) -> None:
     """Log `event` with its journal fields; `level` overrides the event's own (a repeat said
@@ -76,6 +77,7 @@ def emit(
         ("DONGLED_DATA", data),
         ("DONGLED_AUDIO", audio),
         ("DONGLED_USB_PATH", usb_port),
+        ("DONGLED_DRIVER", driver),  # whose device (one box can run two drivers)
     ):
         if value is not None:
             fields[key] = value

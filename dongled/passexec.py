@@ -10,12 +10,13 @@ still be closing (`release`).
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from dongled.ami import AmiClient, DeviceEntry
+from dongled.ami import DeviceControl, DeviceEntry
 from dongled.atomicfile import replace_atomically
 from dongled.devicepoll import device_polls
 from dongled.dongleconf import DeviceSection, DongleConf, inherited_message
@@ -52,13 +53,29 @@ class PassHooks:
     spawn: Callable[[Awaitable[None], str], object]
     recovered: Callable[[str], None]  # usb_port: its stick works again
     failing: Callable[[str, str, str | None, str], None]  # usb_port, reason, device, sys_path
+    # Another driver's devices stopped on ttys this pass would open (one box, two drivers:
+    # a tty chan_dongle is still closing can be a chan_quectel module's now): None, or why
+    # not yet.
+    settle_elsewhere: Callable[[Collection[str]], Awaitable[str | None]] | None = None
+    # IMEIs the other drivers' files name: their sticks are not "unbound" here.
+    named_elsewhere: Callable[[], Collection[str]] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prepared:
+    """A pass between its halves: the file as read, the plan, and whether Asterisk took the
+    stops."""
+
+    conf: DongleConf
+    plan: Plan
+    ok: bool
 
 
 class PassExecutor:
     def __init__(
         self,
         settings: Settings,
-        ami: AmiClient,
+        ami: DeviceControl,
         registry: StickSource,
         hooks: PassHooks,
         *,
@@ -66,9 +83,11 @@ class PassExecutor:
         metrics: Metrics,
         counters: dict[str, int],
         driver: Driver = CHAN_DONGLE,
+        conf_path: str | None = None,
     ) -> None:
         self.s = settings
         self.driver = driver
+        self.conf_path = conf_path or settings.dongle_conf  # the driver's file
         self.ami = ami
         self.registry = registry
         self._hooks = hooks
@@ -107,11 +126,24 @@ class PassExecutor:
 
     async def apply(self) -> bool:
         """One reconcile pass; False when Asterisk could not be brought to the right state."""
+        return await self.finish(await self.prepare())
+
+    async def prepare(self) -> Prepared | bool:
+        """A pass's first half: read the file, plan, stop what must not run. A box with two
+        drivers runs this for both before either writes or reloads (a tty one driver's
+        device holds must be let go before the other driver may open it). Returns the plan,
+        or the pass's outcome when there is nothing more to do."""
         try:
-            conf = DongleConf.load(self.s.dongle_conf)
+            conf = DongleConf.load(self.conf_path)
         except ConfError as exc:
             if str(exc) != self.conf_error:
-                emit(Event.CONF_ERROR, "dongle.conf not usable, nothing written: %s", exc)
+                emit(
+                    Event.CONF_ERROR,
+                    "%s not usable, nothing written: %s",
+                    os.path.basename(self.conf_path),
+                    exc,
+                    driver=self.driver.name,
+                )
             self.conf_error = str(exc)
             await self._stop_only()
             self._hooks.publish()
@@ -121,6 +153,9 @@ class PassExecutor:
         self.registry.learn_from_asterisk(self.asterisk or {})
         sections = self.sections = conf.devices()
         p = plan(sections, self.registry.located(), self.asterisk, self.driver.parked)
+        if self._hooks.named_elsewhere is not None:
+            elsewhere = self._hooks.named_elsewhere()
+            p.unbound[:] = [imei for imei in p.unbound if imei not in elsewhere]
         self._forget_verified(p)
         for name, foreign in p.mismatched.items():
             emit(
@@ -131,8 +166,16 @@ class PassExecutor:
                 sections[name].imei or "",
                 device=name,
                 imei=sections[name].imei,
+                driver=self.driver.name,
             )
-        ok = await self.stop(p.stop) and ok
+        return Prepared(conf=conf, plan=p, ok=await self.stop(p.stop) and ok)
+
+    async def finish(self, prepared: Prepared | bool) -> bool:
+        """A pass's second half: write, tell Asterisk, verify, say what needs saying."""
+        if isinstance(prepared, bool):
+            return prepared
+        conf, p, ok = prepared.conf, prepared.plan, prepared.ok
+        sections = self.sections
         if p.port_changes and not self.write(conf, p):
             self._hooks.publish()
             return True
@@ -142,11 +185,24 @@ class PassExecutor:
             self._hooks.spawn(self.verify(dict(p.expect)), "verify")
         for name, why in p.ambiguous.items():
             if self._ambiguous_told.get(name) != why:
-                emit(Event.AMBIGUOUS, "device %s: %s; parked", name, why, device=name)
+                emit(
+                    Event.AMBIGUOUS,
+                    "device %s: %s; parked",
+                    name,
+                    why,
+                    device=name,
+                    driver=self.driver.name,
+                )
         self._ambiguous_told = dict(p.ambiguous)
         for name in p.inherited:
             if name not in self._inherited_told:
-                emit(Event.CONF_ERROR, "%s", inherited_message(sections[name]), device=name)
+                emit(
+                    Event.CONF_ERROR,
+                    "%s",
+                    inherited_message(sections[name]),
+                    device=name,
+                    driver=self.driver.name,
+                )
         self._inherited_told = set(p.inherited)
         for name in p.check_digit:
             if name not in self._check_digit_told:
@@ -156,6 +212,7 @@ class PassExecutor:
                     check_digit_message(sections[name]),
                     device=name,
                     imei=sections[name].imei,
+                    driver=self.driver.name,
                 )
         self._check_digit_told = set(p.check_digit)
         for imei in sorted(set(p.unbound) - self._unbound):
@@ -165,6 +222,7 @@ class PassExecutor:
                 imei,
                 imei,
                 imei=imei,
+                driver=self.driver.name,
             )
         self._unbound = set(p.unbound)
         self._hooks.publish()
@@ -215,7 +273,7 @@ class PassExecutor:
     def _stopped(self, name: str, entry: DeviceEntry | None) -> None:
         """DongleStop answered: remember what the device may still be closing, journal it."""
         self.releases.stopped(name, entry)
-        emit(Event.STOPPED, "stopped device %s", name, device=name)
+        emit(Event.STOPPED, "stopped device %s", name, device=name, driver=self.driver.name)
 
     async def restart_device(self, name: str) -> None:
         """DongleStop, wait until chan_dongle has let go of the ttys, DongleStart: never
@@ -224,15 +282,16 @@ class PassExecutor:
         await self.ami.stop(name)
         self._stopped(name, entry)
         sec = self.sections.get(name)
-        why = await self.releases.settle(
-            self.ami, opening(self.sections, Plan(start=[name]), self.driver.parked)
-        )
+        ttys = opening(self.sections, Plan(start=[name]), self.driver.parked)
+        why = await self.releases.settle(self.ami, ttys)
+        if why is None and self._hooks.settle_elsewhere is not None:
+            why = await self._hooks.settle_elsewhere(ttys)
         if why is not None:
             raise RecoveryError(why)
         if sec is None or (sec.data, sec.audio) == self.driver.parked:
             return  # its stick left meanwhile: stays stopped, parked
         await self.ami.start(name)
-        emit(Event.STARTED, "started device %s", name, device=name)
+        emit(Event.STARTED, "started device %s", name, device=name, driver=self.driver.name)
 
     def write(self, conf: DongleConf, p: Plan) -> bool:
         try:
@@ -247,7 +306,7 @@ class PassExecutor:
             self._hooks.request(False)
             return False
         except (ConfError, ValueError) as exc:
-            emit(Event.CONF_ERROR, "not written: %s", exc)
+            emit(Event.CONF_ERROR, "not written: %s", exc, driver=self.driver.name)
             self.conf_error = str(exc)
             return False
         self.counters["conf_writes"] += 1
@@ -257,6 +316,7 @@ class PassExecutor:
             "wrote %s (%d section(s) changed; previous version kept as .dongled-bak)",
             ", ".join(sorted(files)),
             len(p.port_changes),
+            driver=self.driver.name,
         )
         self.metrics.conf_writes.inc()
         now = time.strftime("%H:%M:%S")
@@ -272,6 +332,7 @@ class PassExecutor:
                     imei=sec.imei,
                     data=data,
                     audio=audio,
+                    driver=self.driver.name,
                 )
             else:
                 emit(
@@ -286,6 +347,7 @@ class PassExecutor:
                     imei=sec.imei,
                     data=data,
                     audio=audio,
+                    driver=self.driver.name,
                 )
                 self.last_change = f"{name} -> {data.rsplit('/', 1)[-1]} {now}"
         return True
@@ -293,9 +355,10 @@ class PassExecutor:
     async def kick(self, p: Plan) -> bool:
         try:
             if p.reload or p.start:
-                why = await self.releases.settle(
-                    self.ami, opening(self.sections, p, self.driver.parked)
-                )
+                ttys = opening(self.sections, p, self.driver.parked)
+                why = await self.releases.settle(self.ami, ttys)
+                if why is None and self._hooks.settle_elsewhere is not None:
+                    why = await self._hooks.settle_elsewhere(ttys)
                 if why is not None:
                     log.warning("Asterisk not told yet: %s", why)
                     return False
@@ -307,12 +370,14 @@ class PassExecutor:
                 self.metrics.reloads.inc()
                 emit(
                     Event.RELOAD,
-                    "asked Asterisk to reload chan_dongle (%s)",
+                    "asked Asterisk to reload %s (%s)",
+                    self.driver.name,
                     self.s.ami.reload_when,
+                    driver=self.driver.name,
                 )
             for name in p.start:
                 await self.ami.start(name)
-                emit(Event.STARTED, "started device %s", name, device=name)
+                emit(Event.STARTED, "started device %s", name, device=name, driver=self.driver.name)
         except AmiError as exc:
             self.ami_failed(exc)
             log.error("Asterisk did not take the change yet: %s", exc)
@@ -347,6 +412,7 @@ class PassExecutor:
                     imei=want.imei,
                     data=entry.data_state,
                     audio=entry.audio_state,
+                    driver=self.driver.name,
                 )
             else:
                 self._hooks.request(True)  # the next pass stops and parks it
@@ -370,6 +436,7 @@ class PassExecutor:
                 self.s.verify_timeout,
                 device=name,
                 imei=want.imei,
+                driver=self.driver.name,
             )
             stick = self.registry.stick_with(want.imei)
             if stick is not None:

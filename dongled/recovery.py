@@ -19,7 +19,7 @@ from dongled.usbreset import RecoveryError
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Mapping
 
-    from dongled.ami import AmiClient
+    from dongled.ami import AmiClient, DeviceEntry
     from dongled.dongleconf import DeviceSection
     from dongled.errors import AmiError
     from dongled.metrics import Metrics
@@ -46,6 +46,7 @@ class RecoveryHost(Protocol):
     def spawn(self, coro: Awaitable[None], name: str) -> object: ...
     def publish(self) -> None: ...
     async def restart_device(self, name: str) -> None: ...
+    async def listing(self) -> Mapping[str, DeviceEntry] | None: ...
     async def verify(self, expect: dict[str, Expect]) -> None: ...
 
 
@@ -110,11 +111,7 @@ class Recovery:
     async def _recover(self, usb_port: str, reason: str, device: str | None, sys_path: str) -> None:
         r = self._d.s.recovery
         if device is not None and self._d.ami.connected:
-            try:
-                entry = (await self._d.ami.show_devices()).get(device)
-            except AmiError as exc:
-                self._d.ami_failed(exc)
-                entry = None
+            entry = (await self._d.listing() or {}).get(device)
             if entry is not None and entry.calls not in ("", "0"):
                 log.info("recovery of %s waits: %s calls on %s", usb_port, entry.calls, device)
                 self._follow_up(usb_port, reason, device, sys_path, r.backoff)

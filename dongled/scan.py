@@ -25,7 +25,8 @@ from dongled import models
 from dongled.ami import AmiClient, DeviceEntry
 from dongled.atomicfile import replace_atomically
 from dongled.dongleconf import DeviceSection, DongleConf
-from dongled.drivers.known import DRIVERS
+from dongled.drivers.base import Driver
+from dongled.drivers.known import drivers_for
 from dongled.errors import AmiError, ConfError, PortBusyError, ProbeError
 from dongled.fences import Fences
 from dongled.hotplug import TtyInfo, list_ttys
@@ -35,7 +36,7 @@ from dongled.passexec import PassExecutor, PassHooks
 from dongled.probe import ProbeTimeouts, identify_port
 from dongled.prober import Found, identify
 from dongled.reconcile import Located, Plan, located, plan
-from dongled.settings import Settings
+from dongled.settings import Settings, conf_path
 from dongled.sticks import Stick
 
 log = logging.getLogger(__name__)
@@ -102,8 +103,21 @@ def write_change(change: Change) -> None:
         replace_atomically(path, data, expected=change.before[path])
 
 
-async def connect_asterisk(s: Settings) -> Asterisk:
-    client = AmiClient(s.ami, verbs=DRIVERS[s.driver].ami)
+def imeis_named_elsewhere(s: Settings, driver: Driver) -> set[str]:
+    """IMEIs the other drivers' files name (a box with chan_dongle beside chan_quectel): a
+    stick one of them names is not "unbound" for this one. An unreadable file names none."""
+    named: set[str] = set()
+    for other in drivers_for(s.driver):
+        if other is driver:
+            continue
+        with contextlib.suppress(ConfError, OSError):
+            sections = DongleConf.load(conf_path(s, other.conf_key)).devices()
+            named.update(sec.imei for sec in sections.values() if sec.imei)
+    return named
+
+
+async def connect_asterisk(s: Settings, driver: Driver) -> Asterisk:
+    client = AmiClient(s.ami, verbs=driver.ami)
     out = Asterisk(client=client)
     try:
         await client.connect()
@@ -159,14 +173,17 @@ async def _identify(stick: Stick, s: Settings, asterisk: Asterisk) -> None:
 # ---- scan ------------------------------------------------------------------------------------
 
 
-async def scan(s: Settings, asterisk: Asterisk) -> ScanResult:
-    """Find and identify the sticks, and what the daemon would do about them (no writes)."""
-    conf = DongleConf.load(s.dongle_conf)
+async def scan(s: Settings, asterisk: Asterisk, driver: Driver) -> ScanResult:
+    """Find and identify the sticks, and what the daemon would do about them for `driver`'s
+    file (no writes)."""
+    conf = DongleConf.load(conf_path(s, driver.conf_key))
     sticks = _group(await asyncio.to_thread(list_ttys))
     await asyncio.gather(*(_identify(st, s, asterisk) for st in sticks))
     found = located(sticks)
     sections = conf.devices()
-    p = plan(sections, found, asterisk.devices, DRIVERS[s.driver].parked)
+    p = plan(sections, found, asterisk.devices, driver.parked)
+    elsewhere = imeis_named_elsewhere(s, driver)
+    p.unbound[:] = [imei for imei in p.unbound if imei not in elsewhere]
     after, _ = conf.with_ports(p.port_changes) if p.port_changes else (conf, {})
     return ScanResult(
         sticks=sticks, located=found, plan=p, change=_change(conf, after), sections=sections
@@ -192,7 +209,9 @@ class _Found:
         return None
 
 
-async def apply_scan(s: Settings, result: ScanResult, asterisk: Asterisk) -> tuple[bool, list[str]]:
+async def apply_scan(
+    s: Settings, result: ScanResult, asterisk: Asterisk, driver: Driver
+) -> tuple[bool, list[str]]:
     """The daemon's own pass, once, over the sticks found: stop, write, tell Asterisk (never
     re-opening a tty a stopped device may still be closing), verify. Returns whether
     dongle.conf was written, and the problems (empty: all done)."""
@@ -209,11 +228,13 @@ async def apply_scan(s: Settings, result: ScanResult, asterisk: Asterisk) -> tup
             spawn=lambda coro, _name: tasks.append(asyncio.ensure_future(coro)),
             recovered=lambda _port: None,
             failing=lambda *_why: None,
+            named_elsewhere=lambda: imeis_named_elsewhere(s, driver),
         ),
         fences=fences,
         metrics=Metrics(),
         counters={"conf_writes": 0, "reloads": 0, "probes": 0},
-        driver=DRIVERS[s.driver],
+        driver=driver,
+        conf_path=conf_path(s, driver.conf_key),
     )
     try:
         ok = await executor.apply()
@@ -246,9 +267,9 @@ async def apply_scan(s: Settings, result: ScanResult, asterisk: Asterisk) -> tup
 # ---- adopt -----------------------------------------------------------------------------------
 
 
-async def adopt(s: Settings, asterisk: Asterisk) -> AdoptResult:
+async def adopt(s: Settings, asterisk: Asterisk, driver: Driver) -> AdoptResult:
     """Learn the IMEI of each section without imei= and propose the imei= lines (no writes)."""
-    conf = DongleConf.load(s.dongle_conf)
+    conf = DongleConf.load(conf_path(s, driver.conf_key))
     sections = conf.devices()
     devices = asterisk.devices or {}
     named = {sec.imei: n for n, sec in sections.items() if sec.imei and valid_imei(sec.imei)}
@@ -262,7 +283,7 @@ async def adopt(s: Settings, asterisk: Asterisk) -> AdoptResult:
         if not sec.data or not sec.audio:
             skipped[name] = "no data=/audio= (chan_dongle's own discovery): nothing to learn"
             continue
-        if (sec.data, sec.audio) == DRIVERS[s.driver].parked:
+        if (sec.data, sec.audio) == driver.parked:
             skipped[name] = "parked by dongled: its stick is unknown"
             continue
         entry = devices.get(name)

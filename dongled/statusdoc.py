@@ -9,6 +9,7 @@ from typing import TypedDict
 
 class SectionRow(TypedDict):
     section: str
+    driver: str  # the channel driver whose file holds the section (chan_dongle, ...)
     imei: str | None  # None: no 15-digit imei= (unmanaged)
     data: str | None
     audio: str | None
@@ -62,8 +63,9 @@ class StatusDoc(TypedDict):
     schema: int
     running: bool
     pid: int
-    driver: str  # the Asterisk channel driver of every device below (chan_dongle, ...)
-    dongle_conf: str
+    driver: str  # the `driver` setting: one channel driver, or two joined with "+"
+    dongle_conf: str  # the first driver's file
+    conf_files: dict[str, str]  # every driver's file, by driver
     ami_connected: bool
     conf_error: str | None
     summary: str

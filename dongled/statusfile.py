@@ -56,6 +56,9 @@ if TYPE_CHECKING:
         def asterisk(self) -> Mapping[str, DeviceEntry] | None: ...
         @property
         def conf_error(self) -> str: ...
+        @property
+        def conf_files(self) -> Mapping[str, str]: ...  # driver -> its file
+        def driver_of(self, section: str) -> str: ...
         def summary(self) -> str: ...
 
 
@@ -122,6 +125,7 @@ def _stick_for(
 
 
 def _section_row(
+    driver: str,
     sec: DeviceSection,
     stick: Stick | None,
     choice: Located | str | None,
@@ -136,6 +140,7 @@ def _section_row(
     status, detail = decided.status.schema1, decided.detail
     return {
         "section": sec.name,
+        "driver": driver,
         "imei": imei,
         "data": sec.data,
         "audio": sec.audio,
@@ -181,7 +186,13 @@ def snapshot(d: StatusSource) -> StatusDoc:
     asterisk: dict[str, DeviceEntry] = dict(d.asterisk or {})
     ami_up = bool(d.ami.connected) and d.asterisk is not None
     # the daemon's last good parse (kept while the file is broken); the file before a pass
-    sections = dict(d.sections) or _sections(d.s.dongle_conf)
+    sections = dict(d.sections)
+    drivers = {name: d.driver_of(name) for name in sections}
+    if not sections:
+        for driver, path in reversed(list(d.conf_files.items())):
+            read = _sections(path)
+            sections.update(read)
+            drivers.update(dict.fromkeys(read, driver))
     plugged = list(d.sticks.values())
     named: dict[str, str] = {}  # usb_device of the stick carrying a section -> section
     rows = []
@@ -189,7 +200,7 @@ def snapshot(d: StatusSource) -> StatusDoc:
         sec = sections[name]
         stick, choice = _stick_for(sec, plugged)
         given_up = d.recovery.ladder.given_up(stick.usb_port) if stick is not None else ""
-        row = _section_row(sec, stick, choice, asterisk.get(name), ami_up, given_up)
+        row = _section_row(drivers[name], sec, stick, choice, asterisk.get(name), ami_up, given_up)
         if stick is not None:
             named[stick.usb_device] = name
         elif isinstance(choice, str):
@@ -215,7 +226,8 @@ def snapshot(d: StatusSource) -> StatusDoc:
         "running": True,
         "pid": os.getpid(),
         "driver": d.s.driver,
-        "dongle_conf": d.s.dongle_conf,
+        "dongle_conf": next(iter(d.conf_files.values()), d.s.dongle_conf),
+        "conf_files": dict(d.conf_files),
         "ami_connected": bool(d.ami.connected),
         "conf_error": d.conf_error or None,
         "summary": d.summary(),
@@ -375,7 +387,11 @@ def render_table(doc: dict[str, Any]) -> list[str]:
                 status,
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(TABLE_HEAD))]
+    if "+" in str(doc.get("driver", "")):  # two drivers on this box: say whose each device is
+        whose = ["DRIVER"] + [_cell(r.get("driver")) for r in doc.get("sections", [])]
+        whose += ["-"] * (len(rows) - len(whose))
+        rows = [(r[0], w, *r[1:]) for r, w in zip(rows, whose, strict=True)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     out.append("")
     ami = "connected" if doc.get("ami_connected") else "NOT connected"
@@ -384,7 +400,7 @@ def render_table(doc: dict[str, Any]) -> list[str]:
     if not doc.get("ami_connected"):
         out.append("Asterisk AMI not connected: no line can be verified (see the daemon's log)")
     if doc.get("conf_error"):
-        out.append(f"dongle.conf problem: {doc['conf_error']}")
+        out.append(f"config problem: {doc['conf_error']}")
     for r in doc.get("sections", []):
         if r.get("status") not in SECTION_FINE:
             out.append(f"[{r.get('section')}] {r.get('status')}: {r.get('detail') or ''}")

@@ -593,6 +593,10 @@ class FakeAsteriskQuectel(FakeAsterisk):
             emit=self._emit,
         )
         chan.alsa_cards = self.alsa_cards
+        if self._chan is not None:
+            # One Asterisk process: a tty chan_dongle is still closing is as busy for
+            # chan_quectel (the same pid in the lock file) as for chan_dongle itself.
+            chan._holders = self._chan._holders
         self._quectel = chan
         chan.load()
         if self._quectel_task is None:

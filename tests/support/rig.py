@@ -21,6 +21,7 @@ from tests.support.testbed import FakeStick, Testbed
 
 ROOT = Path(__file__).resolve().parents[2]
 PARKED_DATA = "/dev/null/dongled-stick-absent-data"
+LTE_VIDS = ("2c7c", "05c6", "1e0e")  # Quectel, Quectel EC20 (Qualcomm id), SIMCom
 
 
 def make_imei(i: int) -> str:
@@ -62,9 +63,9 @@ initstate=start
 """
 
 
-def section_text(i: int, imei: str, data: str, audio: str) -> str:
+def section_text(i: int, imei: str, data: str, audio: str, name: str = "") -> str:
     return (
-        f"\n[dongle{i}]\n"
+        f"\n[{name or f'dongle{i}'}]\n"
         f"imei={imei}        ; SIM of city {i}\n"
         f"data={data}   ; AT port\n"
         f"audio = {audio}   ; voice port\n"
@@ -89,8 +90,18 @@ class Rig:
         answer_delay: float = 0.0,
         sims: Sequence[StickSim] | None = None,
         personality: str = "chan_dongle",
+        models: Sequence[UsbModel] | None = None,
     ) -> None:
+        """`models`: one per stick (default: `model` for all). With two drivers
+        (`chan_dongle+quectel-im`), LTE modules' sections (`quectel<i>`) go into
+        quectel.conf, the Huawei sticks' (`dongle<i>`) into dongle.conf."""
         self.tmp, self.tb, self.model = tmp, tb, model
+        self.models = list(models) if models is not None else [model] * n
+        mixed = "+" in personality
+        self.names = [
+            f"quectel{i}" if mixed and m.vid in LTE_VIDS else f"dongle{i}"
+            for i, m in enumerate(self.models)
+        ]
         self.lock_dir = tmp / "lock"
         self.lock_dir.mkdir()
         self.state_dir = tmp / "run"
@@ -104,20 +115,32 @@ class Rig:
                 for i, imei in enumerate(self.imeis)
             ]
         )
-        width = len(model.interfaces)
         self.next_tty = 0
         self.sticks: list[FakeStick] = []
         for i in range(n):
-            ttys = self.take_ttys(width)
-            self.sticks.append(tb.add_stick(model, self.sims[i], ttys, usb_port=str(i + 1)))
-        body = HEADER + "".join(
-            section_text(i, self.imeis[i], s.data_port.devnode, s.audio_port.devnode)
-            for i, s in enumerate(self.sticks)
-        )
-        self.conf.write_bytes(body.encode())
-        self.original = self.conf.read_bytes()
+            ttys = self.take_ttys(len(self.models[i].interfaces))
+            self.sticks.append(
+                tb.add_stick(self.models[i], self.sims[i], ttys, usb_port=str(i + 1))
+            )
+        self.quectel_conf = tmp / "quectel.conf"
+        self.confs = [self.conf, self.quectel_conf] if mixed else [self.conf]
+        for path in self.confs:
+            body = HEADER + "".join(
+                section_text(
+                    i, self.imeis[i], s.data_port.devnode, s.audio_port.devnode, self.names[i]
+                )
+                for i, s in enumerate(self.sticks)
+                if (path == self.quectel_conf) == self.names[i].startswith("quectel")
+            )
+            path.write_bytes(body.encode())
+        self.originals = {path: path.read_bytes() for path in self.confs}
         self.personality = personality
-        if personality == "chan_dongle":
+        if mixed:
+            self.asterisk = make_fake_asterisk(
+                personality, lock_dir=str(self.lock_dir), dongle_conf=str(self.conf),
+                quectel_conf=str(self.quectel_conf), interval=interval,
+            )  # fmt: skip
+        elif personality == "chan_dongle":
             self.asterisk = FakeAsterisk(
                 str(self.conf), lock_dir=str(self.lock_dir), interval=interval
             )
@@ -137,6 +160,15 @@ class Rig:
         self.extra_env: dict[str, str] = {}  # added to the daemon's environment
         self.write_settings()
 
+    @property
+    def original(self) -> bytes:
+        """The hand-written dongle.conf (the rig's one file with one driver)."""
+        return self.originals[self.conf]
+
+    @original.setter
+    def original(self, content: bytes) -> None:
+        self.originals[self.conf] = content
+
     def take_ttys(self, count: int) -> list[int]:
         first = self.next_tty
         self.next_tty += count
@@ -146,10 +178,20 @@ class Rig:
         self, tables: dict[str, dict[str, object]] | None = None, **extra: object
     ) -> None:
         """Top-level keys (`extra` overrides the rig's), then [ami] and any other tables."""
-        drivers = {"chan_dongle": "chan_dongle", "quectel-im": "chan_quectel-im"}
+        drivers = {
+            "chan_dongle": "chan_dongle",
+            "quectel-im": "chan_quectel-im",
+            "chan_dongle+quectel-im": "chan_dongle+chan_quectel-im",
+        }
+        driver = drivers[self.personality]
+        files = (
+            {"dongle_conf": str(self.conf), "quectel_conf": str(self.quectel_conf)}
+            if "+" in driver  # the rig's one file, in the syntax of the driver that reads it
+            else {("dongle_conf" if driver == "chan_dongle" else "quectel_conf"): str(self.conf)}
+        )
         top: dict[str, object] = {
-            "driver": drivers[self.personality],
-            "dongle_conf": str(self.conf),
+            "driver": driver,
+            **files,
             "lock_dir": str(self.lock_dir),
             "state_dir": str(self.state_dir),
             "at_timeout": 1.0,
@@ -274,13 +316,13 @@ class Rig:
 
     def replug(self, i: int, ttys: Sequence[int] | None = None) -> None:
         if ttys is None:
-            ttys = self.take_ttys(len(self.model.interfaces))
+            ttys = self.take_ttys(len(self.models[i].interfaces))
         self.tb.replug(self.sticks[i], ttys)
 
     # ---- what must hold ------------------------------------------------------------------
 
     def device_right(self, i: int) -> bool:
-        entry = self.asterisk.devices_snapshot().get(f"dongle{i}")
+        entry = self.asterisk.devices_snapshot().get(self.names[i])
         stick = self.sticks[i]
         return (
             entry is not None
@@ -314,15 +356,16 @@ class Rig:
         assert self.asterisk.hazards == [], self.asterisk.hazards
 
     def assert_only_ports_changed(self) -> None:
-        """Every line but data=/audio= values is byte-identical to the hand-written file."""
-        old = self.original.splitlines(keepends=True)
-        new = self.conf.read_bytes().splitlines(keepends=True)
-        assert len(old) == len(new)
-        for a, b in zip(old, new, strict=True):
-            if a != b:
-                key = a.split(b"=", 1)[0].strip()
-                assert key in (b"data", b"audio"), (a, b)
-                assert a.split(b";", 1)[1:] == b.split(b";", 1)[1:], (a, b)
+        """Every line but data=/audio= values is byte-identical to the hand-written file(s)."""
+        for path, original in self.originals.items():
+            old = original.splitlines(keepends=True)
+            new = path.read_bytes().splitlines(keepends=True)
+            assert len(old) == len(new), path
+            for a, b in zip(old, new, strict=True):
+                if a != b:
+                    key = a.split(b"=", 1)[0].strip()
+                    assert key in (b"data", b"audio"), (path, a, b)
+                    assert a.split(b";", 1)[1:] == b.split(b";", 1)[1:], (path, a, b)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -1,0 +1,108 @@
+"""One box, two channel drivers: chan_dongle (Huawei sticks, dongle.conf) beside chan_quectel's
+IchthysMaranatha fork (Quectel EC25 modules, quectel.conf), kept by one `dongled run` with
+`driver = "chan_dongle+chan_quectel-im"`. The test Asterisk loads both drivers in one process,
+as a real one would, so a tty chan_dongle is still closing is busy for chan_quectel too."""
+
+from __future__ import annotations
+
+import json
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import pytest
+
+from tests.support.marks import needs_umockdev
+from tests.support.modemsim import E1550_USB, EC25, EC25_USB, StickSim
+from tests.support.rig import PARKED_DATA, Rig, make_imei, rig, wait_until
+
+pytestmark = [pytest.mark.e2e, needs_umockdev]
+
+MODELS = [E1550_USB, EC25_USB, E1550_USB, EC25_USB]
+
+
+def _mixed(tmp_path: Path) -> AbstractContextManager[Rig]:
+    sims: list[StickSim] = [
+        (EC25 if model is EC25_USB else StickSim)(make_imei(i), f"2500100000{i:05d}")
+        for i, model in enumerate(MODELS)
+    ]
+    return rig(
+        tmp_path, len(MODELS), models=MODELS, sims=sims, personality="chan_dongle+quectel-im"
+    )
+
+
+def test_both_drivers_kept_through_a_storm_by_one_daemon(tmp_path: Path) -> None:
+    with _mixed(tmp_path) as r:
+        assert r.names == ["dongle0", "quectel1", "dongle2", "quectel3"]
+        r.wait_all_right(timeout=10)
+        r.start_daemon()
+        r.unplug(*range(4))
+        wait_until(
+            lambda: all(p.read_text().count(PARKED_DATA) == 2 for p in r.confs), 5, "all parked"
+        )
+        for i in (3, 0, 2, 1):
+            r.replug(i)
+        r.wait_all_right()
+        r.assert_never_foreign()
+        r.assert_only_ports_changed()  # in both files
+        verbs = {name for _, name, _ in r.asterisk.actions}
+        assert {"DongleStop", "DongleReload", "QuectelStop", "QuectelReload"} <= verbs
+        # The Huawei sticks are not "unbound" for chan_quectel, nor the modules for chan_dongle.
+        assert "no section has imei=" not in r.daemon_log()
+
+        wait_until(lambda: r.cli("status").returncode == 0, 10, "every line verified")
+        doc = json.loads(r.cli("status", "--json").stdout)
+        assert {row["section"]: row["driver"] for row in doc["sections"]} == {
+            "dongle0": "chan_dongle",
+            "quectel1": "chan_quectel-im",
+            "dongle2": "chan_dongle",
+            "quectel3": "chan_quectel-im",
+        }
+        assert doc["conf_files"] == {
+            "chan_dongle": str(r.conf),
+            "chan_quectel-im": str(r.quectel_conf),
+        }
+        table = r.cli("status").stdout.splitlines()
+        assert table[0].split()[:2] == ["DEVICE", "DRIVER"]
+        assert next(ln for ln in table if ln.startswith("quectel1 ")).split()[1] == (
+            "chan_quectel-im"
+        )
+        r.assert_daemon_alive()
+
+
+def test_a_stick_of_one_driver_on_the_old_ports_of_the_other(tmp_path: Path) -> None:
+    """dongled was down while a Huawei stick and an LTE module came back on each other's old
+    numbers: chan_dongle's retry bound dongle0 to the module and chan_quectel's bound quectel1
+    to the stick. The restarted dongled stops both, and neither driver re-opens a tty the other
+    may still be closing (a tty's lock names Asterisk's own pid for both drivers)."""
+    with _mixed(tmp_path) as r:
+        r.wait_all_right(timeout=10)
+        huawei, module = list(r.sticks[0].tty_numbers), list(r.sticks[1].tty_numbers)
+        r.unplug(0, 1)
+        snapshot = r.asterisk.devices_snapshot
+        r.asterisk.wait_for(
+            lambda: all(snapshot()[n]["State"] == "Not connected" for n in r.names[:2]), 5
+        )
+        # E1550: if0, if1 voice, if2 AT. EC25: if0 DIAG, if1 voice, if2 AT, if3 second AT.
+        r.replug(1, [r.take_ttys(1)[0], huawei[1], huawei[2], huawei[0]])
+        r.replug(0, module[:3])
+        r.asterisk.wait_for(
+            lambda: {b[1] for b in r.asterisk.foreign_bindings} >= {"dongle0", "quectel1"},
+            10,
+            what="each driver binding its device to the other driver's stick",
+        )
+        wrong = r.asterisk.foreign_bindings
+        r.start_daemon()
+        r.wait_all_right()
+        assert r.asterisk.crashes == []
+        assert r.asterisk.hazards == []
+        assert r.asterisk.foreign_bindings == wrong  # none since dongled started
+        r.assert_only_ports_changed()
+        actions = r.asterisk.actions
+        stops = [t for t, name, _ in actions if name in ("DongleStop", "QuectelStop")]
+        reopen = min(
+            t
+            for t, name, _ in actions
+            if name in ("DongleReload", "QuectelReload") and t > stops[0]
+        )
+        assert len(stops) >= 2 and reopen > max(stops)
+        print(f"\n[release] last stop -> first re-open across drivers: {reopen - max(stops):.3f} s")

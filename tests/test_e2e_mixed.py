@@ -14,6 +14,12 @@ import pytest
 from tests.support.marks import needs_umockdev
 from tests.support.modemsim import E1550_USB, EC25, EC25_USB, StickSim
 from tests.support.rig import PARKED_DATA, Rig, make_imei, rig, wait_until
+from tests.support.scenarios import (
+    asterisk_down_during_a_storm,
+    back_on_the_same_numbers,
+    one_never_back,
+    stale_config_at_startup,
+)
 
 pytestmark = [pytest.mark.e2e, needs_umockdev]
 
@@ -106,3 +112,27 @@ def test_a_stick_of_one_driver_on_the_old_ports_of_the_other(tmp_path: Path) -> 
         )
         assert len(stops) >= 2 and reopen > max(stops)
         print(f"\n[release] last stop -> first re-open across drivers: {reopen - max(stops):.3f} s")
+
+
+def test_mixed_one_stick_never_back(tmp_path: Path) -> None:
+    with _mixed(tmp_path) as r:
+        r.wait_all_right(timeout=10)
+        one_never_back(r)
+
+
+def test_mixed_back_on_the_same_numbers(tmp_path: Path) -> None:
+    with _mixed(tmp_path) as r:
+        r.wait_all_right(timeout=10)
+        back_on_the_same_numbers(r)
+
+
+def test_mixed_asterisk_down_during_a_storm(tmp_path: Path) -> None:
+    with _mixed(tmp_path) as r:
+        r.wait_all_right(timeout=10)
+        asterisk_down_during_a_storm(r)
+
+
+def test_mixed_stale_config_at_startup(tmp_path: Path) -> None:
+    with _mixed(tmp_path) as r:
+        r.wait_all_right(timeout=10)
+        stale_config_at_startup(r)

@@ -13,7 +13,14 @@ import pytest
 from tests.support.marks import needs_umockdev
 from tests.support.modemsim import EC25, EC25_USB
 from tests.support.rig import PARKED_DATA, Rig, make_imei, rig, wait_until
-from tests.support.scenarios import restart_after_a_wrong_binding, rotated_one_at_a_time
+from tests.support.scenarios import (
+    asterisk_down_during_a_storm,
+    back_on_the_same_numbers,
+    one_never_back,
+    restart_after_a_wrong_binding,
+    rotated_one_at_a_time,
+    stale_config_at_startup,
+)
 
 pytestmark = [pytest.mark.e2e, needs_umockdev]
 
@@ -67,3 +74,27 @@ def test_im_module_identified_in_its_own_dialect(tmp_path: Path) -> None:
         assert (row["imei"], row["verified_by"], row["voice"]) == (r.imeis[0], "probe", True)
         assert "EC25" in str(row["model"]) and row["iccid"] == r.sims[0].iccid
         assert "stick-limited" not in r.daemon_log()
+
+
+def test_im_one_module_never_back(tmp_path: Path) -> None:
+    with _im(tmp_path, 3) as r:
+        r.wait_all_right(timeout=10)
+        one_never_back(r)
+
+
+def test_im_back_on_the_same_numbers(tmp_path: Path) -> None:
+    with _im(tmp_path, 2) as r:
+        r.wait_all_right(timeout=10)
+        back_on_the_same_numbers(r)
+
+
+def test_im_asterisk_down_during_a_storm(tmp_path: Path) -> None:
+    with _im(tmp_path, 3) as r:
+        r.wait_all_right(timeout=10)
+        asterisk_down_during_a_storm(r)
+
+
+def test_im_stale_config_at_startup(tmp_path: Path) -> None:
+    with _im(tmp_path, 3) as r:
+        r.wait_all_right(timeout=10)
+        stale_config_at_startup(r)

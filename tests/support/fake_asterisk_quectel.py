@@ -678,6 +678,15 @@ class FakeAsteriskQuectel(FakeAsterisk):
         self._schedule(lambda: ops.get(verb, chan.restart_device)(device))
         return True, f"[{device}] {_SCHEDULED[verb]}"
 
+    def admin_reload(self) -> None:
+        """An admin reloading the channel drivers at the console (`core reload`)."""
+
+        def every() -> None:
+            self._reload("cli: core reload")
+            self._reload_quectel("cli: core reload")
+
+        self._call(every)
+
     def _reload_quectel(self, source: str) -> None:
         if self._quectel is not None:
             self._quectel.reload(source)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from tests.support.rig import Rig
+from tests.support.rig import PARKED_DATA, Rig, wait_until
 
 
 def rotated_one_at_a_time(r: Rig) -> None:
@@ -57,3 +57,73 @@ def restart_after_a_wrong_binding(
     reopen = min(t for t, name, _ in actions if name in reopen_actions)
     assert len(stops) == n and reopen > max(stops)
     return reopen - max(stops)
+
+
+def _parked_in_files(r: Rig) -> int:
+    return sum(path.read_bytes().count(PARKED_DATA.encode()) for path in r.confs)
+
+
+def one_never_back(r: Rig) -> None:
+    """All sticks drop, all but the last come back: the last one's section stays parked (or
+    its device stopped), and an admin's reload does not start it on a stale path."""
+    n = len(r.sticks)
+    r.start_daemon()
+    r.unplug(*range(n))
+    for i in range(n - 1):
+        r.replug(i)
+    r.wait_all_right(list(range(n - 1)))
+    entry = r.asterisk.devices_snapshot()[r.names[-1]]
+    assert entry["DataSetting"] == PARKED_DATA or entry["State"] == "Stopped"
+    assert _parked_in_files(r) == 1
+    r.asterisk.admin_reload()  # an admin's reload must not start it on a stale path
+    deadline = time.monotonic() + 1.5  # past the drivers' retry interval: still nobody foreign
+    while time.monotonic() < deadline:
+        r.assert_never_foreign()
+        time.sleep(0.1)
+    assert _parked_in_files(r) == 1
+
+
+def back_on_the_same_numbers(r: Rig) -> None:
+    """Parked, then every stick back where it was: the files end byte for byte as written."""
+    n = len(r.sticks)
+    r.start_daemon()
+    old = [list(s.tty_numbers) for s in r.sticks]
+    r.unplug(*range(n))
+    wait_until(lambda: _parked_in_files(r) == n, 5, "every section parked")
+    for i in range(n):
+        r.replug(i, old[i])
+    r.wait_all_right()
+    r.assert_never_foreign()
+    wait_until(lambda: all(p.read_bytes() == r.originals[p] for p in r.confs), 5, "as written")
+
+
+def asterisk_down_during_a_storm(r: Rig) -> None:
+    """AMI unreachable while every stick drops and comes back on new numbers (the drivers'
+    own retries run meanwhile): nobody foreign, and all bound once Asterisk is back."""
+    n = len(r.sticks)
+    r.start_daemon()
+    r.asterisk.go_down()
+    r.unplug(*range(n))
+    time.sleep(0.5)
+    for i in range(n):
+        r.replug(i)
+    time.sleep(2.5)  # the drivers' own passes run meanwhile; AMI is unreachable
+    r.assert_never_foreign()
+    r.asterisk.come_up()
+    r.wait_all_right(timeout=20)
+    r.assert_never_foreign()
+    r.assert_only_ports_changed()
+
+
+def stale_config_at_startup(r: Rig) -> None:
+    """dongled was not running while every stick came back on new numbers: started, it
+    repairs the files, and nobody ever ran a foreign SIM."""
+    n = len(r.sticks)
+    r.unplug(*range(n))
+    for i in range(n):
+        r.replug(i)
+    time.sleep(0.3)
+    r.start_daemon()
+    r.wait_all_right()
+    r.assert_never_foreign()
+    r.assert_only_ports_changed()

@@ -19,8 +19,10 @@ from typing import Any
 
 from panoramisk import Manager
 
-from dongled.drivers.base import AmiVerbs
+from dongled.drivers.base import AmiVerbs, CliVerbs
 from dongled.drivers.chan_dongle import CHAN_DONGLE
+from dongled.drivers.quectel import cli_acknowledged
+from dongled.drivers.quectel_cli import CliDevice, parse_show_devices
 from dongled.errors import AmiAuthError, AmiError, AmiTimeoutError
 from dongled.settings import AmiSettings
 
@@ -86,6 +88,32 @@ class DeviceEntry:
             voice=g("Voice"),
         )
 
+    @classmethod
+    def from_cli(cls, row: CliDevice, name: str, ports: tuple[str, str] | None) -> DeviceEntry:
+        """A row of a CLI-only driver's listing. It shows no ports and no desired state:
+        `ports` is what the config names for the device (what the driver read at its last
+        load or reload, as dongled writes and reloads together), taken as open while the
+        row says the device is connected; "Stopped" is the only stopped state it shows."""
+        data, audio = ports or ("", "")
+        is_open = row.state not in ("Stopped", "Not connected")
+        run = "stop" if row.state == "Stopped" else "start"
+        return cls(
+            device=name,
+            data_setting=data,
+            audio_setting=audio,
+            imei_setting="",
+            state=row.state,
+            data_state=data if is_open else "",
+            audio_state=audio if is_open else "",
+            imei_state=row.imei,
+            imsi_state=row.imsi,
+            model=row.model,
+            calls="",
+            current_state=run,
+            desired_state=run,
+            rssi=str(row.rssi),
+        )
+
 
 class _Manager(Manager):  # type: ignore[misc]
     """panoramisk's Manager without its own reconnect loop."""
@@ -122,10 +150,14 @@ class AmiClient:
         self,
         settings: AmiSettings,
         on_lost: Callable[[], None] | None = None,
-        verbs: AmiVerbs = CHAN_DONGLE.ami,
+        verbs: AmiVerbs | CliVerbs = CHAN_DONGLE.ami,
+        ports: Callable[[], Mapping[str, tuple[str, str]]] = dict,
     ) -> None:
         self._s = settings
-        self._verbs = verbs  # the channel driver's actions (dongled.drivers)
+        self._verbs = verbs  # the channel driver's actions or CLI lines (dongled.drivers)
+        # The (data, audio) of each section: a CLI listing shows neither, and cuts names.
+        self._ports = ports
+        self._cut_told: set[str] = set()
         self._user_on_lost = on_lost
         self._manager: _Manager | None = None
 
@@ -221,7 +253,10 @@ class AmiClient:
             )
 
     async def show_devices(self, device: str | None = None) -> dict[str, DeviceEntry]:
-        """Every device, or just `device` (a listing whose cost does not grow with N)."""
+        """Every device, or just `device` (a listing whose cost does not grow with N, where
+        the driver has one)."""
+        if isinstance(self._verbs, CliVerbs):
+            return self._cli_devices(await self._command(self._verbs.show), device)
         action = {"Action": self._verbs.show}
         if device is not None:
             action["Device"] = device
@@ -241,13 +276,88 @@ class AmiClient:
         return out
 
     async def reload(self, when: str) -> None:
+        if isinstance(self._verbs, CliVerbs):
+            said = await self._command(self._verbs.reload.format(when=when))
+            if any(line.strip() for line in said):  # a reload prints nothing
+                raise AmiError(f"reload refused: {' '.join(said)}", action="Command")
+            return
         await self._simple({"Action": self._verbs.reload, "When": when})
 
     async def stop(self, device: str) -> None:
+        if isinstance(self._verbs, CliVerbs):
+            await self._scheduled("stop", self._verbs.stop, device)
+            return
         await self._simple({"Action": self._verbs.stop, "Device": device, "When": "now"})
 
     async def start(self, device: str) -> None:
+        if isinstance(self._verbs, CliVerbs):
+            await self._scheduled("start", self._verbs.start, device)
+            return
         await self._simple({"Action": self._verbs.start, "Device": device})
+
+    # ---- a driver driven through its CLI (Action: Command) ---------------------------
+
+    async def _command(self, line: str) -> list[str]:
+        """The output lines of one CLI command; AmiError when Asterisk refuses it."""
+        assert isinstance(self._verbs, CliVerbs)
+        said = " ".join(line.lower().split())
+        if any(said.startswith(bad) for bad in self._verbs.never):
+            # A last guard: nothing in dongled builds these lines.
+            raise AmiError(f"refusing to send {line!r}: it crashes Asterisk", action="Command")
+        reply = await self._send({"Action": "Command", "Command": line})
+        if isinstance(reply, list):
+            reply = reply[0]
+        lines = _output(reply)
+        if not reply.success:
+            why = " ".join(x.strip() for x in lines if x.strip()) or str(
+                reply.message or reply.response
+            )
+            raise AmiError(f"{line!r} refused: {why}", action="Command", reply=why)
+        return lines
+
+    async def _scheduled(self, verb: str, template: str, device: str) -> None:
+        """Stop and start answer `[<device>] Stop scheduled` (or `Device not found`) with
+        Response: Success either way: only the text says whether it was done."""
+        lines = await self._command(template.format(device=device))
+        if not cli_acknowledged(verb, device, lines):
+            said = " ".join(x.strip() for x in lines if x.strip()) or "nothing"
+            raise AmiError(f"{verb} {device} refused: {said}", action="Command", reply=said)
+
+    def _cli_devices(self, lines: list[str], device: str | None) -> dict[str, DeviceEntry]:
+        listing = parse_show_devices(lines)
+        if listing.unparsed:
+            log.debug("unparsed lines in the device listing: %r", listing.unparsed)
+        ports = self._ports()
+        out: dict[str, DeviceEntry] = {}
+        for row in listing.devices:
+            name = row.device
+            if row.device_cut:  # the listing keeps 12 characters of each name
+                names = [n for n in ports if row.names(n)]
+                if len(names) == 1:
+                    name = names[0]
+                elif len(names) > 1 and row.device not in self._cut_told:
+                    self._cut_told.add(row.device)
+                    log.warning(
+                        "devices %s share their first %d characters, which is all the "
+                        "listing shows: dongled cannot tell them apart (rename them)",
+                        ", ".join(sorted(names)),
+                        len(row.device),
+                    )
+            if device is None or name == device:
+                out[name] = DeviceEntry.from_cli(row, name, ports.get(name))
+        return out
+
+
+def _output(reply: Any) -> list[str]:
+    """The lines a CLI command printed: Asterisk >= 14 sends them as `Output:` headers,
+    which panoramisk gives as one string or a list; older ones as the message body."""
+    value = reply.get("Output")
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    if isinstance(value, str):
+        return [value]
+    content = getattr(reply, "content", "") or ""
+    return [line for line in str(content).splitlines() if line != "--END COMMAND--"]
 
 
 async def close_quietly(client: AmiClient) -> None:

@@ -137,14 +137,15 @@ class RecoverySettings:
 class Settings:
     driver: str = key(
         "chan_dongle",
-        "the Asterisk channel driver: `chan_dongle`, or `chan_quectel-im` for LTE modules on "
-        "the IchthysMaranatha chan_quectel",
+        "the Asterisk channel driver: `chan_dongle`, or for LTE modules on chan_quectel "
+        "`chan_quectel-im` (the IchthysMaranatha fork) or `chan_quectel-re` (the RoEdAl fork, "
+        "driven through its CLI: the AMI user needs the `command` write class)",
         check=_driver,
     )
     dongle_conf: str = key(
         "/etc/asterisk/dongle.conf",
         "the driver's config that dongled keeps right (default: `/etc/asterisk/quectel.conf` "
-        'with `driver = "chan_quectel-im"`)',
+        "with either chan_quectel driver)",
         check=_absolute,
     )
     lock_dir: str = key("/var/lock", "where UUCP lock files (`LCK..ttyUSBn`) live", check=_absolute)

@@ -49,7 +49,12 @@ class Daemon:
         self.metrics.textfile = settings.metrics.textfile
         self.fences = Fences(settings.lock_dir)
         self.ready = asyncio.Event()
-        self.ami = AmiClient(settings.ami, on_lost=self._ami_lost, verbs=driver.ami)
+        self.ami = AmiClient(
+            settings.ami,
+            on_lost=self._ami_lost,
+            verbs=driver.ami,
+            ports=lambda: self.executor.ports_named(),
+        )
         self.fleet = FleetHealth(settings.switch_limit, self._switch_stuck, self.publish)
         self.registry = StickRegistry(
             settings,
@@ -64,6 +69,7 @@ class Daemon:
             fleet=self.fleet,
             metrics=self.metrics,
             counters=self.counters,
+            lock_files=driver.lock_files,
         )
         self.executor = PassExecutor(
             settings,

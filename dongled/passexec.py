@@ -21,6 +21,7 @@ from dongled.devicepoll import device_polls
 from dongled.dongleconf import DeviceSection, DongleConf, inherited_message
 from dongled.drivers.base import Driver
 from dongled.drivers.chan_dongle import CHAN_DONGLE
+from dongled.drivers.quectel import interval_from
 from dongled.errors import AmiError, ConfChangedError, ConfError
 from dongled.eventlog import Event, emit
 from dongled.fences import Fences
@@ -32,6 +33,15 @@ from dongled.sticks import Stick
 from dongled.usbreset import RecoveryError
 
 log = logging.getLogger(__name__)
+
+
+def file_ports(path: str) -> dict[str, tuple[str, str]]:
+    """Each section's (data, audio) as the file names them now; {} when it cannot be read."""
+    try:
+        sections = DongleConf.load(path).devices()
+    except ConfError:
+        return {}
+    return {name: (sec.data or "", sec.audio or "") for name, sec in sections.items()}
 
 
 class StickSource(Protocol):
@@ -94,6 +104,27 @@ class PassExecutor:
 
     def ami_lost(self) -> None:
         self.asterisk = None
+
+    def ports_named(self) -> dict[str, tuple[str, str]]:
+        """Each section's (data, audio), for a driver whose listing shows no ports (RE): what
+        it read at the reload or start dongled sent after its last write; before the first
+        pass, the file as it is."""
+        if not self.sections:
+            return file_ports(self.s.dongle_conf)
+        return {name: (sec.data or "", sec.audio or "") for name, sec in self.sections.items()}
+
+    def verify_window(self) -> float:
+        """How long a device may take to report its IMEI: a driver that opens devices on its
+        [general] interval timer (RE) may leave one that failed to open for a whole interval,
+        so it gets that on top (read from its config at each pass: an admin may change it)."""
+        if self.driver.connects_at_once:
+            return self.s.verify_timeout
+        try:
+            with open(self.s.dongle_conf, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError:
+            text = ""
+        return self.s.verify_timeout + interval_from(text)
 
     async def listing(self) -> dict[str, DeviceEntry] | None:
         """A fresh device listing (for a port another process holds), or None."""
@@ -353,8 +384,9 @@ class PassExecutor:
         return changed
 
     async def verify(self, expect: dict[str, Expect]) -> None:
+        window = self.verify_window()
         try:
-            async for poll in device_polls(self.ami, expect, self.s.verify_timeout):
+            async for poll in device_polls(self.ami, expect, window):
                 entries = poll.entries
                 self.asterisk = entries if poll.whole else {**(self.asterisk or {}), **entries}
                 if self._settled(expect, entries):
@@ -367,12 +399,12 @@ class PassExecutor:
                 "device %s did not come up with IMEI %s within %g s",
                 name,
                 want.imei,
-                self.s.verify_timeout,
+                window,
                 device=name,
                 imei=want.imei,
             )
             stick = self.registry.stick_with(want.imei)
             if stick is not None:
-                reason = f"device {name} did not come up within {self.s.verify_timeout:g} s"
+                reason = f"device {name} did not come up within {window:g} s"
                 self._hooks.failing(stick.usb_port, reason, name, stick.usb_device)
         self._hooks.publish()

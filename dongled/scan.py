@@ -31,7 +31,7 @@ from dongled.fences import Fences
 from dongled.hotplug import TtyInfo, list_ttys
 from dongled.identity import valid_imei
 from dongled.metrics import Metrics
-from dongled.passexec import PassExecutor, PassHooks
+from dongled.passexec import PassExecutor, PassHooks, file_ports
 from dongled.probe import ProbeTimeouts, identify_port
 from dongled.prober import Found, identify
 from dongled.reconcile import Located, Plan, located, plan
@@ -103,7 +103,7 @@ def write_change(change: Change) -> None:
 
 
 async def connect_asterisk(s: Settings) -> Asterisk:
-    client = AmiClient(s.ami, verbs=DRIVERS[s.driver].ami)
+    client = AmiClient(s.ami, verbs=DRIVERS[s.driver].ami, ports=lambda: file_ports(s.dongle_conf))
     out = Asterisk(client=client)
     try:
         await client.connect()
@@ -148,6 +148,7 @@ async def _identify(stick: Stick, s: Settings, asterisk: Asterisk) -> None:
         probe_timeout=s.probe_timeout,
         listing=listing,
         family=models.family(stick.vid, stick.pid),
+        lock_files=DRIVERS[s.driver].lock_files,
     )
     if isinstance(result, Found):
         stick.identity, stick.data, stick.audio = result.identity, result.data, result.audio

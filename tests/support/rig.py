@@ -110,7 +110,11 @@ class Rig:
         for i in range(n):
             ttys = self.take_ttys(width)
             self.sticks.append(tb.add_stick(model, self.sims[i], ttys, usb_port=str(i + 1)))
-        body = HEADER + "".join(
+        header = HEADER
+        if personality.endswith("quectel-re"):
+            # RE opens devices on this timer and dongled reads it: the fake's must match.
+            header = header.replace("interval=15 ", f"interval={interval:g}  ")
+        body = header + "".join(
             section_text(i, self.imeis[i], s.data_port.devnode, s.audio_port.devnode)
             for i, s in enumerate(self.sticks)
         )
@@ -121,6 +125,12 @@ class Rig:
             self.asterisk = FakeAsterisk(
                 str(self.conf), lock_dir=str(self.lock_dir), interval=interval
             )
+        elif personality == "quectel-re":  # CLI only: the AMI user needs the command class
+            self.asterisk = make_fake_asterisk(
+                personality, lock_dir=str(self.lock_dir), quectel_conf=str(self.conf),
+                interval=interval, quectel_interval=interval,
+                write_classes=("system", "config", "reporting", "command"),
+            )  # fmt: skip
         else:  # one chan_quectel fork: its config is the rig's file (quectel.conf's syntax)
             self.asterisk = make_fake_asterisk(
                 personality, lock_dir=str(self.lock_dir), quectel_conf=str(self.conf),
@@ -146,7 +156,11 @@ class Rig:
         self, tables: dict[str, dict[str, object]] | None = None, **extra: object
     ) -> None:
         """Top-level keys (`extra` overrides the rig's), then [ami] and any other tables."""
-        drivers = {"chan_dongle": "chan_dongle", "quectel-im": "chan_quectel-im"}
+        drivers = {
+            "chan_dongle": "chan_dongle",
+            "quectel-im": "chan_quectel-im",
+            "quectel-re": "chan_quectel-re",
+        }
         top: dict[str, object] = {
             "driver": drivers[self.personality],
             "dongle_conf": str(self.conf),

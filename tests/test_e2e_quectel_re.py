@@ -1,0 +1,99 @@
+"""chan_quectel (the RoEdAl fork) end to end: `dongled run` with `driver = "chan_quectel-re"` as
+a real subprocess, Quectel EC25 modules under umockdev, and the test Asterisk's RE personality:
+no manager actions (only CLI lines over AMI `Command`), a listing without ports, no lock files
+(TIOCEXCL + flock), devices opened on its interval timer, and `quectel show device state`
+crashing Asterisk on a device that has not registered. The scenarios of test_e2e_quectel.py."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import pytest
+
+from tests.support.fake_asterisk_quectel import FakeAsteriskQuectel
+from tests.support.marks import needs_umockdev
+from tests.support.modemsim import EC25, EC25_USB
+from tests.support.rig import PARKED_DATA, Rig, make_imei, rig, wait_until
+from tests.support.scenarios import cli_verb, restart_after_a_wrong_binding
+
+pytestmark = [pytest.mark.e2e, needs_umockdev]
+
+
+def _re(tmp_path: Path, n: int, *, sim: bool = True) -> AbstractContextManager[Rig]:
+    sims = [EC25(make_imei(i), f"2500100000{i:05d}" if sim else None) for i in range(n)]
+    return rig(tmp_path, n, model=EC25_USB, sims=sims, personality="quectel-re")
+
+
+def commands(r: Rig) -> list[str]:
+    return [h.get("Command", "") for _, name, h in r.asterisk.actions if name == "Command"]
+
+
+def verified(r: Rig) -> int:
+    rows = r.status().get("sections", [])
+    assert isinstance(rows, list)
+    return sum(1 for row in rows if row["verified"])
+
+
+def assert_safe(r: Rig) -> None:
+    """Nothing but CLI lines, and never the one that crashes Asterisk."""
+    assert isinstance(r.asterisk, FakeAsteriskQuectel)
+    assert r.asterisk.crashes == []
+    assert {name for _, name, _ in r.asterisk.actions} <= {"Login", "Command"}
+    assert not any("device state" in c for c in commands(r))
+
+
+def test_re_every_module_back_on_new_numbers(tmp_path: Path) -> None:
+    with _re(tmp_path, 3) as r:
+        r.wait_all_right(timeout=10)
+        r.start_daemon()
+        r.unplug(0, 1, 2)
+        wait_until(lambda: r.conf.read_text().count(PARKED_DATA) == 3, 5, "all parked")
+        for i in range(3):
+            r.replug(i)
+        r.wait_all_right()
+        r.assert_never_foreign()
+        r.assert_only_ports_changed()
+        verbs = {cli_verb("Command", {"Command": c}) for c in commands(r)}
+        assert {"quectel show", "quectel stop", "quectel reload"} <= verbs
+        assert_safe(r)
+        assert "did not come up" not in r.daemon_log()
+        r.assert_daemon_alive()
+
+
+def test_re_restart_after_a_wrong_binding_stops_waits_and_rebinds(tmp_path: Path) -> None:
+    """RE holds every module (no lock file names it) on another section's ports when dongled
+    starts: Asterisk's listing and the busy ttys name the modules without a probe, and each
+    device is stopped, let go of and bound back."""
+    with _re(tmp_path, 3) as r:
+        r.wait_all_right(timeout=10)
+        wait = restart_after_a_wrong_binding(
+            r, "quectel stop", ("quectel reload", "quectel start"), cli_verb
+        )
+        print(f"\n[release] last quectel stop -> first re-open: {wait:.3f} s")
+        rows = [r.status_stick(f"1-1.{i + 1}") for i in range(3)]
+        assert {row["verified_by"] for row in rows} >= {"asterisk"}
+        assert_safe(r)
+
+
+def test_re_never_asks_the_state_of_a_device_that_never_registered(tmp_path: Path) -> None:
+    """Modules without a SIM stay `Not initialized` with an unknown registration: the state
+    where `quectel show device state` kills Asterisk. dongled verifies them by the listing,
+    across a renumbering and an admin's `dongled status` and `dongled scan`."""
+    with _re(tmp_path, 2, sim=False) as r:
+        snapshot = r.asterisk.devices_snapshot
+        r.asterisk.wait_for(
+            lambda: all(e["IMEIState"] for e in snapshot().values()), 10, what="IMEIs read"
+        )
+        assert {e["State"] for e in snapshot().values()} == {"Not initialized"}
+        r.start_daemon()
+        r.unplug(0)
+        wait_until(lambda: PARKED_DATA in r.conf.read_text(), 5, "parked")
+        r.replug(0)
+        wait_until(lambda: r.sticks[0].data_port.devnode in r.conf.read_text(), 10, "rebound")
+        wait_until(lambda: verified(r) == 2, 10, "both verified")
+        assert r.cli("status").returncode == 0
+        r.cli("scan")
+        assert_safe(r)
+        r.assert_never_foreign()
+        r.assert_daemon_alive()

@@ -90,6 +90,9 @@ class PassExecutor:
         )
         self.sections: dict[str, DeviceSection] = {}  # the last good parse
         self.asterisk: dict[str, DeviceEntry] | None = None  # None: AMI unreachable
+        # The ports a driver whose listing shows none read at dongled's last reload; None:
+        # not known (dongled started; the file may have changed since its last reload).
+        self._told: dict[str, tuple[str, str]] | None = None
         self.verified: dict[str, str] = {}  # section -> IMEI Asterisk was seen running
         self.conf_error = ""
         self.last_change = ""
@@ -105,13 +108,18 @@ class PassExecutor:
     def ami_lost(self) -> None:
         self.asterisk = None
 
-    def ports_named(self) -> dict[str, tuple[str, str]]:
-        """Each section's (data, audio), for a driver whose listing shows no ports (RE): what
-        it read at the reload or start dongled sent after its last write; before the first
-        pass, the file as it is."""
-        if not self.sections:
-            return file_ports(self.s.dongle_conf)
-        return {name: (sec.data or "", sec.audio or "") for name, sec in self.sections.items()}
+    def ports_named(
+        self, sections: Mapping[str, DeviceSection] | None = None
+    ) -> dict[str, tuple[str, str]]:
+        """Each section's (data, audio) as a driver whose listing shows no ports (RE) runs
+        them: what it read at dongled's last reload (a start re-reads nothing). Before that
+        nothing is known ({}): the file may have been edited since the driver read it, and a
+        module named after the wrong section stays wrong (its ports look right to every later
+        pass). Unknown ports make the plan reload, and a module RE holds is not named by the
+        listing but probed once its device is stopped."""
+        if sections is not None:
+            return {name: (sec.data or "", sec.audio or "") for name, sec in sections.items()}
+        return dict(self._told or {})
 
     def verify_window(self) -> float:
         """How long a device may take to report its IMEI: a driver that opens devices on its
@@ -334,6 +342,7 @@ class PassExecutor:
                 self.fences.lift_all()
             if p.reload:
                 await self.ami.reload(self.s.ami.reload_when)
+                self._told = self.ports_named(self.sections)
                 self.counters["reloads"] += 1
                 self.metrics.reloads.inc()
                 emit(

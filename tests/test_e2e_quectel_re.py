@@ -62,9 +62,9 @@ def test_re_every_module_back_on_new_numbers(tmp_path: Path) -> None:
 
 
 def test_re_restart_after_a_wrong_binding_stops_waits_and_rebinds(tmp_path: Path) -> None:
-    """RE holds every module (no lock file names it) on another section's ports when dongled
-    starts: Asterisk's listing and the busy ttys name the modules without a probe, and each
-    device is stopped, let go of and bound back."""
+    """RE holds every module on another section's ports when dongled starts. Its listing
+    shows the foreign IMEIs but no ports (and no lock file names the holder): each device is
+    stopped, and each module, once let go of, is probed and bound back."""
     with _re(tmp_path, 3) as r:
         r.wait_all_right(timeout=10)
         wait = restart_after_a_wrong_binding(
@@ -72,7 +72,7 @@ def test_re_restart_after_a_wrong_binding_stops_waits_and_rebinds(tmp_path: Path
         )
         print(f"\n[release] last quectel stop -> first re-open: {wait:.3f} s")
         rows = [r.status_stick(f"1-1.{i + 1}") for i in range(3)]
-        assert {row["verified_by"] for row in rows} >= {"asterisk"}
+        assert {row["verified_by"] for row in rows} == {"probe"}
         assert_safe(r)
 
 
@@ -97,3 +97,37 @@ def test_re_never_asks_the_state_of_a_device_that_never_registered(tmp_path: Pat
         assert_safe(r)
         r.assert_never_foreign()
         r.assert_daemon_alive()
+
+
+def test_re_file_edited_behind_its_back_before_dongled_starts(tmp_path: Path) -> None:
+    """An admin swapped two sections' data= and did not reload: RE still runs each module on
+    its own section. RE's listing shows no ports, so a starting dongled cannot tell which
+    module each device holds (taking the file's word named both modules after the wrong
+    section and parked both as clones): it names no busy module after the listing, stops the
+    devices, probes the freed modules and binds each back. Never a foreign binding."""
+    with _re(tmp_path, 2) as r:
+        r.wait_all_right(timeout=10)
+        a, b = (s.data_port.devnode for s in r.sticks)
+        text = r.conf.read_text()
+        r.conf.write_text(text.replace(f"data={a}", "data=@A@").replace(f"data={b}", f"data={a}")
+                          .replace("data=@A@", f"data={b}"))  # fmt: skip
+        r.start_daemon()
+        r.wait_all_right()
+        r.assert_never_foreign()
+        assert_safe(r)
+        r.assert_daemon_alive()
+
+
+def test_re_dongled_restarted_while_all_is_right_stops_each_device_once(tmp_path: Path) -> None:
+    """The price of that caution (a gap chan_dongle does not have: its lock files and
+    DataState name the module each device holds): a dongled started while RE runs every
+    module right stops each device, probes its module and starts it again."""
+    with _re(tmp_path, 2) as r:
+        r.wait_all_right(timeout=10)
+        r.start_daemon()
+        took = r.wait_all_right()
+        stops = [c for c in commands(r) if c.startswith("quectel stop")]
+        assert sorted(stops) == ["quectel stop now dongle0", "quectel stop now dongle1"]
+        print(f"\n[gap] {len(stops)} devices stopped and back {took:.3f} s after READY")
+        r.assert_never_foreign()
+        assert_safe(r)

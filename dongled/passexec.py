@@ -245,7 +245,7 @@ class PassExecutor:
                 await self.ami.stop(name)
             except AmiError as exc:
                 self.ami_failed(exc)
-                log.error("DongleStop %s failed: %s", name, exc)
+                log.error("stopping %s failed: %s", name, exc)
                 ok = False
                 continue
             self._stopped(name, (self.asterisk or {}).get(name))
@@ -347,7 +347,8 @@ class PassExecutor:
                 self.metrics.reloads.inc()
                 emit(
                     Event.RELOAD,
-                    "asked Asterisk to reload chan_dongle (%s)",
+                    "asked Asterisk to reload %s (%s)",
+                    self.driver.name,
                     self.s.ami.reload_when,
                 )
             for name in p.start:

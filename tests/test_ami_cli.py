@@ -14,6 +14,7 @@ import pytest
 from dongled.ami import AmiClient, DeviceEntry
 from dongled.drivers.chan_quectel import QUECTEL_RE
 from dongled.errors import AmiError
+from dongled.prober import holding_entry
 from dongled.settings import AmiSettings
 from tests import test_fake_asterisk_quectel as tq
 from tests.support.fake_asterisk import FakeAsterisk
@@ -177,3 +178,27 @@ def test_names_sharing_twelve_characters_are_told_once(
     assert set(first) == set(second) == {"quectel-site"}  # neither section is named
     told = [r.message for r in caplog.records if "cannot tell them apart" in r.message]
     assert len(told) == 1 and "quectel-site-a, quectel-site-b" in told[0]
+
+
+def test_a_module_re_holds_is_named_by_the_listing_only_when_its_ports_are_known(
+    qbench: QBench, make_q: Callable[..., FakeAsterisk]
+) -> None:
+    """No lock file names RE as the holder: the module's data tty is held with TIOCEXCL and
+    flock, and the listing names the device running there only with the ports dongled knows
+    RE read (after its own reload); without them, nobody."""
+    one_module(qbench, EC25(IMEI_A, IMSI_A))
+    fake = make_q("quectel-re", **write_classes())
+    fake.wait_for_state("quectel0", "Free", TIMEOUT)
+    data, audio = qbench.path("ttyUSB2"), qbench.path("ttyUSB1")
+
+    async def listing(ami: AmiClient) -> dict[str, DeviceEntry]:
+        return await ami.show_devices()
+
+    known = run(fake, {"quectel0": (data, audio)}, listing)
+    unknown = run(fake, {}, listing)
+    locks = str(qbench.locks)
+    held = holding_entry(known, {data, audio}, locks, lock_files=False)
+    assert held is not None and (held.device, held.imei_state) == ("quectel0", IMEI_A)
+    assert holding_entry(known, {data, audio}, locks) is None  # no LCK file to go by
+    assert holding_entry(unknown, {data, audio}, locks, lock_files=False) is None
+    assert unknown["quectel0"].imei_state == IMEI_A and unknown["quectel0"].data_state == ""

@@ -15,7 +15,11 @@ from tests.support.fake_asterisk_quectel import FakeAsteriskQuectel
 from tests.support.marks import needs_umockdev
 from tests.support.modemsim import EC25, EC25_USB
 from tests.support.rig import PARKED_DATA, Rig, make_imei, rig, wait_until
-from tests.support.scenarios import cli_verb, restart_after_a_wrong_binding
+from tests.support.scenarios import (
+    cli_verb,
+    restart_after_a_wrong_binding,
+    rotated_one_at_a_time,
+)
 
 pytestmark = [pytest.mark.e2e, needs_umockdev]
 
@@ -59,6 +63,13 @@ def test_re_every_module_back_on_new_numbers(tmp_path: Path) -> None:
         assert_safe(r)
         assert "did not come up" not in r.daemon_log()
         r.assert_daemon_alive()
+
+
+def test_re_rotated_onto_each_others_numbers(tmp_path: Path) -> None:
+    with _re(tmp_path, 3) as r:
+        r.wait_all_right(timeout=10)
+        rotated_one_at_a_time(r)
+        assert_safe(r)
 
 
 def test_re_restart_after_a_wrong_binding_stops_waits_and_rebinds(tmp_path: Path) -> None:

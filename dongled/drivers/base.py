@@ -50,11 +50,5 @@ class Driver:
     # start wakes it, but a device that failed to open waits for the next tick).
     connects_at_once: bool = True
 
-    @property
-    def lists_ports(self) -> bool:
-        """Whether Asterisk's listing says which ttys each device was given (DataSetting);
-        a CLI-only driver's does not, and dongled keeps what it last made it read."""
-        return isinstance(self.ami, AmiVerbs)
-
     def is_parked(self, port: str) -> bool:
         return port in self.parked

@@ -98,7 +98,8 @@ class AmiSettings:
     )
     reload_when: str = key(
         "now",
-        "`When:` of `DongleReload`: `now`, `gracefully` or `when convenient`",
+        "when the driver reloads (`When:` of `DongleReload`/`QuectelReload`, the last words "
+        "of RE's `quectel reload`): `now`, `gracefully` or `when convenient`",
         check=_reload_when,
     )
     timeout: float = key(5.0, "every AMI request", unit="s")

@@ -141,3 +141,14 @@ def test_run_reports_an_unreadable_secret_clearly(
     assert cli.main(["--config", path, "run"]) == 2
     err = capsys.readouterr().err
     assert "ami.secret_file" in err and "No such file or directory" in err
+
+
+@pytest.mark.parametrize("driver", ["chan_quectel-im", "chan_quectel-re"])
+def test_a_chan_quectel_driver_keeps_quectel_conf_by_default(tmp_path: Path, driver: str) -> None:
+    path = tmp_path / "dongled.toml"
+    path.write_text(f'driver = "{driver}"\n')
+    s = settings.load(str(path))
+    assert (s.driver, s.dongle_conf) == (driver, "/etc/asterisk/quectel.conf")
+    path.write_text('driver = "chan_quectel"\n')
+    with pytest.raises(SettingsError, match="chan_quectel-im, chan_quectel-re"):
+        settings.load(str(path))

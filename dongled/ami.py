@@ -91,9 +91,9 @@ class DeviceEntry:
     @classmethod
     def from_cli(cls, row: CliDevice, name: str, ports: tuple[str, str] | None) -> DeviceEntry:
         """A row of a CLI-only driver's listing. It shows no ports and no desired state:
-        `ports` is what the config names for the device (what the driver read at its last
-        load or reload, as dongled writes and reloads together), taken as open while the
-        row says the device is connected; "Stopped" is the only stopped state it shows."""
+        `ports` are those the driver read for the device, as far as dongled knows them (empty
+        strings: unknown), taken as open while the row says the device is connected;
+        "Stopped" is the only stopped state it shows."""
         data, audio = ports or ("", "")
         is_open = row.state not in ("Stopped", "Not connected")
         run = "stop" if row.state == "Stopped" else "start"

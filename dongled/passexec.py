@@ -113,13 +113,15 @@ class PassExecutor:
     ) -> dict[str, tuple[str, str]]:
         """Each section's (data, audio) as a driver whose listing shows no ports (RE) runs
         them: what it read at dongled's last reload (a start re-reads nothing). Before that
-        nothing is known ({}): the file may have been edited since the driver read it, and a
-        module named after the wrong section stays wrong (its ports look right to every later
-        pass). Unknown ports make the plan reload, and a module RE holds is not named by the
-        listing but probed once its device is stopped."""
+        they are unknown, ("", ""): the file may have been edited since the driver read it,
+        and a module named after the wrong section stays wrong (its ports look right to every
+        later pass). Unknown ports make the plan reload, and a module RE holds is not named by
+        the listing but probed once its device is stopped. Every section is named (the listing
+        cuts names to 12 characters), and every one the driver read at that reload."""
         if sections is not None:
             return {name: (sec.data or "", sec.audio or "") for name, sec in sections.items()}
-        return dict(self._told or {})
+        names = self.sections or file_ports(self.s.dongle_conf)
+        return {**dict.fromkeys(names, ("", "")), **(self._told or {})}
 
     def verify_window(self) -> float:
         """How long a device may take to report its IMEI: a driver that opens devices on its

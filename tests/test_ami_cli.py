@@ -67,14 +67,19 @@ def test_the_listing_names_devices_in_full_and_fills_in_their_ports(
     async def body(ami: AmiClient) -> tuple[dict[str, DeviceEntry], dict[str, DeviceEntry]]:
         return await ami.show_devices(), await ami.show_devices(LONG)
 
+    async def listing(ami: AmiClient) -> dict[str, DeviceEntry]:
+        return await ami.show_devices()
+
     every, one = run(fake, ports, body)
+    unknown = run(fake, {LONG: ("", "")}, listing)[LONG]  # before dongled's own reload
+    assert (unknown.imei_state, unknown.data_setting, unknown.data_state) == (IMEI_A, "", "")
     assert every == one
     entry = every[LONG]
     assert (entry.state, entry.imei_state, entry.imsi_state) == ("Free", IMEI_A, IMSI_A)
     assert entry.connected and not entry.stopped
     assert (entry.data_setting, entry.data_state) == ports[LONG][0:1] * 2
     assert entry.audio_state == ports[LONG][1]
-    assert commands(fake) == ["quectel show devices"] * 2
+    assert commands(fake) == ["quectel show devices"] * 3
 
 
 def test_stop_start_and_reload_are_cli_lines_and_take_effect(

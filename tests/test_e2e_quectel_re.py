@@ -6,6 +6,7 @@ crashing Asterisk on a device that has not registered. The scenarios of test_e2e
 
 from __future__ import annotations
 
+import time
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -140,5 +141,35 @@ def test_re_dongled_restarted_while_all_is_right_stops_each_device_once(tmp_path
         stops = [c for c in commands(r) if c.startswith("quectel stop")]
         assert sorted(stops) == ["quectel stop now dongle0", "quectel stop now dongle1"]
         print(f"\n[gap] {len(stops)} devices stopped and back {took:.3f} s after READY")
+        r.assert_never_foreign()
+        assert_safe(r)
+
+
+def test_re_line_off_the_network_gets_a_restart_that_waits_for_the_release(
+    tmp_path: Path,
+) -> None:
+    """A device `GSM not registered` past offline_after is restarted: stop, the release wait
+    (no lock file to watch: the listing's "Stopped", then a quiet data tty, which RE's
+    TIOCEXCL keeps busy until it lets go) and start, all as CLI lines."""
+    with _re(tmp_path, 1) as r:
+        r.wait_all_right(timeout=10)
+        r.write_settings(
+            offline_after=1.0,
+            tables={"recovery": {"backoff": 0.4, "backoff_max": 0.4, "max_rounds": 1}},
+        )
+        r.start_daemon()
+        r.sims[0].registered = False  # the network stops taking it
+        r.unplug(0)
+        time.sleep(0.3)
+        r.replug(0)
+        r.asterisk.wait_for_state("dongle0", "GSM not registered", 10)
+        log = r.daemon_log
+        wait_until(lambda: "recovery step restart" in log(), 10, "the restart step")
+        r.sims[0].registered = True
+        r.wait_all_right(timeout=15)
+        sent = commands(r)
+        stop = max(i for i, c in enumerate(sent) if c == "quectel stop now dongle0")
+        assert "quectel start dongle0" in sent[stop:]
+        assert "let go of their ttys" in log()
         r.assert_never_foreign()
         assert_safe(r)

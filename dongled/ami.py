@@ -19,8 +19,10 @@ from typing import Any, Protocol
 
 from panoramisk import Manager
 
-from dongled.drivers.base import AmiVerbs
+from dongled.drivers.base import AmiVerbs, CliVerbs
 from dongled.drivers.chan_dongle import CHAN_DONGLE
+from dongled.drivers.quectel import cli_acknowledged
+from dongled.drivers.quectel_cli import CliDevice, parse_show_devices
 from dongled.errors import AmiAuthError, AmiError, AmiTimeoutError
 from dongled.settings import AmiSettings
 
@@ -86,6 +88,32 @@ class DeviceEntry:
             voice=g("Voice"),
         )
 
+    @classmethod
+    def from_cli(cls, row: CliDevice, name: str, ports: tuple[str, str] | None) -> DeviceEntry:
+        """A row of a CLI-only driver's listing. It shows no ports and no desired state:
+        `ports` are those the driver read for the device, as far as dongled knows them (empty
+        strings: unknown), taken as open while the row says the device is connected;
+        "Stopped" is the only stopped state it shows."""
+        data, audio = ports or ("", "")
+        is_open = row.state not in ("Stopped", "Not connected")
+        run = "stop" if row.state == "Stopped" else "start"
+        return cls(
+            device=name,
+            data_setting=data,
+            audio_setting=audio,
+            imei_setting="",
+            state=row.state,
+            data_state=data if is_open else "",
+            audio_state=audio if is_open else "",
+            imei_state=row.imei,
+            imsi_state=row.imsi,
+            model=row.model,
+            calls="",
+            current_state=run,
+            desired_state=run,
+            rssi=str(row.rssi),
+        )
+
 
 class DeviceControl(Protocol):
     """What a reconcile pass needs of one channel driver in Asterisk: list its devices,
@@ -135,10 +163,14 @@ class AmiClient:
         self,
         settings: AmiSettings,
         on_lost: Callable[[], None] | None = None,
-        verbs: AmiVerbs = CHAN_DONGLE.ami,
+        verbs: AmiVerbs | CliVerbs = CHAN_DONGLE.ami,
+        ports: Callable[[], Mapping[str, tuple[str, str]]] = dict,
     ) -> None:
         self._s = settings
-        self._verbs = verbs  # the channel driver's actions (dongled.drivers)
+        self._verbs = verbs  # the channel driver's actions or CLI lines (dongled.drivers)
+        # The (data, audio) of each section: a CLI listing shows neither, and cuts names.
+        self._ports = ports
+        self._cut_told: set[str] = set()
         self._user_on_lost = on_lost
         self._manager: _Manager | None = None
 
@@ -234,10 +266,19 @@ class AmiClient:
             )
 
     async def show_devices(
-        self, device: str | None = None, *, verbs: AmiVerbs | None = None
+        self,
+        device: str | None = None,
+        *,
+        verbs: AmiVerbs | CliVerbs | None = None,
+        ports: Callable[[], Mapping[str, tuple[str, str]]] | None = None,
     ) -> dict[str, DeviceEntry]:
-        """Every device, or just `device` (a listing whose cost does not grow with N)."""
+        """Every device, or just `device` (a listing whose cost does not grow with N, where
+        the driver has one). `verbs`/`ports`: another driver's (DriverLink) than this
+        client's own."""
         v = verbs or self._verbs
+        if isinstance(v, CliVerbs):
+            lines = await self._command(v.show, v)
+            return self._cli_devices(lines, device, (ports or self._ports)())
         action = {"Action": v.show}
         if device is not None:
             action["Device"] = device
@@ -254,31 +295,103 @@ class AmiClient:
                 out[entry.device] = entry
         return out
 
-    async def reload(self, when: str, *, verbs: AmiVerbs | None = None) -> None:
-        await self._simple({"Action": (verbs or self._verbs).reload, "When": when})
+    async def reload(self, when: str, *, verbs: AmiVerbs | CliVerbs | None = None) -> None:
+        v = verbs or self._verbs
+        if isinstance(v, CliVerbs):
+            said = await self._command(v.reload.format(when=when), v)
+            if any(line.strip() for line in said):  # a reload prints nothing
+                raise AmiError(f"reload refused: {' '.join(said)}", action="Command")
+            return
+        await self._simple({"Action": v.reload, "When": when})
 
-    async def stop(self, device: str, *, verbs: AmiVerbs | None = None) -> None:
-        action = (verbs or self._verbs).stop
-        await self._simple({"Action": action, "Device": device, "When": "now"})
+    async def stop(self, device: str, *, verbs: AmiVerbs | CliVerbs | None = None) -> None:
+        v = verbs or self._verbs
+        if isinstance(v, CliVerbs):
+            await self._scheduled("stop", v.stop, device, v)
+            return
+        await self._simple({"Action": v.stop, "Device": device, "When": "now"})
 
-    async def start(self, device: str, *, verbs: AmiVerbs | None = None) -> None:
-        await self._simple({"Action": (verbs or self._verbs).start, "Device": device})
+    async def start(self, device: str, *, verbs: AmiVerbs | CliVerbs | None = None) -> None:
+        v = verbs or self._verbs
+        if isinstance(v, CliVerbs):
+            await self._scheduled("start", v.start, device, v)
+            return
+        await self._simple({"Action": v.start, "Device": device})
+
+    # ---- a driver driven through its CLI (Action: Command) ---------------------------
+
+    async def _command(self, line: str, verbs: CliVerbs) -> list[str]:
+        """The output lines of one CLI command; AmiError when Asterisk refuses it."""
+        said = " ".join(line.lower().split())
+        if any(said.startswith(bad) for bad in verbs.never):
+            # A last guard: nothing in dongled builds these lines.
+            raise AmiError(f"refusing to send {line!r}: it crashes Asterisk", action="Command")
+        reply = await self._send({"Action": "Command", "Command": line})
+        if isinstance(reply, list):
+            reply = reply[0]
+        lines = _output(reply)
+        if not reply.success:
+            why = " ".join(x.strip() for x in lines if x.strip()) or str(
+                reply.message or reply.response
+            )
+            raise AmiError(f"{line!r} refused: {why}", action="Command", reply=why)
+        return lines
+
+    async def _scheduled(self, verb: str, template: str, device: str, verbs: CliVerbs) -> None:
+        """Stop and start answer `[<device>] Stop scheduled` (or `Device not found`) with
+        Response: Success either way: only the text says whether it was done."""
+        lines = await self._command(template.format(device=device), verbs)
+        if not cli_acknowledged(verb, device, lines):
+            said = " ".join(x.strip() for x in lines if x.strip()) or "nothing"
+            raise AmiError(f"{verb} {device} refused: {said}", action="Command", reply=said)
+
+    def _cli_devices(
+        self, lines: list[str], device: str | None, ports: Mapping[str, tuple[str, str]]
+    ) -> dict[str, DeviceEntry]:
+        listing = parse_show_devices(lines)
+        if listing.unparsed:
+            log.debug("unparsed lines in the device listing: %r", listing.unparsed)
+        out: dict[str, DeviceEntry] = {}
+        for row in listing.devices:
+            name = row.device
+            if row.device_cut:  # the listing keeps 12 characters of each name
+                names = [n for n in ports if row.names(n)]
+                if len(names) == 1:
+                    name = names[0]
+                elif len(names) > 1 and row.device not in self._cut_told:
+                    self._cut_told.add(row.device)
+                    log.warning(
+                        "devices %s share their first %d characters, which is all the "
+                        "listing shows: dongled cannot tell them apart (rename them)",
+                        ", ".join(sorted(names)),
+                        len(row.device),
+                    )
+            if device is None or name == device:
+                out[name] = DeviceEntry.from_cli(row, name, ports.get(name))
+        return out
 
 
 class DriverLink:
-    """One channel driver's manager actions over a connection another driver shares (a box
-    running chan_dongle beside chan_quectel logs in to Asterisk once)."""
+    """One channel driver's actions (or CLI lines) over a connection another driver shares:
+    a box running chan_dongle beside chan_quectel logs in to Asterisk once. `ports`: the
+    driver's section ports, for a listing that shows none (see AmiClient)."""
 
-    def __init__(self, client: AmiClient, verbs: AmiVerbs) -> None:
+    def __init__(
+        self,
+        client: AmiClient,
+        verbs: AmiVerbs | CliVerbs,
+        ports: Callable[[], Mapping[str, tuple[str, str]]] = dict,
+    ) -> None:
         self._client = client
         self._verbs = verbs
+        self._ports = ports
 
     @property
     def connected(self) -> bool:
         return self._client.connected
 
     async def show_devices(self, device: str | None = None) -> dict[str, DeviceEntry]:
-        return await self._client.show_devices(device, verbs=self._verbs)
+        return await self._client.show_devices(device, verbs=self._verbs, ports=self._ports)
 
     async def reload(self, when: str) -> None:
         await self._client.reload(when, verbs=self._verbs)
@@ -288,6 +401,18 @@ class DriverLink:
 
     async def start(self, device: str) -> None:
         await self._client.start(device, verbs=self._verbs)
+
+
+def _output(reply: Any) -> list[str]:
+    """The lines a CLI command printed: Asterisk >= 14 sends them as `Output:` headers,
+    which panoramisk gives as one string or a list; older ones as the message body."""
+    value = reply.get("Output")
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    if isinstance(value, str):
+        return [value]
+    content = getattr(reply, "content", "") or ""
+    return [line for line in str(content).splitlines() if line != "--END COMMAND--"]
 
 
 async def close_quietly(client: AmiClient) -> None:

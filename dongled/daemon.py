@@ -54,7 +54,12 @@ class Daemon:
         self.metrics.textfile = settings.metrics.textfile
         self.fences = Fences(settings.lock_dir)
         self.ready = asyncio.Event()
-        self.ami = AmiClient(settings.ami, on_lost=self._ami_lost, verbs=self.drivers[0].ami)
+        self.ami = AmiClient(
+            settings.ami,
+            on_lost=self._ami_lost,
+            verbs=self.drivers[0].ami,
+            ports=lambda: self.lanes[0].ports_named(),
+        )
         self.fleet = FleetHealth(settings.switch_limit, self._switch_stuck, self.publish)
         self.registry = StickRegistry(
             settings,
@@ -69,6 +74,9 @@ class Daemon:
             fleet=self.fleet,
             metrics=self.metrics,
             counters=self.counters,
+            # A driver without lock files (chan_quectel-re) marks its ttys by TIOCEXCL/flock:
+            # then every busy port is checked that way.
+            lock_files=all(d.lock_files for d in self.drivers),
         )
         self.lanes = [self._lane(driver) for driver in self.drivers]
         self.coalescer = Coalescer(
@@ -87,7 +95,7 @@ class Daemon:
         first = driver is self.drivers[0]
         lane = PassExecutor(
             self.s,
-            self.ami if first else DriverLink(self.ami, driver.ami),
+            self.ami if first else DriverLink(self.ami, driver.ami, lambda: lane.ports_named()),
             self.registry,
             PassHooks(
                 publish=self.publish,

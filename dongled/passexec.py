@@ -22,6 +22,7 @@ from dongled.devicepoll import device_polls
 from dongled.dongleconf import DeviceSection, DongleConf, inherited_message
 from dongled.drivers.base import Driver
 from dongled.drivers.chan_dongle import CHAN_DONGLE
+from dongled.drivers.quectel import interval_from
 from dongled.errors import AmiError, ConfChangedError, ConfError
 from dongled.eventlog import Event, emit
 from dongled.fences import Fences
@@ -33,6 +34,15 @@ from dongled.sticks import Stick
 from dongled.usbreset import RecoveryError
 
 log = logging.getLogger(__name__)
+
+
+def file_ports(path: str) -> dict[str, tuple[str, str]]:
+    """Each section's (data, audio) as the file names them now; {} when it cannot be read."""
+    try:
+        sections = DongleConf.load(path).devices()
+    except ConfError:
+        return {}
+    return {name: (sec.data or "", sec.audio or "") for name, sec in sections.items()}
 
 
 class StickSource(Protocol):
@@ -99,6 +109,9 @@ class PassExecutor:
         )
         self.sections: dict[str, DeviceSection] = {}  # the last good parse
         self.asterisk: dict[str, DeviceEntry] | None = None  # None: AMI unreachable
+        # The ports a driver whose listing shows none read at dongled's last reload; None:
+        # not known (dongled started; the file may have changed since its last reload).
+        self._told: dict[str, tuple[str, str]] | None = None
         self.verified: dict[str, str] = {}  # section -> IMEI Asterisk was seen running
         self.conf_error = ""
         self.last_change = ""
@@ -113,6 +126,34 @@ class PassExecutor:
 
     def ami_lost(self) -> None:
         self.asterisk = None
+
+    def ports_named(
+        self, sections: Mapping[str, DeviceSection] | None = None
+    ) -> dict[str, tuple[str, str]]:
+        """Each section's (data, audio) as a driver whose listing shows no ports (RE) runs
+        them: what it read at dongled's last reload (a start re-reads nothing). Before that
+        they are unknown, ("", ""): the file may have been edited since the driver read it,
+        and a module named after the wrong section stays wrong (its ports look right to every
+        later pass). Unknown ports make the plan reload, and a module RE holds is not named by
+        the listing but probed once its device is stopped. Every section is named (the listing
+        cuts names to 12 characters), and every one the driver read at that reload."""
+        if sections is not None:
+            return {name: (sec.data or "", sec.audio or "") for name, sec in sections.items()}
+        names = self.sections or file_ports(self.conf_path)
+        return {**dict.fromkeys(names, ("", "")), **(self._told or {})}
+
+    def verify_window(self) -> float:
+        """How long a device may take to report its IMEI: a driver that opens devices on its
+        [general] interval timer (RE) may leave one that failed to open for a whole interval,
+        so it gets that on top (read from its config at each pass: an admin may change it)."""
+        if self.driver.connects_at_once:
+            return self.s.verify_timeout
+        try:
+            with open(self.conf_path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError:
+            text = ""
+        return self.s.verify_timeout + interval_from(text)
 
     async def listing(self) -> dict[str, DeviceEntry] | None:
         """A fresh device listing (for a port another process holds), or None."""
@@ -264,7 +305,7 @@ class PassExecutor:
                 await self.ami.stop(name)
             except AmiError as exc:
                 self.ami_failed(exc)
-                log.error("DongleStop %s failed: %s", name, exc)
+                log.error("stopping %s failed: %s", name, exc)
                 ok = False
                 continue
             self._stopped(name, (self.asterisk or {}).get(name))
@@ -366,6 +407,7 @@ class PassExecutor:
                 self.fences.lift_all()
             if p.reload:
                 await self.ami.reload(self.s.ami.reload_when)
+                self._told = self.ports_named(self.sections)
                 self.counters["reloads"] += 1
                 self.metrics.reloads.inc()
                 emit(
@@ -419,8 +461,9 @@ class PassExecutor:
         return changed
 
     async def verify(self, expect: dict[str, Expect]) -> None:
+        window = self.verify_window()
         try:
-            async for poll in device_polls(self.ami, expect, self.s.verify_timeout):
+            async for poll in device_polls(self.ami, expect, window):
                 entries = poll.entries
                 self.asterisk = entries if poll.whole else {**(self.asterisk or {}), **entries}
                 if self._settled(expect, entries):
@@ -433,13 +476,13 @@ class PassExecutor:
                 "device %s did not come up with IMEI %s within %g s",
                 name,
                 want.imei,
-                self.s.verify_timeout,
+                window,
                 device=name,
                 imei=want.imei,
                 driver=self.driver.name,
             )
             stick = self.registry.stick_with(want.imei)
             if stick is not None:
-                reason = f"device {name} did not come up within {self.s.verify_timeout:g} s"
+                reason = f"device {name} did not come up within {window:g} s"
                 self._hooks.failing(stick.usb_port, reason, name, stick.usb_device)
         self._hooks.publish()

@@ -72,6 +72,18 @@ def _check_not_owned(port: str) -> None:
         os.close(fd)
 
 
+def held_by_another(port: str) -> bool:
+    """Whether another program holds `port` with TIOCEXCL or flock (a driver without lock
+    files, such as chan_quectel's RoEdAl fork, marks the ttys it runs only so)."""
+    try:
+        _check_not_owned(port)
+    except PortBusyError:
+        return True
+    except ProbeError:
+        return False
+    return False
+
+
 class AtChannel:
     """One open port: one command in flight, every wait bounded, EIO means the stick is gone."""
 

@@ -20,7 +20,7 @@ from dongled.errors import PortBusyError, ProbeError, ProbeTimeoutError
 from dongled.identity import Identity, clean_text, valid_imei, valid_imsi
 from dongled.models import Layout
 from dongled.portlock import holder
-from dongled.probe import ProbeTimeouts, identify_port
+from dongled.probe import ProbeTimeouts, held_by_another, identify_port
 
 __all__ = ["Found", "Listing", "NotFound", "asterisk_holds", "holding_entry", "identify"]
 
@@ -43,22 +43,28 @@ class NotFound:
     busy: bool = False  # another live process owns the AT port
 
 
-def asterisk_holds(entry: DeviceEntry, lock_dir: str) -> bool:
+def asterisk_holds(entry: DeviceEntry, lock_dir: str, lock_files: bool = True) -> bool:
     """chan_dongle runs a stick on this entry's port right now: it reports an IMEI and a live
     process other than us holds the port's lock. (A kernel never gives a port that is still
-    open to a new stick, so such a port cannot carry a different stick.)"""
+    open to a new stick, so such a port cannot carry a different stick.) A driver without
+    lock files (`lock_files` False) holds the port with TIOCEXCL or flock instead."""
     if not (entry.connected and valid_imei(entry.imei_state) and entry.data_state):
         return False
+    if not lock_files:
+        return held_by_another(entry.data_state)
     owner = holder(lock_dir, entry.data_state)
     return owner is not None and owner != os.getpid()
 
 
 def holding_entry(
-    entries: Mapping[str, DeviceEntry], ports: Collection[str], lock_dir: str
+    entries: Mapping[str, DeviceEntry],
+    ports: Collection[str],
+    lock_dir: str,
+    lock_files: bool = True,
 ) -> DeviceEntry | None:
     """The device chan_dongle runs on one of `ports` right now, if any."""
     for entry in entries.values():
-        if entry.data_state in ports and asterisk_holds(entry, lock_dir):
+        if entry.data_state in ports and asterisk_holds(entry, lock_dir, lock_files):
             return entry
     return None
 
@@ -79,6 +85,7 @@ async def identify(
     listing: Listing,
     counted: Callable[[], None] = lambda: None,
     family: Family | None = None,
+    lock_files: bool = True,
 ) -> Found | NotFound:
     """Probe the stick's candidate AT ports in turn (`counted` is called for each); the first
     that answers names it."""
@@ -92,7 +99,7 @@ async def identify(
             async with asyncio.timeout(probe_timeout):
                 ident = await identify_port(data, lock_dir, timeouts, family)
         except PortBusyError as exc:
-            held = holding_entry(await listing() or {}, ports.values(), lock_dir)
+            held = holding_entry(await listing() or {}, ports.values(), lock_dir, lock_files)
             if held is not None:
                 return Found(
                     identity=identity_from(held),

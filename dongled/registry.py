@@ -57,8 +57,10 @@ class StickRegistry:
         fleet: FleetHealth,
         metrics: Metrics,
         counters: dict[str, int],
+        lock_files: bool = True,
     ) -> None:
         self.s = settings
+        self._lock_files = lock_files  # False: the driver marks its ttys by TIOCEXCL/flock
         self._hooks = hooks
         self._fences = fences
         self._fleet = fleet
@@ -210,6 +212,7 @@ class StickRegistry:
             listing=self._hooks.listing,
             counted=self._count_probe,
             family=models.family(stick.vid, stick.pid),
+            lock_files=self._lock_files,
         )
         if self.sticks.get(stick.usb_device) is not stick:
             return  # unplugged while we talked to it
@@ -297,7 +300,7 @@ class StickRegistry:
     def learn_from_asterisk(self, entries: Mapping[str, DeviceEntry]) -> None:
         """chan_dongle's IMEIState on the port it holds is the freshest word on that stick."""
         for entry in entries.values():
-            if not asterisk_holds(entry, self.s.lock_dir):
+            if not asterisk_holds(entry, self.s.lock_dir, self._lock_files):
                 continue
             for stick in self.sticks.values():
                 if entry.data_state not in stick.ports.values():

@@ -32,7 +32,7 @@ from dongled.fences import Fences
 from dongled.hotplug import TtyInfo, list_ttys
 from dongled.identity import valid_imei
 from dongled.metrics import Metrics
-from dongled.passexec import PassExecutor, PassHooks
+from dongled.passexec import PassExecutor, PassHooks, file_ports
 from dongled.probe import ProbeTimeouts, identify_port
 from dongled.prober import Found, identify
 from dongled.reconcile import Located, Plan, located, plan
@@ -117,7 +117,8 @@ def imeis_named_elsewhere(s: Settings, driver: Driver) -> set[str]:
 
 
 async def connect_asterisk(s: Settings, driver: Driver) -> Asterisk:
-    client = AmiClient(s.ami, verbs=driver.ami)
+    path = conf_path(s, driver.conf_key)
+    client = AmiClient(s.ami, verbs=driver.ami, ports=lambda: file_ports(path))
     out = Asterisk(client=client)
     try:
         await client.connect()
@@ -162,6 +163,7 @@ async def _identify(stick: Stick, s: Settings, asterisk: Asterisk) -> None:
         probe_timeout=s.probe_timeout,
         listing=listing,
         family=models.family(stick.vid, stick.pid),
+        lock_files=all(d.lock_files for d in drivers_for(s.driver)),
     )
     if isinstance(result, Found):
         stick.identity, stick.data, stick.audio = result.identity, result.data, result.audio

@@ -112,7 +112,8 @@ class AmiSettings:
     )
     reload_when: str = key(
         "now",
-        "`When:` of `DongleReload`: `now`, `gracefully` or `when convenient`",
+        "when the driver reloads (`When:` of `DongleReload`/`QuectelReload`, the last words "
+        "of RE's `quectel reload`): `now`, `gracefully` or `when convenient`",
         check=_reload_when,
     )
     timeout: float = key(5.0, "every AMI request", unit="s")
@@ -151,8 +152,10 @@ class RecoverySettings:
 class Settings:
     driver: str = key(
         "chan_dongle",
-        "the Asterisk channel driver: `chan_dongle`, or `chan_quectel-im` for LTE modules on "
-        "the IchthysMaranatha chan_quectel; both on one box: `chan_dongle+chan_quectel-im`",
+        "the Asterisk channel driver: `chan_dongle`, or for LTE modules on chan_quectel "
+        "`chan_quectel-im` (the IchthysMaranatha fork) or `chan_quectel-re` (the RoEdAl fork, "
+        "driven through its CLI: the AMI user needs the `command` write class); chan_dongle "
+        "beside one of them on one box: `chan_dongle+chan_quectel-im` (or `-re`)",
         check=_driver,
     )
     dongle_conf: str = key(

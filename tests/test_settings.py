@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from dongled import cli, settings
+from dongled.drivers.known import drivers_for
 from dongled.errors import SettingsError
 from tests.support.nobody import open_dir, run_as_nobody
 
@@ -141,3 +142,31 @@ def test_run_reports_an_unreadable_secret_clearly(
     assert cli.main(["--config", path, "run"]) == 2
     err = capsys.readouterr().err
     assert "ami.secret_file" in err and "No such file or directory" in err
+
+
+@pytest.mark.parametrize("driver", ["chan_quectel-im", "chan_quectel-re"])
+def test_a_chan_quectel_driver_keeps_quectel_conf_by_default(tmp_path: Path, driver: str) -> None:
+    path = tmp_path / "dongled.toml"
+    path.write_text(f'driver = "{driver}"\n')
+    s = settings.load(str(path))
+    (chosen,) = drivers_for(s.driver)
+    assert (chosen.name, settings.conf_path(s, chosen.conf_key)) == (
+        driver,
+        "/etc/asterisk/quectel.conf",
+    )
+    path.write_text('driver = "chan_quectel"\n')
+    with pytest.raises(SettingsError, match="chan_quectel-im, chan_quectel-re"):
+        settings.load(str(path))
+
+
+@pytest.mark.parametrize("fork", ["chan_quectel-im", "chan_quectel-re"])
+def test_chan_dongle_beside_one_chan_quectel_fork(tmp_path: Path, fork: str) -> None:
+    path = tmp_path / "dongled.toml"
+    path.write_text(f'driver = "chan_dongle+{fork}"\nquectel_conf = "/srv/q.conf"\n')
+    s = settings.load(str(path))
+    files = {d.name: settings.conf_path(s, d.conf_key) for d in drivers_for(s.driver)}
+    assert files == {"chan_dongle": "/etc/asterisk/dongle.conf", fork: "/srv/q.conf"}
+    # the two forks register the same channel type and CLI: never both on one box
+    path.write_text('driver = "chan_quectel-im+chan_quectel-re"\n')
+    with pytest.raises(SettingsError, match=r"dongled.toml:1.*not two drivers"):
+        settings.load(str(path))

@@ -1,10 +1,11 @@
 """The driver seam: what one Asterisk channel driver looks like to dongled.
 
 Everything the rest of dongled needs to know about a channel driver is here, one value per
-driver (`chan_dongle.CHAN_DONGLE` today; the chan_quectel forks are described in `quectel`
-and join through the same shape): its config file, the values that park a section whose
-stick is absent, and the AMI actions that list, reload, stop and start its devices. The
-rooms of the daemon take a Driver instead of naming chan_dongle.
+driver (`chan_dongle.CHAN_DONGLE`, `chan_quectel.QUECTEL_IM`, `chan_quectel.QUECTEL_RE`): its
+config file, the values that park a section whose stick is absent, how AMI lists, reloads,
+stops and starts its devices (manager actions, or CLI lines over `Action: Command`), whether
+it leaves lock files and when it opens a device. The rooms of the daemon take a Driver
+instead of naming chan_dongle.
 """
 
 from __future__ import annotations
@@ -24,13 +25,30 @@ class AmiVerbs:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CliVerbs:
+    """The CLI lines, sent as AMI `Action: Command`, of a driver with no manager actions
+    (chan_quectel's RoEdAl fork). `{when}` and `{device}` are filled in; the listing is
+    parsed by `drivers.quectel_cli`, and stop/start answer `[<device>] Stop scheduled`."""
+
+    show: str
+    reload: str  # with {when}: now, gracefully, when convenient
+    stop: str  # with {device}
+    start: str  # with {device}
+    never: tuple[str, ...]  # commands that crash Asterisk: refused before they are sent
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Driver:
     name: str  # as settings and status name it
     module: str  # Asterisk's module file
     conf_key: str  # dongled's setting naming the config file it reads at load and reload
     parked: tuple[str, str]  # data=, audio= of a section whose stick is absent: never openable
-    ami: AmiVerbs  # (a driver with no manager actions of its own, such as chan_quectel's
-    # RoEdAl fork, goes through its CLI over AMI `Command` instead: not wired yet)
+    ami: AmiVerbs | CliVerbs
+    # False: it marks the ttys it holds only with TIOCEXCL + flock, no LCK..<tty> file.
+    lock_files: bool = True
+    # False: it opens a device on its [general] interval timer, not at once (a reload or
+    # start wakes it, but a device that failed to open waits for the next tick).
+    connects_at_once: bool = True
 
     def is_parked(self, port: str) -> bool:
         return port in self.parked

@@ -1,11 +1,14 @@
-"""chan_quectel (Quectel EC2x, SIMCom SIM7600 LTE modules), the IchthysMaranatha fork: a
-renamed chan_dongle, so quectel.conf has the same device keys and its manager actions the
-same shape (`Quectel*`). The RoEdAl fork has no manager actions of its own (only its CLI over
-AMI `Command`) and is not wired yet; `quectel` and `quectel_cli` hold what it will need."""
+"""chan_quectel (Quectel EC2x, SIMCom SIM7600 LTE modules), its two forks in use:
+
+- IchthysMaranatha's (IM): a renamed chan_dongle, so quectel.conf has the same device keys and
+  its manager actions the same shape (`Quectel*`);
+- RoEdAl's (RE): a rewrite with no manager actions, only its CLI over AMI `Command`, no lock
+  files, and devices opened on its interval timer (`quectel` holds the facts of both)."""
 
 from __future__ import annotations
 
-from dongled.drivers.base import AmiVerbs, Driver
+from dongled.drivers import quectel
+from dongled.drivers.base import AmiVerbs, CliVerbs, Driver
 from dongled.parked import PARKED_AUDIO, PARKED_DATA
 
 QUECTEL_IM = Driver(
@@ -20,4 +23,20 @@ QUECTEL_IM = Driver(
         stop="QuectelStop",
         start="QuectelStart",
     ),
+)
+
+QUECTEL_RE = Driver(
+    name="chan_quectel-re",
+    module=quectel.RE.module,
+    conf_key="quectel_conf",
+    parked=(PARKED_DATA, PARKED_AUDIO),
+    ami=CliVerbs(
+        show=quectel.cli_command(quectel.RE, "show"),
+        reload="quectel reload {when}",
+        stop=quectel.cli_command(quectel.RE, "stop", "{device}"),
+        start=quectel.cli_command(quectel.RE, "start", "{device}"),
+        never=quectel.RE.never_send,
+    ),
+    lock_files=quectel.RE.lock_files,
+    connects_at_once=quectel.RE.connects_at_load,
 )

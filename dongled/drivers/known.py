@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dongled.drivers.base import Driver
 from dongled.drivers.chan_dongle import CHAN_DONGLE
-from dongled.drivers.chan_quectel import QUECTEL_IM
+from dongled.drivers.chan_quectel import QUECTEL_IM, QUECTEL_RE
 
-DRIVERS: dict[str, Driver] = {d.name: d for d in (CHAN_DONGLE, QUECTEL_IM)}
+DRIVERS: dict[str, Driver] = {d.name: d for d in (CHAN_DONGLE, QUECTEL_IM, QUECTEL_RE)}
 
 
 def drivers_for(value: str) -> tuple[Driver, ...]:

@@ -189,6 +189,30 @@ def connect_wait(facts: ForkFacts, interval: float, conversation: float) -> floa
     return conversation + (0.0 if facts.connects_at_load else interval)
 
 
+DEFAULT_INTERVAL = 15.0  # what RE's sample quectel.conf sets and its users keep
+
+
+def interval_from(text: str, default: float = DEFAULT_INTERVAL) -> float:
+    """`interval=` of the `[general]` section of a quectel.conf text, in seconds (`;` starts
+    a comment); `default` when it is absent or not a positive number. Includes are not
+    followed: a [general] interval set in an included file reads as the default."""
+    section, found = "", default
+    for raw in text.splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if line.startswith("["):
+            section = line[1:].split("]", 1)[0].strip().lower()
+            continue
+        key, sep, value = line.partition("=")
+        if section == "general" and sep and key.strip().lower() == "interval":
+            try:
+                seconds = float(value.strip().lstrip(">").strip())
+            except ValueError:
+                continue
+            if seconds > 0:
+                found = seconds
+    return found
+
+
 def cli_command(facts: ForkFacts, verb: str, device: str = "") -> str:
     """The CLI line for `verb` (show, reload, stop, start, restart), the same in both forks.
 

@@ -22,6 +22,7 @@ from tests.support.testbed import FakeStick, Testbed
 ROOT = Path(__file__).resolve().parents[2]
 PARKED_DATA = "/dev/null/dongled-stick-absent-data"
 LTE_VIDS = ("2c7c", "05c6", "1e0e")  # Quectel, Quectel EC20 (Qualcomm id), SIMCom
+_RE_CLASSES = ("system", "config", "reporting", "command")  # RE is driven by CLI commands
 
 
 def make_imei(i: int) -> str:
@@ -125,7 +126,11 @@ class Rig:
         self.quectel_conf = tmp / "quectel.conf"
         self.confs = [self.conf, self.quectel_conf] if mixed else [self.conf]
         for path in self.confs:
-            body = HEADER + "".join(
+            header = HEADER
+            if personality.endswith("quectel-re") and (path == self.quectel_conf or not mixed):
+                # RE opens devices on this timer and dongled reads it: the fake's must match.
+                header = header.replace("interval=15 ", f"interval={interval:g}  ")
+            body = header + "".join(
                 section_text(
                     i, self.imeis[i], s.data_port.devnode, s.audio_port.devnode, self.names[i]
                 )
@@ -136,14 +141,21 @@ class Rig:
         self.originals = {path: path.read_bytes() for path in self.confs}
         self.personality = personality
         if mixed:
+            re_fork = {"quectel_interval": interval, "write_classes": _RE_CLASSES}
             self.asterisk = make_fake_asterisk(
                 personality, lock_dir=str(self.lock_dir), dongle_conf=str(self.conf),
                 quectel_conf=str(self.quectel_conf), interval=interval,
+                **(re_fork if personality.endswith("quectel-re") else {}),
             )  # fmt: skip
         elif personality == "chan_dongle":
             self.asterisk = FakeAsterisk(
                 str(self.conf), lock_dir=str(self.lock_dir), interval=interval
             )
+        elif personality == "quectel-re":  # CLI only: the AMI user needs the command class
+            self.asterisk = make_fake_asterisk(
+                personality, lock_dir=str(self.lock_dir), quectel_conf=str(self.conf),
+                interval=interval, quectel_interval=interval, write_classes=_RE_CLASSES,
+            )  # fmt: skip
         else:  # one chan_quectel fork: its config is the rig's file (quectel.conf's syntax)
             self.asterisk = make_fake_asterisk(
                 personality, lock_dir=str(self.lock_dir), quectel_conf=str(self.conf),
@@ -182,6 +194,8 @@ class Rig:
             "chan_dongle": "chan_dongle",
             "quectel-im": "chan_quectel-im",
             "chan_dongle+quectel-im": "chan_dongle+chan_quectel-im",
+            "quectel-re": "chan_quectel-re",
+            "chan_dongle+quectel-re": "chan_dongle+chan_quectel-re",
         }
         driver = drivers[self.personality]
         files = (

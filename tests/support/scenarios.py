@@ -5,8 +5,19 @@ dongled starts."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 
 from tests.support.rig import PARKED_DATA, Rig, wait_until
+
+
+def action_name(name: str, headers: Mapping[str, str]) -> str:
+    """What an AMI action did: its name (a driver with manager actions)."""
+    return name
+
+
+def cli_verb(name: str, headers: Mapping[str, str]) -> str:
+    """What an AMI action did for a CLI-only driver: `Command`'s first two words."""
+    return " ".join(headers.get("Command", name).lower().split()[:2])
 
 
 def rotated_one_at_a_time(r: Rig) -> None:
@@ -26,7 +37,10 @@ def rotated_one_at_a_time(r: Rig) -> None:
 
 
 def restart_after_a_wrong_binding(
-    r: Rig, stop_action: str, reopen_actions: tuple[str, ...]
+    r: Rig,
+    stop_action: str,
+    reopen_actions: tuple[str, ...],
+    label: Callable[[str, Mapping[str, str]], str] = action_name,
 ) -> float:
     """dongled was down while the sticks came back on each other's old numbers, and the
     driver's own retry bound every device to the wrong stick. The restarted dongled stops them
@@ -52,9 +66,9 @@ def restart_after_a_wrong_binding(
     assert r.asterisk.hazards == []
     assert r.asterisk.foreign_bindings == wrong  # none since dongled started
     r.assert_only_ports_changed()
-    actions = r.asterisk.actions
-    stops = [t for t, name, _ in actions if name == stop_action]
-    reopen = min(t for t, name, _ in actions if name in reopen_actions)
+    actions = [(t, label(name, headers)) for t, name, headers in r.asterisk.actions]
+    stops = [t for t, what in actions if what == stop_action]
+    reopen = min(t for t, what in actions if what in reopen_actions)
     assert len(stops) == n and reopen > max(stops)
     return reopen - max(stops)
 

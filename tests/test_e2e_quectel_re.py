@@ -1,0 +1,175 @@
+"""chan_quectel (the RoEdAl fork) end to end: `dongled run` with `driver = "chan_quectel-re"` as
+a real subprocess, Quectel EC25 modules under umockdev, and the test Asterisk's RE personality:
+no manager actions (only CLI lines over AMI `Command`), a listing without ports, no lock files
+(TIOCEXCL + flock), devices opened on its interval timer, and `quectel show device state`
+crashing Asterisk on a device that has not registered. The scenarios of test_e2e_quectel.py."""
+
+from __future__ import annotations
+
+import time
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import pytest
+
+from tests.support.fake_asterisk_quectel import FakeAsteriskQuectel
+from tests.support.marks import needs_umockdev
+from tests.support.modemsim import EC25, EC25_USB
+from tests.support.rig import PARKED_DATA, Rig, make_imei, rig, wait_until
+from tests.support.scenarios import (
+    cli_verb,
+    restart_after_a_wrong_binding,
+    rotated_one_at_a_time,
+)
+
+pytestmark = [pytest.mark.e2e, needs_umockdev]
+
+
+def _re(tmp_path: Path, n: int, *, sim: bool = True) -> AbstractContextManager[Rig]:
+    sims = [EC25(make_imei(i), f"2500100000{i:05d}" if sim else None) for i in range(n)]
+    return rig(tmp_path, n, model=EC25_USB, sims=sims, personality="quectel-re")
+
+
+def commands(r: Rig) -> list[str]:
+    return [h.get("Command", "") for _, name, h in r.asterisk.actions if name == "Command"]
+
+
+def verified(r: Rig) -> int:
+    rows = r.status().get("sections", [])
+    assert isinstance(rows, list)
+    return sum(1 for row in rows if row["verified"])
+
+
+def assert_safe(r: Rig) -> None:
+    """Nothing but CLI lines, and never the one that crashes Asterisk."""
+    assert isinstance(r.asterisk, FakeAsteriskQuectel)
+    assert r.asterisk.crashes == []
+    assert {name for _, name, _ in r.asterisk.actions} <= {"Login", "Command"}
+    assert not any("device state" in c for c in commands(r))
+
+
+def test_re_every_module_back_on_new_numbers(tmp_path: Path) -> None:
+    with _re(tmp_path, 3) as r:
+        r.wait_all_right(timeout=10)
+        r.start_daemon()
+        r.unplug(0, 1, 2)
+        wait_until(lambda: r.conf.read_text().count(PARKED_DATA) == 3, 5, "all parked")
+        for i in range(3):
+            r.replug(i)
+        r.wait_all_right()
+        r.assert_never_foreign()
+        r.assert_only_ports_changed()
+        verbs = {cli_verb("Command", {"Command": c}) for c in commands(r)}
+        assert {"quectel show", "quectel stop", "quectel reload"} <= verbs
+        assert_safe(r)
+        assert "did not come up" not in r.daemon_log()
+        r.assert_daemon_alive()
+
+
+def test_re_rotated_onto_each_others_numbers(tmp_path: Path) -> None:
+    with _re(tmp_path, 3) as r:
+        r.wait_all_right(timeout=10)
+        rotated_one_at_a_time(r)
+        assert_safe(r)
+
+
+def test_re_restart_after_a_wrong_binding_stops_waits_and_rebinds(tmp_path: Path) -> None:
+    """RE holds every module on another section's ports when dongled starts. Its listing
+    shows the foreign IMEIs but no ports (and no lock file names the holder): each device is
+    stopped, and each module, once let go of, is probed and bound back."""
+    with _re(tmp_path, 3) as r:
+        r.wait_all_right(timeout=10)
+        wait = restart_after_a_wrong_binding(
+            r, "quectel stop", ("quectel reload", "quectel start"), cli_verb
+        )
+        print(f"\n[release] last quectel stop -> first re-open: {wait:.3f} s")
+        rows = [r.status_stick(f"1-1.{i + 1}") for i in range(3)]
+        assert {row["verified_by"] for row in rows} == {"probe"}
+        assert_safe(r)
+
+
+def test_re_never_asks_the_state_of_a_device_that_never_registered(tmp_path: Path) -> None:
+    """Modules without a SIM stay `Not initialized` with an unknown registration: the state
+    where `quectel show device state` kills Asterisk. dongled verifies them by the listing,
+    across a renumbering and an admin's `dongled status` and `dongled scan`."""
+    with _re(tmp_path, 2, sim=False) as r:
+        snapshot = r.asterisk.devices_snapshot
+        r.asterisk.wait_for(
+            lambda: all(e["IMEIState"] for e in snapshot().values()), 10, what="IMEIs read"
+        )
+        assert {e["State"] for e in snapshot().values()} == {"Not initialized"}
+        r.start_daemon()
+        r.unplug(0)
+        wait_until(lambda: PARKED_DATA in r.conf.read_text(), 5, "parked")
+        r.replug(0)
+        wait_until(lambda: r.sticks[0].data_port.devnode in r.conf.read_text(), 10, "rebound")
+        wait_until(lambda: verified(r) == 2, 10, "both verified")
+        assert r.cli("status").returncode == 0
+        r.cli("scan")
+        assert_safe(r)
+        r.assert_never_foreign()
+        r.assert_daemon_alive()
+
+
+def test_re_file_edited_behind_its_back_before_dongled_starts(tmp_path: Path) -> None:
+    """An admin swapped two sections' data= and did not reload: RE still runs each module on
+    its own section. RE's listing shows no ports, so a starting dongled cannot tell which
+    module each device holds (taking the file's word named both modules after the wrong
+    section and parked both as clones): it names no busy module after the listing, stops the
+    devices, probes the freed modules and binds each back. Never a foreign binding."""
+    with _re(tmp_path, 2) as r:
+        r.wait_all_right(timeout=10)
+        a, b = (s.data_port.devnode for s in r.sticks)
+        text = r.conf.read_text()
+        r.conf.write_text(text.replace(f"data={a}", "data=@A@").replace(f"data={b}", f"data={a}")
+                          .replace("data=@A@", f"data={b}"))  # fmt: skip
+        r.start_daemon()
+        r.wait_all_right()
+        r.assert_never_foreign()
+        assert_safe(r)
+        r.assert_daemon_alive()
+
+
+def test_re_dongled_restarted_while_all_is_right_stops_each_device_once(tmp_path: Path) -> None:
+    """The price of that caution (a gap chan_dongle does not have: its lock files and
+    DataState name the module each device holds): a dongled started while RE runs every
+    module right stops each device, probes its module and starts it again."""
+    with _re(tmp_path, 2) as r:
+        r.wait_all_right(timeout=10)
+        r.start_daemon()
+        took = r.wait_all_right()
+        stops = [c for c in commands(r) if c.startswith("quectel stop")]
+        assert sorted(stops) == ["quectel stop now dongle0", "quectel stop now dongle1"]
+        print(f"\n[gap] {len(stops)} devices stopped and back {took:.3f} s after READY")
+        r.assert_never_foreign()
+        assert_safe(r)
+
+
+def test_re_line_off_the_network_gets_a_restart_that_waits_for_the_release(
+    tmp_path: Path,
+) -> None:
+    """A device `GSM not registered` past offline_after is restarted: stop, the release wait
+    (no lock file to watch: the listing's "Stopped", then a quiet data tty, which RE's
+    TIOCEXCL keeps busy until it lets go) and start, all as CLI lines."""
+    with _re(tmp_path, 1) as r:
+        r.wait_all_right(timeout=10)
+        r.write_settings(
+            offline_after=1.0,
+            tables={"recovery": {"backoff": 0.4, "backoff_max": 0.4, "max_rounds": 1}},
+        )
+        r.start_daemon()
+        r.sims[0].registered = False  # the network stops taking it
+        r.unplug(0)
+        time.sleep(0.3)
+        r.replug(0)
+        r.asterisk.wait_for_state("dongle0", "GSM not registered", 10)
+        log = r.daemon_log
+        wait_until(lambda: "recovery step restart" in log(), 10, "the restart step")
+        r.sims[0].registered = True
+        r.wait_all_right(timeout=15)
+        sent = commands(r)
+        stop = max(i for i, c in enumerate(sent) if c == "quectel stop now dongle0")
+        assert "quectel start dongle0" in sent[stop:]
+        assert "let go of their ttys" in log()
+        r.assert_never_foreign()
+        assert_safe(r)

@@ -1,7 +1,9 @@
-"""One box, two channel drivers: chan_dongle (Huawei sticks, dongle.conf) beside chan_quectel's
-IchthysMaranatha fork (Quectel EC25 modules, quectel.conf), kept by one `dongled run` with
-`driver = "chan_dongle+chan_quectel-im"`. The test Asterisk loads both drivers in one process,
-as a real one would, so a tty chan_dongle is still closing is busy for chan_quectel too."""
+"""One box, two channel drivers: chan_dongle (Huawei sticks, dongle.conf) beside a chan_quectel
+fork (Quectel EC25 modules, quectel.conf): the IchthysMaranatha fork (`Quectel*` actions) or
+the RoEdAl fork (CLI lines over `Command`), kept by one `dongled run` with
+`driver = "chan_dongle+chan_quectel-im"` (or `-re`). The test Asterisk loads both drivers in one
+process, as a real one would, so a tty chan_dongle is still closing is busy for chan_quectel
+too, and the other way round."""
 
 from __future__ import annotations
 
@@ -26,18 +28,55 @@ pytestmark = [pytest.mark.e2e, needs_umockdev]
 MODELS = [E1550_USB, EC25_USB, E1550_USB, EC25_USB]
 
 
-def _mixed(tmp_path: Path) -> AbstractContextManager[Rig]:
+@pytest.fixture(params=["quectel-im", "quectel-re"])
+def fork(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _mixed(tmp_path: Path, fork: str) -> AbstractContextManager[Rig]:
     sims: list[StickSim] = [
         (EC25 if model is EC25_USB else StickSim)(make_imei(i), f"2500100000{i:05d}")
         for i, model in enumerate(MODELS)
     ]
-    return rig(
-        tmp_path, len(MODELS), models=MODELS, sims=sims, personality="chan_dongle+quectel-im"
-    )
+    both = f"chan_dongle+{fork}"
+    return rig(tmp_path, len(MODELS), models=MODELS, sims=sims, personality=both)
 
 
-def test_both_drivers_kept_through_a_storm_by_one_daemon(tmp_path: Path) -> None:
-    with _mixed(tmp_path) as r:
+def _quectel_verbs(r: Rig) -> list[str]:
+    """chan_quectel's control actions as sent: `Quectel*` actions (IM), CLI lines (RE)."""
+    out = []
+    for _, name, headers in r.asterisk.actions:
+        if name.startswith("Quectel"):
+            out.append(name.removeprefix("Quectel").lower())
+        elif name == "Command":
+            out.append(" ".join(str(headers.get("Command", "")).split()[1:]))
+    return out
+
+
+def _reopens(r: Rig) -> list[float]:
+    """When either driver was asked to open ttys (a reload or a start)."""
+    out = []
+    for t, name, headers in r.asterisk.actions:
+        line = str(headers.get("Command", "")) if name == "Command" else ""
+        if name in ("DongleReload", "DongleStart", "QuectelReload", "QuectelStart") or (
+            line.startswith(("quectel reload", "quectel start"))
+        ):
+            out.append(t)
+    return out
+
+
+def _stops(r: Rig) -> list[float]:
+    out = []
+    for t, name, headers in r.asterisk.actions:
+        line = str(headers.get("Command", "")) if name == "Command" else ""
+        if name in ("DongleStop", "QuectelStop") or line.startswith("quectel stop"):
+            out.append(t)
+    return out
+
+
+def test_both_drivers_kept_through_a_storm_by_one_daemon(tmp_path: Path, fork: str) -> None:
+    driver = f"chan_{fork}"
+    with _mixed(tmp_path, fork) as r:
         assert r.names == ["dongle0", "quectel1", "dongle2", "quectel3"]
         r.wait_all_right(timeout=10)
         r.start_daemon()
@@ -51,7 +90,10 @@ def test_both_drivers_kept_through_a_storm_by_one_daemon(tmp_path: Path) -> None
         r.assert_never_foreign()
         r.assert_only_ports_changed()  # in both files
         verbs = {name for _, name, _ in r.asterisk.actions}
-        assert {"DongleStop", "DongleReload", "QuectelStop", "QuectelReload"} <= verbs
+        assert {"DongleStop", "DongleReload"} <= verbs
+        assert {"stop", "reload"} <= {v.split()[0] for v in _quectel_verbs(r)}
+        assert "show device state" not in " ".join(_quectel_verbs(r))
+        assert r.asterisk.crashes == []
         # The Huawei sticks are not "unbound" for chan_quectel, nor the modules for chan_dongle.
         assert "no section has imei=" not in r.daemon_log()
 
@@ -59,28 +101,23 @@ def test_both_drivers_kept_through_a_storm_by_one_daemon(tmp_path: Path) -> None
         doc = json.loads(r.cli("status", "--json").stdout)
         assert {row["section"]: row["driver"] for row in doc["sections"]} == {
             "dongle0": "chan_dongle",
-            "quectel1": "chan_quectel-im",
+            "quectel1": driver,
             "dongle2": "chan_dongle",
-            "quectel3": "chan_quectel-im",
+            "quectel3": driver,
         }
-        assert doc["conf_files"] == {
-            "chan_dongle": str(r.conf),
-            "chan_quectel-im": str(r.quectel_conf),
-        }
+        assert doc["conf_files"] == {"chan_dongle": str(r.conf), driver: str(r.quectel_conf)}
         table = r.cli("status").stdout.splitlines()
         assert table[0].split()[:2] == ["DEVICE", "DRIVER"]
-        assert next(ln for ln in table if ln.startswith("quectel1 ")).split()[1] == (
-            "chan_quectel-im"
-        )
+        assert next(ln for ln in table if ln.startswith("quectel1 ")).split()[1] == driver
         r.assert_daemon_alive()
 
 
-def test_a_stick_of_one_driver_on_the_old_ports_of_the_other(tmp_path: Path) -> None:
+def test_a_stick_of_one_driver_on_the_old_ports_of_the_other(tmp_path: Path, fork: str) -> None:
     """dongled was down while a Huawei stick and an LTE module came back on each other's old
     numbers: chan_dongle's retry bound dongle0 to the module and chan_quectel's bound quectel1
     to the stick. The restarted dongled stops both, and neither driver re-opens a tty the other
     may still be closing (a tty's lock names Asterisk's own pid for both drivers)."""
-    with _mixed(tmp_path) as r:
+    with _mixed(tmp_path, fork) as r:
         r.wait_all_right(timeout=10)
         huawei, module = list(r.sticks[0].tty_numbers), list(r.sticks[1].tty_numbers)
         r.unplug(0, 1)
@@ -103,36 +140,31 @@ def test_a_stick_of_one_driver_on_the_old_ports_of_the_other(tmp_path: Path) -> 
         assert r.asterisk.hazards == []
         assert r.asterisk.foreign_bindings == wrong  # none since dongled started
         r.assert_only_ports_changed()
-        actions = r.asterisk.actions
-        stops = [t for t, name, _ in actions if name in ("DongleStop", "QuectelStop")]
-        reopen = min(
-            t
-            for t, name, _ in actions
-            if name in ("DongleReload", "QuectelReload") and t > stops[0]
-        )
+        stops = _stops(r)
+        reopen = min(t for t in _reopens(r) if t > stops[0])
         assert len(stops) >= 2 and reopen > max(stops)
         print(f"\n[release] last stop -> first re-open across drivers: {reopen - max(stops):.3f} s")
 
 
-def test_mixed_one_stick_never_back(tmp_path: Path) -> None:
-    with _mixed(tmp_path) as r:
+def test_mixed_one_stick_never_back(tmp_path: Path, fork: str) -> None:
+    with _mixed(tmp_path, fork) as r:
         r.wait_all_right(timeout=10)
         one_never_back(r)
 
 
-def test_mixed_back_on_the_same_numbers(tmp_path: Path) -> None:
-    with _mixed(tmp_path) as r:
+def test_mixed_back_on_the_same_numbers(tmp_path: Path, fork: str) -> None:
+    with _mixed(tmp_path, fork) as r:
         r.wait_all_right(timeout=10)
         back_on_the_same_numbers(r)
 
 
-def test_mixed_asterisk_down_during_a_storm(tmp_path: Path) -> None:
-    with _mixed(tmp_path) as r:
+def test_mixed_asterisk_down_during_a_storm(tmp_path: Path, fork: str) -> None:
+    with _mixed(tmp_path, fork) as r:
         r.wait_all_right(timeout=10)
         asterisk_down_during_a_storm(r)
 
 
-def test_mixed_stale_config_at_startup(tmp_path: Path) -> None:
-    with _mixed(tmp_path) as r:
+def test_mixed_stale_config_at_startup(tmp_path: Path, fork: str) -> None:
+    with _mixed(tmp_path, fork) as r:
         r.wait_all_right(timeout=10)
         stale_config_at_startup(r)

@@ -18,6 +18,7 @@ from tests.support.scenarios import (
     back_on_the_same_numbers,
     one_never_back,
     restart_after_a_wrong_binding,
+    rotated_all_at_once,
     rotated_one_at_a_time,
     stale_config_at_startup,
 )
@@ -98,3 +99,9 @@ def test_im_stale_config_at_startup(tmp_path: Path) -> None:
     with _im(tmp_path, 3) as r:
         r.wait_all_right(timeout=10)
         stale_config_at_startup(r)
+
+
+def test_im_rotated_all_at_once(tmp_path: Path) -> None:
+    with _im(tmp_path, 3) as r:
+        r.wait_all_right(timeout=10)
+        rotated_all_at_once(r)

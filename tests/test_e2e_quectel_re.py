@@ -17,9 +17,14 @@ from tests.support.marks import needs_umockdev
 from tests.support.modemsim import EC25, EC25_USB
 from tests.support.rig import PARKED_DATA, Rig, make_imei, rig, wait_until
 from tests.support.scenarios import (
+    asterisk_down_during_a_storm,
+    back_on_the_same_numbers,
     cli_verb,
+    one_never_back,
     restart_after_a_wrong_binding,
+    rotated_all_at_once,
     rotated_one_at_a_time,
+    stale_config_at_startup,
 )
 
 pytestmark = [pytest.mark.e2e, needs_umockdev]
@@ -172,4 +177,39 @@ def test_re_line_off_the_network_gets_a_restart_that_waits_for_the_release(
         assert "quectel start dongle0" in sent[stop:]
         assert "let go of their ttys" in log()
         r.assert_never_foreign()
+        assert_safe(r)
+
+
+def test_re_rotated_all_at_once(tmp_path: Path) -> None:
+    with _re(tmp_path, 3) as r:
+        r.wait_all_right(timeout=10)
+        rotated_all_at_once(r)
+        assert_safe(r)
+
+
+def test_re_one_module_never_back(tmp_path: Path) -> None:
+    with _re(tmp_path, 3) as r:
+        r.wait_all_right(timeout=10)
+        one_never_back(r)
+        assert_safe(r)
+
+
+def test_re_back_on_the_same_numbers(tmp_path: Path) -> None:
+    with _re(tmp_path, 2) as r:
+        r.wait_all_right(timeout=10)
+        back_on_the_same_numbers(r)
+        assert_safe(r)
+
+
+def test_re_asterisk_down_during_a_storm(tmp_path: Path) -> None:
+    with _re(tmp_path, 3) as r:
+        r.wait_all_right(timeout=10)
+        asterisk_down_during_a_storm(r)
+        assert_safe(r)
+
+
+def test_re_stale_config_at_startup(tmp_path: Path) -> None:
+    with _re(tmp_path, 3) as r:
+        r.wait_all_right(timeout=10)
+        stale_config_at_startup(r)
         assert_safe(r)

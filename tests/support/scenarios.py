@@ -141,3 +141,21 @@ def stale_config_at_startup(r: Rig) -> None:
     r.wait_all_right()
     r.assert_never_foreign()
     r.assert_only_ports_changed()
+
+
+def rotated_all_at_once(r: Rig) -> None:
+    """Every stick drops and all come back at once, each on another's old numbers: every
+    device ends on its own stick, and stays there through the driver's next retry pass."""
+    n = len(r.sticks)
+    r.start_daemon()
+    old = [list(s.tty_numbers) for s in r.sticks]
+    r.unplug(*range(n))
+    for i in range(n):
+        r.replug(i, old[(i + 2) % n])
+    r.wait_all_right()
+    deadline = time.monotonic() + 1.2  # past one more retry pass of the driver
+    while time.monotonic() < deadline:
+        r.assert_never_foreign()
+        time.sleep(0.1)
+    assert all(r.device_right(i) for i in range(n))
+    r.assert_only_ports_changed()

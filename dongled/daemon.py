@@ -26,7 +26,7 @@ from dongled.errors import AmiError
 from dongled.eventlog import Event, emit
 from dongled.fences import Fences
 from dongled.fleet import FleetHealth
-from dongled.hotplug import UdevWatcher, UsbEvent, UsbInfo
+from dongled.hotplug import SoundEvent, UdevWatcher, UsbEvent, UsbInfo
 from dongled.metrics import Metrics
 from dongled.offline import OfflineWatch
 from dongled.passexec import PassExecutor, PassHooks
@@ -91,7 +91,9 @@ class Daemon:
             failed=self.executor.ami_failed,
         )
         self.recovery = Recovery(self)
-        self._udev = UdevWatcher(self.registry.on_tty_event, self.fleet.on_usb_event)
+        # Sound cards matter only to a driver with USB audio (which card is whose module's).
+        sound = self.registry.on_sound_event if driver.uac_key is not None else None
+        self._udev = UdevWatcher(self.registry.on_tty_event, self.fleet.on_usb_event, sound)
 
     # ---- what recovery and status read (each owned by one room) ----------------------
 
@@ -151,6 +153,10 @@ class Daemon:
         present = self._udev.start()
         for usb in self._udev.usb_devices():
             self.fleet.on_usb_event(UsbEvent(action="add", sys_path=usb.sys_path, info=usb))
+        for card in self._udev.sound_cards() if self.driver.uac_key is not None else ():
+            self.registry.on_sound_event(
+                SoundEvent(action="add", sys_path=card.sys_path, card=card)
+            )
         # Learn which ports chan_dongle holds before probing.
         if await self.supervisor.connect_once():
             await self.executor.refresh_asterisk()

@@ -25,10 +25,11 @@ from dongled import models
 from dongled.ami import AmiClient, DeviceEntry
 from dongled.atomicfile import replace_atomically
 from dongled.dongleconf import DeviceSection, DongleConf
+from dongled.drivers.alsa import SoundCard, card_of
 from dongled.drivers.known import DRIVERS
 from dongled.errors import AmiError, ConfError, PortBusyError, ProbeError
 from dongled.fences import Fences
-from dongled.hotplug import TtyInfo, list_ttys
+from dongled.hotplug import TtyInfo, list_sound_cards, list_ttys
 from dongled.identity import valid_imei
 from dongled.metrics import Metrics
 from dongled.passexec import PassExecutor, PassHooks
@@ -118,7 +119,7 @@ def _timeouts(s: Settings) -> ProbeTimeouts:
     return ProbeTimeouts(first=min(1.0, s.at_timeout), command=s.at_timeout)
 
 
-def _group(ttys: list[TtyInfo]) -> list[Stick]:
+def _group(ttys: list[TtyInfo], cards: list[SoundCard]) -> list[Stick]:
     sticks: dict[str, Stick] = {}
     for info in ttys:
         stick = sticks.setdefault(
@@ -126,6 +127,9 @@ def _group(ttys: list[TtyInfo]) -> list[Stick]:
             Stick(usb_device=info.usb_device, usb_port=info.usb_port, vid=info.vid, pid=info.pid),
         )
         stick.add(info)
+    for stick in sticks.values():
+        card = card_of(stick.usb_device, cards)
+        stick.card = card.id if card is not None else None
     return sorted(sticks.values(), key=lambda s: s.usb_port)
 
 
@@ -162,12 +166,14 @@ async def _identify(stick: Stick, s: Settings, asterisk: Asterisk) -> None:
 async def scan(s: Settings, asterisk: Asterisk) -> ScanResult:
     """Find and identify the sticks, and what the daemon would do about them (no writes)."""
     conf = DongleConf.load(s.dongle_conf)
-    sticks = _group(await asyncio.to_thread(list_ttys))
+    driver = DRIVERS[s.driver]
+    cards = await asyncio.to_thread(list_sound_cards) if driver.uac_key is not None else []
+    sticks = _group(await asyncio.to_thread(list_ttys), cards)
     await asyncio.gather(*(_identify(st, s, asterisk) for st in sticks))
     found = located(sticks)
     sections = conf.devices()
-    p = plan(sections, found, asterisk.devices, DRIVERS[s.driver].parked)
-    after, _ = conf.with_ports(p.port_changes) if p.port_changes else (conf, {})
+    p = plan(sections, found, asterisk.devices, driver.parked, uac=driver.uses_uac)
+    after, _ = conf.with_ports(p.port_changes, alsa=p.alsa) if p.port_changes else (conf, {})
     return ScanResult(
         sticks=sticks, located=found, plan=p, change=_change(conf, after), sections=sections
     )

@@ -110,14 +110,15 @@ def _model(stick: Stick | None, entry: DeviceEntry | None) -> str | None:
 
 
 def _stick_for(
-    sec: DeviceSection, sticks: list[Stick]
+    sec: DeviceSection, sticks: list[Stick], uac: bool = False
 ) -> tuple[Stick | None, Located | str | None]:
     """The plugged stick carrying the section's IMEI and `reconcile.choose`'s answer, chosen
-    as the daemon chooses it (a string says why no stick is: clones)."""
+    as the daemon chooses it (a string says why no stick is: clones, or no sound card for a
+    section with USB audio)."""
     if not sec.imei:
         return None, None
     by_place = {place: s for s in sticks for place in located([s])}
-    choice = choose(sec, sec.imei, list(by_place))
+    choice = choose(sec, sec.imei, list(by_place), uac=uac)
     return (by_place[choice] if isinstance(choice, Located) else None), choice
 
 
@@ -183,11 +184,14 @@ def snapshot(d: StatusSource) -> StatusDoc:
     # the daemon's last good parse (kept while the file is broken); the file before a pass
     sections = dict(d.sections) or _sections(d.s.dongle_conf)
     plugged = list(d.sticks.values())
+    from dongled.drivers.known import DRIVERS  # here: the daemon has it loaded, status not
+
+    driver = DRIVERS[d.s.driver]
     named: dict[str, str] = {}  # usb_device of the stick carrying a section -> section
     rows = []
     for name in sorted(sections):
         sec = sections[name]
-        stick, choice = _stick_for(sec, plugged)
+        stick, choice = _stick_for(sec, plugged, driver.uses_uac(sec))
         given_up = d.recovery.ladder.given_up(stick.usb_port) if stick is not None else ""
         row = _section_row(sec, stick, choice, asterisk.get(name), ami_up, given_up)
         if stick is not None:

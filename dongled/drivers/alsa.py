@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from dongled.identity import valid_imei
+from dongled.parked import PARKED_ALSADEV
 
 _CARD_PATH = re.compile(r"/sound/card([0-9]+)\Z")
 _CARD_ID = re.compile(r"^[A-Za-z0-9_-]{1,15}\Z")  # what the kernel keeps of an id
@@ -54,9 +55,20 @@ def card_of(usb_device: str, cards: Iterable[SoundCard]) -> SoundCard | None:
     return mine[0] if len(mine) == 1 else None
 
 
-def alsadev_for(card: SoundCard) -> str:
-    """The `alsadev=` value for `card`: by id, which ALSA resolves at open time."""
-    return f"hw:CARD={card.id}"
+def alsadev_for(card_id: str) -> str:
+    """The `alsadev=` value for the card with id `card_id`: by id, which ALSA resolves at
+    open time (a number would be whichever card enumerated at that place)."""
+    return f"hw:CARD={card_id}"
+
+
+def writable(alsadev: str) -> bool:
+    """Whether dongled may write `alsadev` into a config: the parked name, or `hw:CARD=` and a
+    card id as the kernel keeps them (no '-' at the end: before a "; comment" it would make
+    "--;", which Asterisk reads as the close of a block comment)."""
+    card = alsadev.removeprefix("hw:CARD=")
+    return alsadev == PARKED_ALSADEV or (
+        card != alsadev and _CARD_ID.match(card) is not None and not card.endswith("-")
+    )
 
 
 def card_named(alsadev: str, cards: Iterable[SoundCard]) -> SoundCard | None:

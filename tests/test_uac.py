@@ -1,0 +1,234 @@
+"""USB audio (UAC) sections of chan_quectel: `alsadev=` follows the module's own sound card.
+
+The pure parts: which sections use USB audio (the driver's switch), what the plan writes for
+them (the card under the verified module's USB device, or the parked name), and the config
+edit (data=/alsadev= only, byte for byte elsewhere). The card discovery itself runs against a
+umockdev testbed: real sysfs, real uevents."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import pyudev
+
+from dongled.ami import DeviceEntry
+from dongled.dongleconf import PARKED_DATA, DeviceSection, DongleConf
+from dongled.drivers import alsa
+from dongled.drivers.chan_dongle import CHAN_DONGLE
+from dongled.drivers.chan_quectel import QUECTEL_IM
+from dongled.errors import ConfError
+from dongled.hotplug import list_sound_cards, read_card, sound_card
+from dongled.parked import PARKED_ALSADEV
+from dongled.reconcile import PARKED_UAC, Located, choose, plan
+from tests.support.marks import needs_umockdev
+from tests.support.modemsim import EC25_UAC_USB, EC25Uac
+from tests.support.testbed import Testbed
+
+A, B = "351234567890124", "356938035643809"
+LA = Located(imei=A, data="/dev/ttyUSB2", audio="/dev/ttyUSB1", card="Android")
+LB = Located(imei=B, data="/dev/ttyUSB6", audio="/dev/ttyUSB5", card="Android_1")
+IM_UAC = QUECTEL_IM.uses_uac
+
+CONF = b"""\
+[general]
+interval=15
+
+[quectel0]
+imei=351234567890124   ; city 0
+data=/dev/ttyUSB6      ; AT port
+quec_uac=1             ; voice over the module's sound card
+alsadev = hw:CARD=Android_1 ; its card
+context=city-0
+
+[quectel1]
+imei=356938035643809
+data=/dev/ttyUSB2
+quec_uac=1
+context=city-1
+"""
+
+
+def uac_section(name: str, imei: str, data: str | None, card: str | None) -> DeviceSection:
+    return DeviceSection(
+        name=name,
+        imei=imei,
+        imsi=None,
+        data=data,
+        audio=None,
+        data_inherited=False,
+        audio_inherited=False,
+        path="/etc/asterisk/quectel.conf",
+        line=1,
+        alsadev=card,
+        switches=(("quec_uac", "1"),),
+    )
+
+
+def running(name: str, data: str, alsadev: str, imei: str) -> DeviceEntry:
+    """A device IM runs with USB audio: its listing shows the ALSA name as AudioSetting."""
+    return DeviceEntry(
+        device=name,
+        data_setting=data,
+        audio_setting=alsadev,
+        imei_setting="",
+        state="Free",
+        data_state=data,
+        audio_state=alsadev,
+        imei_state=imei,
+        imsi_state="",
+        model="EC25",
+        calls="0",
+        current_state="start",
+        desired_state="start",
+    )
+
+
+# ---- which sections use USB audio ---------------------------------------------------------
+
+
+def test_the_driver_says_which_switch_turns_usb_audio_on() -> None:
+    conf = DongleConf.parse({"/q.conf": CONF}, "/q.conf")
+    sec = conf.devices()["quectel0"]
+    assert (sec.alsadev, sec.switches) == ("hw:CARD=Android_1", (("quec_uac", "1"),))
+    assert IM_UAC(sec) and not CHAN_DONGLE.uses_uac(sec)
+    # IM reads USB audio only for exactly 1; the other fork's uac=on means nothing to it.
+    for switches in ((("quec_uac", "0"),), (("uac", "on"),), ()):
+        assert not IM_UAC(dataclasses.replace(sec, switches=switches))
+
+
+# ---- the plan -------------------------------------------------------------------------------
+
+
+def test_each_section_gets_its_own_modules_card_after_renumbering() -> None:
+    """The cards swapped ids (the modules enumerated the other way round): each section
+    follows its module's card, not the name it had."""
+    sections = {
+        "quectel0": uac_section("quectel0", A, "/dev/ttyUSB6", "hw:CARD=Android_1"),
+        "quectel1": uac_section("quectel1", B, "/dev/ttyUSB2", "hw:CARD=Android"),
+    }
+    p = plan(sections, [LA, LB], None, uac=IM_UAC)
+    assert p.port_changes == {
+        "quectel0": ("/dev/ttyUSB2", "hw:CARD=Android"),
+        "quectel1": ("/dev/ttyUSB6", "hw:CARD=Android_1"),
+    }
+    assert p.alsa == {"quectel0", "quectel1"}
+
+
+def test_an_absent_module_parks_data_and_the_card() -> None:
+    sections = {"quectel0": uac_section("quectel0", A, "/dev/ttyUSB2", "hw:CARD=Android")}
+    p = plan(sections, [LB], {}, uac=IM_UAC)
+    assert p.port_changes == {"quectel0": PARKED_UAC}
+    assert PARKED_UAC == (PARKED_DATA, PARKED_ALSADEV)
+    assert not p.reload and not p.expect
+
+
+def test_a_module_without_its_own_card_is_not_chosen() -> None:
+    """Its ttys answer with the right IMEI, but no card sits under its USB device (USB audio
+    off, or the card not registered yet): nothing safe to name, so the section stays parked."""
+    sec = uac_section("quectel0", A, PARKED_DATA, PARKED_ALSADEV)
+    bare = dataclasses.replace(LA, card=None)
+    why = choose(sec, A, [bare], uac=True)
+    assert isinstance(why, str) and "sound card" in why
+    assert choose(sec, A, [bare]) == bare  # a serial-voice section does not need one
+    p = plan({"quectel0": sec}, [bare], {}, uac=IM_UAC)
+    assert p.port_changes == {} and p.ambiguous == {"quectel0": why} and not p.expect
+
+
+def test_a_new_card_id_alone_is_written_and_reloaded() -> None:
+    sections = {"quectel0": uac_section("quectel0", A, "/dev/ttyUSB2", "hw:CARD=Android_1")}
+    now = {"quectel0": running("quectel0", "/dev/ttyUSB2", "hw:CARD=Android_1", A)}
+    p = plan(sections, [LA], now, uac=IM_UAC)
+    assert p.port_changes == {"quectel0": ("/dev/ttyUSB2", "hw:CARD=Android")}
+    assert p.reload and p.expect["quectel0"].imei == A
+
+
+def test_a_device_running_its_own_card_is_left_alone() -> None:
+    sections = {"quectel0": uac_section("quectel0", A, "/dev/ttyUSB2", "hw:CARD=Android")}
+    now = {"quectel0": running("quectel0", "/dev/ttyUSB2", "hw:CARD=Android", A)}
+    p = plan(sections, [LA], now, uac=IM_UAC)
+    assert (p.port_changes, p.reload, p.start, p.stop) == ({}, False, [], [])
+    # A listing that does not show the ALSA name (unverified for the real forks) is no reason
+    # to reload: the file is what Asterisk read.
+    quiet = {"quectel0": dataclasses.replace(now["quectel0"], audio_setting="")}
+    assert not plan(sections, [LA], quiet, uac=IM_UAC).reload
+
+
+def test_an_alsadev_from_a_template_is_not_edited() -> None:
+    sec = dataclasses.replace(
+        uac_section("quectel0", A, "/dev/ttyUSB2", "hw:CARD=Android_1"), alsadev_inherited=True
+    )
+    p = plan({"quectel0": sec}, [LA], {}, uac=IM_UAC)
+    assert p.port_changes == {} and p.inherited == ["quectel0"] and not p.expect
+
+
+# ---- the edit -------------------------------------------------------------------------------
+
+
+def test_only_data_and_alsadev_values_change() -> None:
+    conf = DongleConf.parse({"/q.conf": CONF}, "/q.conf")
+    changes = {
+        "quectel0": ("/dev/ttyUSB2", "hw:CARD=Android"),
+        "quectel1": ("/dev/ttyUSB6", "hw:CARD=Android_1"),
+    }
+    after, files = conf.with_ports(changes, alsa={"quectel0", "quectel1"})
+    # Values replaced in place (comments and spacing kept); a missing alsadev= is added
+    # after the section's last setting, as a missing audio= is.
+    want = (
+        CONF.replace(b"data=/dev/ttyUSB6      ;", b"data=/dev/ttyUSB2      ;")
+        .replace(b"alsadev = hw:CARD=Android_1 ;", b"alsadev = hw:CARD=Android ;")
+        .replace(b"data=/dev/ttyUSB2\n", b"data=/dev/ttyUSB6\n")
+        .replace(b"context=city-1\n", b"context=city-1\nalsadev=hw:CARD=Android_1\n")
+    )
+    assert files["/q.conf"] == want
+    assert {n: (d.data, d.alsadev, d.audio) for n, d in after.devices().items()} == {
+        "quectel0": ("/dev/ttyUSB2", "hw:CARD=Android", None),
+        "quectel1": ("/dev/ttyUSB6", "hw:CARD=Android_1", None),
+    }
+    parked, _ = conf.with_ports({"quectel0": PARKED_UAC}, alsa={"quectel0"})
+    assert parked.devices()["quectel0"].alsadev == PARKED_ALSADEV
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["hw:Android", "hw:0", "plughw:CARD=Android", "hw:CARD=", "hw:CARD=a--", "hw:CARD=x;y",
+     "hw:CARD=" + "A" * 16, "hw:CARD=Andr oid", "/dev/ttyUSB1"],
+)  # fmt: skip
+def test_an_alsadev_that_is_not_a_card_id_is_never_written(value: str) -> None:
+    conf = DongleConf.parse({"/q.conf": CONF}, "/q.conf")
+    assert not alsa.writable(value)
+    with pytest.raises(ValueError, match="alsadev"):
+        conf.with_ports({"quectel0": ("/dev/ttyUSB2", value)}, alsa={"quectel0"})
+
+
+def test_a_card_path_is_never_taken_for_a_tty() -> None:
+    conf = DongleConf.parse({"/q.conf": CONF}, "/q.conf")
+    with pytest.raises(ValueError, match="port"):
+        conf.with_ports({"quectel0": ("/dev/ttyUSB2", "hw:CARD=Android")})  # not in alsa
+
+
+def test_an_alsadev_with_a_comment_inside_is_refused() -> None:
+    text = CONF.replace(b"alsadev = hw:CARD=Android_1 ;", b"alsadev = hw:CARD=\\;Android_1 ;")
+    conf = DongleConf.parse({"/q.conf": text}, "/q.conf")
+    with pytest.raises(ConfError, match="comment or escape"):
+        conf.with_ports({"quectel0": ("/dev/ttyUSB6", "hw:CARD=Android")}, alsa={"quectel0"})
+
+
+# ---- the cards in sysfs (umockdev) ----------------------------------------------------------
+
+
+@needs_umockdev
+def test_cards_are_read_from_sysfs_and_their_ids_re_read() -> None:
+    with Testbed() as tb:
+        first = tb.add_stick(EC25_UAC_USB, EC25Uac(A), [0, 1, 2, 3], usb_port="1")
+        second = tb.add_stick(EC25_UAC_USB, EC25Uac(B), [4, 5, 6, 7], usb_port="2")
+        cards = list_sound_cards()
+        assert [(c.number, c.id) for c in cards] == [(0, "Android"), (1, "Android_1")]
+        mine = alsa.card_of(second.sys_path, cards)
+        assert mine is not None and mine.id == "Android_1"
+        assert alsa.card_of(first.sys_path, cards) == cards[0]
+        device = pyudev.Devices.from_sys_path(pyudev.Context(), cards[0].sys_path)
+        assert sound_card(device) == cards[0]
+        assert read_card(cards[0]) == cards[0]
+        tb.unplug(first)
+        assert read_card(cards[0]) is None

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from dongled.drivers.alsa import stable_card_id
 from tests.support.fake_asterisk_quectel import FakeAsteriskQuectel
 from tests.support.marks import needs_umockdev
 from tests.support.modemsim import EC25, EC25_UAC_USB, EC25_USB, EC25Uac
@@ -127,3 +128,21 @@ def test_im_usb_audio_rotated_onto_each_others_numbers(tmp_path: Path) -> None:
     with _im_uac(tmp_path, 2) as r:
         r.wait_all_right(timeout=10)
         rotated_one_at_a_time(r)
+
+
+def test_im_usb_audio_card_renamed_in_place_is_followed(tmp_path: Path) -> None:
+    """An admin (or a udev rule) renames a module's card after its IMEI: the change uevent
+    brings a pass, which re-reads the id and points the section at the new name."""
+    with _im_uac(tmp_path, 2) as r:
+        r.wait_all_right(timeout=10)
+        r.start_daemon()
+        card = r.tb.rename_card(r.sticks[0], stable_card_id(r.imeis[0]))
+        r.sync_cards()
+        r.tb.uevent(card.sys_path, "change")
+        want = f"hw:CARD={card.id}"
+        wait_until(lambda: _alsadevs(r) == [want, "hw:CARD=Android_1"], 5, "the new name")
+        r.wait_all_right()
+        r.assert_never_foreign()
+        r.assert_only_ports_changed()
+        assert isinstance(r.asterisk, FakeAsteriskQuectel)
+        assert ("dongle0", want) in r.asterisk.alsa_opens

@@ -8,6 +8,7 @@ umockdev testbed: real sysfs, real uevents."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import pyudev
@@ -18,9 +19,16 @@ from dongled.drivers import alsa
 from dongled.drivers.chan_dongle import CHAN_DONGLE
 from dongled.drivers.chan_quectel import QUECTEL_IM
 from dongled.errors import ConfError
-from dongled.hotplug import list_sound_cards, read_card, sound_card
+from dongled.fences import Fences
+from dongled.fleet import FleetHealth
+from dongled.hotplug import SoundEvent, list_sound_cards, read_card, sound_card
+from dongled.identity import Identity
+from dongled.metrics import Metrics
 from dongled.parked import PARKED_ALSADEV
 from dongled.reconcile import PARKED_UAC, Located, choose, plan
+from dongled.registry import RegistryHooks, StickRegistry
+from dongled.settings import Settings
+from dongled.sticks import Stick
 from tests.support.marks import needs_umockdev
 from tests.support.modemsim import EC25_UAC_USB, EC25Uac
 from tests.support.testbed import Testbed
@@ -232,3 +240,54 @@ def test_cards_are_read_from_sysfs_and_their_ids_re_read() -> None:
         assert read_card(cards[0]) == cards[0]
         tb.unplug(first)
         assert read_card(cards[0]) is None
+
+
+@needs_umockdev
+def test_the_registry_gives_each_module_its_own_card(tmp_path: Path) -> None:
+    """Cards come and go by uevent, in either order with the ttys; a card that arrives or
+    leaves for an identified module asks for a pass (at once when it leaves); a pass plans
+    with the ids as sysfs has them then."""
+    requests: list[bool] = []
+
+    async def no_listing() -> None:
+        return None
+
+    hooks = RegistryHooks(
+        request=requests.append,
+        wake=lambda: None,
+        failing=lambda *_: None,
+        spawn=lambda *_: None,
+        listing=no_listing,
+    )
+    fleet = FleetHealth(60.0, lambda _: None, lambda: None)
+    reg = StickRegistry(
+        Settings(), hooks, fences=Fences(str(tmp_path)), fleet=fleet, metrics=Metrics(),
+        counters={"probes": 0},
+    )  # fmt: skip
+    with Testbed() as tb:
+        mods = [
+            tb.add_stick(EC25_UAC_USB, EC25Uac(imei), ttys, usb_port=port)
+            for imei, ttys, port in ((A, [0, 1, 2, 3], "1"), (B, [4, 5, 6, 7], "2"))
+        ]
+        first, second = list_sound_cards()
+        reg.on_sound_event(SoundEvent(action="add", sys_path=first.sys_path, card=first))
+        assert requests == []  # no stick yet: nothing to plan
+        sticks = [
+            Stick(
+                usb_device=m.sys_path, usb_port=m.name, vid="2c7c", pid="0125",
+                identity=Identity(imei=imei), data=m.data_port.devnode, audio="/dev/ttyUSB1",
+            )
+            for m, imei in zip(mods, (A, B), strict=True)
+        ]  # fmt: skip
+        reg.sticks = {s.usb_device: s for s in sticks}
+        reg.on_sound_event(SoundEvent(action="add", sys_path=second.sys_path, card=second))
+        assert [s.card for s in sticks] == ["Android", "Android_1"] and requests == [False]
+        reg.on_sound_event(SoundEvent(action="add", sys_path=second.sys_path, card=second))
+        assert requests == [False]  # the same card again (a bind, a change of nothing)
+        tb.rename_card(mods[0], "dq0123456789012")  # no uevent: the next pass reads it
+        assert {loc.imei: loc.card for loc in reg.located()} == {
+            A: "dq0123456789012",
+            B: "Android_1",
+        }
+        reg.on_sound_event(SoundEvent(action="remove", sys_path=second.sys_path, card=None))
+        assert sticks[1].card is None and requests == [False, True]

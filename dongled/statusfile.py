@@ -140,6 +140,7 @@ def _section_row(
         "imei": imei,
         "data": sec.data,
         "audio": sec.audio,
+        "alsadev": sec.alsadev,
         "usb_port": stick.usb_port if stick is not None else None,
         "iccid": stick.identity.iccid if stick is not None and stick.identity else None,
         "model": _model(stick, entry),
@@ -166,6 +167,7 @@ def _stick_row(s: Stick, section: str | None) -> StickRow:
         "voice": ident.voice if ident else None,
         "data": s.data,
         "audio": s.audio,
+        "card": s.card,
         "section": section,
         "verified_by": s.source or None,
         "error": s.error or None,
@@ -200,7 +202,7 @@ def snapshot(d: StatusSource) -> StatusDoc:
             for s in plugged:  # clones: each is named, none is chosen
                 if s.identity is not None and s.identity.imei == sec.imei:
                     named.setdefault(s.usb_device, name)
-        sig = (row["data"], row["audio"], row["usb_port"], row["status"])
+        sig = (row["data"], row["audio"], row["alsadev"], row["usb_port"], row["status"])
         row["last_change"] = _changed(state_dir, "section:" + name, sig)
         rows.append(row)
     sticks = []
@@ -211,7 +213,13 @@ def snapshot(d: StatusSource) -> StatusDoc:
             stick_row["status"] = "unbound" if imei else s.state.value
         else:
             stick_row["status"] = "bound"
-        sig = (stick_row["state"], stick_row["imei"], stick_row["data"], stick_row["status"])
+        sig = (
+            stick_row["state"],
+            stick_row["imei"],
+            stick_row["data"],
+            stick_row["card"],
+            stick_row["status"],
+        )
         stick_row["last_change"] = _changed(state_dir, "stick:" + s.usb_device, sig)
         sticks.append(stick_row)
     doc: StatusDoc = {

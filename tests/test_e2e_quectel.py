@@ -121,6 +121,8 @@ def test_im_usb_audio_each_section_follows_its_own_card(tmp_path: Path) -> None:
         assert isinstance(rows, list)
         row = next(s for s in rows if s["section"] == "dongle0")
         assert row["status"] == "absent" and row["data"] == PARKED_DATA
+        assert row["alsadev"] == PARKED_ALSADEV
+        assert r.status_stick("1-1.2")["card"] == "Android"
         r.assert_daemon_alive()
 
 

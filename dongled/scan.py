@@ -265,10 +265,12 @@ async def adopt(s: Settings, asterisk: Asterisk) -> AdoptResult:
             if not valid_imei(sec.imei):
                 skipped[name] = f"imei={sec.imei} is not a valid IMEI: fix it by hand"
             continue
-        if not sec.data or not sec.audio:
+        driver = DRIVERS[s.driver]
+        voice = sec.alsadev if driver.uses_uac(sec) else sec.audio  # USB audio: alsadev=
+        if not sec.data or not voice:
             skipped[name] = "no data=/audio= (chan_dongle's own discovery): nothing to learn"
             continue
-        if (sec.data, sec.audio) == DRIVERS[s.driver].parked:
+        if sec.data == driver.parked[0]:
             skipped[name] = "parked by dongled: its stick is unknown"
             continue
         entry = devices.get(name)

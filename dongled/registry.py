@@ -344,6 +344,19 @@ class StickRegistry:
                 if entry.data_state not in stick.ports.values():
                     continue
                 if stick.identity is None or stick.identity.imei != entry.imei_state:
+                    audio = _voice_tty(stick, entry.data_state, entry.audio_state)
                     self._identified(
-                        stick, identity_from(entry), entry.data_state, entry.audio_state, "asterisk"
+                        stick, identity_from(entry), entry.data_state, audio, "asterisk"
                     )
+
+
+def _voice_tty(stick: Stick, data: str, listed: str) -> str:
+    """The voice tty of a stick Asterisk runs on `data`: the listed one, or, for a device whose
+    voice is its USB sound card (whose listing names the ALSA device, or nothing), the tty its
+    model's layout pairs with `data`, as a probe would have found it."""
+    if listed in stick.ports.values():
+        return listed
+    for lay in models.candidates(stick.vid, stick.pid, frozenset(stick.ports)):
+        if stick.ports.get(lay.data) == data:
+            return stick.ports[lay.audio]
+    return listed

@@ -8,6 +8,7 @@ umockdev testbed: real sysfs, real uevents."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -242,12 +243,8 @@ def test_cards_are_read_from_sysfs_and_their_ids_re_read() -> None:
         assert read_card(cards[0]) is None
 
 
-@needs_umockdev
-def test_the_registry_gives_each_module_its_own_card(tmp_path: Path) -> None:
-    """Cards come and go by uevent, in either order with the ttys; a card that arrives or
-    leaves for an identified module asks for a pass (at once when it leaves); a pass plans
-    with the ids as sysfs has them then."""
-    requests: list[bool] = []
+def registry(tmp_path: Path, requests: list[bool]) -> StickRegistry:
+    """The daemon's registry, with hooks that record the passes it asks for."""
 
     async def no_listing() -> None:
         return None
@@ -260,10 +257,19 @@ def test_the_registry_gives_each_module_its_own_card(tmp_path: Path) -> None:
         listing=no_listing,
     )
     fleet = FleetHealth(60.0, lambda _: None, lambda: None)
-    reg = StickRegistry(
-        Settings(), hooks, fences=Fences(str(tmp_path)), fleet=fleet, metrics=Metrics(),
-        counters={"probes": 0},
+    return StickRegistry(
+        Settings(lock_dir=str(tmp_path)), hooks, fences=Fences(str(tmp_path)), fleet=fleet,
+        metrics=Metrics(), counters={"probes": 0},
     )  # fmt: skip
+
+
+@needs_umockdev
+def test_the_registry_gives_each_module_its_own_card(tmp_path: Path) -> None:
+    """Cards come and go by uevent, in either order with the ttys; a card that arrives or
+    leaves for an identified module asks for a pass (at once when it leaves); a pass plans
+    with the ids as sysfs has them then."""
+    requests: list[bool] = []
+    reg = registry(tmp_path, requests)
     with Testbed() as tb:
         mods = [
             tb.add_stick(EC25_UAC_USB, EC25Uac(imei), ttys, usb_port=port)
@@ -291,3 +297,23 @@ def test_the_registry_gives_each_module_its_own_card(tmp_path: Path) -> None:
         }
         reg.on_sound_event(SoundEvent(action="remove", sys_path=second.sys_path, card=None))
         assert sticks[1].card is None and requests == [False, True]
+
+
+def test_a_module_asterisk_runs_with_usb_audio_keeps_its_voice_tty(tmp_path: Path) -> None:
+    """Learnt from Asterisk's listing (the fork holds its data port): the listing names the
+    ALSA device, or nothing, where a tty would be; the stick still gets the voice tty its
+    layout pairs with the data port, so it is located like a probed one."""
+    reg = registry(tmp_path, [])
+    ports = {0: "/dev/ttyUSB0", 1: "/dev/ttyUSB1", 2: "/dev/ttyUSB2", 3: "/dev/ttyUSB3"}
+    usb = "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1.1"
+    stick = Stick(usb_device=usb, usb_port="1-1.1", vid="2c7c", pid="0125", ports=dict(ports))
+    reg.sticks = {usb: stick}
+    (tmp_path / "LCK..ttyUSB2").write_text(f"{os.getppid():10d}\n")  # the fork's lock
+    for listed in ("hw:CARD=Android", ""):
+        stick.forget_identity()
+        reg.learn_from_asterisk({"quectel0": running("quectel0", "/dev/ttyUSB2", listed, A)})
+        assert (stick.data, stick.audio, stick.source) == (
+            "/dev/ttyUSB2",
+            "/dev/ttyUSB1",
+            "asterisk",
+        )

@@ -242,8 +242,11 @@ def test_scan_follows_usb_audio_cards_and_adopt_learns_their_imeis(
         assert code == 1, err
         for i in (0, 1):
             assert f"+alsadev = {card_alsadev(r.sticks[i])}   ; its ALSA card\n" in out
+        assert f"IMEI {r.imeis[0]} on {r.sticks[0].data_port.devnode} / " in err
+        assert ", ALSA card Android_1 (by " in err
         code, out, err = run_cli(r, capsys, "scan", "--apply")
         assert code == 0, err
+        assert f"written: {r.conf} (data=/alsadev= of dongle0, dongle1)" in err
         r.wait_all_right(timeout=5)
         r.assert_never_foreign()
         r.assert_only_ports_changed()

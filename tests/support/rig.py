@@ -354,6 +354,11 @@ class Rig:
         )
         assert self.asterisk.hazards == [], self.asterisk.hazards
 
+    def assert_no_foreign_audio(self) -> None:
+        """No device ever ran one module's data port with another module's ALSA card."""
+        mixed = [h for h in self.asterisk.hazards if "another module's audio" in h]
+        assert mixed == [], mixed
+
     def assert_only_ports_changed(self) -> None:
         """Every line but data=/audio= (alsadev=) values is byte-identical to the hand-written
         file."""
@@ -379,6 +384,7 @@ def rig(tmp: Path, n: int, **kw: object) -> Iterator[Rig]:
         r = Rig(tmp, tb, n, **kw)  # type: ignore[arg-type]
         try:
             yield r
+            r.assert_no_foreign_audio()  # every rig test, whatever else it checks
         finally:
             r.close()
 

@@ -129,8 +129,10 @@ def _section_row(
     entry: DeviceEntry | None,
     ami_up: bool,
     given_up: str = "",
+    uac: bool = False,
 ) -> SectionRow:
-    """One section's row; its status is decided by `linestatus`, as the daemon decides it."""
+    """One section's row; its status is decided by `linestatus`, as the daemon decides it.
+    `uac`: the driver takes the section's voice from alsadev= (USB audio)."""
     decided = line_status(sec, choice, entry, ami_up=ami_up, given_up=given_up)
     imei = sec.imei if sec.imei and valid_imei(sec.imei) else None
     running, verified = decided.running, decided.verified
@@ -140,7 +142,7 @@ def _section_row(
         "imei": imei,
         "data": sec.data,
         "audio": sec.audio,
-        "alsadev": sec.alsadev,
+        "alsadev": sec.alsadev if uac else None,
         "usb_port": stick.usb_port if stick is not None else None,
         "iccid": stick.identity.iccid if stick is not None and stick.identity else None,
         "model": _model(stick, entry),
@@ -193,9 +195,10 @@ def snapshot(d: StatusSource) -> StatusDoc:
     rows = []
     for name in sorted(sections):
         sec = sections[name]
-        stick, choice = _stick_for(sec, plugged, driver.uses_uac(sec))
+        uac = driver.uses_uac(sec)
+        stick, choice = _stick_for(sec, plugged, uac)
         given_up = d.recovery.ladder.given_up(stick.usb_port) if stick is not None else ""
-        row = _section_row(sec, stick, choice, asterisk.get(name), ami_up, given_up)
+        row = _section_row(sec, stick, choice, asterisk.get(name), ami_up, given_up, uac)
         if stick is not None:
             named[stick.usb_device] = name
         elif isinstance(choice, str):
@@ -343,7 +346,7 @@ def _row(r: dict[str, Any], device: str, asterisk: str, verified: str) -> tuple[
         device,
         _cell(r.get("imei")),
         _cell(r.get("data")),
-        _cell(r.get("audio")),
+        _cell(r.get("alsadev") or r.get("audio")),  # the voice: its ALSA card with USB audio
         _cell(r.get("usb_port")),
         _cell(r.get("model")),
         _cell(r.get("voice")),

@@ -123,6 +123,8 @@ def test_im_usb_audio_each_section_follows_its_own_card(tmp_path: Path) -> None:
         assert row["status"] == "absent" and row["data"] == PARKED_DATA
         assert row["alsadev"] == PARKED_ALSADEV
         assert r.status_stick("1-1.2")["card"] == "Android"
+        table = r.cli("status").stdout
+        assert "hw:CARD=Android " in table and PARKED_ALSADEV in table
         r.assert_daemon_alive()
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import pyudev
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from dongled.ami import DeviceEntry
 from dongled.dongleconf import PARKED_DATA, DeviceSection, DongleConf
@@ -208,6 +210,23 @@ def test_an_alsadev_that_is_not_a_card_id_is_never_written(value: str) -> None:
     assert not alsa.writable(value)
     with pytest.raises(ValueError, match="alsadev"):
         conf.with_ports({"quectel0": ("/dev/ttyUSB2", value)}, alsa={"quectel0"})
+
+
+@given(st.from_regex(r"\A[A-Za-z0-9_-]{1,16}\Z") | st.from_regex(r"\A[\x21-\x7e]{0,17}\Z"))
+@example("Android-")
+def test_every_card_id_sysfs_yields_can_be_written(card_id: str) -> None:
+    """Discovery and the edit agree: a card sysfs gives dongled always goes into the file
+    (one that could not would stop every other section's edit with it), and reads back."""
+    found = alsa.cards_from_sysfs(
+        {"/sys/devices/x/1-1.1:1.5/sound/card3": {"id": card_id, "number": "3"}}
+    )
+    if not found:
+        return
+    value = alsa.alsadev_for(found[0].id)
+    assert alsa.writable(value)
+    conf = DongleConf.parse({"/q.conf": CONF}, "/q.conf")
+    after, _ = conf.with_ports({"quectel0": ("/dev/ttyUSB2", value)}, alsa={"quectel0"})
+    assert after.devices()["quectel0"].alsadev == value
 
 
 def test_a_card_path_is_never_taken_for_a_tty() -> None:

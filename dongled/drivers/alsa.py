@@ -41,7 +41,7 @@ def cards_from_sysfs(devices: Mapping[str, Mapping[str, str]]) -> list[SoundCard
         match = _CARD_PATH.search(sys_path)
         card_id = (attrs.get("id") or "").strip()
         number = (attrs.get("number") or "").strip()
-        if match is None or not _CARD_ID.match(card_id) or number != match.group(1):
+        if match is None or not usable_id(card_id) or number != match.group(1):
             continue
         cards.append(SoundCard(sys_path=sys_path, number=int(number), id=card_id))
     return sorted(cards, key=lambda c: c.number)
@@ -61,14 +61,18 @@ def alsadev_for(card_id: str) -> str:
     return f"hw:CARD={card_id}"
 
 
+def usable_id(card_id: str) -> bool:
+    """A card id dongled can name in a config: as the kernel keeps ids, and not ending in '-'
+    (before a "; comment" that would make "--;", which Asterisk reads as the close of a block
+    comment). A card with another id counts as no card: its section stays parked."""
+    return _CARD_ID.match(card_id) is not None and not card_id.endswith("-")
+
+
 def writable(alsadev: str) -> bool:
     """Whether dongled may write `alsadev` into a config: the parked name, or `hw:CARD=` and a
-    card id as the kernel keeps them (no '-' at the end: before a "; comment" it would make
-    "--;", which Asterisk reads as the close of a block comment)."""
+    usable card id."""
     card = alsadev.removeprefix("hw:CARD=")
-    return alsadev == PARKED_ALSADEV or (
-        card != alsadev and _CARD_ID.match(card) is not None and not card.endswith("-")
-    )
+    return alsadev == PARKED_ALSADEV or (card != alsadev and usable_id(card))
 
 
 def card_named(alsadev: str, cards: Iterable[SoundCard]) -> SoundCard | None:

@@ -230,7 +230,8 @@ async def _scan(conf: settings.Settings, apply: bool, driver: Driver) -> int:
             if st.identity is not None:
                 _report(
                     f"stick USB {st.usb_port} ({st.model}): IMEI {st.identity.imei} on "
-                    f"{st.data} / {st.audio} (by {st.source})"
+                    f"{st.data} / {st.audio}{f', ALSA card {st.card}' if st.card else ''} "
+                    f"(by {st.source})"
                 )
             else:
                 _report(f"stick USB {st.usb_port} ({st.model}): not identified: {st.error}")
@@ -265,7 +266,9 @@ async def _scan(conf: settings.Settings, apply: bool, driver: Driver) -> int:
         wrote, problems = await scan.apply_scan(conf, result, asterisk, driver)
         if wrote:
             names = ", ".join(sorted(p.port_changes))
-            _report(f"written: {', '.join(sorted(result.change.files))} (data=/audio= of {names})")
+            voice = {"alsadev=" if name in p.alsa else "audio=" for name in p.port_changes}
+            keys = "/".join(["data=", *sorted(voice)])
+            _report(f"written: {', '.join(sorted(result.change.files))} ({keys} of {names})")
         _report(*problems)
         if problems:
             _report("not done: see above")

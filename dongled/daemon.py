@@ -31,7 +31,7 @@ from dongled.errors import AmiError, ConfError
 from dongled.eventlog import Event, emit
 from dongled.fences import Fences
 from dongled.fleet import FleetHealth
-from dongled.hotplug import UdevWatcher, UsbEvent, UsbInfo
+from dongled.hotplug import SoundEvent, UdevWatcher, UsbEvent, UsbInfo
 from dongled.metrics import Metrics
 from dongled.offline import OfflineWatch
 from dongled.passexec import PassExecutor, PassHooks
@@ -79,6 +79,7 @@ class Daemon:
             lock_files=all(d.lock_files for d in self.drivers),
         )
         self.lanes = [self._lane(driver) for driver in self.drivers]
+        self._shared_told: set[str] = set()
         self.coalescer = Coalescer(
             settings.batch_max_wait, self.registry.awaited, lambda: self.registry.last_removal
         )
@@ -89,7 +90,10 @@ class Daemon:
             failed=self.ami_failed,
         )
         self.recovery = Recovery(self)
-        self._udev = UdevWatcher(self.registry.on_tty_event, self.fleet.on_usb_event)
+        # Sound cards matter only to a driver with USB audio (which card is whose module's).
+        self._uac = any(d.uac_key is not None for d in self.drivers)
+        sound = self.registry.on_sound_event if self._uac else None
+        self._udev = UdevWatcher(self.registry.on_tty_event, self.fleet.on_usb_event, sound)
 
     def _lane(self, driver: Driver) -> PassExecutor:
         first = driver is self.drivers[0]
@@ -180,6 +184,7 @@ class Daemon:
     async def apply(self) -> bool:
         """One pass of every lane: all their stops before any lane writes or reloads."""
         prepared = [await lane.prepare() for lane in self.lanes]
+        self._say_shared_names()
         ok = True
         for lane, half in zip(self.lanes, prepared, strict=True):
             ok = await lane.finish(half) and ok
@@ -202,6 +207,28 @@ class Daemon:
                 return None
             out.update(entries)
         return out
+
+    def _say_shared_names(self) -> None:
+        """Section names are one namespace for status and recovery: say once when both
+        drivers' files use one."""
+        seen: dict[str, str] = {}
+        shared: set[str] = set()
+        for lane in self.lanes:
+            for name in lane.sections:
+                if name in seen:
+                    shared.add(name)
+                    if name not in self._shared_told:
+                        emit(
+                            Event.CONF_ERROR,
+                            "section [%s] is in both %s and %s: give one another name "
+                            "(dongled status and recovery see only the first)",
+                            name,
+                            seen[name],
+                            lane.conf_path,
+                            device=name,
+                        )
+                seen.setdefault(name, lane.conf_path)
+        self._shared_told = shared
 
     def _named_elsewhere(self, lane: PassExecutor) -> set[str]:
         """IMEIs the other lanes' files name (read now if a lane has not run its first pass)."""
@@ -245,6 +272,10 @@ class Daemon:
         present = self._udev.start()
         for usb in self._udev.usb_devices():
             self.fleet.on_usb_event(UsbEvent(action="add", sys_path=usb.sys_path, info=usb))
+        for card in self._udev.sound_cards() if self._uac else ():
+            self.registry.on_sound_event(
+                SoundEvent(action="add", sys_path=card.sys_path, card=card)
+            )
         # Learn which ports chan_dongle holds before probing.
         if await self.supervisor.connect_once():
             for lane in self.lanes:

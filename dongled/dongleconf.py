@@ -13,10 +13,11 @@ import glob
 import os
 import re
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
+from dongled.drivers.alsa import writable as alsadev_writable
 from dongled.errors import ConfError
 
 __all__ = [
@@ -31,7 +32,10 @@ __all__ = [
 # Below /dev/null, so open() fails with ENOTDIR; the name tells an admin why.
 from dongled.parked import PARKED_AUDIO, PARKED_DATA  # re-exported: the config's own values
 
-_KEYS = (b"data", b"audio", b"imei", b"imsi")  # chan_dongle reads these first-match
+# chan_dongle reads these first-match; chan_quectel adds USB audio (UAC): a switch (quec_uac=
+# in one fork, uac= in the other) and the ALSA card (alsadev=).
+_KEYS = (b"data", b"audio", b"imei", b"imsi", b"alsadev", b"quec_uac", b"uac")
+_SWITCHES = (b"quec_uac", b"uac")
 _NOT_DEVICES = (b"general", b"defaults")  # compared case-insensitively, as chan_dongle does
 _BLANKS = bytes(range(1, 33))  # ast_strip() drops every byte below 33
 _BOM = b"\xef\xbb\xbf"
@@ -72,6 +76,11 @@ class DeviceSection:
     line: int
     # data=/audio= taken from a template; not compared: an edit elsewhere shifts the lines
     inherited: tuple[Origin, ...] = field(default=(), compare=False)
+    # USB audio (chan_quectel): the ALSA card, and the switches as written (key, value); which
+    # switch counts is the driver's (`Driver.uses_uac`)
+    alsadev: str | None = None
+    alsadev_inherited: bool = False
+    switches: tuple[tuple[str, str], ...] = ()
 
 
 def inherited_message(sec: DeviceSection) -> str:
@@ -448,13 +457,21 @@ class DongleConf:
         return {path: b"".join(lines) for path, lines in self._files.items()}
 
     def with_ports(
-        self, changes: Mapping[str, tuple[str, str]]
+        self, changes: Mapping[str, tuple[str, str]], alsa: Collection[str] = ()
     ) -> tuple[DongleConf, dict[str, bytes]]:
-        """Set data=/audio= of the named device sections; returns only the changed files."""
-        for data, audio in changes.values():
+        """Set data=/audio= of the named device sections (data=/alsadev= of those in `alsa`,
+        whose voice is a USB sound card); returns only the changed files."""
+        edits: dict[str, dict[bytes, str]] = {}
+        for name, (data, voice) in changes.items():
             _check_port(data)
-            _check_port(audio)
-        return self._edit({name: {b"data": d, b"audio": a} for name, (d, a) in changes.items()})
+            if name in alsa:
+                if not alsadev_writable(voice):
+                    raise ValueError(f"refusing to write alsadev={voice!r}: not hw:CARD=<card id>")
+                edits[name] = {b"data": data, b"alsadev": voice}
+            else:
+                _check_port(voice)
+                edits[name] = {b"data": data, b"audio": voice}
+        return self._edit(edits)
 
     def with_imei(self, section: str, imei: str) -> tuple[DongleConf, dict[str, bytes]]:
         """Set imei= of a device section (adopting a stick); returns only the changed files."""
@@ -496,11 +513,18 @@ class DongleConf:
                 audio=_effective(values[b"audio"]),
                 data_inherited=_inherited(values[b"data"]),
                 audio_inherited=_inherited(values[b"audio"]),
+                alsadev=_effective(values[b"alsadev"]),
+                alsadev_inherited=_inherited(values[b"alsadev"]),
+                switches=tuple(
+                    (_text(key), value)
+                    for key in _SWITCHES
+                    if (value := _effective(values[key])) is not None
+                ),
                 path=s.path,
                 line=s.index + 1,
                 inherited=tuple(
                     Origin(key=_text(v.key), template=_text(v.owner), path=v.path, line=v.index + 1)
-                    for v in (values[b"data"], values[b"audio"])
+                    for v in (values[b"data"], values[b"audio"], values[b"alsadev"])
                     if v is not None and v.inherited
                 ),
             )
@@ -563,6 +587,7 @@ class DongleConf:
                 line=0,
                 data=edit.get(b"data", device.data),
                 audio=edit.get(b"audio", device.audio),
+                alsadev=edit.get(b"alsadev", device.alsadev),
                 imei=edit.get(b"imei", device.imei),
             )
         got = {name: dataclasses.replace(d, line=0) for name, d in result._devices.items()}

@@ -16,6 +16,8 @@ from typing import Any
 
 import pyudev
 
+from dongled.drivers.alsa import SoundCard, cards_from_sysfs
+
 log = logging.getLogger(__name__)
 
 # A devnode dongled may write into dongle.conf: nothing else ever reaches the file.
@@ -49,6 +51,15 @@ class UsbEvent:
     action: str  # "add" | "remove"
     sys_path: str
     info: UsbInfo | None  # None for remove events
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SoundEvent:
+    """An ALSA card came, went or changed (USB audio modules: which card is whose)."""
+
+    action: str  # "add" | "remove"
+    sys_path: str
+    card: SoundCard | None  # None for remove events and for devices that are no usable card
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,6 +133,32 @@ def usb_info(device: Any) -> UsbInfo | None:
     return UsbInfo(sys_path=path, usb_port=path.rstrip("/").rsplit("/", 1)[-1], vid=vid, pid=pid)
 
 
+def sound_card(device: Any) -> SoundCard | None:
+    """A `sound` device as a card (its id checked as the kernel keeps ids); None for the
+    control and PCM nodes (controlC0, pcmC0D0p) and anything unusable."""
+    cards = cards_from_sysfs({str(device.sys_path): _attrs(device, ("id", "number"))})
+    return cards[0] if cards else None
+
+
+def read_card(card: SoundCard) -> SoundCard | None:
+    """`card` as sysfs says it is now (its id can be renamed in place); None once it is gone."""
+    attrs = {}
+    for name in ("id", "number"):
+        try:
+            with open(f"{card.sys_path}/{name}", encoding="ascii") as f:
+                attrs[name] = f.read()
+        except (OSError, UnicodeDecodeError):
+            return None
+    cards = cards_from_sysfs({card.sys_path: attrs})
+    return cards[0] if cards else None
+
+
+def list_sound_cards(context: Any = None) -> list[SoundCard]:
+    ctx = context if context is not None else pyudev.Context()
+    found = (sound_card(d) for d in ctx.list_devices(subsystem="sound"))
+    return [card for card in found if card is not None]
+
+
 def list_usb_devices(context: Any = None) -> list[UsbInfo]:
     ctx = context if context is not None else pyudev.Context()
     found = (usb_info(d) for d in ctx.list_devices(subsystem="usb", DEVTYPE="usb_device"))
@@ -146,9 +183,11 @@ class UdevWatcher:
         self,
         on_event: Callable[[TtyEvent], None],
         on_usb: Callable[[UsbEvent], None] | None = None,
+        on_sound: Callable[[SoundEvent], None] | None = None,
     ) -> None:
         self._on_event = on_event
         self._on_usb = on_usb
+        self._on_sound = on_sound
         self._context = pyudev.Context()
         self._monitor: Any = None
 
@@ -158,12 +197,17 @@ class UdevWatcher:
         self._monitor.filter_by("tty")
         if self._on_usb is not None:
             self._monitor.filter_by("usb", "usb_device")
+        if self._on_sound is not None:
+            self._monitor.filter_by("sound")
         self._monitor.start()
         asyncio.get_running_loop().add_reader(self._monitor.fileno(), self._drain)
         return list_ttys(self._context)
 
     def usb_devices(self) -> list[UsbInfo]:
         return list_usb_devices(self._context)
+
+    def sound_cards(self) -> list[SoundCard]:
+        return list_sound_cards(self._context)
 
     def _drain(self) -> None:
         while True:
@@ -182,6 +226,11 @@ class UdevWatcher:
                 if self._on_usb is not None and device.device_type == "usb_device":
                     info = usb_info(device) if kind == "add" else None
                     self._on_usb(UsbEvent(action=kind, sys_path=device.sys_path, info=info))
+                continue
+            if device.subsystem == "sound":
+                if self._on_sound is not None:  # change: re-read (its id may be renamed)
+                    card = sound_card(device) if kind == "add" else None
+                    self._on_sound(SoundEvent(action=kind, sys_path=device.sys_path, card=card))
                 continue
             info_tty = tty_info(device) if kind == "add" else None
             self._on_event(TtyEvent(action=kind, sys_path=device.sys_path, info=info_tty))

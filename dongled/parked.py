@@ -6,3 +6,6 @@ from __future__ import annotations
 
 PARKED_DATA = "/dev/null/dongled-stick-absent-data"
 PARKED_AUDIO = "/dev/null/dongled-stick-absent-audio"
+# An ALSA card id has at most 15 characters: this name can never open a real card, and it
+# keeps a fork's default (RE: `hw:Android`) from applying to a parked USB-audio section.
+PARKED_ALSADEV = "hw:CARD=dongled_card_absent"

@@ -193,7 +193,7 @@ class PassExecutor:
         ok = await self.refresh_asterisk()
         self.registry.learn_from_asterisk(self.asterisk or {})
         sections = self.sections = conf.devices()
-        p = plan(sections, self.registry.located(), self.asterisk, self.driver.parked)
+        p = self._plan(sections)
         if self._hooks.named_elsewhere is not None:
             elsewhere = self._hooks.named_elsewhere()
             p.unbound[:] = [imei for imei in p.unbound if imei not in elsewhere]
@@ -274,8 +274,11 @@ class PassExecutor:
         reloaded, but devices whose stick is gone are still stopped, by the last good parse."""
         if not self.sections or not await self.refresh_asterisk():
             return
-        p = plan(self.sections, self.registry.located(), self.asterisk, self.driver.parked)
-        await self.stop(p.stop)
+        await self.stop(self._plan(self.sections).stop)
+
+    def _plan(self, sections: dict[str, DeviceSection]) -> Plan:
+        located = self.registry.located()
+        return plan(sections, located, self.asterisk, self.driver.parked, uac=self.driver.uses_uac)
 
     def _forget_verified(self, p: Plan) -> None:
         for name in list(self.verified):
@@ -329,7 +332,7 @@ class PassExecutor:
             why = await self._hooks.settle_elsewhere(ttys)
         if why is not None:
             raise RecoveryError(why)
-        if sec is None or (sec.data, sec.audio) == self.driver.parked:
+        if sec is None or sec.data == self.driver.parked[0]:
             return  # its stick left meanwhile: stays stopped, parked
         await self.ami.start(name)
         emit(Event.STARTED, "started device %s", name, device=name, driver=self.driver.name)
@@ -337,7 +340,7 @@ class PassExecutor:
     def write(self, conf: DongleConf, p: Plan) -> bool:
         try:
             read = conf.render()
-            written, files = conf.with_ports(p.port_changes)
+            written, files = conf.with_ports(p.port_changes, alsa=p.alsa)
             for path, content in files.items():
                 replace_atomically(path, content, expected=read[path])
         except ConfChangedError as exc:
@@ -363,7 +366,7 @@ class PassExecutor:
         now = time.strftime("%H:%M:%S")
         for name, (data, audio) in p.port_changes.items():
             sec = before[name]
-            if (data, audio) == self.driver.parked:
+            if data == self.driver.parked[0]:  # parked: both ports (or data and the card)
                 emit(
                     Event.PARKED,
                     "device %s: its stick is absent, parked on %s",
@@ -376,13 +379,15 @@ class PassExecutor:
                     driver=self.driver.name,
                 )
             else:
+                usb_audio = name in p.alsa  # then the second value is alsadev=
                 emit(
                     Event.RELINKED,
-                    "device %s: data %s -> %s, audio %s -> %s",
+                    "device %s: data %s -> %s, %s %s -> %s",
                     name,
                     sec.data,
                     data,
-                    sec.audio,
+                    "alsadev" if usb_audio else "audio",
+                    sec.alsadev if usb_audio else sec.audio,
                     audio,
                     device=name,
                     imei=sec.imei,

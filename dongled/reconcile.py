@@ -5,16 +5,22 @@ anything, no section names a port that dongled has not verified, at that moment,
 that section's IMEI. A section whose stick is not located names parked paths that cannot
 be opened, and its device is stopped, because a reload or an Asterisk restart would start it
 on whatever the file names.
+
+A section whose voice is a USB sound card (chan_quectel's UAC: `alsadev=` instead of `audio=`)
+is held to the same rule for its card: `alsadev=` names the card found under the verified
+module's USB device, or the parked name. Its plan entries carry (data, alsadev) where the
+others carry (data, audio); `Plan.alsa` says which.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from dongled.drivers.alsa import alsadev_for
 from dongled.identity import imei_problem, luhn_ok, valid_imei
-from dongled.parked import PARKED_AUDIO, PARKED_DATA
+from dongled.parked import PARKED_ALSADEV, PARKED_AUDIO, PARKED_DATA
 
 if TYPE_CHECKING:  # `dongled status` imports this module and must stay light (no panoramisk)
     from dongled.ami import DeviceEntry
@@ -22,6 +28,7 @@ if TYPE_CHECKING:  # `dongled status` imports this module and must stay light (n
     from dongled.identity import Identity
 
 PARKED = (PARKED_DATA, PARKED_AUDIO)
+PARKED_UAC = (PARKED_DATA, PARKED_ALSADEV)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,6 +40,7 @@ class Located:
     data: str
     audio: str
     imsi: str | None = None
+    card: str | None = None  # id of the one ALSA card under its USB device (USB audio)
 
 
 class _Identified(Protocol):
@@ -42,13 +50,15 @@ class _Identified(Protocol):
     def data(self) -> str | None: ...
     @property
     def audio(self) -> str | None: ...
+    @property
+    def card(self) -> str | None: ...
 
 
 def located(sticks: Iterable[_Identified]) -> list[Located]:
     """Every identified stick with its ports (the one builder of Located: the daemon, scan
     and `dongled status` use it); clones sharing an IMEI are sorted out by `plan`."""
     return [
-        Located(imei=s.identity.imei, imsi=s.identity.imsi, data=s.data, audio=s.audio)
+        Located(imei=s.identity.imei, imsi=s.identity.imsi, data=s.data, audio=s.audio, card=s.card)
         for s in sticks
         if s.identity is not None and s.data and s.audio
     ]
@@ -78,15 +88,29 @@ class Plan:
     inherited: list[str] = field(default_factory=list)  # data/audio from a template: not edited
     ambiguous: dict[str, str] = field(default_factory=dict)  # device -> why no stick is chosen
     check_digit: list[str] = field(default_factory=list)  # managed, imei= fails the Luhn check
+    alsa: set[str] = field(default_factory=set)  # USB-audio sections: (data, alsadev) above
 
     @property
     def asterisk_actions(self) -> bool:
         return bool(self.stop or self.reload or self.start)
 
 
-def choose(sec: DeviceSection, imei: str, located: Sequence[Located]) -> Located | str | None:
+def choose(
+    sec: DeviceSection, imei: str, located: Sequence[Located], *, uac: bool = False
+) -> Located | str | None:
     """The stick for a section; a string says why none can be chosen safely. (`dongled
-    status` asks this too, so it shows what the daemon decides.)"""
+    status` asks this too, so it shows what the daemon decides.) `uac`: the section's voice
+    is the module's sound card, so a module without exactly one card cannot carry it."""
+    choice = _choose(sec, imei, located)
+    if uac and isinstance(choice, Located) and choice.card is None:
+        return (
+            f"the module with IMEI {imei} has no sound card of its own in sysfs (USB audio "
+            "off, or its card not there yet); USB audio needs one"
+        )
+    return choice
+
+
+def _choose(sec: DeviceSection, imei: str, located: Sequence[Located]) -> Located | str | None:
     same = [loc for loc in located if loc.imei == imei]
     if len(same) <= 1:
         return same[0] if same else None
@@ -109,15 +133,22 @@ def _mismatch(expect: Expect, entry: DeviceEntry | None) -> bool:
     )
 
 
+def _no_uac(sec: DeviceSection) -> bool:
+    return False
+
+
 def plan(
     sections: Mapping[str, DeviceSection],
     located: Sequence[Located],
     asterisk: Mapping[str, DeviceEntry] | None,
     parked: tuple[str, str] = PARKED,
+    *,
+    uac: Callable[[DeviceSection], bool] = _no_uac,
 ) -> Plan:
     """What to write and what to ask Asterisk; `asterisk` is None while AMI is unreachable
     (then only the file is made safe, and Asterisk is dealt with once it is back). `parked`
-    is the channel driver's (data, audio) of a section whose stick is absent."""
+    is the channel driver's (data, audio) of a section whose stick is absent; `uac` tells
+    the sections whose voice is a USB sound card (`Driver.uses_uac`)."""
     out = Plan()
     named: set[str] = set()
     for name in sorted(sections):
@@ -129,17 +160,26 @@ def plan(
         named.add(imei)
         if not luhn_ok(imei):
             out.check_digit.append(name)
-        choice = choose(sec, imei, located)
+        usb_audio = uac(sec)
+        choice = choose(sec, imei, located, uac=usb_audio)
         if isinstance(choice, str):
             out.ambiguous[name] = choice
             choice = None
         stick = choice
         expect = Expect(imei=imei, imsi=sec.imsi or None)
-        want = (stick.data, stick.audio) if stick is not None else parked
-        blocked = sec.data_inherited or sec.audio_inherited
+        if usb_audio:
+            # The card found under the verified module's USB device at this pass, or parked.
+            out.alsa.add(name)
+            has = (sec.data, sec.alsadev)
+            want = (stick.data, alsadev_for(stick.card)) if stick and stick.card else PARKED_UAC
+            blocked = sec.data_inherited or sec.alsadev_inherited
+        else:
+            has = (sec.data, sec.audio)
+            want = (stick.data, stick.audio) if stick is not None else parked
+            blocked = sec.data_inherited or sec.audio_inherited
         if blocked:
             out.inherited.append(name)  # editing a template would move other devices too
-        elif (sec.data, sec.audio) != want:
+        elif has != want:
             out.port_changes[name] = want
         if asterisk is None:
             continue
@@ -151,10 +191,10 @@ def plan(
             if entry is not None and not entry.stopped and name not in out.mismatched:
                 out.stop.append(name)
             continue
-        if blocked and (sec.data, sec.audio) != want:
+        if blocked and has != want:
             continue  # cannot point it at its stick; never start it on the template's paths
         out.expect[name] = expect
-        if entry is None or (entry.data_setting, entry.audio_setting) != want:
+        if entry is None or _runs_other(entry, want, usb_audio, name in out.port_changes):
             out.reload = True  # Asterisk runs other paths than the file will name
         elif name in out.mismatched or not (entry.connected and entry.data_state == want[0]):
             if name in out.mismatched:
@@ -163,6 +203,15 @@ def plan(
                 out.start.append(name)
     out.unbound = sorted({loc.imei for loc in located} - named)
     return out
+
+
+def _runs_other(entry: DeviceEntry, want: tuple[str, str], usb_audio: bool, edited: bool) -> bool:
+    """Asterisk runs other settings than the file will name. For a USB-audio device the
+    listing's AudioSetting may not show alsadev= (unverified for the real forks): an edit of
+    the file is then what says its card changed."""
+    if not usb_audio:
+        return (entry.data_setting, entry.audio_setting) != want
+    return edited or entry.data_setting != want[0] or entry.audio_setting not in ("", want[1])
 
 
 def check_digit_message(sec: DeviceSection) -> str:

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from dongled import models
 from dongled.ami import DeviceEntry
 from dongled.backoff import delay
+from dongled.drivers.alsa import SoundCard, card_of
 from dongled.eventlog import Event, emit
 from dongled.fences import Fences
 from dongled.fleet import FleetHealth
-from dongled.hotplug import TtyEvent, TtyInfo
+from dongled.hotplug import SoundEvent, TtyEvent, TtyInfo, read_card
 from dongled.identity import Identity, limitations
 from dongled.metrics import Metrics
 from dongled.probe import ProbeTimeouts
@@ -68,6 +69,7 @@ class StickRegistry:
         self._counters = counters
         self.sticks: dict[str, Stick] = {}  # usb_device sysfs path -> stick
         self._by_syspath: dict[str, str] = {}  # tty sys_path -> usb_device
+        self.cards: dict[str, SoundCard] = {}  # ALSA card sys_path -> card (USB audio)
         self._gone_at: dict[str, float] = {}  # IMEI -> when its stick vanished
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.last_removal = 0.0
@@ -84,6 +86,7 @@ class StickRegistry:
     # ---- what the others read --------------------------------------------------------
 
     def located(self) -> list[Located]:
+        self.refresh_cards()
         return located(self.sticks.values())
 
     def stick_with(self, imei: str) -> Stick | None:
@@ -106,6 +109,43 @@ class StickRegistry:
         gone = self._gone_at.pop(imei, None)
         return None if gone is None else time.monotonic() - gone
 
+    # ---- ALSA cards (modules with USB audio) -----------------------------------------
+
+    def on_sound_event(self, event: SoundEvent) -> None:
+        if event.action == "remove":
+            if self.cards.pop(event.sys_path, None) is not None:
+                self._cards_moved(urgent=True)  # a section may name a card now gone
+        elif event.card is not None and self.cards.get(event.sys_path) != event.card:
+            self.cards[event.sys_path] = event.card
+            self._cards_moved(urgent=False)
+
+    def refresh_cards(self) -> None:
+        """Re-read each card from sysfs, so that a pass plans with the ids as they are now
+        (an id can be renamed in place, and a rename may come without a uevent)."""
+        for path, card in list(self.cards.items()):
+            now = read_card(card)
+            if now is None:
+                del self.cards[path]
+            else:
+                self.cards[path] = now
+        self._assign_cards()
+
+    def _assign_cards(self) -> bool:
+        """Give each stick the one card under its USB device; True if an identified stick's
+        card changed (its section's alsadev= must follow)."""
+        changed = False
+        for stick in self.sticks.values():
+            card = card_of(stick.usb_device, self.cards.values())
+            new = card.id if card is not None else None
+            changed |= stick.card != new and stick.identity is not None
+            stick.card = new
+        return changed
+
+    def _cards_moved(self, *, urgent: bool) -> None:
+        if self._assign_cards():
+            self._hooks.request(urgent)
+        self._hooks.wake()
+
     # ---- udev ------------------------------------------------------------------------
 
     def on_tty_event(self, event: TtyEvent) -> None:
@@ -127,6 +167,7 @@ class StickRegistry:
                 appeared=time.monotonic(),
             )
             self.sticks[info.usb_device] = stick
+            self._assign_cards()
             self._fleet.stick_added(info.usb_port, [st.usb_port for st in self.sticks.values()])
             emit(
                 Event.APPEARED,
@@ -306,6 +347,19 @@ class StickRegistry:
                 if entry.data_state not in stick.ports.values():
                     continue
                 if stick.identity is None or stick.identity.imei != entry.imei_state:
+                    audio = _voice_tty(stick, entry.data_state, entry.audio_state)
                     self._identified(
-                        stick, identity_from(entry), entry.data_state, entry.audio_state, "asterisk"
+                        stick, identity_from(entry), entry.data_state, audio, "asterisk"
                     )
+
+
+def _voice_tty(stick: Stick, data: str, listed: str) -> str:
+    """The voice tty of a stick Asterisk runs on `data`: the listed one, or, for a device whose
+    voice is its USB sound card (whose listing names the ALSA device, or nothing), the tty its
+    model's layout pairs with `data`, as a probe would have found it."""
+    if listed in stick.ports.values():
+        return listed
+    for lay in models.candidates(stick.vid, stick.pid, frozenset(stick.ports)):
+        if stick.ports.get(lay.data) == data:
+            return stick.ports[lay.audio]
+    return listed

@@ -25,11 +25,12 @@ from dongled import models
 from dongled.ami import AmiClient, DeviceEntry
 from dongled.atomicfile import replace_atomically
 from dongled.dongleconf import DeviceSection, DongleConf
+from dongled.drivers.alsa import SoundCard, card_of
 from dongled.drivers.base import Driver
 from dongled.drivers.known import drivers_for
 from dongled.errors import AmiError, ConfError, PortBusyError, ProbeError
 from dongled.fences import Fences
-from dongled.hotplug import TtyInfo, list_ttys
+from dongled.hotplug import TtyInfo, list_sound_cards, list_ttys
 from dongled.identity import valid_imei
 from dongled.metrics import Metrics
 from dongled.passexec import PassExecutor, PassHooks, file_ports
@@ -133,7 +134,7 @@ def _timeouts(s: Settings) -> ProbeTimeouts:
     return ProbeTimeouts(first=min(1.0, s.at_timeout), command=s.at_timeout)
 
 
-def _group(ttys: list[TtyInfo]) -> list[Stick]:
+def _group(ttys: list[TtyInfo], cards: list[SoundCard]) -> list[Stick]:
     sticks: dict[str, Stick] = {}
     for info in ttys:
         stick = sticks.setdefault(
@@ -141,6 +142,9 @@ def _group(ttys: list[TtyInfo]) -> list[Stick]:
             Stick(usb_device=info.usb_device, usb_port=info.usb_port, vid=info.vid, pid=info.pid),
         )
         stick.add(info)
+    for stick in sticks.values():
+        card = card_of(stick.usb_device, cards)
+        stick.card = card.id if card is not None else None
     return sorted(sticks.values(), key=lambda s: s.usb_port)
 
 
@@ -179,14 +183,15 @@ async def scan(s: Settings, asterisk: Asterisk, driver: Driver) -> ScanResult:
     """Find and identify the sticks, and what the daemon would do about them for `driver`'s
     file (no writes)."""
     conf = DongleConf.load(conf_path(s, driver.conf_key))
-    sticks = _group(await asyncio.to_thread(list_ttys))
+    cards = await asyncio.to_thread(list_sound_cards) if driver.uac_key is not None else []
+    sticks = _group(await asyncio.to_thread(list_ttys), cards)
     await asyncio.gather(*(_identify(st, s, asterisk) for st in sticks))
     found = located(sticks)
     sections = conf.devices()
-    p = plan(sections, found, asterisk.devices, driver.parked)
+    p = plan(sections, found, asterisk.devices, driver.parked, uac=driver.uses_uac)
     elsewhere = imeis_named_elsewhere(s, driver)
     p.unbound[:] = [imei for imei in p.unbound if imei not in elsewhere]
-    after, _ = conf.with_ports(p.port_changes) if p.port_changes else (conf, {})
+    after, _ = conf.with_ports(p.port_changes, alsa=p.alsa) if p.port_changes else (conf, {})
     return ScanResult(
         sticks=sticks, located=found, plan=p, change=_change(conf, after), sections=sections
     )
@@ -282,10 +287,11 @@ async def adopt(s: Settings, asterisk: Asterisk, driver: Driver) -> AdoptResult:
             if not valid_imei(sec.imei):
                 skipped[name] = f"imei={sec.imei} is not a valid IMEI: fix it by hand"
             continue
-        if not sec.data or not sec.audio:
+        voice = sec.alsadev if driver.uses_uac(sec) else sec.audio  # USB audio: alsadev=
+        if not sec.data or not voice:
             skipped[name] = "no data=/audio= (chan_dongle's own discovery): nothing to learn"
             continue
-        if (sec.data, sec.audio) == driver.parked:
+        if sec.data == driver.parked[0]:
             skipped[name] = "parked by dongled: its stick is unknown"
             continue
         entry = devices.get(name)

@@ -13,6 +13,7 @@ class SectionRow(TypedDict):
     imei: str | None  # None: no 15-digit imei= (unmanaged)
     data: str | None
     audio: str | None
+    alsadev: str | None  # the ALSA card it names (USB audio), None when it names none
     usb_port: str | None  # the stick carrying this IMEI, None when absent
     iccid: str | None
     model: str | None
@@ -36,6 +37,7 @@ class StickRow(TypedDict):
     voice: bool | None
     data: str | None
     audio: str | None
+    card: str | None  # id of the one ALSA card under its USB device
     section: str | None
     verified_by: str | None  # probe | asterisk
     error: str | None

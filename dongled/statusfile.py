@@ -113,14 +113,15 @@ def _model(stick: Stick | None, entry: DeviceEntry | None) -> str | None:
 
 
 def _stick_for(
-    sec: DeviceSection, sticks: list[Stick]
+    sec: DeviceSection, sticks: list[Stick], uac: bool = False
 ) -> tuple[Stick | None, Located | str | None]:
     """The plugged stick carrying the section's IMEI and `reconcile.choose`'s answer, chosen
-    as the daemon chooses it (a string says why no stick is: clones)."""
+    as the daemon chooses it (a string says why no stick is: clones, or no sound card for a
+    section with USB audio)."""
     if not sec.imei:
         return None, None
     by_place = {place: s for s in sticks for place in located([s])}
-    choice = choose(sec, sec.imei, list(by_place))
+    choice = choose(sec, sec.imei, list(by_place), uac=uac)
     return (by_place[choice] if isinstance(choice, Located) else None), choice
 
 
@@ -132,8 +133,10 @@ def _section_row(
     entry: DeviceEntry | None,
     ami_up: bool,
     given_up: str = "",
+    uac: bool = False,
 ) -> SectionRow:
-    """One section's row; its status is decided by `linestatus`, as the daemon decides it."""
+    """One section's row; its status is decided by `linestatus`, as the daemon decides it.
+    `uac`: the driver takes the section's voice from alsadev= (USB audio)."""
     decided = line_status(sec, choice, entry, ami_up=ami_up, given_up=given_up)
     imei = sec.imei if sec.imei and valid_imei(sec.imei) else None
     running, verified = decided.running, decided.verified
@@ -144,6 +147,7 @@ def _section_row(
         "imei": imei,
         "data": sec.data,
         "audio": sec.audio,
+        "alsadev": sec.alsadev if uac else None,
         "usb_port": stick.usb_port if stick is not None else None,
         "iccid": stick.identity.iccid if stick is not None and stick.identity else None,
         "model": _model(stick, entry),
@@ -170,6 +174,7 @@ def _stick_row(s: Stick, section: str | None) -> StickRow:
         "voice": ident.voice if ident else None,
         "data": s.data,
         "audio": s.audio,
+        "card": s.card,
         "section": section,
         "verified_by": s.source or None,
         "error": s.error or None,
@@ -194,20 +199,25 @@ def snapshot(d: StatusSource) -> StatusDoc:
             sections.update(read)
             drivers.update(dict.fromkeys(read, driver))
     plugged = list(d.sticks.values())
+    from dongled.drivers.known import DRIVERS  # here: the daemon has it loaded, status not
+
     named: dict[str, str] = {}  # usb_device of the stick carrying a section -> section
     rows = []
     for name in sorted(sections):
         sec = sections[name]
-        stick, choice = _stick_for(sec, plugged)
+        uac = DRIVERS[drivers[name]].uses_uac(sec)
+        stick, choice = _stick_for(sec, plugged, uac)
         given_up = d.recovery.ladder.given_up(stick.usb_port) if stick is not None else ""
-        row = _section_row(drivers[name], sec, stick, choice, asterisk.get(name), ami_up, given_up)
+        row = _section_row(
+            drivers[name], sec, stick, choice, asterisk.get(name), ami_up, given_up, uac
+        )
         if stick is not None:
             named[stick.usb_device] = name
         elif isinstance(choice, str):
             for s in plugged:  # clones: each is named, none is chosen
                 if s.identity is not None and s.identity.imei == sec.imei:
                     named.setdefault(s.usb_device, name)
-        sig = (row["data"], row["audio"], row["usb_port"], row["status"])
+        sig = (row["data"], row["audio"], row["alsadev"], row["usb_port"], row["status"])
         row["last_change"] = _changed(state_dir, "section:" + name, sig)
         rows.append(row)
     sticks = []
@@ -218,7 +228,13 @@ def snapshot(d: StatusSource) -> StatusDoc:
             stick_row["status"] = "unbound" if imei else s.state.value
         else:
             stick_row["status"] = "bound"
-        sig = (stick_row["state"], stick_row["imei"], stick_row["data"], stick_row["status"])
+        sig = (
+            stick_row["state"],
+            stick_row["imei"],
+            stick_row["data"],
+            stick_row["card"],
+            stick_row["status"],
+        )
         stick_row["last_change"] = _changed(state_dir, "stick:" + s.usb_device, sig)
         sticks.append(stick_row)
     doc: StatusDoc = {
@@ -343,7 +359,7 @@ def _row(r: dict[str, Any], device: str, asterisk: str, verified: str) -> tuple[
         device,
         _cell(r.get("imei")),
         _cell(r.get("data")),
-        _cell(r.get("audio")),
+        _cell(r.get("alsadev") or r.get("audio")),  # the voice: its ALSA card with USB audio
         _cell(r.get("usb_port")),
         _cell(r.get("model")),
         _cell(r.get("voice")),

@@ -37,6 +37,7 @@ class Stick:
     last_change: float = 0.0
     appeared: float = 0.0  # when its first port showed up
     answered: bool = False  # it has answered AT since it appeared: silence now means hung
+    card: str | None = None  # id of the one ALSA card under its USB device (USB audio)
 
     @property
     def model(self) -> str:

@@ -209,7 +209,7 @@ def test_cards_from_sysfs_and_which_is_whose() -> None:
     assert [(c.number, c.id) for c in cards] == [(0, "PCH"), (1, "Android"), (2, "Android_1")]
     second = alsa.card_of(f"{SYS}/1-1.2", cards)
     assert second is not None
-    assert alsa.alsadev_for(second) == "hw:CARD=Android_1"
+    assert alsa.alsadev_for(second.id) == "hw:CARD=Android_1"
     assert alsa.card_of(f"{SYS}/1-1", cards) is None  # the hub holds two: which one?
     assert alsa.card_of(f"{SYS}/1-1.9", cards) is None
     assert alsa.card_of(f"{SYS}/1-1.1", cards) != alsa.card_of(f"{SYS}/1-1.10", cards)

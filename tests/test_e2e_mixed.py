@@ -168,3 +168,15 @@ def test_mixed_stale_config_at_startup(tmp_path: Path, fork: str) -> None:
     with _mixed(tmp_path, fork) as r:
         r.wait_all_right(timeout=10)
         stale_config_at_startup(r)
+
+
+def test_a_section_name_both_files_use_is_reported(tmp_path: Path) -> None:
+    with _mixed(tmp_path, "quectel-im") as r:
+        r.wait_all_right(timeout=10)
+        text = r.quectel_conf.read_text().replace("[quectel1]", "[dongle0]")
+        r.quectel_conf.write_text(text)
+        r.start_daemon()
+        wait_until(lambda: "section [dongle0] is in both" in r.daemon_log(), 10, "the report")
+        line = next(ln for ln in r.daemon_log().splitlines() if "is in both" in ln)
+        assert str(r.conf) in line and str(r.quectel_conf) in line
+        assert r.daemon_log().count("is in both") == 1  # said once, not at every pass

@@ -12,8 +12,8 @@ import pytest
 from dongled.dongleconf import DongleConf
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.marks import needs_umockdev
-from tests.support.modemsim import StickSim
-from tests.support.rig import PARKED_DATA, Rig, make_imei, rig, section_text
+from tests.support.modemsim import EC25_UAC_USB, EC25Uac, StickSim
+from tests.support.rig import PARKED_DATA, Rig, card_alsadev, make_imei, rig, section_text
 
 pytestmark = [
     pytest.mark.e2e,
@@ -224,3 +224,36 @@ def test_scan_apply_without_asterisk_says_it_was_not_told(
         assert "Asterisk was NOT told" in err and "run `dongled scan --apply` again" in err
         assert "applied" not in err.replace("--apply", "")
         assert DongleConf.load(r.conf).devices()["dongle0"].data == r.sticks[0].data_port.devnode
+
+
+def test_scan_follows_usb_audio_cards_and_adopt_learns_their_imeis(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """chan_quectel (IM) modules with USB audio came back the other way round while dongled
+    was not running: `scan --apply` points each section at its module's data tty and card."""
+    sims = [EC25Uac(make_imei(i), f"2500100000{i:05d}") for i in range(2)]
+    with rig(tmp_path, 2, model=EC25_UAC_USB, sims=sims, personality="quectel-im") as r:
+        r.wait_all_right(timeout=10)
+        r.unplug(0, 1)
+        r.replug(1)
+        r.replug(0)
+        assert [card_alsadev(s) for s in r.sticks] == ["hw:CARD=Android_1", "hw:CARD=Android"]
+        code, out, err = run_cli(r, capsys, "scan")
+        assert code == 1, err
+        for i in (0, 1):
+            assert f"+alsadev = {card_alsadev(r.sticks[i])}   ; its ALSA card\n" in out
+        assert f"IMEI {r.imeis[0]} on {r.sticks[0].data_port.devnode} / " in err
+        assert ", ALSA card Android_1 (by " in err
+        code, out, err = run_cli(r, capsys, "scan", "--apply")
+        assert code == 0, err
+        assert f"written: {r.conf} (data=/alsadev= of dongle0, dongle1)" in err
+        r.wait_all_right(timeout=5)
+        r.assert_never_foreign()
+        r.assert_only_ports_changed()
+
+        # the same sections without imei=: adopt learns it from the data port
+        r.conf.write_text(re.sub(r"(?m)^imei=.*\n", "", r.conf.read_text()))
+        code, out, err = run_cli(r, capsys, "adopt")
+        assert code == 1, err
+        for i in (0, 1):
+            assert f"+imei={r.imeis[i]}\n" in out

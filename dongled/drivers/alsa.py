@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from dongled.identity import valid_imei
+from dongled.parked import PARKED_ALSADEV
 
 _CARD_PATH = re.compile(r"/sound/card([0-9]+)\Z")
 _CARD_ID = re.compile(r"^[A-Za-z0-9_-]{1,15}\Z")  # what the kernel keeps of an id
@@ -40,7 +41,7 @@ def cards_from_sysfs(devices: Mapping[str, Mapping[str, str]]) -> list[SoundCard
         match = _CARD_PATH.search(sys_path)
         card_id = (attrs.get("id") or "").strip()
         number = (attrs.get("number") or "").strip()
-        if match is None or not _CARD_ID.match(card_id) or number != match.group(1):
+        if match is None or not usable_id(card_id) or number != match.group(1):
             continue
         cards.append(SoundCard(sys_path=sys_path, number=int(number), id=card_id))
     return sorted(cards, key=lambda c: c.number)
@@ -54,9 +55,24 @@ def card_of(usb_device: str, cards: Iterable[SoundCard]) -> SoundCard | None:
     return mine[0] if len(mine) == 1 else None
 
 
-def alsadev_for(card: SoundCard) -> str:
-    """The `alsadev=` value for `card`: by id, which ALSA resolves at open time."""
-    return f"hw:CARD={card.id}"
+def alsadev_for(card_id: str) -> str:
+    """The `alsadev=` value for the card with id `card_id`: by id, which ALSA resolves at
+    open time (a number would be whichever card enumerated at that place)."""
+    return f"hw:CARD={card_id}"
+
+
+def usable_id(card_id: str) -> bool:
+    """A card id dongled can name in a config: as the kernel keeps ids, and not ending in '-'
+    (before a "; comment" that would make "--;", which Asterisk reads as the close of a block
+    comment). A card with another id counts as no card: its section stays parked."""
+    return _CARD_ID.match(card_id) is not None and not card_id.endswith("-")
+
+
+def writable(alsadev: str) -> bool:
+    """Whether dongled may write `alsadev` into a config: the parked name, or `hw:CARD=` and a
+    usable card id."""
+    card = alsadev.removeprefix("hw:CARD=")
+    return alsadev == PARKED_ALSADEV or (card != alsadev and usable_id(card))
 
 
 def card_named(alsadev: str, cards: Iterable[SoundCard]) -> SoundCard | None:

@@ -11,6 +11,10 @@ instead of naming chan_dongle.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dongled.dongleconf import DeviceSection
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,6 +53,17 @@ class Driver:
     # False: it opens a device on its [general] interval timer, not at once (a reload or
     # start wakes it, but a device that failed to open waits for the next tick).
     connects_at_once: bool = True
+    # USB audio (UAC): the key and values that make a section's voice an ALSA card
+    # (`alsadev=`) instead of a serial port (`audio=`); None: the driver has no USB audio.
+    uac_key: str | None = None
+    uac_on: frozenset[str] = frozenset()
 
     def is_parked(self, port: str) -> bool:
         return port in self.parked
+
+    def uses_uac(self, sec: DeviceSection) -> bool:
+        """Whether the driver takes `sec`'s voice from `alsadev=` (then audio= is not read)."""
+        if self.uac_key is None:
+            return False
+        value = dict(sec.switches).get(self.uac_key)
+        return value is not None and value.lower() in self.uac_on

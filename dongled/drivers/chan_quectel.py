@@ -23,6 +23,8 @@ QUECTEL_IM = Driver(
         stop="QuectelStop",
         start="QuectelStart",
     ),
+    uac_key="quec_uac",  # with alsadev=; IM reads USB audio only for exactly "1"
+    uac_on=frozenset({"1"}),
 )
 
 QUECTEL_RE = Driver(

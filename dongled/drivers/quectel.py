@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass
 
 from dongled.identity import valid_iccid
+from dongled.parked import PARKED_ALSADEV as PARKED_ALSADEV  # with the other parked values
 from dongled.parked import PARKED_AUDIO, PARKED_DATA
 
 
@@ -236,9 +237,6 @@ def cli_acknowledged(verb: str, device: str, lines: list[str]) -> bool:
 
 
 # --- parked sections ----------------------------------------------------------------------------
-
-# An ALSA card id has at most 15 characters: this name can never open a real card.
-PARKED_ALSADEV = "hw:CARD=dongled_card_absent"
 
 
 def parked_values(facts: ForkFacts, *, uac: bool) -> dict[str, str]:

@@ -75,6 +75,24 @@ def section_text(i: int, imei: str, data: str, audio: str, name: str = "") -> st
     )
 
 
+def uac_section_text(i: int, imei: str, data: str, alsadev: str) -> str:
+    """A chan_quectel (IM) section whose voice is the module's USB sound card."""
+    return (
+        f"\n[dongle{i}]\n"
+        f"imei={imei}        ; SIM of city {i}\n"
+        f"data={data}   ; AT port\n"
+        "quec_uac=1             ; voice over the module's USB sound card\n"
+        f"alsadev = {alsadev}   ; its ALSA card\n"
+        f"context=city-{i}               ; this city's queue\n"
+        f"group={i % 3 + 1}\n"
+    )
+
+
+def card_alsadev(stick: FakeStick) -> str:
+    """What dongled writes as alsadev= for a plugged module with USB audio."""
+    return f"hw:CARD={stick.sound_card.id}" if stick.sound_card is not None else ""
+
+
 class Rig:
     # How `dongled run` is started: verbose for the tests' log assertions.
     run_args: tuple[str, ...] = ("run", "--verbose")
@@ -123,6 +141,8 @@ class Rig:
             self.sticks.append(
                 tb.add_stick(self.models[i], self.sims[i], ttys, usb_port=str(i + 1))
             )
+        # Modules with USB audio: data= and alsadev= (IM's quec_uac=1), no audio=.
+        self.uac = model.sound_interface is not None
         self.quectel_conf = tmp / "quectel.conf"
         self.confs = [self.conf, self.quectel_conf] if mixed else [self.conf]
         for path in self.confs:
@@ -131,7 +151,9 @@ class Rig:
                 # RE opens devices on this timer and dongled reads it: the fake's must match.
                 header = header.replace("interval=15 ", f"interval={interval:g}  ")
             body = header + "".join(
-                section_text(
+                uac_section_text(i, self.imeis[i], s.data_port.devnode, card_alsadev(s))
+                if self.uac
+                else section_text(
                     i, self.imeis[i], s.data_port.devnode, s.audio_port.devnode, self.names[i]
                 )
                 for i, s in enumerate(self.sticks)
@@ -161,6 +183,7 @@ class Rig:
                 personality, lock_dir=str(self.lock_dir), quectel_conf=str(self.conf),
                 interval=interval,
             )  # fmt: skip
+        self.sync_cards()
         self.asterisk.start()
         self.daemon: subprocess.Popen[bytes] | None = None
         self.notify_path = tmp / "notify.sock"
@@ -327,23 +350,41 @@ class Rig:
     def unplug(self, *indexes: int) -> None:
         for i in indexes:
             self.tb.unplug(self.sticks[i])
+            self.sync_cards()
 
     def replug(self, i: int, ttys: Sequence[int] | None = None) -> None:
         if ttys is None:
             ttys = self.take_ttys(len(self.models[i].interfaces))
         self.tb.replug(self.sticks[i], ttys)
+        self.sync_cards()
+
+    def sync_cards(self) -> None:
+        """Tell the test Asterisk whose module each ALSA card is now (what opening it would
+        reach), as the testbed numbered and named them."""
+        cards = getattr(self.asterisk, "alsa_cards", None)
+        if cards is None:
+            return
+        now = {s.sound_card.id: s.sim.imei for s in self.sticks if s.sound_card is not None}
+        cards.update(now)
+        for gone in set(cards) - set(now):
+            cards.pop(gone, None)
 
     # ---- what must hold ------------------------------------------------------------------
 
     def device_right(self, i: int) -> bool:
         entry = self.asterisk.devices_snapshot().get(self.names[i])
         stick = self.sticks[i]
+        if self.uac:  # the ALSA device it opened last (at its current connection)
+            opens = [n for d, n in getattr(self.asterisk, "alsa_opens", []) if d == f"dongle{i}"]
+            voice = bool(opens) and opens[-1] == card_alsadev(stick) != ""
+        else:
+            voice = entry is not None and entry["AudioSetting"] == stick.audio_port.devnode
         return (
             entry is not None
             and entry["State"] == "Free"
             and entry["IMEIState"] == self.imeis[i]
             and entry["DataState"] == stick.data_port.devnode
-            and entry["AudioSetting"] == stick.audio_port.devnode
+            and voice
         )
 
     def wait_all_right(self, indexes: Sequence[int] | None = None, timeout: float = 15.0) -> float:
@@ -369,8 +410,14 @@ class Rig:
         )
         assert self.asterisk.hazards == [], self.asterisk.hazards
 
+    def assert_no_foreign_audio(self) -> None:
+        """No device ever ran one module's data port with another module's ALSA card."""
+        mixed = [h for h in self.asterisk.hazards if "another module's audio" in h]
+        assert mixed == [], mixed
+
     def assert_only_ports_changed(self) -> None:
-        """Every line but data=/audio= values is byte-identical to the hand-written file(s)."""
+        """Every line but data=/audio= (alsadev=) values is byte-identical to the
+        hand-written file(s)."""
         for path, original in self.originals.items():
             old = original.splitlines(keepends=True)
             new = path.read_bytes().splitlines(keepends=True)
@@ -378,7 +425,7 @@ class Rig:
             for a, b in zip(old, new, strict=True):
                 if a != b:
                     key = a.split(b"=", 1)[0].strip()
-                    assert key in (b"data", b"audio"), (path, a, b)
+                    assert key in (b"data", b"audio", b"alsadev"), (path, a, b)
                     assert a.split(b";", 1)[1:] == b.split(b";", 1)[1:], (path, a, b)
 
     def close(self) -> None:
@@ -394,6 +441,7 @@ def rig(tmp: Path, n: int, **kw: object) -> Iterator[Rig]:
         r = Rig(tmp, tb, n, **kw)  # type: ignore[arg-type]
         try:
             yield r
+            r.assert_no_foreign_audio()  # every rig test, whatever else it checks
         finally:
             r.close()
 

@@ -652,6 +652,18 @@ class Testbed:
             self._devices.remove(device)
 
     @_serialized
+    def rename_card(self, stick: FakeStick, card_id: str) -> FakeSoundCard:
+        """Give the module's ALSA card another id in place, as writing its `id` attribute
+        (or a udev rule) does; sends no uevent of its own (`uevent` does)."""
+        card = stick.sound_card
+        if card is None:
+            raise TestbedError(f"{stick.name} has no sound card")
+        with open(f"{self.root_dir}{card.sys_path}/id", "w", encoding="ascii") as f:
+            f.write(card_id + "\n")
+        stick.sound_card = FakeSoundCard(card.number, card_id, card.sys_path)
+        return stick.sound_card
+
+    @_serialized
     def replug(self, stick: FakeStick, tty_numbers: Sequence[int]) -> FakeStick:
         """The same stick (same sim, same USB port) comes back, on `tty_numbers`."""
         if stick.plugged:

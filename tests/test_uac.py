@@ -1,0 +1,338 @@
+"""USB audio (UAC) sections of chan_quectel: `alsadev=` follows the module's own sound card.
+
+The pure parts: which sections use USB audio (the driver's switch), what the plan writes for
+them (the card under the verified module's USB device, or the parked name), and the config
+edit (data=/alsadev= only, byte for byte elsewhere). The card discovery itself runs against a
+umockdev testbed: real sysfs, real uevents."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+import pyudev
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from dongled.ami import DeviceEntry
+from dongled.dongleconf import PARKED_DATA, DeviceSection, DongleConf
+from dongled.drivers import alsa
+from dongled.drivers.chan_dongle import CHAN_DONGLE
+from dongled.drivers.chan_quectel import QUECTEL_IM
+from dongled.errors import ConfError
+from dongled.fences import Fences
+from dongled.fleet import FleetHealth
+from dongled.hotplug import SoundEvent, list_sound_cards, read_card, sound_card
+from dongled.identity import Identity
+from dongled.metrics import Metrics
+from dongled.parked import PARKED_ALSADEV
+from dongled.reconcile import PARKED_UAC, Located, choose, plan
+from dongled.registry import RegistryHooks, StickRegistry
+from dongled.settings import Settings
+from dongled.sticks import Stick
+from tests.support.marks import needs_umockdev
+from tests.support.modemsim import EC25_UAC_USB, EC25Uac
+from tests.support.testbed import Testbed
+
+A, B = "351234567890124", "356938035643809"
+LA = Located(imei=A, data="/dev/ttyUSB2", audio="/dev/ttyUSB1", card="Android")
+LB = Located(imei=B, data="/dev/ttyUSB6", audio="/dev/ttyUSB5", card="Android_1")
+IM_UAC = QUECTEL_IM.uses_uac
+
+CONF = b"""\
+[general]
+interval=15
+
+[quectel0]
+imei=351234567890124   ; city 0
+data=/dev/ttyUSB6      ; AT port
+quec_uac=1             ; voice over the module's sound card
+alsadev = hw:CARD=Android_1 ; its card
+context=city-0
+
+[quectel1]
+imei=356938035643809
+data=/dev/ttyUSB2
+quec_uac=1
+context=city-1
+"""
+
+
+def uac_section(name: str, imei: str, data: str | None, card: str | None) -> DeviceSection:
+    return DeviceSection(
+        name=name,
+        imei=imei,
+        imsi=None,
+        data=data,
+        audio=None,
+        data_inherited=False,
+        audio_inherited=False,
+        path="/etc/asterisk/quectel.conf",
+        line=1,
+        alsadev=card,
+        switches=(("quec_uac", "1"),),
+    )
+
+
+def running(name: str, data: str, alsadev: str, imei: str) -> DeviceEntry:
+    """A device IM runs with USB audio: its listing shows the ALSA name as AudioSetting."""
+    return DeviceEntry(
+        device=name,
+        data_setting=data,
+        audio_setting=alsadev,
+        imei_setting="",
+        state="Free",
+        data_state=data,
+        audio_state=alsadev,
+        imei_state=imei,
+        imsi_state="",
+        model="EC25",
+        calls="0",
+        current_state="start",
+        desired_state="start",
+    )
+
+
+# ---- which sections use USB audio ---------------------------------------------------------
+
+
+def test_the_driver_says_which_switch_turns_usb_audio_on() -> None:
+    conf = DongleConf.parse({"/q.conf": CONF}, "/q.conf")
+    sec = conf.devices()["quectel0"]
+    assert (sec.alsadev, sec.switches) == ("hw:CARD=Android_1", (("quec_uac", "1"),))
+    assert IM_UAC(sec) and not CHAN_DONGLE.uses_uac(sec)
+    # IM reads USB audio only for exactly 1; the other fork's uac=on means nothing to it.
+    for switches in ((("quec_uac", "0"),), (("uac", "on"),), ()):
+        assert not IM_UAC(dataclasses.replace(sec, switches=switches))
+
+
+# ---- the plan -------------------------------------------------------------------------------
+
+
+def test_each_section_gets_its_own_modules_card_after_renumbering() -> None:
+    """The cards swapped ids (the modules enumerated the other way round): each section
+    follows its module's card, not the name it had."""
+    sections = {
+        "quectel0": uac_section("quectel0", A, "/dev/ttyUSB6", "hw:CARD=Android_1"),
+        "quectel1": uac_section("quectel1", B, "/dev/ttyUSB2", "hw:CARD=Android"),
+    }
+    p = plan(sections, [LA, LB], None, uac=IM_UAC)
+    assert p.port_changes == {
+        "quectel0": ("/dev/ttyUSB2", "hw:CARD=Android"),
+        "quectel1": ("/dev/ttyUSB6", "hw:CARD=Android_1"),
+    }
+    assert p.alsa == {"quectel0", "quectel1"}
+
+
+def test_an_absent_module_parks_data_and_the_card() -> None:
+    sections = {"quectel0": uac_section("quectel0", A, "/dev/ttyUSB2", "hw:CARD=Android")}
+    p = plan(sections, [LB], {}, uac=IM_UAC)
+    assert p.port_changes == {"quectel0": PARKED_UAC}
+    assert PARKED_UAC == (PARKED_DATA, PARKED_ALSADEV)
+    assert not p.reload and not p.expect
+
+
+def test_a_module_without_its_own_card_is_not_chosen() -> None:
+    """Its ttys answer with the right IMEI, but no card sits under its USB device (USB audio
+    off, or the card not registered yet): nothing safe to name, so the section stays parked."""
+    sec = uac_section("quectel0", A, PARKED_DATA, PARKED_ALSADEV)
+    bare = dataclasses.replace(LA, card=None)
+    why = choose(sec, A, [bare], uac=True)
+    assert isinstance(why, str) and "sound card" in why
+    assert choose(sec, A, [bare]) == bare  # a serial-voice section does not need one
+    p = plan({"quectel0": sec}, [bare], {}, uac=IM_UAC)
+    assert p.port_changes == {} and p.ambiguous == {"quectel0": why} and not p.expect
+
+
+def test_a_new_card_id_alone_is_written_and_reloaded() -> None:
+    sections = {"quectel0": uac_section("quectel0", A, "/dev/ttyUSB2", "hw:CARD=Android_1")}
+    now = {"quectel0": running("quectel0", "/dev/ttyUSB2", "hw:CARD=Android_1", A)}
+    p = plan(sections, [LA], now, uac=IM_UAC)
+    assert p.port_changes == {"quectel0": ("/dev/ttyUSB2", "hw:CARD=Android")}
+    assert p.reload and p.expect["quectel0"].imei == A
+
+
+def test_a_device_running_its_own_card_is_left_alone() -> None:
+    sections = {"quectel0": uac_section("quectel0", A, "/dev/ttyUSB2", "hw:CARD=Android")}
+    now = {"quectel0": running("quectel0", "/dev/ttyUSB2", "hw:CARD=Android", A)}
+    p = plan(sections, [LA], now, uac=IM_UAC)
+    assert (p.port_changes, p.reload, p.start, p.stop) == ({}, False, [], [])
+    # A listing that does not show the ALSA name (unverified for the real forks) is no reason
+    # to reload: the file is what Asterisk read.
+    quiet = {"quectel0": dataclasses.replace(now["quectel0"], audio_setting="")}
+    assert not plan(sections, [LA], quiet, uac=IM_UAC).reload
+
+
+def test_an_alsadev_from_a_template_is_not_edited() -> None:
+    sec = dataclasses.replace(
+        uac_section("quectel0", A, "/dev/ttyUSB2", "hw:CARD=Android_1"), alsadev_inherited=True
+    )
+    p = plan({"quectel0": sec}, [LA], {}, uac=IM_UAC)
+    assert p.port_changes == {} and p.inherited == ["quectel0"] and not p.expect
+
+
+# ---- the edit -------------------------------------------------------------------------------
+
+
+def test_only_data_and_alsadev_values_change() -> None:
+    conf = DongleConf.parse({"/q.conf": CONF}, "/q.conf")
+    changes = {
+        "quectel0": ("/dev/ttyUSB2", "hw:CARD=Android"),
+        "quectel1": ("/dev/ttyUSB6", "hw:CARD=Android_1"),
+    }
+    after, files = conf.with_ports(changes, alsa={"quectel0", "quectel1"})
+    # Values replaced in place (comments and spacing kept); a missing alsadev= is added
+    # after the section's last setting, as a missing audio= is.
+    want = (
+        CONF.replace(b"data=/dev/ttyUSB6      ;", b"data=/dev/ttyUSB2      ;")
+        .replace(b"alsadev = hw:CARD=Android_1 ;", b"alsadev = hw:CARD=Android ;")
+        .replace(b"data=/dev/ttyUSB2\n", b"data=/dev/ttyUSB6\n")
+        .replace(b"context=city-1\n", b"context=city-1\nalsadev=hw:CARD=Android_1\n")
+    )
+    assert files["/q.conf"] == want
+    assert {n: (d.data, d.alsadev, d.audio) for n, d in after.devices().items()} == {
+        "quectel0": ("/dev/ttyUSB2", "hw:CARD=Android", None),
+        "quectel1": ("/dev/ttyUSB6", "hw:CARD=Android_1", None),
+    }
+    parked, _ = conf.with_ports({"quectel0": PARKED_UAC}, alsa={"quectel0"})
+    assert parked.devices()["quectel0"].alsadev == PARKED_ALSADEV
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["hw:Android", "hw:0", "plughw:CARD=Android", "hw:CARD=", "hw:CARD=a--", "hw:CARD=x;y",
+     "hw:CARD=" + "A" * 16, "hw:CARD=Andr oid", "/dev/ttyUSB1"],
+)  # fmt: skip
+def test_an_alsadev_that_is_not_a_card_id_is_never_written(value: str) -> None:
+    conf = DongleConf.parse({"/q.conf": CONF}, "/q.conf")
+    assert not alsa.writable(value)
+    with pytest.raises(ValueError, match="alsadev"):
+        conf.with_ports({"quectel0": ("/dev/ttyUSB2", value)}, alsa={"quectel0"})
+
+
+@given(st.from_regex(r"\A[A-Za-z0-9_-]{1,16}\Z") | st.from_regex(r"\A[\x21-\x7e]{0,17}\Z"))
+@example("Android-")
+def test_every_card_id_sysfs_yields_can_be_written(card_id: str) -> None:
+    """Discovery and the edit agree: a card sysfs gives dongled always goes into the file
+    (one that could not would stop every other section's edit with it), and reads back."""
+    found = alsa.cards_from_sysfs(
+        {"/sys/devices/x/1-1.1:1.5/sound/card3": {"id": card_id, "number": "3"}}
+    )
+    if not found:
+        return
+    value = alsa.alsadev_for(found[0].id)
+    assert alsa.writable(value)
+    conf = DongleConf.parse({"/q.conf": CONF}, "/q.conf")
+    after, _ = conf.with_ports({"quectel0": ("/dev/ttyUSB2", value)}, alsa={"quectel0"})
+    assert after.devices()["quectel0"].alsadev == value
+
+
+def test_a_card_path_is_never_taken_for_a_tty() -> None:
+    conf = DongleConf.parse({"/q.conf": CONF}, "/q.conf")
+    with pytest.raises(ValueError, match="port"):
+        conf.with_ports({"quectel0": ("/dev/ttyUSB2", "hw:CARD=Android")})  # not in alsa
+
+
+def test_an_alsadev_with_a_comment_inside_is_refused() -> None:
+    text = CONF.replace(b"alsadev = hw:CARD=Android_1 ;", b"alsadev = hw:CARD=\\;Android_1 ;")
+    conf = DongleConf.parse({"/q.conf": text}, "/q.conf")
+    with pytest.raises(ConfError, match="comment or escape"):
+        conf.with_ports({"quectel0": ("/dev/ttyUSB6", "hw:CARD=Android")}, alsa={"quectel0"})
+
+
+# ---- the cards in sysfs (umockdev) ----------------------------------------------------------
+
+
+@needs_umockdev
+def test_cards_are_read_from_sysfs_and_their_ids_re_read() -> None:
+    with Testbed() as tb:
+        first = tb.add_stick(EC25_UAC_USB, EC25Uac(A), [0, 1, 2, 3], usb_port="1")
+        second = tb.add_stick(EC25_UAC_USB, EC25Uac(B), [4, 5, 6, 7], usb_port="2")
+        cards = list_sound_cards()
+        assert [(c.number, c.id) for c in cards] == [(0, "Android"), (1, "Android_1")]
+        mine = alsa.card_of(second.sys_path, cards)
+        assert mine is not None and mine.id == "Android_1"
+        assert alsa.card_of(first.sys_path, cards) == cards[0]
+        device = pyudev.Devices.from_sys_path(pyudev.Context(), cards[0].sys_path)
+        assert sound_card(device) == cards[0]
+        assert read_card(cards[0]) == cards[0]
+        tb.unplug(first)
+        assert read_card(cards[0]) is None
+
+
+def registry(tmp_path: Path, requests: list[bool]) -> StickRegistry:
+    """The daemon's registry, with hooks that record the passes it asks for."""
+
+    async def no_listing() -> None:
+        return None
+
+    hooks = RegistryHooks(
+        request=requests.append,
+        wake=lambda: None,
+        failing=lambda *_: None,
+        spawn=lambda *_: None,
+        listing=no_listing,
+    )
+    fleet = FleetHealth(60.0, lambda _: None, lambda: None)
+    return StickRegistry(
+        Settings(lock_dir=str(tmp_path)), hooks, fences=Fences(str(tmp_path)), fleet=fleet,
+        metrics=Metrics(), counters={"probes": 0},
+    )  # fmt: skip
+
+
+@needs_umockdev
+def test_the_registry_gives_each_module_its_own_card(tmp_path: Path) -> None:
+    """Cards come and go by uevent, in either order with the ttys; a card that arrives or
+    leaves for an identified module asks for a pass (at once when it leaves); a pass plans
+    with the ids as sysfs has them then."""
+    requests: list[bool] = []
+    reg = registry(tmp_path, requests)
+    with Testbed() as tb:
+        mods = [
+            tb.add_stick(EC25_UAC_USB, EC25Uac(imei), ttys, usb_port=port)
+            for imei, ttys, port in ((A, [0, 1, 2, 3], "1"), (B, [4, 5, 6, 7], "2"))
+        ]
+        first, second = list_sound_cards()
+        reg.on_sound_event(SoundEvent(action="add", sys_path=first.sys_path, card=first))
+        assert requests == []  # no stick yet: nothing to plan
+        sticks = [
+            Stick(
+                usb_device=m.sys_path, usb_port=m.name, vid="2c7c", pid="0125",
+                identity=Identity(imei=imei), data=m.data_port.devnode, audio="/dev/ttyUSB1",
+            )
+            for m, imei in zip(mods, (A, B), strict=True)
+        ]  # fmt: skip
+        reg.sticks = {s.usb_device: s for s in sticks}
+        reg.on_sound_event(SoundEvent(action="add", sys_path=second.sys_path, card=second))
+        assert [s.card for s in sticks] == ["Android", "Android_1"] and requests == [False]
+        reg.on_sound_event(SoundEvent(action="add", sys_path=second.sys_path, card=second))
+        assert requests == [False]  # the same card again (a bind, a change of nothing)
+        tb.rename_card(mods[0], "dq0123456789012")  # no uevent: the next pass reads it
+        assert {loc.imei: loc.card for loc in reg.located()} == {
+            A: "dq0123456789012",
+            B: "Android_1",
+        }
+        reg.on_sound_event(SoundEvent(action="remove", sys_path=second.sys_path, card=None))
+        assert sticks[1].card is None and requests == [False, True]
+
+
+def test_a_module_asterisk_runs_with_usb_audio_keeps_its_voice_tty(tmp_path: Path) -> None:
+    """Learnt from Asterisk's listing (the fork holds its data port): the listing names the
+    ALSA device, or nothing, where a tty would be; the stick still gets the voice tty its
+    layout pairs with the data port, so it is located like a probed one."""
+    reg = registry(tmp_path, [])
+    ports = {0: "/dev/ttyUSB0", 1: "/dev/ttyUSB1", 2: "/dev/ttyUSB2", 3: "/dev/ttyUSB3"}
+    usb = "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1.1"
+    stick = Stick(usb_device=usb, usb_port="1-1.1", vid="2c7c", pid="0125", ports=dict(ports))
+    reg.sticks = {usb: stick}
+    (tmp_path / "LCK..ttyUSB2").write_text(f"{os.getppid():10d}\n")  # the fork's lock
+    for listed in ("hw:CARD=Android", ""):
+        stick.forget_identity()
+        reg.learn_from_asterisk({"quectel0": running("quectel0", "/dev/ttyUSB2", listed, A)})
+        assert (stick.data, stick.audio, stick.source) == (
+            "/dev/ttyUSB2",
+            "/dev/ttyUSB1",
+            "asterisk",
+        )

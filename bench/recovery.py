@@ -359,7 +359,7 @@ def stop_py_spy(proc: subprocess.Popen[bytes], path: Path) -> Result:
 def status_timing(r: BenchRig, runs: int) -> Result:
     """Wall time of `dongled status` as an administrator runs it (no umockdev preload)."""
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "UMOCKDEV_DIR")} | {
-        "PYTHONPATH": str(ROOT)
+        "PYTHONPATH": r.code_root or str(ROOT)
     }
     result: Result = {}
     for label, extra in (("status", []), ("status --json", ["--json"])):
@@ -395,11 +395,13 @@ def status_timing(r: BenchRig, runs: int) -> Result:
 
 
 @contextlib.contextmanager
-def bench_rig(n: int, delay: float, keep: bool) -> Iterator[tuple[BenchRig, FsWatch, Path]]:
+def bench_rig(
+    n: int, delay: float, keep: bool, code_root: str | None = None
+) -> Iterator[tuple[BenchRig, FsWatch, Path]]:
     tmp = Path(tempfile.mkdtemp(prefix=f"dongled-bench-{n}-"))
     try:
         with StampedTestbed() as tb:
-            r = make_rig(tmp, tb, n, delay)
+            r = make_rig(tmp, tb, n, delay, code_root)
             w = FsWatch(r.conf, tmp / "daemon.log", r.state_dir)
             try:
                 r.wait_all_right(timeout=30 + n)
@@ -423,7 +425,7 @@ def bench_rig(n: int, delay: float, keep: bool) -> Iterator[tuple[BenchRig, FsWa
 
 def run_size(n: int, args: argparse.Namespace, rng: random.Random) -> Result:
     res: Result = {"sticks": n, "loadavg_before": os.getloadavg()}
-    with bench_rig(n, args.answer_delay, args.keep) as (r, w, tmp):
+    with bench_rig(n, args.answer_delay, args.keep, args.daemon_code) as (r, w, tmp):
         boot = ProcSample.take(r.pid)
         res["startup"] = {
             "counters": counters(r),
@@ -455,7 +457,8 @@ def run_size(n: int, args: argparse.Namespace, rng: random.Random) -> Result:
         if n == args.footprint_sticks:
             time.sleep(0.5)
             res["footprint"] = footprint(r, args.idle, args.strace, tmp)
-            res["status"] = status_timing(r, args.status_runs)
+            if args.status_runs > 0:  # --status-runs 0: footprint only
+                res["status"] = status_timing(r, args.status_runs)
         res["daemon_log_tail"] = r.daemon_log().splitlines()[-15:]
         res["tmp"] = str(tmp)
     res["loadavg_after"] = os.getloadavg()
@@ -584,13 +587,14 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
         if st is not None:
             calls = st.get("syscalls", st.get("error"))
             add(f"| syscalls while idle, strace -f over {args.strace:g} s | {calls} |")
-        stat = res["status"]
-        for label in ("status", "status --json"):
-            s = stat[label]
-            add(f"| `dongled {label}` wall, ms min / p50 / p95 / max ({args.status_runs} runs) | "
-                f"{ms(s['min'])} / {ms(s['p50'])} / {ms(s['p95'])} / {ms(s['max'])} "
-                f"(exit {s['exit_codes']}) |")  # fmt: skip
-        add(f"| bare `python -c pass` wall | {ms(stat['bare_python_startup'])} ms |")
+        stat = res.get("status")
+        if stat is not None:  # None: --status-runs 0
+            for label in ("status", "status --json"):
+                s = stat[label]
+                add(f"| `dongled {label}` wall, ms min / p50 / p95 / max ({args.status_runs} "
+                    f"runs) | {ms(s['min'])} / {ms(s['p50'])} / {ms(s['p95'])} / {ms(s['max'])} "
+                    f"(exit {s['exit_codes']}) |")  # fmt: skip
+            add(f"| bare `python -c pass` wall | {ms(stat['bare_python_startup'])} ms |")
     add("")
     add("Load average (1 min) before / after each size: " + ", ".join(
         f"{res['sticks']}: {res['loadavg_before'][0]:.2f} / {res['loadavg_after'][0]:.2f}"
@@ -615,6 +619,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--py-spy", metavar="DIR", help="profile the daemon (py-spy) during cycles and storms"
     )
+    p.add_argument(
+        "--daemon-code",
+        metavar="DIR",
+        help="run the dongled/ of another checkout (e.g. an older commit's worktree) in this "
+        "rig, so that only the daemon differs",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary directories")
     p.add_argument("--quick", action="store_true", help="the short form CI runs (no timing goal)")
     args = p.parse_args(argv)
@@ -625,9 +635,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _git(*args: str) -> str:
+def _git(*args: str, cwd: str | None = None) -> str:
     proc = subprocess.run(
-        ["git", *args], cwd=str(ROOT), capture_output=True, text=True, check=False
+        ["git", *args], cwd=cwd or str(ROOT), capture_output=True, text=True, check=False
     )
     return proc.stdout.strip()
 
@@ -648,6 +658,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "python": platform.python_version(),
         "commit": _git("rev-parse", "--short", "HEAD"),
         "dongled_dirty": _git("status", "--porcelain", "dongled"),
+        "daemon_code": args.daemon_code or str(ROOT),
+        "daemon_commit": _git("rev-parse", "--short", "HEAD", cwd=args.daemon_code),
     }
     for n in args.sizes:
         out(f"--- {n} sticks ...")
@@ -659,6 +671,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 json.dumps({"meta": meta, "args": vars(args), "results": results}, indent=1)
             )
     out(f"commit {meta['commit']}; uncommitted in dongled/: {meta['dongled_dirty'] or 'none'}")
+    if args.daemon_code:
+        out(f"daemon: {args.daemon_code} at {meta['daemon_commit']}")
     out(report(results, args))
     return 0
 

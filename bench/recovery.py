@@ -32,7 +32,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.observe import FsWatch, ProcSample
+from bench.observe import FsWatch, ProcSample, cpu_ns
 from bench.rigs import BenchRig, StampedTestbed, interleaved_return, make_rig, wait
 from tests.support.modemsim import Role
 from tests.support.rig import PARKED_DATA, ROOT
@@ -91,6 +91,15 @@ def actions_since(r: BenchRig, since: float, name: str) -> list[float]:
     return [t for t, n, _ in r.asterisk.actions if t >= since and n.lower() == name.lower()]
 
 
+def action_counts(r: BenchRig, since: float, until: float) -> dict[str, int]:
+    """AMI actions the test Asterisk received from `since` to `until`, by name."""
+    counts: dict[str, int] = {}
+    for t, name, _ in r.asterisk.actions:
+        if since <= t < until:
+            counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def verified_line(i: int, imei: str) -> tuple[str, str]:
     return (f"device dongle{i} runs IMEI {imei}", "")
 
@@ -101,6 +110,7 @@ def verified_line(i: int, imei: str) -> tuple[str, str]:
 def single_cycle(r: BenchRig, w: FsWatch, i: int, delay: float) -> Result:
     stick, imei, name = r.sticks[i], r.imeis[i], f"dongle{i}"
     alive = r.assert_daemon_alive
+    cpu_before = cpu_ns(r.pid)
     t_unplug = time.monotonic()
     r.unplug(i)
     wait(lambda: r.section_data(i) == PARKED_DATA, 10, f"{name} parked", alive)
@@ -156,6 +166,8 @@ def single_cycle(r: BenchRig, w: FsWatch, i: int, delay: float) -> Result:
     if not r.device_right(i):
         raise AssertionError(f"{name} is not on its stick after the cycle")
     time.sleep(0.2)
+    t_end = time.monotonic()
+    cpu_cycle = (cpu_ns(r.pid) - cpu_before) / 1e9
     spent = delta(counters(r), before)
     c = max(marks["free"], marks["verified"])
     probe = answered_commands(stick, t_start, marks["write"])
@@ -175,6 +187,9 @@ def single_cycle(r: BenchRig, w: FsWatch, i: int, delay: float) -> Result:
         "ack_to_free": marks["free"] - marks["ack"],
         "free_to_verified_seen": marks["verified"] - marks["free"],
         "drop_writes": drop_writes,
+        "cpu_cycle": cpu_cycle,
+        "drop_actions": action_counts(r, t_unplug, t_start),
+        "return_actions": action_counts(r, t_start, t_end),
         "writes": spent.get("conf_writes", 0),
         "reloads": spent.get("reloads", 0),
         "probes": spent.get("probes", 0),
@@ -507,6 +522,7 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
         ("  last probe answer -> config written", "last_probe_answer_to_write"),
         ("  reload ack -> device Free (test Asterisk init)", "ack_to_free"),
         ("  device Free -> dongled's 'verified' line seen", "free_to_verified_seen"),
+        ("daemon CPU time per cycle (drop and return; schedstat)", "cpu_cycle"),
     ]
     for label, key in rows:
         cells = []
@@ -517,6 +533,16 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
             else:
                 cells.append(three([c[key] for c in cycles]))
         add(f"| {label} | " + " | ".join(cells) + " |")
+    for side in ("drop", "return"):
+        cells = []
+        for res in results:
+            totals: dict[str, int] = {}
+            cycles = res["single"]["cycles"]
+            for c in cycles:
+                for name, count in c.get(f"{side}_actions", {}).items():
+                    totals[name] = totals.get(name, 0) + count
+            cells.append(", ".join(f"{n} {v / max(1, len(cycles)):.1f}" for n, v in totals.items()))
+        add(f"| AMI actions per {side} (mean) | " + " | ".join(cells) + " |")
     for label, key in (
         ("AT commands of the probe", "probe_cmds"),
         ("AT commands answered until verified", "modem_cmds"),

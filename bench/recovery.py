@@ -134,8 +134,10 @@ def single_cycle(r: BenchRig, w: FsWatch, i: int, delay: float) -> Result:
         if "write" not in marks and (t := w.first_write(t_start, needle)) is not None:
             marks["write"] = t
         if "ack" not in marks and "write" in marks:
-            acks = actions_since(r, marks["write"], "DongleReload") or actions_since(
-                r, marks["write"], "DongleStart"
+            # since the replug, not since the write: inotify may report the write after the
+            # reload that followed it arrived (the drop's pass sends no reload)
+            acks = actions_since(r, t_start, "DongleReload") or actions_since(
+                r, t_start, "DongleStart"
             )
             if acks:
                 marks["ack"] = acks[0]

@@ -32,7 +32,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.observe import FsWatch, ProcSample
+from bench.observe import FsWatch, ProcSample, cpu_ns
 from bench.rigs import BenchRig, StampedTestbed, interleaved_return, make_rig, wait
 from tests.support.modemsim import Role
 from tests.support.rig import PARKED_DATA, ROOT
@@ -91,6 +91,15 @@ def actions_since(r: BenchRig, since: float, name: str) -> list[float]:
     return [t for t, n, _ in r.asterisk.actions if t >= since and n.lower() == name.lower()]
 
 
+def action_counts(r: BenchRig, since: float, until: float) -> dict[str, int]:
+    """AMI actions the test Asterisk received from `since` to `until`, by name."""
+    counts: dict[str, int] = {}
+    for t, name, _ in r.asterisk.actions:
+        if since <= t < until:
+            counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def verified_line(i: int, imei: str) -> tuple[str, str]:
     return (f"device dongle{i} runs IMEI {imei}", "")
 
@@ -101,6 +110,7 @@ def verified_line(i: int, imei: str) -> tuple[str, str]:
 def single_cycle(r: BenchRig, w: FsWatch, i: int, delay: float) -> Result:
     stick, imei, name = r.sticks[i], r.imeis[i], f"dongle{i}"
     alive = r.assert_daemon_alive
+    cpu_before = cpu_ns(r.pid)
     t_unplug = time.monotonic()
     r.unplug(i)
     wait(lambda: r.section_data(i) == PARKED_DATA, 10, f"{name} parked", alive)
@@ -124,8 +134,10 @@ def single_cycle(r: BenchRig, w: FsWatch, i: int, delay: float) -> Result:
         if "write" not in marks and (t := w.first_write(t_start, needle)) is not None:
             marks["write"] = t
         if "ack" not in marks and "write" in marks:
-            acks = actions_since(r, marks["write"], "DongleReload") or actions_since(
-                r, marks["write"], "DongleStart"
+            # since the replug, not since the write: inotify may report the write after the
+            # reload that followed it arrived (the drop's pass sends no reload)
+            acks = actions_since(r, t_start, "DongleReload") or actions_since(
+                r, t_start, "DongleStart"
             )
             if acks:
                 marks["ack"] = acks[0]
@@ -156,6 +168,8 @@ def single_cycle(r: BenchRig, w: FsWatch, i: int, delay: float) -> Result:
     if not r.device_right(i):
         raise AssertionError(f"{name} is not on its stick after the cycle")
     time.sleep(0.2)
+    t_end = time.monotonic()
+    cpu_cycle = (cpu_ns(r.pid) - cpu_before) / 1e9
     spent = delta(counters(r), before)
     c = max(marks["free"], marks["verified"])
     probe = answered_commands(stick, t_start, marks["write"])
@@ -175,6 +189,9 @@ def single_cycle(r: BenchRig, w: FsWatch, i: int, delay: float) -> Result:
         "ack_to_free": marks["free"] - marks["ack"],
         "free_to_verified_seen": marks["verified"] - marks["free"],
         "drop_writes": drop_writes,
+        "cpu_cycle": cpu_cycle,
+        "drop_actions": action_counts(r, t_unplug, t_start),
+        "return_actions": action_counts(r, t_start, t_end),
         "writes": spent.get("conf_writes", 0),
         "reloads": spent.get("reloads", 0),
         "probes": spent.get("probes", 0),
@@ -359,7 +376,7 @@ def stop_py_spy(proc: subprocess.Popen[bytes], path: Path) -> Result:
 def status_timing(r: BenchRig, runs: int) -> Result:
     """Wall time of `dongled status` as an administrator runs it (no umockdev preload)."""
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "UMOCKDEV_DIR")} | {
-        "PYTHONPATH": str(ROOT)
+        "PYTHONPATH": r.code_root or str(ROOT)
     }
     result: Result = {}
     for label, extra in (("status", []), ("status --json", ["--json"])):
@@ -395,11 +412,13 @@ def status_timing(r: BenchRig, runs: int) -> Result:
 
 
 @contextlib.contextmanager
-def bench_rig(n: int, delay: float, keep: bool) -> Iterator[tuple[BenchRig, FsWatch, Path]]:
+def bench_rig(
+    n: int, delay: float, keep: bool, code_root: str | None = None
+) -> Iterator[tuple[BenchRig, FsWatch, Path]]:
     tmp = Path(tempfile.mkdtemp(prefix=f"dongled-bench-{n}-"))
     try:
         with StampedTestbed() as tb:
-            r = make_rig(tmp, tb, n, delay)
+            r = make_rig(tmp, tb, n, delay, code_root)
             w = FsWatch(r.conf, tmp / "daemon.log", r.state_dir)
             try:
                 r.wait_all_right(timeout=30 + n)
@@ -423,7 +442,7 @@ def bench_rig(n: int, delay: float, keep: bool) -> Iterator[tuple[BenchRig, FsWa
 
 def run_size(n: int, args: argparse.Namespace, rng: random.Random) -> Result:
     res: Result = {"sticks": n, "loadavg_before": os.getloadavg()}
-    with bench_rig(n, args.answer_delay, args.keep) as (r, w, tmp):
+    with bench_rig(n, args.answer_delay, args.keep, args.daemon_code) as (r, w, tmp):
         boot = ProcSample.take(r.pid)
         res["startup"] = {
             "counters": counters(r),
@@ -455,7 +474,8 @@ def run_size(n: int, args: argparse.Namespace, rng: random.Random) -> Result:
         if n == args.footprint_sticks:
             time.sleep(0.5)
             res["footprint"] = footprint(r, args.idle, args.strace, tmp)
-            res["status"] = status_timing(r, args.status_runs)
+            if args.status_runs > 0:  # --status-runs 0: footprint only
+                res["status"] = status_timing(r, args.status_runs)
         res["daemon_log_tail"] = r.daemon_log().splitlines()[-15:]
         res["tmp"] = str(tmp)
     res["loadavg_after"] = os.getloadavg()
@@ -504,6 +524,7 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
         ("  last probe answer -> config written", "last_probe_answer_to_write"),
         ("  reload ack -> device Free (test Asterisk init)", "ack_to_free"),
         ("  device Free -> dongled's 'verified' line seen", "free_to_verified_seen"),
+        ("daemon CPU time per cycle (drop and return; schedstat)", "cpu_cycle"),
     ]
     for label, key in rows:
         cells = []
@@ -514,6 +535,16 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
             else:
                 cells.append(three([c[key] for c in cycles]))
         add(f"| {label} | " + " | ".join(cells) + " |")
+    for side in ("drop", "return"):
+        cells = []
+        for res in results:
+            totals: dict[str, int] = {}
+            cycles = res["single"]["cycles"]
+            for c in cycles:
+                for name, count in c.get(f"{side}_actions", {}).items():
+                    totals[name] = totals.get(name, 0) + count
+            cells.append(", ".join(f"{n} {v / max(1, len(cycles)):.1f}" for n, v in totals.items()))
+        add(f"| AMI actions per {side} (mean) | " + " | ".join(cells) + " |")
     for label, key in (
         ("AT commands of the probe", "probe_cmds"),
         ("AT commands answered until verified", "modem_cmds"),
@@ -584,13 +615,14 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
         if st is not None:
             calls = st.get("syscalls", st.get("error"))
             add(f"| syscalls while idle, strace -f over {args.strace:g} s | {calls} |")
-        stat = res["status"]
-        for label in ("status", "status --json"):
-            s = stat[label]
-            add(f"| `dongled {label}` wall, ms min / p50 / p95 / max ({args.status_runs} runs) | "
-                f"{ms(s['min'])} / {ms(s['p50'])} / {ms(s['p95'])} / {ms(s['max'])} "
-                f"(exit {s['exit_codes']}) |")  # fmt: skip
-        add(f"| bare `python -c pass` wall | {ms(stat['bare_python_startup'])} ms |")
+        stat = res.get("status")
+        if stat is not None:  # None: --status-runs 0
+            for label in ("status", "status --json"):
+                s = stat[label]
+                add(f"| `dongled {label}` wall, ms min / p50 / p95 / max ({args.status_runs} "
+                    f"runs) | {ms(s['min'])} / {ms(s['p50'])} / {ms(s['p95'])} / {ms(s['max'])} "
+                    f"(exit {s['exit_codes']}) |")  # fmt: skip
+            add(f"| bare `python -c pass` wall | {ms(stat['bare_python_startup'])} ms |")
     add("")
     add("Load average (1 min) before / after each size: " + ", ".join(
         f"{res['sticks']}: {res['loadavg_before'][0]:.2f} / {res['loadavg_after'][0]:.2f}"
@@ -615,6 +647,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--py-spy", metavar="DIR", help="profile the daemon (py-spy) during cycles and storms"
     )
+    p.add_argument(
+        "--daemon-code",
+        metavar="DIR",
+        help="run the dongled/ of another checkout (e.g. an older commit's worktree) in this "
+        "rig, so that only the daemon differs",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary directories")
     p.add_argument("--quick", action="store_true", help="the short form CI runs (no timing goal)")
     args = p.parse_args(argv)
@@ -625,9 +663,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _git(*args: str) -> str:
+def _git(*args: str, cwd: str | None = None) -> str:
     proc = subprocess.run(
-        ["git", *args], cwd=str(ROOT), capture_output=True, text=True, check=False
+        ["git", *args], cwd=cwd or str(ROOT), capture_output=True, text=True, check=False
     )
     return proc.stdout.strip()
 
@@ -648,6 +686,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "python": platform.python_version(),
         "commit": _git("rev-parse", "--short", "HEAD"),
         "dongled_dirty": _git("status", "--porcelain", "dongled"),
+        "daemon_code": args.daemon_code or str(ROOT),
+        "daemon_commit": _git("rev-parse", "--short", "HEAD", cwd=args.daemon_code),
     }
     for n in args.sizes:
         out(f"--- {n} sticks ...")
@@ -659,6 +699,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 json.dumps({"meta": meta, "args": vars(args), "results": results}, indent=1)
             )
     out(f"commit {meta['commit']}; uncommitted in dongled/: {meta['dongled_dirty'] or 'none'}")
+    if args.daemon_code:
+        out(f"daemon: {args.daemon_code} at {meta['daemon_commit']}")
     out(report(results, args))
     return 0
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import tests.support.rig
+from tests.support.devguard import SITE_DIR
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.fake_asterisk_dongle import ChanDongle
 from tests.support.modemsim import Role
@@ -69,6 +70,24 @@ class BenchRig(Rig):
     tb: StampedTestbed
     run_args = ("run",)  # the default log level, as installed
     ready_timeout = 60.0  # start-up with up to 50 sticks
+    # Another checkout's dongled/ (bench.recovery --daemon-code): the same rig, test Asterisk
+    # and measurements around an older daemon, so that a comparison shows the daemon alone.
+    code_root: str | None = None
+
+    def write_settings(
+        self, tables: dict[str, dict[str, object]] | None = None, **extra: object
+    ) -> None:
+        super().write_settings(tables, **extra)
+        if self.code_root is not None and self.personality == "chan_dongle":
+            # a daemon from before the driver seam refuses the key; chan_dongle is its only one
+            lines = self.settings.read_text().splitlines(keepends=True)
+            self.settings.write_text("".join(x for x in lines if not x.startswith("driver =")))
+
+    def _env(self) -> dict[str, str]:
+        env = super()._env()
+        if self.code_root is not None:
+            env["PYTHONPATH"] = f"{SITE_DIR}:{self.code_root}"
+        return env
 
     @property
     def pid(self) -> int:
@@ -150,9 +169,12 @@ def interleaved_return(
     return tb.last_tty_add
 
 
-def make_rig(tmp: Path, tb: StampedTestbed, n: int, answer_delay: float) -> BenchRig:
+def make_rig(
+    tmp: Path, tb: StampedTestbed, n: int, answer_delay: float, code_root: str | None = None
+) -> BenchRig:
     # Rig builds its Asterisk from this module global: ours opens the ptys by their real path.
     _DirectPtyChan.testbed_root = tb.root_dir
     tests.support.rig.FakeAsterisk = BenchAsterisk  # type: ignore[attr-defined]
+    BenchRig.code_root = code_root
     # chan_dongle's interval as in the sample file (15 s): its passes are not ours to measure.
     return BenchRig(tmp, tb, n, answer_delay=answer_delay, interval=15.0)

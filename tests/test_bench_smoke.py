@@ -54,6 +54,9 @@ def test_quick_benchmark_produces_numbers(tmp_path: Path) -> None:
         for key in ("a_written", "b_reload_ack", "c_verified", "own_share"):
             assert _number(cycle[key]), (key, cycle)
         assert cycle["probe_cmds"] > 0
+        assert cycle["cpu_cycle"] > 0
+        assert cycle["return_actions"].get("DongleReload") == 1, cycle["return_actions"]
+        assert cycle["drop_actions"].get("DongleStop") == 1, cycle["drop_actions"]
     storms = res["storm"]["storms"]
     assert storms, res["storm"]["failures"]
     assert _number(storms[0]["all_verified"])
@@ -63,6 +66,19 @@ def test_quick_benchmark_produces_numbers(tmp_path: Path) -> None:
     assert _number(fp["idle_cpu_percent"])
     assert _number(fp["idle_wakeups_per_s"])
     assert _number(res["status"]["status"]["p50"])
+
+
+def test_quick_benchmark_runs_another_checkouts_daemon(tmp_path: Path) -> None:
+    """--daemon-code: the daemon's code from a directory of choice (here this checkout's own,
+    through the same path an older worktree takes: its PYTHONPATH and its settings file)."""
+    out = tmp_path / "bench.json"
+    proc = _bench("bench.recovery", "--quick", "--daemon-code", str(ROOT), "--json", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"daemon: {ROOT} at " in proc.stdout
+    doc = json.loads(out.read_text())
+    assert doc["meta"]["daemon_code"] == str(ROOT)
+    (res,) = doc["results"]
+    assert res["single"]["cycles"], res["single"]["failures"]
 
 
 def test_restart_benchmark_measures_both_cases() -> None:

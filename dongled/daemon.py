@@ -14,24 +14,24 @@ the fences and the coalescer. A pass runs every lane; section names are one name
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from dongled import notify, statusfile
 from dongled.ami import AmiClient, DeviceEntry, DriverLink
 from dongled.amisupervisor import AmiSupervisor
 from dongled.backoff import Backoff
 from dongled.coalescer import Coalescer
-from dongled.dongleconf import DeviceSection, DongleConf
+from dongled.dongleconf import DeviceSection
 from dongled.drivers.base import Driver
 from dongled.drivers.chan_dongle import CHAN_DONGLE
-from dongled.errors import AmiError, ConfError
+from dongled.errors import AmiError
 from dongled.eventlog import Event, emit
 from dongled.fences import Fences
 from dongled.fleet import FleetHealth
 from dongled.hotplug import SoundEvent, UdevWatcher, UsbEvent, UsbInfo
+from dongled.lanes import Lanes
 from dongled.metrics import Metrics
 from dongled.offline import OfflineWatch
 from dongled.passexec import PassExecutor, PassHooks
@@ -58,7 +58,7 @@ class Daemon:
             settings.ami,
             on_lost=self._ami_lost,
             verbs=self.drivers[0].ami,
-            ports=lambda: self.lanes[0].ports_named(),
+            ports=lambda: self.lanes.first.ports_named(),
         )
         self.fleet = FleetHealth(settings.switch_limit, self._switch_stuck, self.publish)
         self.registry = StickRegistry(
@@ -78,8 +78,9 @@ class Daemon:
             # then every busy port is checked that way.
             lock_files=all(d.lock_files for d in self.drivers),
         )
-        self.lanes = [self._lane(driver) for driver in self.drivers]
-        self._shared_told: set[str] = set()
+        self.lanes = Lanes()
+        for driver in self.drivers:
+            self.lanes.add(self._lane(driver))
         self.coalescer = Coalescer(
             settings.batch_max_wait, self.registry.awaited, lambda: self.registry.last_removal
         )
@@ -97,6 +98,7 @@ class Daemon:
 
     def _lane(self, driver: Driver) -> PassExecutor:
         first = driver is self.drivers[0]
+        several = len(self.drivers) > 1
         lane = PassExecutor(
             self.s,
             self.ami if first else DriverLink(self.ami, driver.ami, lambda: lane.ports_named()),
@@ -108,13 +110,9 @@ class Daemon:
                 recovered=self._recovered,
                 failing=self._failing,
                 settle_elsewhere=(
-                    (lambda ttys: self._settle_elsewhere(lane, ttys))
-                    if len(self.drivers) > 1
-                    else None
+                    (lambda ttys: self.lanes.settle_elsewhere(lane, ttys)) if several else None
                 ),
-                named_elsewhere=(
-                    (lambda: self._named_elsewhere(lane)) if len(self.drivers) > 1 else None
-                ),
+                named_elsewhere=(lambda: self.lanes.named_elsewhere(lane)) if several else None,
             ),
             fences=self.fences,
             metrics=self.metrics,
@@ -129,7 +127,7 @@ class Daemon:
     @property
     def executor(self) -> PassExecutor:
         """The first driver's lane (the only one on a box with one driver)."""
-        return self.lanes[0]
+        return self.lanes.first
 
     @property
     def sticks(self) -> dict[str, Stick]:
@@ -137,120 +135,42 @@ class Daemon:
 
     @property
     def sections(self) -> dict[str, DeviceSection]:
-        """Every lane's sections (the first lane's wins a name both files use)."""
-        out: dict[str, DeviceSection] = {}
-        for lane in reversed(self.lanes):
-            out.update(lane.sections)
-        return out
+        return self.lanes.sections
 
     @property
     def asterisk(self) -> dict[str, DeviceEntry] | None:
-        """Every lane's devices as Asterisk last listed them; None while AMI is down."""
-        if any(lane.asterisk is None for lane in self.lanes):
-            return None
-        out: dict[str, DeviceEntry] = {}
-        for lane in reversed(self.lanes):
-            out.update(lane.asterisk or {})
-        return out
+        return self.lanes.asterisk
 
     @property
     def verified(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for lane in reversed(self.lanes):
-            out.update(lane.verified)
-        return out
+        return self.lanes.verified
 
     @property
     def conf_error(self) -> str:
-        return "; ".join(lane.conf_error for lane in self.lanes if lane.conf_error)
+        return self.lanes.conf_error
 
     @property
     def conf_files(self) -> dict[str, str]:
-        return {lane.driver.name: lane.conf_path for lane in self.lanes}
+        return self.lanes.conf_files
 
     def driver_of(self, section: str) -> str:
         """The driver whose file holds `section`."""
-        return self.lane_of(section).driver.name
-
-    def lane_of(self, section: str) -> PassExecutor:
-        for lane in self.lanes:
-            if section in lane.sections:
-                return lane
-        return self.lanes[0]
+        return self.lanes.lane_of(section).driver.name
 
     def ami_failed(self, exc: AmiError) -> None:
-        self.lanes[0].ami_failed(exc)
+        self.lanes.first.ami_failed(exc)
 
     async def apply(self) -> bool:
-        """One pass of every lane: all their stops before any lane writes or reloads."""
-        prepared = [await lane.prepare() for lane in self.lanes]
-        self._say_shared_names()
-        ok = True
-        for lane, half in zip(self.lanes, prepared, strict=True):
-            ok = await lane.finish(half) and ok
-        return ok
+        return await self.lanes.apply()
 
     async def restart_device(self, name: str) -> None:
-        await self.lane_of(name).restart_device(name)
+        await self.lanes.restart_device(name)
 
     async def verify(self, expect: dict[str, Expect]) -> None:
-        for name, want in expect.items():
-            await self.lane_of(name).verify({name: want})
+        await self.lanes.verify(expect)
 
     async def listing(self) -> dict[str, DeviceEntry] | None:
-        """A fresh listing of every lane's devices (for a port another process holds), or
-        None when Asterisk cannot be asked."""
-        out: dict[str, DeviceEntry] = {}
-        for lane in reversed(self.lanes):
-            entries = await lane.listing()
-            if entries is None:
-                return None
-            out.update(entries)
-        return out
-
-    def _say_shared_names(self) -> None:
-        """Section names are one namespace for status and recovery: say once when both
-        drivers' files use one."""
-        seen: dict[str, str] = {}
-        shared: set[str] = set()
-        for lane in self.lanes:
-            for name in lane.sections:
-                if name in seen:
-                    shared.add(name)
-                    if name not in self._shared_told:
-                        emit(
-                            Event.CONF_ERROR,
-                            "section [%s] is in both %s and %s: give one another name "
-                            "(dongled status and recovery see only the first)",
-                            name,
-                            seen[name],
-                            lane.conf_path,
-                            device=name,
-                        )
-                seen.setdefault(name, lane.conf_path)
-        self._shared_told = shared
-
-    def _named_elsewhere(self, lane: PassExecutor) -> set[str]:
-        """IMEIs the other lanes' files name (read now if a lane has not run its first pass)."""
-        named: set[str] = set()
-        for other in self.lanes:
-            if other is lane:
-                continue
-            sections = other.sections
-            if not sections:
-                with contextlib.suppress(ConfError, OSError):
-                    sections = DongleConf.load(other.conf_path).devices()
-            named.update(sec.imei for sec in sections.values() if sec.imei)
-        return named
-
-    async def _settle_elsewhere(self, lane: PassExecutor, ttys: Collection[str]) -> str | None:
-        """Before `lane` opens `ttys`: wait for the other drivers' devices stopped on them."""
-        for other in self.lanes:
-            if other is not lane:
-                why = await other.releases.settle(other.ami, ttys)
-                if why is not None:
-                    return why
-        return None
+        return await self.lanes.listing()
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -278,8 +198,7 @@ class Daemon:
             )
         # Learn which ports chan_dongle holds before probing.
         if await self.supervisor.connect_once():
-            for lane in self.lanes:
-                await lane.refresh_asterisk()
+            await self.lanes.refresh()
         for info in present:
             self.registry.add_port(info)
         self.spawn(self.supervisor.run(), "ami")
@@ -378,8 +297,7 @@ class Daemon:
         self.recovery.recovered(usb_port)
 
     def _ami_lost(self) -> None:
-        for lane in self.lanes:
-            lane.ami_lost()
+        self.lanes.ami_lost()
         self.supervisor.lost()
         self.publish()  # `dongled status` must see it now, not at the next pass
 
@@ -391,8 +309,7 @@ class Daemon:
 
     def summary(self) -> str:
         total = len(self.sticks)
-        # "<device> -> <tty> HH:MM:SS": the latest of the lanes'
-        last = max((lane.last_change for lane in self.lanes), key=lambda c: c[-8:], default="")
+        last = self.lanes.last_change
         return f"{total} sticks, {len(self.verified)} on their devices" + (
             f"; last: {last}" if last else ""
         )

@@ -1,0 +1,170 @@
+"""One pass executor ("lane") per channel driver, seen as one by the rest of the daemon.
+
+A box runs chan_dongle, or one chan_quectel fork, or chan_dongle beside one fork. Each driver
+has its own file, its own devices in Asterisk and its own release records; the sticks, the
+fences and the AMI connection are shared. Two things make several lanes more than a loop:
+
+- In one Asterisk process a tty one driver's device is still closing is as busy for the other
+  driver (the same pid in its lock file). So a pass runs every lane's stops before any lane
+  writes or reloads, and a lane about to open ttys also waits for the other lanes' stopped
+  devices on them.
+- Section names are one namespace for status and recovery: the first lane's section wins a
+  name both files use, and dongled says so once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Collection, Iterator
+
+from dongled.ami import DeviceEntry
+from dongled.dongleconf import DeviceSection, DongleConf
+from dongled.errors import ConfError
+from dongled.eventlog import Event, emit
+from dongled.passexec import PassExecutor
+from dongled.reconcile import Expect
+
+
+class Lanes:
+    def __init__(self) -> None:
+        self._lanes: list[PassExecutor] = []
+        self._shared_told: set[str] = set()
+
+    def add(self, lane: PassExecutor) -> None:
+        self._lanes.append(lane)
+
+    def __iter__(self) -> Iterator[PassExecutor]:
+        return iter(self._lanes)
+
+    def __len__(self) -> int:
+        return len(self._lanes)
+
+    @property
+    def first(self) -> PassExecutor:
+        return self._lanes[0]
+
+    # ---- the merged view (what recovery and status read) ------------------------------
+
+    @property
+    def sections(self) -> dict[str, DeviceSection]:
+        out: dict[str, DeviceSection] = {}
+        for lane in reversed(self._lanes):  # the first lane's wins a shared name
+            out.update(lane.sections)
+        return out
+
+    @property
+    def asterisk(self) -> dict[str, DeviceEntry] | None:
+        """Every lane's devices as Asterisk last listed them; None while AMI is down."""
+        if any(lane.asterisk is None for lane in self._lanes):
+            return None
+        out: dict[str, DeviceEntry] = {}
+        for lane in reversed(self._lanes):
+            out.update(lane.asterisk or {})
+        return out
+
+    @property
+    def verified(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for lane in reversed(self._lanes):
+            out.update(lane.verified)
+        return out
+
+    @property
+    def conf_error(self) -> str:
+        return "; ".join(lane.conf_error for lane in self._lanes if lane.conf_error)
+
+    @property
+    def conf_files(self) -> dict[str, str]:
+        return {lane.driver.name: lane.conf_path for lane in self._lanes}
+
+    @property
+    def last_change(self) -> str:
+        # "<device> -> <tty> HH:MM:SS": the latest of the lanes'
+        return max((lane.last_change for lane in self._lanes), key=lambda c: c[-8:], default="")
+
+    def lane_of(self, section: str) -> PassExecutor:
+        for lane in self._lanes:
+            if section in lane.sections:
+                return lane
+        return self._lanes[0]
+
+    # ---- a pass over every lane ---------------------------------------------------------
+
+    async def apply(self) -> bool:
+        """One pass of every lane: all their stops before any lane writes or reloads."""
+        prepared = [await lane.prepare() for lane in self._lanes]
+        self._say_shared_names()
+        ok = True
+        for lane, half in zip(self._lanes, prepared, strict=True):
+            ok = await lane.finish(half) and ok
+        return ok
+
+    async def listing(self) -> dict[str, DeviceEntry] | None:
+        """A fresh listing of every lane's devices, or None when Asterisk cannot be asked."""
+        out: dict[str, DeviceEntry] = {}
+        for lane in reversed(self._lanes):
+            entries = await lane.listing()
+            if entries is None:
+                return None
+            out.update(entries)
+        return out
+
+    async def refresh(self) -> None:
+        for lane in self._lanes:
+            await lane.refresh_asterisk()
+
+    def ami_lost(self) -> None:
+        for lane in self._lanes:
+            lane.ami_lost()
+
+    async def restart_device(self, name: str) -> None:
+        await self.lane_of(name).restart_device(name)
+
+    async def verify(self, expect: dict[str, Expect]) -> None:
+        for name, want in expect.items():
+            await self.lane_of(name).verify({name: want})
+
+    # ---- what one lane asks about the others (its PassHooks) -----------------------------
+
+    def named_elsewhere(self, lane: PassExecutor) -> set[str]:
+        """IMEIs the other lanes' files name: their sticks are not "unbound" for `lane` (a
+        file is read now if its lane has not run its first pass yet)."""
+        named: set[str] = set()
+        for other in self._lanes:
+            if other is lane:
+                continue
+            sections = other.sections
+            if not sections:
+                with contextlib.suppress(ConfError, OSError):
+                    sections = DongleConf.load(other.conf_path).devices()
+            named.update(sec.imei for sec in sections.values() if sec.imei)
+        return named
+
+    async def settle_elsewhere(self, lane: PassExecutor, ttys: Collection[str]) -> str | None:
+        """Before `lane` opens `ttys`: wait for the other drivers' devices stopped on them."""
+        for other in self._lanes:
+            if other is not lane:
+                why = await other.releases.settle(other.ami, ttys)
+                if why is not None:
+                    return why
+        return None
+
+    def _say_shared_names(self) -> None:
+        seen: dict[str, str] = {}
+        shared: set[str] = set()
+        for lane in self._lanes:
+            for name in lane.sections:
+                if name in seen:
+                    shared.add(name)
+                    if name not in self._shared_told:
+                        emit(
+                            Event.CONF_ERROR,
+                            "section [%s] is in both %s and %s: give one another name "
+                            "(dongled status and recovery see only the first)",
+                            name,
+                            seen[name],
+                            lane.conf_path,
+                            device=name,
+                        )
+                seen.setdefault(name, lane.conf_path)
+        self._shared_told = shared

@@ -270,3 +270,53 @@ def test_re_usb_audio_each_section_follows_its_own_card(tmp_path: Path) -> None:
         wait_until(lambda: _status_row(r, "dongle0") == want, 5, "dongle0 shown parked")
         assert_safe(r)
         r.assert_daemon_alive()
+
+
+def test_re_usb_audio_external_card_keeps_its_card_and_follows_its_module(
+    tmp_path: Path,
+) -> None:
+    """A `uac=ext` section takes its voice from a card outside the module (a headset), which
+    nothing ties to an IMEI: dongled keeps its data= on its module (parked while absent, with
+    the card left as it is: the device opens nothing) and never writes alsadev= or audio=
+    there, while the `uac=on` section beside it follows its own card."""
+    with _re_uac(tmp_path, 2) as r:
+        r.wait_all_right(timeout=10)
+        assert isinstance(r.asterisk, FakeAsteriskQuectel)
+        r.asterisk.alsa_cards["Headset"] = ""  # no module's card
+        head, _, tail = r.conf.read_text().partition("[dongle1]")
+        tail = tail.replace("uac=on    ", "uac=ext   ", 1).replace(
+            "alsadev = hw:CARD=Android_1", "alsadev = hw:CARD=Headset", 1
+        )
+        r.conf.write_text(f"{head}[dongle1]{tail}")
+        r.originals[r.conf] = r.conf.read_bytes()
+        r.asterisk.admin_reload()
+        ext = ("dongle1", "hw:CARD=Headset")
+        r.asterisk.wait_for(lambda: ext in r.asterisk.alsa_opens, 10, what="the headset")
+        r.start_daemon()
+        r.unplug(0, 1)
+        wait_until(lambda: r.conf.read_text().count(PARKED_DATA) == 2, 5, "both parked")
+        assert _alsadevs(r) == [PARKED_ALSADEV, "hw:CARD=Headset"]
+        r.replug(1)
+        time.sleep(0.3)
+        r.replug(0)
+        a, b = (s.data_port.devnode for s in r.sticks)
+        snapshot = r.asterisk.devices_snapshot
+
+        def right() -> bool:
+            rows = snapshot()
+            return r.device_right(0) and (
+                rows["dongle1"]["State"] == "Free"
+                and rows["dongle1"]["IMEIState"] == r.imeis[1]
+                and rows["dongle1"]["DataState"] == b
+                and [n for d, n in r.asterisk.alsa_opens if d == "dongle1"][-1] == ext[1]
+            )
+
+        r.asterisk.wait_for(right, 15, what="both right")
+        text = r.conf.read_text()
+        assert f"data={a}" in text and f"data={b}" in text
+        assert _alsadevs(r) == ["hw:CARD=Android_1", "hw:CARD=Headset"]
+        assert "audio=" not in text
+        r.assert_only_ports_changed()
+        r.assert_never_foreign()
+        assert_safe(r)
+        r.assert_daemon_alive()

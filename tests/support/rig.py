@@ -369,7 +369,8 @@ class Rig:
         now = {s.sound_card.id: s.sim.imei for s in self.sticks if s.sound_card is not None}
         cards.update(now)
         for gone in set(cards) - set(now):
-            cards.pop(gone, None)
+            if cards[gone]:  # a card of no module (RE's uac=ext) stays: the test set it
+                cards.pop(gone, None)
 
     # ---- what must hold ------------------------------------------------------------------
 

@@ -281,17 +281,18 @@ def test_re_usb_audio_external_card_keeps_its_card_and_follows_its_module(
     there, while the `uac=on` section beside it follows its own card."""
     with _re_uac(tmp_path, 2) as r:
         r.wait_all_right(timeout=10)
-        assert isinstance(r.asterisk, FakeAsteriskQuectel)
-        r.asterisk.alsa_cards["Headset"] = ""  # no module's card
+        fake = r.asterisk
+        assert isinstance(fake, FakeAsteriskQuectel)
+        fake.alsa_cards["Headset"] = ""  # no module's card
         head, _, tail = r.conf.read_text().partition("[dongle1]")
         tail = tail.replace("uac=on    ", "uac=ext   ", 1).replace(
             "alsadev = hw:CARD=Android_1", "alsadev = hw:CARD=Headset", 1
         )
         r.conf.write_text(f"{head}[dongle1]{tail}")
         r.originals[r.conf] = r.conf.read_bytes()
-        r.asterisk.admin_reload()
+        fake.admin_reload()
         ext = ("dongle1", "hw:CARD=Headset")
-        r.asterisk.wait_for(lambda: ext in r.asterisk.alsa_opens, 10, what="the headset")
+        fake.wait_for(lambda: ext in fake.alsa_opens, 10, what="the headset")
         r.start_daemon()
         r.unplug(0, 1)
         wait_until(lambda: r.conf.read_text().count(PARKED_DATA) == 2, 5, "both parked")
@@ -300,7 +301,7 @@ def test_re_usb_audio_external_card_keeps_its_card_and_follows_its_module(
         time.sleep(0.3)
         r.replug(0)
         a, b = (s.data_port.devnode for s in r.sticks)
-        snapshot = r.asterisk.devices_snapshot
+        snapshot = fake.devices_snapshot
 
         def right() -> bool:
             rows = snapshot()
@@ -308,10 +309,10 @@ def test_re_usb_audio_external_card_keeps_its_card_and_follows_its_module(
                 rows["dongle1"]["State"] == "Free"
                 and rows["dongle1"]["IMEIState"] == r.imeis[1]
                 and rows["dongle1"]["DataState"] == b
-                and [n for d, n in r.asterisk.alsa_opens if d == "dongle1"][-1] == ext[1]
+                and [n for d, n in fake.alsa_opens if d == "dongle1"][-1] == ext[1]
             )
 
-        r.asterisk.wait_for(right, 15, what="both right")
+        fake.wait_for(right, 15, what="both right")
         text = r.conf.read_text()
         assert f"data={a}" in text and f"data={b}" in text
         assert _alsadevs(r) == ["hw:CARD=Android_1", "hw:CARD=Headset"]

@@ -28,6 +28,7 @@ from dongled.hotplug import SoundEvent, list_sound_cards, read_card, sound_card
 from dongled.identity import Identity
 from dongled.metrics import Metrics
 from dongled.parked import PARKED_ALSADEV
+from dongled.passexec import file_ports
 from dongled.reconcile import PARKED_UAC, Located, Plan, choose, plan
 from dongled.registry import RegistryHooks, StickRegistry
 from dongled.settings import Settings
@@ -459,3 +460,17 @@ def test_re_the_edit_touches_data_and_the_own_card_only() -> None:
         uac=QUECTEL_RE.uses_uac, ext=QUECTEL_RE.uses_ext_uac,
     )  # fmt: skip
     assert again.port_changes == {}  # written once, right from then on
+
+
+def test_re_runs_no_audio_tty_for_a_usb_audio_section(tmp_path: Path) -> None:
+    """RE's listing names no ports: dongled takes them from the file. A uac=on/ext section's
+    audio= line is not read by RE, so it is neither a tty RE holds nor a setting to compare
+    (else every pass would find it "running other ports" and reload)."""
+    path = tmp_path / "quectel.conf"
+    path.write_bytes(RE_CONF.replace(b"uac=On ", b"audio=/dev/ttyUSB5\nuac=On "))
+    assert file_ports(str(path), QUECTEL_RE) == {
+        "quectel0": ("/dev/ttyUSB6", ""),
+        "quectel1": ("/dev/ttyUSB2", ""),
+        "quectel2": ("/dev/ttyUSB10", ""),
+    }
+    assert file_ports(str(path), QUECTEL_IM)["quectel1"] == ("/dev/ttyUSB2", "/dev/ttyUSB1")

@@ -266,7 +266,11 @@ async def _scan(conf: settings.Settings, apply: bool, driver: Driver) -> int:
         wrote, problems = await scan.apply_scan(conf, result, asterisk, driver)
         if wrote:
             names = ", ".join(sorted(p.port_changes))
-            voice = {"alsadev=" if name in p.alsa else "audio=" for name in p.port_changes}
+            voice = {
+                "alsadev=" if name in p.alsa else "audio="
+                for name in p.port_changes
+                if name not in p.data_only  # an external card's section: data= alone
+            }
             keys = "/".join(["data=", *sorted(voice)])
             _report(f"written: {', '.join(sorted(result.change.files))} ({keys} of {names})")
         _report(*problems)

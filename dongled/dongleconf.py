@@ -457,14 +457,20 @@ class DongleConf:
         return {path: b"".join(lines) for path, lines in self._files.items()}
 
     def with_ports(
-        self, changes: Mapping[str, tuple[str, str]], alsa: Collection[str] = ()
+        self,
+        changes: Mapping[str, tuple[str, str]],
+        alsa: Collection[str] = (),
+        data_only: Collection[str] = (),
     ) -> tuple[DongleConf, dict[str, bytes]]:
         """Set data=/audio= of the named device sections (data=/alsadev= of those in `alsa`,
-        whose voice is a USB sound card); returns only the changed files."""
+        whose voice is their module's USB sound card; data= alone of those in `data_only`,
+        whose voice is a card outside the module); returns only the changed files."""
         edits: dict[str, dict[bytes, str]] = {}
         for name, (data, voice) in changes.items():
             _check_port(data)
-            if name in alsa:
+            if name in data_only:
+                edits[name] = {b"data": data}  # the voice is the admin's: never written
+            elif name in alsa:
                 if not alsadev_writable(voice):
                     raise ValueError(f"refusing to write alsadev={voice!r}: not hw:CARD=<card id>")
                 edits[name] = {b"data": data, b"alsadev": voice}

@@ -36,13 +36,20 @@ from dongled.usbreset import RecoveryError
 log = logging.getLogger(__name__)
 
 
-def file_ports(path: str) -> dict[str, tuple[str, str]]:
+def file_ports(path: str, driver: Driver = CHAN_DONGLE) -> dict[str, tuple[str, str]]:
     """Each section's (data, audio) as the file names them now; {} when it cannot be read."""
     try:
         sections = DongleConf.load(path).devices()
     except ConfError:
         return {}
-    return {name: (sec.data or "", sec.audio or "") for name, sec in sections.items()}
+    return {name: section_ttys(sec, driver) for name, sec in sections.items()}
+
+
+def section_ttys(sec: DeviceSection, driver: Driver) -> tuple[str, str]:
+    """The (data, audio) ttys `driver` opens for `sec`: no audio tty when its voice is an ALSA
+    card (an old audio= line there is not read, so it is neither held nor compared)."""
+    alsa = driver.uses_uac(sec) or driver.uses_ext_uac(sec)
+    return sec.data or "", "" if alsa else sec.audio or ""
 
 
 class StickSource(Protocol):
@@ -138,8 +145,8 @@ class PassExecutor:
         the listing but probed once its device is stopped. Every section is named (the listing
         cuts names to 12 characters), and every one the driver read at that reload."""
         if sections is not None:
-            return {name: (sec.data or "", sec.audio or "") for name, sec in sections.items()}
-        names = self.sections or file_ports(self.conf_path)
+            return {name: section_ttys(sec, self.driver) for name, sec in sections.items()}
+        names = self.sections or file_ports(self.conf_path, self.driver)
         return {**dict.fromkeys(names, ("", "")), **(self._told or {})}
 
     def verify_window(self) -> float:
@@ -278,7 +285,8 @@ class PassExecutor:
 
     def _plan(self, sections: dict[str, DeviceSection]) -> Plan:
         located = self.registry.located()
-        return plan(sections, located, self.asterisk, self.driver.parked, uac=self.driver.uses_uac)
+        d = self.driver
+        return plan(sections, located, self.asterisk, d.parked, uac=d.uses_uac, ext=d.uses_ext_uac)
 
     def _forget_verified(self, p: Plan) -> None:
         for name in list(self.verified):
@@ -340,7 +348,7 @@ class PassExecutor:
     def write(self, conf: DongleConf, p: Plan) -> bool:
         try:
             read = conf.render()
-            written, files = conf.with_ports(p.port_changes, alsa=p.alsa)
+            written, files = conf.with_ports(p.port_changes, alsa=p.alsa, data_only=p.data_only)
             for path, content in files.items():
                 replace_atomically(path, content, expected=read[path])
         except ConfChangedError as exc:
@@ -378,6 +386,21 @@ class PassExecutor:
                     audio=audio,
                     driver=self.driver.name,
                 )
+            elif name in p.data_only:  # its voice is an external card, left as it is
+                emit(
+                    Event.RELINKED,
+                    "device %s: data %s -> %s (its external card, alsadev %s, left as it is)",
+                    name,
+                    sec.data,
+                    data,
+                    sec.alsadev or "unset",
+                    device=name,
+                    imei=sec.imei,
+                    data=data,
+                    audio=audio,
+                    driver=self.driver.name,
+                )
+                self.last_change = f"{name} -> {data.rsplit('/', 1)[-1]} {now}"
             else:
                 usb_audio = name in p.alsa  # then the second value is alsadev=
                 emit(

@@ -9,7 +9,10 @@ on whatever the file names.
 A section whose voice is a USB sound card (chan_quectel's UAC: `alsadev=` instead of `audio=`)
 is held to the same rule for its card: `alsadev=` names the card found under the verified
 module's USB device, or the parked name. Its plan entries carry (data, alsadev) where the
-others carry (data, audio); `Plan.alsa` says which.
+others carry (data, audio); `Plan.alsa` says which. A section whose voice is a card outside
+its module (RE's `uac=ext`) has nothing in sysfs to tie that card to an IMEI: only its data=
+is held to the rule (parked when the module is absent), its voice keys are never written, and
+its entries carry (data, ""); `Plan.data_only` says which.
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ class Plan:
     ambiguous: dict[str, str] = field(default_factory=dict)  # device -> why no stick is chosen
     check_digit: list[str] = field(default_factory=list)  # managed, imei= fails the Luhn check
     alsa: set[str] = field(default_factory=set)  # USB-audio sections: (data, alsadev) above
+    data_only: set[str] = field(default_factory=set)  # external card: (data, "") above
 
     @property
     def asterisk_actions(self) -> bool:
@@ -144,11 +148,13 @@ def plan(
     parked: tuple[str, str] = PARKED,
     *,
     uac: Callable[[DeviceSection], bool] = _no_uac,
+    ext: Callable[[DeviceSection], bool] = _no_uac,
 ) -> Plan:
     """What to write and what to ask Asterisk; `asterisk` is None while AMI is unreachable
     (then only the file is made safe, and Asterisk is dealt with once it is back). `parked`
     is the channel driver's (data, audio) of a section whose stick is absent; `uac` tells
-    the sections whose voice is a USB sound card (`Driver.uses_uac`)."""
+    the sections whose voice is their module's USB sound card (`Driver.uses_uac`), `ext` those
+    whose voice is a card outside the module (`Driver.uses_ext_uac`)."""
     out = Plan()
     named: set[str] = set()
     for name in sorted(sections):
@@ -161,6 +167,7 @@ def plan(
         if not luhn_ok(imei):
             out.check_digit.append(name)
         usb_audio = uac(sec)
+        external = not usb_audio and ext(sec)
         choice = choose(sec, imei, located, uac=usb_audio)
         if isinstance(choice, str):
             out.ambiguous[name] = choice
@@ -173,6 +180,13 @@ def plan(
             has = (sec.data, sec.alsadev)
             want = (stick.data, alsadev_for(stick.card)) if stick and stick.card else PARKED_UAC
             blocked = sec.data_inherited or sec.alsadev_inherited
+        elif external:
+            # The admin's card, whichever module answers: only data= follows the IMEI (a
+            # parked data= keeps the device from opening anything, its card included).
+            out.data_only.add(name)
+            has = (sec.data, "")
+            want = (stick.data if stick is not None else parked[0], "")
+            blocked = sec.data_inherited
         else:
             has = (sec.data, sec.audio)
             want = (stick.data, stick.audio) if stick is not None else parked
@@ -194,7 +208,8 @@ def plan(
         if blocked and has != want:
             continue  # cannot point it at its stick; never start it on the template's paths
         out.expect[name] = expect
-        if entry is None or _runs_other(entry, want, usb_audio, name in out.port_changes):
+        edited = name in out.port_changes
+        if entry is None or _runs_other(entry, want, usb_audio or external, edited):
             out.reload = True  # Asterisk runs other paths than the file will name
         elif name in out.mismatched or not (entry.connected and entry.data_state == want[0]):
             if name in out.mismatched:
@@ -205,12 +220,15 @@ def plan(
     return out
 
 
-def _runs_other(entry: DeviceEntry, want: tuple[str, str], usb_audio: bool, edited: bool) -> bool:
-    """Asterisk runs other settings than the file will name. For a USB-audio device the
-    listing's AudioSetting may not show alsadev= (unverified for the real forks): an edit of
-    the file is then what says its card changed."""
-    if not usb_audio:
+def _runs_other(entry: DeviceEntry, want: tuple[str, str], alsa: bool, edited: bool) -> bool:
+    """Asterisk runs other settings than the file will name. For a device whose voice is an
+    ALSA card the listing's AudioSetting may not show alsadev= (unverified for the real
+    forks): an edit of the file is then what says its card changed. An external card is
+    the admin's (want[1] is ""): only the data port counts."""
+    if not alsa:
         return (entry.data_setting, entry.audio_setting) != want
+    if not want[1]:
+        return edited or entry.data_setting != want[0]
     return edited or entry.data_setting != want[0] or entry.audio_setting not in ("", want[1])
 
 

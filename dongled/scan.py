@@ -119,7 +119,7 @@ def imeis_named_elsewhere(s: Settings, driver: Driver) -> set[str]:
 
 async def connect_asterisk(s: Settings, driver: Driver) -> Asterisk:
     path = conf_path(s, driver.conf_key)
-    client = AmiClient(s.ami, verbs=driver.ami, ports=lambda: file_ports(path))
+    client = AmiClient(s.ami, verbs=driver.ami, ports=lambda: file_ports(path, driver))
     out = Asterisk(client=client)
     try:
         await client.connect()
@@ -188,10 +188,17 @@ async def scan(s: Settings, asterisk: Asterisk, driver: Driver) -> ScanResult:
     await asyncio.gather(*(_identify(st, s, asterisk) for st in sticks))
     found = located(sticks)
     sections = conf.devices()
-    p = plan(sections, found, asterisk.devices, driver.parked, uac=driver.uses_uac)
+    p = plan(
+        sections, found, asterisk.devices, driver.parked, uac=driver.uses_uac,
+        ext=driver.uses_ext_uac,
+    )  # fmt: skip
     elsewhere = imeis_named_elsewhere(s, driver)
     p.unbound[:] = [imei for imei in p.unbound if imei not in elsewhere]
-    after, _ = conf.with_ports(p.port_changes, alsa=p.alsa) if p.port_changes else (conf, {})
+    after, _ = (
+        conf.with_ports(p.port_changes, alsa=p.alsa, data_only=p.data_only)
+        if p.port_changes
+        else (conf, {})
+    )
     return ScanResult(
         sticks=sticks, located=found, plan=p, change=_change(conf, after), sections=sections
     )
@@ -288,7 +295,8 @@ async def adopt(s: Settings, asterisk: Asterisk, driver: Driver) -> AdoptResult:
                 skipped[name] = f"imei={sec.imei} is not a valid IMEI: fix it by hand"
             continue
         voice = sec.alsadev if driver.uses_uac(sec) else sec.audio  # USB audio: alsadev=
-        if not sec.data or not voice:
+        external = driver.uses_ext_uac(sec)  # its voice is the admin's card: data= is enough
+        if not sec.data or not (voice or external):
             skipped[name] = "no data=/audio= (chan_dongle's own discovery): nothing to learn"
             continue
         if sec.data == driver.parked[0]:

@@ -136,7 +136,8 @@ def _section_row(
     uac: bool = False,
 ) -> SectionRow:
     """One section's row; its status is decided by `linestatus`, as the daemon decides it.
-    `uac`: the driver takes the section's voice from alsadev= (USB audio)."""
+    `uac`: the driver takes the section's voice from alsadev= (USB audio; its module's card or
+    an external one)."""
     decided = line_status(sec, choice, entry, ami_up=ami_up, given_up=given_up)
     imei = sec.imei if sec.imei and valid_imei(sec.imei) else None
     running, verified = decided.running, decided.verified
@@ -205,11 +206,13 @@ def snapshot(d: StatusSource) -> StatusDoc:
     rows = []
     for name in sorted(sections):
         sec = sections[name]
-        uac = DRIVERS[drivers[name]].uses_uac(sec)
+        drv = DRIVERS[drivers[name]]
+        uac = drv.uses_uac(sec)
         stick, choice = _stick_for(sec, plugged, uac)
         given_up = d.recovery.ladder.given_up(stick.usb_port) if stick is not None else ""
+        alsa = uac or drv.uses_ext_uac(sec)  # an external card is shown, not chosen by
         row = _section_row(
-            drivers[name], sec, stick, choice, asterisk.get(name), ami_up, given_up, uac
+            drivers[name], sec, stick, choice, asterisk.get(name), ami_up, given_up, alsa
         )
         if stick is not None:
             named[stick.usb_device] = name

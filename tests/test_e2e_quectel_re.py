@@ -14,8 +14,8 @@ import pytest
 
 from tests.support.fake_asterisk_quectel import FakeAsteriskQuectel
 from tests.support.marks import needs_umockdev
-from tests.support.modemsim import EC25, EC25_USB
-from tests.support.rig import PARKED_DATA, Rig, make_imei, rig, wait_until
+from tests.support.modemsim import EC25, EC25_UAC_USB, EC25_USB, EC25Uac
+from tests.support.rig import PARKED_DATA, Rig, card_alsadev, make_imei, rig, wait_until
 from tests.support.scenarios import (
     asterisk_down_during_a_storm,
     back_on_the_same_numbers,
@@ -33,6 +33,28 @@ pytestmark = [pytest.mark.e2e, needs_umockdev]
 def _re(tmp_path: Path, n: int, *, sim: bool = True) -> AbstractContextManager[Rig]:
     sims = [EC25(make_imei(i), f"2500100000{i:05d}" if sim else None) for i in range(n)]
     return rig(tmp_path, n, model=EC25_USB, sims=sims, personality="quectel-re")
+
+
+def _re_uac(tmp_path: Path, n: int) -> AbstractContextManager[Rig]:
+    """EC25s with USB audio, `uac=on`: voice on each module's own card (`Android`...)."""
+    sims = [EC25Uac(make_imei(i), f"2500100000{i:05d}") for i in range(n)]
+    return rig(tmp_path, n, model=EC25_UAC_USB, sims=sims, personality="quectel-re")
+
+
+PARKED_ALSADEV = "hw:CARD=dongled_card_absent"
+
+
+def _alsadevs(r: Rig) -> list[str]:
+    """The alsadev= values of the file, section by section."""
+    lines = r.conf.read_text().splitlines()
+    return [ln.split("=", 1)[1].split(";")[0].strip() for ln in lines if ln.startswith("alsadev")]
+
+
+def _status_row(r: Rig, section: str) -> tuple[object, ...]:
+    rows = r.status()["sections"]
+    assert isinstance(rows, list)
+    row = next(s for s in rows if s["section"] == section)
+    return (row["status"], row["data"], row["alsadev"])
 
 
 def commands(r: Rig) -> list[str]:
@@ -213,3 +235,89 @@ def test_re_stale_config_at_startup(tmp_path: Path) -> None:
         r.wait_all_right(timeout=10)
         stale_config_at_startup(r)
         assert_safe(r)
+
+
+def test_re_usb_audio_each_section_follows_its_own_card(tmp_path: Path) -> None:
+    """Two modules with `uac=on` come back the other way round: their cards swap ids. Each
+    section ends on its own data tty and its own card (RE opens the card it names, with no
+    audio tty), no device ever runs one module's AT port with the other's audio; with one
+    module absent its section names the parked card."""
+    with _re_uac(tmp_path, 2) as r:
+        r.wait_all_right(timeout=10)
+        assert [card_alsadev(s) for s in r.sticks] == ["hw:CARD=Android", "hw:CARD=Android_1"]
+        r.start_daemon()
+        r.unplug(0, 1)
+        wait_until(lambda: _alsadevs(r) == [PARKED_ALSADEV] * 2, 5, "both cards parked")
+        assert r.conf.read_text().count(PARKED_DATA) == 2
+        r.replug(1)
+        time.sleep(0.3)
+        r.replug(0)
+        assert [card_alsadev(s) for s in r.sticks] == ["hw:CARD=Android_1", "hw:CARD=Android"]
+        r.wait_all_right()
+        assert _alsadevs(r) == ["hw:CARD=Android_1", "hw:CARD=Android"]
+        r.assert_never_foreign()  # the fake's hazard: a data port with another module's card
+        r.assert_only_ports_changed()
+        assert "audio=" not in r.conf.read_text() and r.conf.read_text().count("uac=on") == 2
+        assert isinstance(r.asterisk, FakeAsteriskQuectel)
+        opened = set(r.asterisk.alsa_opens)
+        assert {("dongle0", "hw:CARD=Android_1"), ("dongle1", "hw:CARD=Android")} <= opened
+
+        r.unplug(0)
+        wait_until(lambda: _alsadevs(r)[0] == PARKED_ALSADEV, 5, "dongle0's card parked")
+        r.wait_all_right([1])
+        r.assert_never_foreign()
+        want = ("absent", PARKED_DATA, PARKED_ALSADEV)
+        wait_until(lambda: _status_row(r, "dongle0") == want, 5, "dongle0 shown parked")
+        assert_safe(r)
+        r.assert_daemon_alive()
+
+
+def test_re_usb_audio_external_card_keeps_its_card_and_follows_its_module(
+    tmp_path: Path,
+) -> None:
+    """A `uac=ext` section takes its voice from a card outside the module (a headset), which
+    nothing ties to an IMEI: dongled keeps its data= on its module (parked while absent, with
+    the card left as it is: the device opens nothing) and never writes alsadev= or audio=
+    there, while the `uac=on` section beside it follows its own card."""
+    with _re_uac(tmp_path, 2) as r:
+        r.wait_all_right(timeout=10)
+        fake = r.asterisk
+        assert isinstance(fake, FakeAsteriskQuectel)
+        fake.alsa_cards["Headset"] = ""  # no module's card
+        head, _, tail = r.conf.read_text().partition("[dongle1]")
+        tail = tail.replace("uac=on    ", "uac=ext   ", 1).replace(
+            "alsadev = hw:CARD=Android_1", "alsadev = hw:CARD=Headset", 1
+        )
+        r.conf.write_text(f"{head}[dongle1]{tail}")
+        r.originals[r.conf] = r.conf.read_bytes()
+        fake.admin_reload()
+        ext = ("dongle1", "hw:CARD=Headset")
+        fake.wait_for(lambda: ext in fake.alsa_opens, 10, what="the headset")
+        r.start_daemon()
+        r.unplug(0, 1)
+        wait_until(lambda: r.conf.read_text().count(PARKED_DATA) == 2, 5, "both parked")
+        assert _alsadevs(r) == [PARKED_ALSADEV, "hw:CARD=Headset"]
+        r.replug(1)
+        time.sleep(0.3)
+        r.replug(0)
+        a, b = (s.data_port.devnode for s in r.sticks)
+        snapshot = fake.devices_snapshot
+
+        def right() -> bool:
+            rows = snapshot()
+            return r.device_right(0) and (
+                rows["dongle1"]["State"] == "Free"
+                and rows["dongle1"]["IMEIState"] == r.imeis[1]
+                and rows["dongle1"]["DataState"] == b
+                and [n for d, n in fake.alsa_opens if d == "dongle1"][-1] == ext[1]
+            )
+
+        fake.wait_for(right, 15, what="both right")
+        text = r.conf.read_text()
+        assert f"data={a}" in text and f"data={b}" in text
+        assert _alsadevs(r) == ["hw:CARD=Android_1", "hw:CARD=Headset"]
+        assert "audio=" not in text
+        r.assert_only_ports_changed()
+        r.assert_never_foreign()
+        assert_safe(r)
+        r.assert_daemon_alive()

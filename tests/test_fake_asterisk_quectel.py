@@ -438,6 +438,48 @@ def test_re_uac_defaults_to_hw_android_and_flags_another_modules_card(
     assert qbench._plugged[0].audio.received == b""
 
 
+def test_re_uac_ext_opens_an_external_card_and_rejects_values_it_does_not_know(
+    qbench: QBench, make_q: Callable[..., FakeAsterisk]
+) -> None:
+    """uac=ext takes hw:0 by default, a card of no module: no hazard, no audio tty. RE reads
+    on/true/yes (any case) as on; a value it does not know ("1") is warned about and read as
+    off: serial voice on audio=."""
+    one_module(qbench, EC25Uac(IMEI_A, IMSI_A), "uac=EXT")
+    fake = make_q("quectel-re")
+    assert isinstance(fake, FakeAsteriskQuectel)
+    fake.alsa_cards["0"] = ""  # a headset's card
+    fake.wait_for_state("quectel0", "Free", TIMEOUT)
+    assert fake.alsa_opens == [("quectel0", "hw:0")] and fake.hazards == []
+    assert qbench._plugged[0].audio.received == b""
+    fake.alsa_cards["0"] = IMEI_B  # the same name on another module's card: its audio
+    qbench.write_qconf(
+        qbench.section(
+            "quectel0", f"data={qbench.path('ttyUSB2')}", f"audio={qbench.path('ttyUSB1')}",
+            "uac=ext", "alsadev=hw:CARD=0",
+        )
+    )  # fmt: skip
+    fake.admin_reload()
+    fake.wait_for(lambda: len(fake.alsa_opens) == 2, TIMEOUT, what="re-opened")
+    fake.wait_for_state("quectel0", "Free", TIMEOUT)
+    assert any("another module's audio" in h for h in fake.hazards)
+    audio = qbench.path("ttyUSB1")
+    assert held(audio) == (False, False)  # no audio tty with a card
+    qbench.write_qconf(
+        qbench.section(
+            "quectel0", f"data={qbench.path('ttyUSB2')}", f"audio={qbench.path('ttyUSB1')}",
+            "uac=1",
+        )
+    )  # fmt: skip
+    fake.admin_reload()
+    fake.wait_for(
+        lambda: any("Ignore invalid value of UAC mode '1'" in m for m in fake.log_messages),
+        TIMEOUT,
+        what="the warning",
+    )
+    fake.wait_for(lambda: held(audio) == (True, True), TIMEOUT, what="the voice tty held")
+    assert len(fake.alsa_opens) == 2  # serial voice now: no card opened
+
+
 def test_chan_dongle_beside_re(qbench: QBench, make_q: Callable[..., FakeAsterisk]) -> None:
     qbench.write_conf(("dongle0", qbench.path("ttyUSB5"), qbench.path("ttyUSB4"), IMEI_B))
     qbench.plug(StickSim(IMEI_B, IMSI_A), "ttyUSB5", "ttyUSB4")

@@ -1,10 +1,12 @@
 """The safety rule of `reconcile.plan`, as properties over random situations.
 
 Sections (valid and invalid `imei=`, `imsi=` for clones, ports inherited from a template,
-USB-audio sections whose voice is an ALSA card), located sticks (clones sharing an IMEI,
-sections whose stick is absent, modules with or without a sound card of their own) and
-Asterisk's view (None while AMI is down; devices in any state, running foreign IMEIs or
-stopped). Whatever the draw, the plan never makes the file name an unverified port or card,
+USB-audio sections whose voice is their module's ALSA card, in either fork's switch, and RE's
+`uac=ext` sections whose voice is a card outside the module), located sticks (clones sharing
+an IMEI, sections whose stick is absent, modules with or without a sound card of their own)
+and Asterisk's view (None while AMI is down; devices in any state, running foreign IMEIs or
+stopped). Whatever the draw, the plan never makes the file name an unverified port or card
+(nor writes the voice of a section on an external card),
 never starts or reloads without something to verify, and stops every device running a SIM
 that is not its own.
 """
@@ -21,8 +23,9 @@ from hypothesis import strategies as st
 from dongled.ami import DeviceEntry
 from dongled.dongleconf import DeviceSection
 from dongled.drivers.alsa import alsadev_for
-from dongled.drivers.chan_quectel import QUECTEL_IM
+from dongled.drivers.chan_quectel import QUECTEL_IM, QUECTEL_RE
 from dongled.identity import valid_imei
+from dongled.parked import PARKED_DATA
 from dongled.reconcile import PARKED, PARKED_UAC, Located, Plan, plan
 
 # Valid (Luhn) IMEIs: a small pool, so clones and foreign IMEIs come up often.
@@ -33,8 +36,20 @@ PORTS = tuple(f"/dev/ttyUSB{n}" for n in range(10))
 STATES = ("Free", "Not connected", "Stopped", "Dialing", "Ring", "GSM not registered")
 NAMES = ("d0", "d1", "d2", "d3")
 CARDS = ("Android", "Android_1", "Android_2", "dq0123456789012")  # ALSA card ids
-UAC = (("quec_uac", "1"),)  # the IM fork's switch: the section's voice is an ALSA card
-uses_uac = QUECTEL_IM.uses_uac
+# The switches that make a section's voice its module's ALSA card (IM's, RE's), a card
+# outside the module (RE's uac=ext), or neither. One section carries one fork's switch, so
+# the plan can be asked with both forks' predicates at once.
+UAC = ((("quec_uac", "1"),), (("uac", "on"),), (("uac", "Yes"),))
+EXT = (("uac", "ext"),)
+SERIAL = ((), (("quec_uac", "0"),), (("uac", "off"),))
+PARKED_EXT = (PARKED_DATA, "")
+
+
+def uses_uac(sec: DeviceSection) -> bool:
+    return QUECTEL_IM.uses_uac(sec) or QUECTEL_RE.uses_uac(sec)
+
+
+uses_ext = QUECTEL_RE.uses_ext_uac
 
 # Examples per property; derandomized by the suite's "gate" profile (tests/conftest.py).
 EXAMPLES = 1000
@@ -81,7 +96,8 @@ def worlds(draw: st.DrawFn, *, settled: bool = False) -> World:
     imeis = draw(st.lists(st.sampled_from(IMEIS * 3 + INVALID), unique=True, min_size=len(names)))
     sections = {}
     for name, imei in zip(names, imeis, strict=False):
-        uac = draw(st.booleans())
+        kind = draw(st.sampled_from(("serial", "uac", "ext")))
+        uac = kind == "uac"
         ports = draw(cards_of if uac else ports_of)
         if settled:
             mine = (
@@ -98,7 +114,7 @@ def worlds(draw: st.DrawFn, *, settled: bool = False) -> World:
             imsi=draw(st.one_of(st.none(), st.sampled_from(IMSIS))),
             data=ports[0] if ports else None,
             audio=draw(st.one_of(st.none(), st.sampled_from(PORTS)))
-            if uac
+            if kind != "serial"
             else ports[1]
             if ports
             else None,
@@ -107,9 +123,14 @@ def worlds(draw: st.DrawFn, *, settled: bool = False) -> World:
             path="/etc/asterisk/quectel.conf",
             line=1,
             # a USB-audio section may keep an old audio= line: it is not read, nor edited
-            alsadev=(ports[1] if ports else None) if uac else None,
-            alsadev_inherited=draw(rarely) if uac else False,
-            switches=UAC if uac else draw(st.sampled_from(((), (("quec_uac", "0"),)))),
+            # an external card's alsadev= is the admin's: anything, or RE's default
+            alsadev=(ports[1] if ports else None)
+            if uac
+            else draw(st.sampled_from((None, "hw:CARD=Headset", "hw:0")))
+            if kind == "ext"
+            else None,
+            alsadev_inherited=draw(rarely) if kind != "serial" else False,
+            switches=draw(st.sampled_from(UAC if uac else (EXT,) if kind == "ext" else SERIAL)),
         )
     if draw(st.booleans()) and draw(st.booleans()):
         return World(sections, located, None)  # AMI down
@@ -120,7 +141,7 @@ def worlds(draw: st.DrawFn, *, settled: bool = False) -> World:
     for name in dict.fromkeys(devices):
         sec = sections.get(name)
         has = _has(sec) if sec is not None else (None, None)
-        own = [(has[0], has[1])] if has[0] and has[1] else []
+        own = [(has[0], has[1])] if has[0] and has[1] is not None else []
         # Often what the file says: only then can a plain DongleStart (no reload) fit. IM
         # lists a USB-audio device's ALSA name as its AudioSetting.
         setting = (
@@ -128,7 +149,7 @@ def worlds(draw: st.DrawFn, *, settled: bool = False) -> World:
             if settled and own
             else draw(
                 st.one_of(
-                    st.sampled_from([PARKED, PARKED_UAC, *own, *sticks, *modules]),
+                    st.sampled_from([PARKED, PARKED_UAC, PARKED_EXT, *own, *sticks, *modules]),
                     port_pair,
                     card_pair,
                 )
@@ -162,17 +183,22 @@ def _managed(sec: DeviceSection) -> bool:
 
 
 def _has(sec: DeviceSection) -> tuple[str | None, str | None]:
-    """What the section names: (data, audio), or (data, alsadev) with USB audio."""
+    """What the section names: (data, audio), or (data, alsadev) with USB audio, or (data, "")
+    with an external card (its voice is not dongled's)."""
+    if uses_ext(sec):
+        return (sec.data, "")
     return (sec.data, sec.alsadev if uses_uac(sec) else sec.audio)
 
 
 def _editable(sec: DeviceSection) -> bool:
     voice = sec.alsadev_inherited if uses_uac(sec) else sec.audio_inherited
+    if uses_ext(sec):
+        voice = False  # neither its alsadev= nor its audio= is ever edited
     return _managed(sec) and not (sec.data_inherited or voice)
 
 
 def _parked(sec: DeviceSection) -> tuple[str, str]:
-    return PARKED_UAC if uses_uac(sec) else PARKED
+    return PARKED_UAC if uses_uac(sec) else PARKED_EXT if uses_ext(sec) else PARKED
 
 
 def _verified_ports(sec: DeviceSection, located: Sequence[Located]) -> set[tuple[str, str]]:
@@ -183,6 +209,8 @@ def _verified_ports(sec: DeviceSection, located: Sequence[Located]) -> set[tuple
         same = [loc for loc in same if sec.imsi and loc.imsi == sec.imsi]
     if uses_uac(sec):
         return {(loc.data, alsadev_for(loc.card)) for loc in same if loc.card}
+    if uses_ext(sec):
+        return {(loc.data, "") for loc in same}  # any module: its card is not the module's
     return {(loc.data, loc.audio) for loc in same}
 
 
@@ -206,6 +234,7 @@ def _check(w: World, p: Plan) -> None:
         assert ports == _parked(sec) or ports in _verified_ports(sec, w.located), (name, ports)
     # The plan says which edits are data=/alsadev= rather than data=/audio=.
     assert p.alsa == {n for n, sec in secs.items() if _managed(sec) and uses_uac(sec)}
+    assert p.data_only == {n for n, sec in secs.items() if _managed(sec) and uses_ext(sec)}
     # After the write, every section dongled manages (and may edit) names only such ports.
     for sec in secs.values():
         if _editable(sec):
@@ -235,7 +264,7 @@ def _check(w: World, p: Plan) -> None:
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(st.one_of(worlds(), worlds(settled=True)))
 def test_the_safety_rule_holds_for_any_situation(w: World) -> None:
-    p = plan(w.sections, w.located, w.asterisk, uac=uses_uac)
+    p = plan(w.sections, w.located, w.asterisk, uac=uses_uac, ext=uses_ext)
     # What the draw covered (shown by --hypothesis-show-statistics).
     imeis = [loc.imei for loc in w.located]
     event("clones" if len(set(imeis)) < len(imeis) else "no clones")
@@ -246,6 +275,7 @@ def test_the_safety_rule_holds_for_any_situation(w: World) -> None:
     parks = {PARKED, PARKED_UAC} & set(p.port_changes.values())
     event("parks a section" if parks else "parks none")
     event("writes a card" if p.alsa & p.port_changes.keys() else "writes no card")
+    event("external card" if p.data_only & p.port_changes.keys() else "no external card edit")
     _check(w, p)
 
 
@@ -253,12 +283,14 @@ def test_the_safety_rule_holds_for_any_situation(w: World) -> None:
 @given(worlds())
 def test_a_second_pass_over_its_own_result_writes_nothing(w: World) -> None:
     """Plans converge: once the file says what the plan wrote, no further edit follows."""
-    first = plan(w.sections, w.located, None, uac=uses_uac)
+    first = plan(w.sections, w.located, None, uac=uses_uac, ext=uses_ext)
     rewritten = {name: _rewritten(sec, _after(sec, first)) for name, sec in w.sections.items()}
-    assert plan(rewritten, w.located, None, uac=uses_uac).port_changes == {}
+    assert plan(rewritten, w.located, None, uac=uses_uac, ext=uses_ext).port_changes == {}
 
 
 def _rewritten(sec: DeviceSection, ports: tuple[str | None, str | None]) -> DeviceSection:
+    if uses_ext(sec):
+        return dataclasses.replace(sec, data=ports[0])  # the voice keys stay as they were
     if uses_uac(sec):
         return dataclasses.replace(sec, data=ports[0], alsadev=ports[1])
     return dataclasses.replace(sec, data=ports[0], audio=ports[1])

@@ -20,7 +20,7 @@ from dongled.ami import DeviceEntry
 from dongled.dongleconf import PARKED_DATA, DeviceSection, DongleConf
 from dongled.drivers import alsa
 from dongled.drivers.chan_dongle import CHAN_DONGLE
-from dongled.drivers.chan_quectel import QUECTEL_IM
+from dongled.drivers.chan_quectel import QUECTEL_IM, QUECTEL_RE
 from dongled.errors import ConfError
 from dongled.fences import Fences
 from dongled.fleet import FleetHealth
@@ -28,7 +28,8 @@ from dongled.hotplug import SoundEvent, list_sound_cards, read_card, sound_card
 from dongled.identity import Identity
 from dongled.metrics import Metrics
 from dongled.parked import PARKED_ALSADEV
-from dongled.reconcile import PARKED_UAC, Located, choose, plan
+from dongled.passexec import file_ports
+from dongled.reconcile import PARKED_UAC, Located, Plan, choose, plan
 from dongled.registry import RegistryHooks, StickRegistry
 from dongled.settings import Settings
 from dongled.sticks import Stick
@@ -336,3 +337,140 @@ def test_a_module_asterisk_runs_with_usb_audio_keeps_its_voice_tty(tmp_path: Pat
             "/dev/ttyUSB1",
             "asterisk",
         )
+
+
+# ---- RE: uac=on (the module's own card) and uac=ext (a card outside it) ----------------------
+
+RE_CONF = b"""\
+[general]
+interval=15
+
+[quectel0]
+imei=351234567890124   ; city 0
+data=/dev/ttyUSB6      ; AT port
+uac=On                 ; the module's own card (RE reads the value in any case)
+alsadev=hw:CARD=Android_1
+context=city-0
+
+[quectel1]
+imei=356938035643809
+data=/dev/ttyUSB2      ; AT port
+audio=/dev/ttyUSB1     ; an old serial line: RE does not read it with uac=ext
+uac=ext                ; voice on the desk's USB headset
+alsadev=hw:CARD=Headset ; the admin's card
+context=city-1
+
+[quectel2]
+imei=861234567890127
+data=/dev/ttyUSB10
+uac=ext                ; RE's default card then: hw:0
+"""
+LC = Located(imei="861234567890127", data="/dev/ttyUSB10", audio="/dev/ttyUSB9", card=None)
+
+
+def re_sections() -> dict[str, DeviceSection]:
+    return DongleConf.parse({"/q.conf": RE_CONF}, "/q.conf").devices()
+
+
+def re_plan(located: list[Located], asterisk: dict[str, DeviceEntry] | None) -> Plan:
+    return plan(
+        re_sections(), located, asterisk, QUECTEL_RE.parked,
+        uac=QUECTEL_RE.uses_uac, ext=QUECTEL_RE.uses_ext_uac,
+    )  # fmt: skip
+
+
+def test_re_uac_on_is_managed_like_ims_quec_uac_and_ext_is_not() -> None:
+    secs = re_sections()
+    assert QUECTEL_RE.uses_uac(secs["quectel0"]) and not QUECTEL_RE.uses_ext_uac(secs["quectel0"])
+    for name in ("quectel1", "quectel2"):
+        assert QUECTEL_RE.uses_ext_uac(secs[name]) and not QUECTEL_RE.uses_uac(secs[name])
+    on = secs["quectel0"]
+    for value in ("on", "yes", "TRUE"):  # what RE takes for its module's own card
+        assert QUECTEL_RE.uses_uac(dataclasses.replace(on, switches=(("uac", value),)))
+    for switches in ((("uac", "off"),), (("uac", "1"),), (("quec_uac", "1"),), ()):
+        # off, a value RE rejects (it warns and uses serial voice), the other fork's switch
+        sec = dataclasses.replace(on, switches=switches)
+        assert not QUECTEL_RE.uses_uac(sec) and not QUECTEL_RE.uses_ext_uac(sec)
+    assert not QUECTEL_IM.uses_ext_uac(secs["quectel1"])  # IM has no uac= at all
+
+
+def test_re_sections_after_renumbering_own_card_followed_external_card_kept() -> None:
+    """The modules came back the other way round: uac=on follows its module's card; a
+    uac=ext section gets its module's data port and nothing else, whatever card (or none)
+    sits under that module, and no audio= is ever written for it."""
+    p = re_plan([LA, LB, LC], None)
+    assert p.port_changes == {
+        "quectel0": ("/dev/ttyUSB2", "hw:CARD=Android"),
+        "quectel1": ("/dev/ttyUSB6", ""),
+    }
+    assert (p.alsa, p.data_only) == ({"quectel0"}, {"quectel1", "quectel2"})
+    assert p.ambiguous == {}  # quectel2's module has no card of its own: not needed
+
+
+def test_re_absent_modules_park_data_and_only_the_own_card() -> None:
+    p = re_plan([], {})
+    assert p.port_changes == {
+        "quectel0": PARKED_UAC,
+        "quectel1": (PARKED_DATA, ""),
+        "quectel2": (PARKED_DATA, ""),
+    }
+    assert not p.reload and not p.expect
+
+
+def test_re_an_external_card_section_running_right_is_left_alone() -> None:
+    """RE's listing has no ports: they are the file's as dongled last reloaded it, and the
+    voice of a uac=ext section (its audio= line included) is not compared."""
+    secs = re_sections()
+    now = {
+        n: dataclasses.replace(
+            running(n, secs[n].data or "", "", imei), audio_setting=secs[n].audio or ""
+        )
+        for n, imei in (("quectel1", B), ("quectel2", LC.imei))
+    }
+    lb = dataclasses.replace(LB, data="/dev/ttyUSB2")
+    p = re_plan([lb, LC], now)
+    assert "quectel1" not in p.port_changes and "quectel2" not in p.port_changes
+    assert (p.reload, p.start, sorted(p.expect)) == (False, [], ["quectel1", "quectel2"])
+    moved = dataclasses.replace(now["quectel1"], data_setting="/dev/ttyUSB6")
+    assert re_plan([lb, LC], {**now, "quectel1": moved}).reload  # RE read another data=
+
+
+def test_re_the_edit_touches_data_and_the_own_card_only() -> None:
+    conf = DongleConf.parse({"/q.conf": RE_CONF}, "/q.conf")
+    p = re_plan([LA, LB], None)
+    after, files = conf.with_ports(p.port_changes, alsa=p.alsa, data_only=p.data_only)
+    want = (
+        RE_CONF.replace(b"data=/dev/ttyUSB6      ;", b"data=/dev/ttyUSB2      ;")
+        .replace(b"alsadev=hw:CARD=Android_1\n", b"alsadev=hw:CARD=Android\n")
+        .replace(
+            b"data=/dev/ttyUSB2      ; AT port\naudio", b"data=/dev/ttyUSB6      ; AT port\naudio"
+        )
+        .replace(b"data=/dev/ttyUSB10\n", b"data=" + PARKED_DATA.encode() + b"\n")
+    )
+    assert files["/q.conf"] == want
+    got = {n: (d.data, d.audio, d.alsadev) for n, d in after.devices().items()}
+    assert got == {
+        "quectel0": ("/dev/ttyUSB2", None, "hw:CARD=Android"),
+        "quectel1": ("/dev/ttyUSB6", "/dev/ttyUSB1", "hw:CARD=Headset"),
+        "quectel2": (PARKED_DATA, None, None),  # no alsadev= added: RE's default stays
+    }
+    assert re_plan([LA, LB], None).port_changes.keys() == p.port_changes.keys()
+    again = plan(
+        after.devices(), [LA, LB], None, QUECTEL_RE.parked,
+        uac=QUECTEL_RE.uses_uac, ext=QUECTEL_RE.uses_ext_uac,
+    )  # fmt: skip
+    assert again.port_changes == {}  # written once, right from then on
+
+
+def test_re_runs_no_audio_tty_for_a_usb_audio_section(tmp_path: Path) -> None:
+    """RE's listing names no ports: dongled takes them from the file. A uac=on/ext section's
+    audio= line is not read by RE, so it is neither a tty RE holds nor a setting to compare
+    (else every pass would find it "running other ports" and reload)."""
+    path = tmp_path / "quectel.conf"
+    path.write_bytes(RE_CONF.replace(b"uac=On ", b"audio=/dev/ttyUSB5\nuac=On "))
+    assert file_ports(str(path), QUECTEL_RE) == {
+        "quectel0": ("/dev/ttyUSB6", ""),
+        "quectel1": ("/dev/ttyUSB2", ""),
+        "quectel2": ("/dev/ttyUSB10", ""),
+    }
+    assert file_ports(str(path), QUECTEL_IM)["quectel1"] == ("/dev/ttyUSB2", "/dev/ttyUSB1")

@@ -56,14 +56,27 @@ class Driver:
     # USB audio (UAC): the key and values that make a section's voice an ALSA card
     # (`alsadev=`) instead of a serial port (`audio=`); None: the driver has no USB audio.
     uac_key: str | None = None
-    uac_on: frozenset[str] = frozenset()
+    uac_on: frozenset[str] = frozenset()  # the module's own card: dongled writes alsadev=
+    # Voice on an ALSA card outside the module (RE's uac=ext): nothing in sysfs ties that card
+    # to an IMEI, so dongled keeps data= right and leaves alsadev= (and audio=) as they are.
+    uac_ext: frozenset[str] = frozenset()
 
     def is_parked(self, port: str) -> bool:
         return port in self.parked
 
     def uses_uac(self, sec: DeviceSection) -> bool:
-        """Whether the driver takes `sec`'s voice from `alsadev=` (then audio= is not read)."""
+        """Whether the driver takes `sec`'s voice from its module's own card, `alsadev=`
+        (then audio= is not read)."""
+        value = self._uac_value(sec)
+        return value is not None and value in self.uac_on
+
+    def uses_ext_uac(self, sec: DeviceSection) -> bool:
+        """Whether `sec`'s voice is a card outside its module (data= is all dongled keeps)."""
+        value = self._uac_value(sec)
+        return value is not None and value in self.uac_ext
+
+    def _uac_value(self, sec: DeviceSection) -> str | None:
         if self.uac_key is None:
-            return False
+            return None
         value = dict(sec.switches).get(self.uac_key)
-        return value is not None and value.lower() in self.uac_on
+        return None if value is None else value.lower()

@@ -41,4 +41,9 @@ QUECTEL_RE = Driver(
     ),
     lock_files=quectel.RE.lock_files,
     connects_at_once=quectel.RE.connects_at_load,
+    # RE reads uac= case-insensitively: on/true/yes the module's own card, ext an external
+    # one, off/false/no (or anything else, with a warning) serial voice.
+    uac_key="uac",
+    uac_on=frozenset({"on", "true", "yes"}),
+    uac_ext=frozenset({"ext"}),
 )

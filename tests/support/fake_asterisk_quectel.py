@@ -61,8 +61,9 @@ PERSONALITIES = (
 _TIOCGEXCL = 0x80045440  # _IOR('T', 0x40, int), not in termios
 _IM_REGISTERED = frozenset({1, 5})
 _RE_REGISTERED = frozenset({1, 4, 5, 6, 7, 8})
-_TRUE = ("on", "yes", "true", "1", "y")
-_FALSE = ("off", "no", "false", "0", "n")
+# RE's uac= (any case): these, or "ext"; anything else is warned about and read as off.
+_TRUE = ("on", "yes", "true")
+_FALSE = ("off", "no", "false")
 _REG_NAMES = {
     0: "Not registered, not searching",
     1: "Registered, home network",
@@ -115,11 +116,12 @@ class QuectelSettings(DeviceSettings):
     """A device section as one fork reads it; `imei` is kept even where the fork ignores it."""
 
     alsadev: str = ""  # set: USB audio (UAC), the audio tty is not opened
+    external_card: bool = False  # RE's uac=ext: the card is not the module's own
     uses_imei: bool = True  # False: imei=/imsi= are unknown keys to this fork
 
     def restart_key(self) -> tuple[str, ...]:
         ids = (self.imei, self.imsi) if self.uses_imei else ()
-        return (self.data, self.audio, self.alsadev, *ids)
+        return (self.data, self.audio, self.alsadev, str(self.external_card), *ids)
 
 
 @dataclass(slots=True)
@@ -159,7 +161,8 @@ class ChanQuectel(ChanDongle):
     registered: ClassVar[frozenset[int]]
     cli_words: ClassVar[tuple[str, ...]] = ("quectel",)
     alsa_cards: Mapping[str, str] = {}
-    """ALSA card name (what follows "hw:") -> IMEI of the module owning it; set by the test."""
+    """ALSA card name (what follows "hw:") -> IMEI of the module owning it, "" for a card of
+    no module (a headset: what RE's uac=ext is for); set by the test."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -193,7 +196,8 @@ class ChanQuectel(ChanDongle):
         settings = device.settings
         if isinstance(settings, QuectelSettings) and settings.alsadev:
             owner = self.alsa_cards.get(_alsa_card(settings.alsadev), "")
-            if owner != identity.imei:
+            # An external card is no module's (owner ""); a module's card is only its own.
+            if owner != identity.imei and not (settings.external_card and owner == ""):
                 self._journal.hazard(
                     f"[{device.name}] data port of IMEI {identity.imei}, voice on "
                     f"{settings.alsadev} of IMEI {owner or '?'}: calls get another module's audio"
@@ -418,9 +422,10 @@ class ChanQuectelRE(ChanQuectel):
             if not data:
                 self._journal.log(f"Skipping device {name}. Missing required data_tty setting")
                 continue
-            uac = (section.first("uac") or "off").lower()
+            raw = section.first("uac") or "off"
+            uac = raw.lower()
             if uac not in (*_TRUE, *_FALSE, "ext"):
-                self._journal.log(f"[{name}] Ignore invalid value of UAC mode '{uac}'")
+                self._journal.log(f"[{name}] Ignore invalid value of UAC mode '{raw}'")
                 uac = "off"
             alsadev = ""
             if uac == "ext":
@@ -438,6 +443,7 @@ class ChanQuectelRE(ChanQuectel):
                 section.first("imsi") or "",
                 _section_values(conf, section),
                 alsadev=alsadev,
+                external_card=uac == "ext",
                 uses_imei=False,
             )
         return result

@@ -75,13 +75,14 @@ def section_text(i: int, imei: str, data: str, audio: str, name: str = "") -> st
     )
 
 
-def uac_section_text(i: int, imei: str, data: str, alsadev: str) -> str:
-    """A chan_quectel (IM) section whose voice is the module's USB sound card."""
+def uac_section_text(i: int, imei: str, data: str, alsadev: str, switch: str = "quec_uac=1") -> str:
+    """A chan_quectel section whose voice is the module's USB sound card (`switch`: IM's
+    quec_uac=1, RE's uac=on)."""
     return (
         f"\n[dongle{i}]\n"
         f"imei={imei}        ; SIM of city {i}\n"
         f"data={data}   ; AT port\n"
-        "quec_uac=1             ; voice over the module's USB sound card\n"
+        f"{switch:<22} ; voice over the module's USB sound card\n"
         f"alsadev = {alsadev}   ; its ALSA card\n"
         f"context=city-{i}               ; this city's queue\n"
         f"group={i % 3 + 1}\n"
@@ -141,8 +142,9 @@ class Rig:
             self.sticks.append(
                 tb.add_stick(self.models[i], self.sims[i], ttys, usb_port=str(i + 1))
             )
-        # Modules with USB audio: data= and alsadev= (IM's quec_uac=1), no audio=.
+        # Modules with USB audio: data= and alsadev= (IM's quec_uac=1, RE's uac=on), no audio=.
         self.uac = model.sound_interface is not None
+        switch = "uac=on" if personality.endswith("quectel-re") else "quec_uac=1"
         self.quectel_conf = tmp / "quectel.conf"
         self.confs = [self.conf, self.quectel_conf] if mixed else [self.conf]
         for path in self.confs:
@@ -151,7 +153,7 @@ class Rig:
                 # RE opens devices on this timer and dongled reads it: the fake's must match.
                 header = header.replace("interval=15 ", f"interval={interval:g}  ")
             body = header + "".join(
-                uac_section_text(i, self.imeis[i], s.data_port.devnode, card_alsadev(s))
+                uac_section_text(i, self.imeis[i], s.data_port.devnode, card_alsadev(s), switch)
                 if self.uac
                 else section_text(
                     i, self.imeis[i], s.data_port.devnode, s.audio_port.devnode, self.names[i]
@@ -367,7 +369,8 @@ class Rig:
         now = {s.sound_card.id: s.sim.imei for s in self.sticks if s.sound_card is not None}
         cards.update(now)
         for gone in set(cards) - set(now):
-            cards.pop(gone, None)
+            if cards[gone]:  # a card of no module (RE's uac=ext) stays: the test set it
+                cards.pop(gone, None)
 
     # ---- what must hold ------------------------------------------------------------------
 

@@ -224,9 +224,11 @@ class PassExecutor:
             return prepared
         conf, p, ok = prepared.conf, prepared.plan, prepared.ok
         sections = self.sections
-        if p.port_changes and not self.write(conf, p):
-            self._hooks.publish()
-            return True
+        if p.port_changes:
+            written = self.write(conf, p)
+            self._hooks.publish()  # the file as written now, not after the release wait
+            if not written:
+                return True
         if self.ami.connected and ok:
             ok = await self.kick(p)
         if p.expect and ok:

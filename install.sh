@@ -107,12 +107,15 @@ ln -sf "$venv/bin/dongled" "$link"
 # needs, the ttys (group dialout), /var/lock, and /etc/asterisk.
 service_group=asterisk
 id -nG asterisk | grep -qw dialout || usermod -aG dialout asterisk
-if [ -e "$root/etc/asterisk/dongle.conf" ]; then
-    chown asterisk:asterisk "$root/etc/asterisk/dongle.conf"
-fi
+for conf in dongle.conf quectel.conf; do  # chan_dongle's, chan_quectel's (either fork)
+    if [ -e "$root/etc/asterisk/$conf" ]; then
+        chown asterisk:asterisk "$root/etc/asterisk/$conf"
+    fi
+done
 if ! runuser -u asterisk -- test -w "$root/etc/asterisk"; then
     echo "install.sh: warning: the asterisk user cannot write /etc/asterisk;" \
-         "dongled replaces dongle.conf with a rename there (chown asterisk /etc/asterisk)" >&2
+         "dongled replaces dongle.conf (quectel.conf) with a rename there" \
+         "(chown asterisk /etc/asterisk)" >&2
 fi
 if ! said=$(runuser -u asterisk -- "$venv/bin/dongled" --version 2>&1); then
     die "the asterisk user cannot run $venv/bin/dongled --version: ${said:-no output}." \

@@ -111,6 +111,7 @@ def test_install_with_pyenv_first_in_path_uses_the_distribution_python(box: Box)
     etc = box.root / "etc/dongled"
     etc.mkdir(parents=True)
     (etc / "ami-secret").write_text("s3cret\n")
+    (box.root / "etc/asterisk/quectel.conf").write_text("[general]\n")  # an LTE site too
 
     out = box.install()
     print(f"\n$ sudo ./install.sh   (exit {out.returncode})\n{out.stdout}{out.stderr}")
@@ -137,6 +138,9 @@ def test_install_with_pyenv_first_in_path_uses_the_distribution_python(box: Box)
     assert stat.S_IMODE((etc / "dongled.toml").stat().st_mode) == 0o644
     assert stat.S_IMODE((etc / "ami-secret").stat().st_mode) == 0o640
     assert f"root:asterisk {etc}/ami-secret" in box.calls("chown")
+    # dongled replaces each driver's file, keeping its owner: the service user's
+    for conf in ("dongle.conf", "quectel.conf"):
+        assert f"asterisk:asterisk {box.root}/etc/asterisk/{conf}" in box.calls("chown")
     assert os.readlink(box.root / "usr/local/bin/dongled") == f"{box.venv}/bin/dongled"
     version = subprocess.run(
         [str(box.root / "usr/local/bin/dongled"), "--version"], capture_output=True, text=True

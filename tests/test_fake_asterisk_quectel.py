@@ -9,6 +9,8 @@ import asyncio
 import fcntl
 import os
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -584,3 +586,29 @@ def test_re_crash_through_either_cli_name_on_a_never_connected_device(
     assert asyncio.run(command(fake, f"{cli} show device state q0")) is None
     [crash] = fake.crashes
     assert crash.startswith(f"'{cli} show device state q0' on a device that never registered")
+
+
+@pytest.mark.parametrize("fork", ["quectel-im", "quectel-re"])
+def test_a_fence_keeps_im_off_a_port_but_not_re(
+    qbench: QBench, make_q: Callable[..., FakeAsterisk], fork: str
+) -> None:
+    """dongled's fence is a UUCP lock on a vanished stick's old port (dongled.portlock.fence),
+    held by a live process other than Asterisk. IM honours it, as chan_dongle does; RE, which
+    knows only TIOCEXCL and flock, opens the port anyway. The gap this shows: with RE only the
+    stop dongled sends at once when a module vanishes keeps its device off the stale path (a
+    stopped device is not retried; RE retries a lost one only at its interval tick)."""
+    one_module(qbench, EC25(IMEI_A, IMSI_A))
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        data = os.path.realpath(qbench.path("ttyUSB2"))
+        lock = qbench.locks / ("LCK.." + os.path.basename(data))
+        lock.write_bytes(b"%10d\n" % other.pid)  # portlock.fence's format, another live pid
+        fake = make_q(fork, quectel_interval=0.3, **write_classes())
+        if fork == "quectel-im":
+            fake.wait_for(lambda: any("already used by process" in m for m in fake.log_messages), 3)
+            assert fake.devices_snapshot()["quectel0"]["State"] != "Free"
+        else:
+            fake.wait_for_state("quectel0", "Free", TIMEOUT, imei=IMEI_A)
+    finally:
+        other.kill()
+        other.wait()

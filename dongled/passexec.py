@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -43,6 +43,28 @@ def file_ports(path: str, driver: Driver = CHAN_DONGLE) -> dict[str, tuple[str, 
     except ConfError:
         return {}
     return {name: section_ttys(sec, driver) for name, sec in sections.items()}
+
+
+def file_imeis(path: str) -> set[str]:
+    """The imei= values the file names now; none when it cannot be read."""
+    try:
+        sections = DongleConf.load(path).devices()
+    except (ConfError, OSError):
+        return set()
+    return {sec.imei for sec in sections.values() if sec.imei}
+
+
+def driver_plan(
+    driver: Driver,
+    sections: Mapping[str, DeviceSection],
+    located: Sequence[Located],
+    asterisk: Mapping[str, DeviceEntry] | None,
+) -> Plan:
+    """`reconcile.plan` with what `driver` says: its parked values, which sections take
+    their voice from a USB sound card (the daemon's pass and `dongled scan` alike)."""
+    return plan(
+        sections, located, asterisk, driver.parked, uac=driver.uses_uac, ext=driver.uses_ext_uac
+    )
 
 
 def section_ttys(sec: DeviceSection, driver: Driver) -> tuple[str, str]:
@@ -127,6 +149,28 @@ class PassExecutor:
         self._check_digit_told: set[str] = set()
         self._ambiguous_told: dict[str, str] = {}
 
+    def _emit(
+        self,
+        event: Event,
+        message: str,
+        *args: object,
+        device: str | None = None,
+        imei: str | None = None,
+        data: str | None = None,
+        audio: str | None = None,
+    ) -> None:
+        """A journal event of this driver's (`DONGLED_DRIVER` says whose device it is)."""
+        emit(
+            event,
+            message,
+            *args,
+            device=device,
+            imei=imei,
+            data=data,
+            audio=audio,
+            driver=self.driver.name,
+        )
+
     def ami_failed(self, exc: AmiError) -> None:
         self.metrics.ami_errors.inc()
         log.debug("AMI failure: %s", exc)
@@ -185,12 +229,11 @@ class PassExecutor:
             conf = DongleConf.load(self.conf_path)
         except ConfError as exc:
             if str(exc) != self.conf_error:
-                emit(
+                self._emit(
                     Event.CONF_ERROR,
                     "%s not usable, nothing written: %s",
                     os.path.basename(self.conf_path),
                     exc,
-                    driver=self.driver.name,
                 )
             self.conf_error = str(exc)
             await self._stop_only()
@@ -206,7 +249,7 @@ class PassExecutor:
             p.unbound[:] = [imei for imei in p.unbound if imei not in elsewhere]
         self._forget_verified(p)
         for name, foreign in p.mismatched.items():
-            emit(
+            self._emit(
                 Event.MISMATCH,
                 "device %s runs IMEI %s, not its own %s: stopping it",
                 name,
@@ -214,7 +257,6 @@ class PassExecutor:
                 sections[name].imei or "",
                 device=name,
                 imei=sections[name].imei,
-                driver=self.driver.name,
             )
         return Prepared(conf=conf, plan=p, ok=await self.stop(p.stop) and ok)
 
@@ -235,44 +277,29 @@ class PassExecutor:
             self._hooks.spawn(self.verify(dict(p.expect)), "verify")
         for name, why in p.ambiguous.items():
             if self._ambiguous_told.get(name) != why:
-                emit(
-                    Event.AMBIGUOUS,
-                    "device %s: %s; parked",
-                    name,
-                    why,
-                    device=name,
-                    driver=self.driver.name,
-                )
+                self._emit(Event.AMBIGUOUS, "device %s: %s; parked", name, why, device=name)
         self._ambiguous_told = dict(p.ambiguous)
         for name in p.inherited:
             if name not in self._inherited_told:
-                emit(
-                    Event.CONF_ERROR,
-                    "%s",
-                    inherited_message(sections[name]),
-                    device=name,
-                    driver=self.driver.name,
-                )
+                self._emit(Event.CONF_ERROR, "%s", inherited_message(sections[name]), device=name)
         self._inherited_told = set(p.inherited)
         for name in p.check_digit:
             if name not in self._check_digit_told:
-                emit(
+                self._emit(
                     Event.IMEI_CHECK_DIGIT,
                     "%s",
                     check_digit_message(sections[name]),
                     device=name,
                     imei=sections[name].imei,
-                    driver=self.driver.name,
                 )
         self._check_digit_told = set(p.check_digit)
         for imei in sorted(set(p.unbound) - self._unbound):
-            emit(
+            self._emit(
                 Event.UNBOUND,
                 "stick IMEI %s is plugged in but no section has imei=%s",
                 imei,
                 imei,
                 imei=imei,
-                driver=self.driver.name,
             )
         self._unbound = set(p.unbound)
         self._hooks.publish()
@@ -286,9 +313,7 @@ class PassExecutor:
         await self.stop(self._plan(self.sections).stop)
 
     def _plan(self, sections: dict[str, DeviceSection]) -> Plan:
-        located = self.registry.located()
-        d = self.driver
-        return plan(sections, located, self.asterisk, d.parked, uac=d.uses_uac, ext=d.uses_ext_uac)
+        return driver_plan(self.driver, sections, self.registry.located(), self.asterisk)
 
     def _forget_verified(self, p: Plan) -> None:
         for name in list(self.verified):
@@ -327,7 +352,7 @@ class PassExecutor:
     def _stopped(self, name: str, entry: DeviceEntry | None) -> None:
         """DongleStop answered: remember what the device may still be closing, journal it."""
         self.releases.stopped(name, entry)
-        emit(Event.STOPPED, "stopped device %s", name, device=name, driver=self.driver.name)
+        self._emit(Event.STOPPED, "stopped device %s", name, device=name)
 
     async def restart_device(self, name: str) -> None:
         """DongleStop, wait until chan_dongle has let go of the ttys, DongleStart: never
@@ -336,16 +361,22 @@ class PassExecutor:
         await self.ami.stop(name)
         self._stopped(name, entry)
         sec = self.sections.get(name)
-        ttys = opening(self.sections, Plan(start=[name]), self.driver.parked)
-        why = await self.releases.settle(self.ami, ttys)
-        if why is None and self._hooks.settle_elsewhere is not None:
-            why = await self._hooks.settle_elsewhere(ttys)
+        why = await self._settle(Plan(start=[name]))
         if why is not None:
             raise RecoveryError(why)
         if sec is None or sec.data == self.driver.parked[0]:
             return  # its stick left meanwhile: stays stopped, parked
         await self.ami.start(name)
-        emit(Event.STARTED, "started device %s", name, device=name, driver=self.driver.name)
+        self._emit(Event.STARTED, "started device %s", name, device=name)
+
+    async def _settle(self, p: Plan) -> str | None:
+        """Wait until no device stopped on a tty `p` would open still holds it: this
+        driver's, then (one box, two drivers) the other's. None when done, else why not."""
+        ttys = opening(self.sections, p, self.driver.parked)
+        why = await self.releases.settle(self.ami, ttys)
+        if why is None and self._hooks.settle_elsewhere is not None:
+            why = await self._hooks.settle_elsewhere(ttys)
+        return why
 
     def write(self, conf: DongleConf, p: Plan) -> bool:
         try:
@@ -360,24 +391,23 @@ class PassExecutor:
             self._hooks.request(False)
             return False
         except (ConfError, ValueError) as exc:
-            emit(Event.CONF_ERROR, "not written: %s", exc, driver=self.driver.name)
+            self._emit(Event.CONF_ERROR, "not written: %s", exc)
             self.conf_error = str(exc)
             return False
         self.counters["conf_writes"] += 1
         before, self.sections = self.sections, written.devices()
-        emit(
+        self._emit(
             Event.CONF_WRITTEN,
             "wrote %s (%d section(s) changed; previous version kept as .dongled-bak)",
             ", ".join(sorted(files)),
             len(p.port_changes),
-            driver=self.driver.name,
         )
         self.metrics.conf_writes.inc()
         now = time.strftime("%H:%M:%S")
         for name, (data, audio) in p.port_changes.items():
             sec = before[name]
             if data == self.driver.parked[0]:  # parked: both ports (or data and the card)
-                emit(
+                self._emit(
                     Event.PARKED,
                     "device %s: its stick is absent, parked on %s",
                     name,
@@ -386,10 +416,9 @@ class PassExecutor:
                     imei=sec.imei,
                     data=data,
                     audio=audio,
-                    driver=self.driver.name,
                 )
             elif name in p.data_only:  # its voice is an external card, left as it is
-                emit(
+                self._emit(
                     Event.RELINKED,
                     "device %s: data %s -> %s (its external card, alsadev %s, left as it is)",
                     name,
@@ -400,12 +429,11 @@ class PassExecutor:
                     imei=sec.imei,
                     data=data,
                     audio=audio,
-                    driver=self.driver.name,
                 )
                 self.last_change = f"{name} -> {data.rsplit('/', 1)[-1]} {now}"
             else:
                 usb_audio = name in p.alsa  # then the second value is alsadev=
-                emit(
+                self._emit(
                     Event.RELINKED,
                     "device %s: data %s -> %s, %s %s -> %s",
                     name,
@@ -418,7 +446,6 @@ class PassExecutor:
                     imei=sec.imei,
                     data=data,
                     audio=audio,
-                    driver=self.driver.name,
                 )
                 self.last_change = f"{name} -> {data.rsplit('/', 1)[-1]} {now}"
         return True
@@ -426,10 +453,7 @@ class PassExecutor:
     async def kick(self, p: Plan) -> bool:
         try:
             if p.reload or p.start:
-                ttys = opening(self.sections, p, self.driver.parked)
-                why = await self.releases.settle(self.ami, ttys)
-                if why is None and self._hooks.settle_elsewhere is not None:
-                    why = await self._hooks.settle_elsewhere(ttys)
+                why = await self._settle(p)
                 if why is not None:
                     log.warning("Asterisk not told yet: %s", why)
                     return False
@@ -440,16 +464,15 @@ class PassExecutor:
                 self._told = self.ports_named(self.sections)
                 self.counters["reloads"] += 1
                 self.metrics.reloads.inc()
-                emit(
+                self._emit(
                     Event.RELOAD,
                     "asked Asterisk to reload %s (%s)",
                     self.driver.name,
                     self.s.ami.reload_when,
-                    driver=self.driver.name,
                 )
             for name in p.start:
                 await self.ami.start(name)
-                emit(Event.STARTED, "started device %s", name, device=name, driver=self.driver.name)
+                self._emit(Event.STARTED, "started device %s", name, device=name)
         except AmiError as exc:
             self.ami_failed(exc)
             log.error("Asterisk did not take the change yet: %s", exc)
@@ -474,7 +497,7 @@ class PassExecutor:
                 gone = self.registry.back(want.imei)
                 if gone is not None:
                     self.metrics.recovery_seconds.observe(gone)
-                emit(
+                self._emit(
                     Event.VERIFIED,
                     "device %s runs IMEI %s on %s",
                     name,
@@ -484,7 +507,6 @@ class PassExecutor:
                     imei=want.imei,
                     data=entry.data_state,
                     audio=entry.audio_state,
-                    driver=self.driver.name,
                 )
             else:
                 self._hooks.request(True)  # the next pass stops and parks it
@@ -501,7 +523,7 @@ class PassExecutor:
         except AmiError:
             return  # reconnect brings a full pass, which verifies again
         for name, want in expect.items():
-            emit(
+            self._emit(
                 Event.NOT_VERIFIED,
                 "device %s did not come up with IMEI %s within %g s",
                 name,
@@ -509,7 +531,6 @@ class PassExecutor:
                 window,
                 device=name,
                 imei=want.imei,
-                driver=self.driver.name,
             )
             stick = self.registry.stick_with(want.imei)
             if stick is not None:

@@ -14,15 +14,25 @@ fences and the AMI connection are shared. Two things make several lanes more tha
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Collection, Iterator
+import asyncio
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from typing import TypeVar
 
 from dongled.ami import DeviceEntry
-from dongled.dongleconf import DeviceSection, DongleConf
-from dongled.errors import ConfError
+from dongled.dongleconf import DeviceSection
 from dongled.eventlog import Event, emit
-from dongled.passexec import PassExecutor
+from dongled.passexec import PassExecutor, file_imeis
 from dongled.reconcile import Expect
+
+V = TypeVar("V")
+
+
+def _merged(per_lane: Iterable[Mapping[str, V]]) -> dict[str, V]:
+    """One mapping of the lanes' (in lane order): the first lane's wins a shared name."""
+    out: dict[str, V] = {}
+    for mapping in reversed(list(per_lane)):
+        out.update(mapping)
+    return out
 
 
 class Lanes:
@@ -47,27 +57,17 @@ class Lanes:
 
     @property
     def sections(self) -> dict[str, DeviceSection]:
-        out: dict[str, DeviceSection] = {}
-        for lane in reversed(self._lanes):  # the first lane's wins a shared name
-            out.update(lane.sections)
-        return out
+        return _merged(lane.sections for lane in self._lanes)
 
     @property
     def asterisk(self) -> dict[str, DeviceEntry] | None:
         """Every lane's devices as Asterisk last listed them; None while AMI is down."""
-        if any(lane.asterisk is None for lane in self._lanes):
-            return None
-        out: dict[str, DeviceEntry] = {}
-        for lane in reversed(self._lanes):
-            out.update(lane.asterisk or {})
-        return out
+        listed = [lane.asterisk for lane in self._lanes]
+        return None if None in listed else _merged(x or {} for x in listed)
 
     @property
     def verified(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for lane in reversed(self._lanes):
-            out.update(lane.verified)
-        return out
+        return _merged(lane.verified for lane in self._lanes)
 
     @property
     def conf_error(self) -> str:
@@ -101,13 +101,13 @@ class Lanes:
 
     async def listing(self) -> dict[str, DeviceEntry] | None:
         """A fresh listing of every lane's devices, or None when Asterisk cannot be asked."""
-        out: dict[str, DeviceEntry] = {}
-        for lane in reversed(self._lanes):
+        listed = []
+        for lane in self._lanes:
             entries = await lane.listing()
             if entries is None:
                 return None
-            out.update(entries)
-        return out
+            listed.append(entries)
+        return _merged(listed)
 
     async def refresh(self) -> None:
         for lane in self._lanes:
@@ -121,8 +121,11 @@ class Lanes:
         await self.lane_of(name).restart_device(name)
 
     async def verify(self, expect: dict[str, Expect]) -> None:
+        """Each lane verifies its own devices, all at once, as one lane verifies several."""
+        by_lane: dict[PassExecutor, dict[str, Expect]] = {}
         for name, want in expect.items():
-            await self.lane_of(name).verify({name: want})
+            by_lane.setdefault(self.lane_of(name), {})[name] = want
+        await asyncio.gather(*(lane.verify(mine) for lane, mine in by_lane.items()))
 
     # ---- what one lane asks about the others (its PassHooks) -----------------------------
 
@@ -133,11 +136,10 @@ class Lanes:
         for other in self._lanes:
             if other is lane:
                 continue
-            sections = other.sections
-            if not sections:
-                with contextlib.suppress(ConfError, OSError):
-                    sections = DongleConf.load(other.conf_path).devices()
-            named.update(sec.imei for sec in sections.values() if sec.imei)
+            if other.sections:
+                named.update(sec.imei for sec in other.sections.values() if sec.imei)
+            else:
+                named |= file_imeis(other.conf_path)
         return named
 
     async def settle_elsewhere(self, lane: PassExecutor, ttys: Collection[str]) -> str | None:

@@ -33,10 +33,10 @@ from dongled.fences import Fences
 from dongled.hotplug import TtyInfo, list_sound_cards, list_ttys
 from dongled.identity import valid_imei
 from dongled.metrics import Metrics
-from dongled.passexec import PassExecutor, PassHooks, file_ports
+from dongled.passexec import PassExecutor, PassHooks, driver_plan, file_imeis, file_ports
 from dongled.probe import ProbeTimeouts, identify_port
 from dongled.prober import Found, identify
-from dongled.reconcile import Located, Plan, located, plan
+from dongled.reconcile import Located, Plan, located
 from dongled.settings import Settings, conf_path
 from dongled.sticks import Stick
 
@@ -109,11 +109,8 @@ def imeis_named_elsewhere(s: Settings, driver: Driver) -> set[str]:
     stick one of them names is not "unbound" for this one. An unreadable file names none."""
     named: set[str] = set()
     for other in drivers_for(s.driver):
-        if other is driver:
-            continue
-        with contextlib.suppress(ConfError, OSError):
-            sections = DongleConf.load(conf_path(s, other.conf_key)).devices()
-            named.update(sec.imei for sec in sections.values() if sec.imei)
+        if other is not driver:
+            named |= file_imeis(conf_path(s, other.conf_key))
     return named
 
 
@@ -188,10 +185,7 @@ async def scan(s: Settings, asterisk: Asterisk, driver: Driver) -> ScanResult:
     await asyncio.gather(*(_identify(st, s, asterisk) for st in sticks))
     found = located(sticks)
     sections = conf.devices()
-    p = plan(
-        sections, found, asterisk.devices, driver.parked, uac=driver.uses_uac,
-        ext=driver.uses_ext_uac,
-    )  # fmt: skip
+    p = driver_plan(driver, sections, found, asterisk.devices)
     elsewhere = imeis_named_elsewhere(s, driver)
     p.unbound[:] = [imei for imei in p.unbound if imei not in elsewhere]
     after, _ = (

@@ -22,6 +22,8 @@ pty facts this module is built on (seen on Linux 6.x):
   across closes and re-opens. A real ttyUSB discards them when its last opener closes. The
   thread watches the slave node with inotify (IN_OPEN/IN_CLOSE) and, when the last opener
   closes, drops the answers still scheduled and flushes the unread input (TCIFLUSH).
+- A pty keeps the exclusive mode (TIOCEXCL) its opener set after that opener closed; a real
+  ttyUSB's goes with its last close. The thread clears it at the last close too.
 - Closing the master hangs the slave up: the opener's poll reports POLLIN|POLLERR|POLLHUP, read
   returns b"" (pyserial raises SerialException "device reports readiness to read but returned
   no data") and write fails with EIO. That is what `SimPort.unplug` does.
@@ -760,6 +762,12 @@ class _Server:
         port._line.clear()
         with contextlib.suppress(OSError):
             termios.tcflush(port.slave_fd, termios.TCIFLUSH)
+        # A real ttyUSB's tty goes away at its last close, and with it the exclusive mode its
+        # opener set (the real chan_dongle and both chan_quectel forks set TIOCEXCL). A pty's
+        # outlives every close while its master is open: clear it, or the next opener (dongled's
+        # probe) sees a port "held" by a driver that let go of it long ago.
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(port.slave_fd, termios.TIOCNXCL)
 
     def _on_readable(self, port: SimPort) -> None:
         try:

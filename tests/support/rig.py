@@ -16,6 +16,7 @@ from pathlib import Path
 from tests.support.devguard import SITE_DIR
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.fake_asterisk_quectel import make_fake_asterisk
+from tests.support.real_asterisk import RealAsterisk
 from tests.support.modemsim import E1550_USB, StickSim, UsbModel
 from tests.support.testbed import FakeStick, Testbed
 
@@ -111,8 +112,10 @@ class Rig:
         sims: Sequence[StickSim] | None = None,
         personality: str = "chan_dongle",
         models: Sequence[UsbModel] | None = None,
+        real: bool = False,
     ) -> None:
-        """`models`: one per stick (default: `model` for all). With two drivers
+        """`real`: the real Asterisk and driver(s) (tests/support/real_asterisk.py) instead of
+        the test Asterisk. `models`: one per stick (default: `model` for all). With two drivers
         (`chan_dongle+quectel-im`), LTE modules' sections (`quectel<i>`) go into
         quectel.conf, the Huawei sticks' (`dongle<i>`) into dongle.conf."""
         self.tmp, self.tb, self.model = tmp, tb, model
@@ -164,7 +167,10 @@ class Rig:
             path.write_bytes(body.encode())
         self.originals = {path: path.read_bytes() for path in self.confs}
         self.personality = personality
-        if mixed:
+        self.asterisk: FakeAsterisk | RealAsterisk
+        if real:
+            self.asterisk = self._real_asterisk(personality, mixed, tb)
+        elif mixed:
             re_fork = {"quectel_interval": interval, "write_classes": _RE_CLASSES}
             self.asterisk = make_fake_asterisk(
                 personality, lock_dir=str(self.lock_dir), dongle_conf=str(self.conf),
@@ -196,6 +202,14 @@ class Rig:
         self.settings = tmp / "dongled.toml"
         self.extra_env: dict[str, str] = {}  # added to the daemon's environment
         self.write_settings()
+
+    def _real_asterisk(self, personality: str, mixed: bool, tb: Testbed) -> RealAsterisk:
+        drivers = personality.split("+")
+        if mixed:
+            confs = {"dongle.conf": self.conf, "quectel.conf": self.quectel_conf}
+        else:
+            confs = {"dongle.conf" if personality == "chan_dongle" else "quectel.conf": self.conf}
+        return RealAsterisk(self.tmp, drivers, confs, self.lock_dir, env=tb.env())
 
     @property
     def original(self) -> bytes:
@@ -361,8 +375,11 @@ class Rig:
         self.sync_cards()
 
     def sync_cards(self) -> None:
-        """Tell the test Asterisk whose module each ALSA card is now (what opening it would
+        """Bring the real Asterisk's /dev up to date with the testbed (tests/support/
+        real_asterisk.py). Tell the test Asterisk whose module each ALSA card is now (what opening it would
         reach), as the testbed numbered and named them."""
+        if isinstance(self.asterisk, RealAsterisk):
+            self.asterisk.sync_ttys()
         cards = getattr(self.asterisk, "alsa_cards", None)
         if cards is None:
             return

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.amiproxy import AmiProxy
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "tests" / "real" / "build.sh"
 POLL = 0.02  # s between listings: a foreign binding lasting longer than this is seen
@@ -197,7 +199,12 @@ class RealAsterisk:
         self.lock_dir = lock_dir
         self.env = dict(env)
         self.interval = interval
-        self.port = _free_port()
+        self.ami_port = _free_port()
+        # dongled talks to Asterisk through a proxy that records its actions and outlives
+        # an Asterisk restart (the port dongled was given stays the same).
+        self.proxy = AmiProxy(self.ami_port)
+        self.proxy.start()
+        self.port = self.proxy.port
         self.proc: subprocess.Popen[bytes] | None = None
         self._snapshot: dict[str, dict[str, str]] = {}
         self._foreign: list[tuple[float, str, str, str]] = []
@@ -231,7 +238,7 @@ class RealAsterisk:
         (etc / "extensions.conf").write_text("[general]\n[dongle-incoming]\nexten => s,1,Hangup()\n")
         classes = "system,config,reporting,command,call"
         (etc / "manager.conf").write_text(
-            f"[general]\nenabled = yes\nport = {self.port}\nbindaddr = 127.0.0.1\n"
+            f"[general]\nenabled = yes\nport = {self.ami_port}\nbindaddr = 127.0.0.1\n"
             f"[{USER}]\nsecret = {SECRET}\nread = {classes}\nwrite = {classes}\n"
         )
         for name, path in self.confs.items():
@@ -273,7 +280,7 @@ class RealAsterisk:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                self._session = AmiSession(self.port)
+                self._session = AmiSession(self.ami_port)
                 break
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -340,6 +347,16 @@ class RealAsterisk:
         elif proc.returncode != 0:
             self._hazard(f"Asterisk had exited by itself: {proc.returncode}")
 
+    def close(self) -> None:
+        """Stop Asterisk and the proxy in front of it."""
+        self.stop()
+        self.proxy.stop()
+
+    @property
+    def actions(self) -> list[tuple[float, str, dict[str, str]]]:
+        """Every action dongled sent (the proxy's record)."""
+        return self.proxy.actions
+
     def restart(self) -> None:
         """Asterisk stopped and started again (the same private tree and AMI port)."""
         self._stop.set()
@@ -392,7 +409,7 @@ class RealAsterisk:
         while not self._stop.is_set():
             try:
                 if session is None:
-                    session = AmiSession(self.port)
+                    session = AmiSession(self.ami_port)
                 devices = self.listing(session)
             except (OSError, ConnectionError, KeyError):
                 if session is not None:
@@ -454,7 +471,7 @@ class RealAsterisk:
 
     def cli(self, line: str) -> str:
         """A CLI command over AMI (as an admin's `asterisk -rx`)."""
-        session = AmiSession(self.port)
+        session = AmiSession(self.ami_port)
         try:
             return session.command(line)
         finally:

@@ -152,8 +152,11 @@ class Rig:
         self.confs = [self.conf, self.quectel_conf] if mixed else [self.conf]
         for path in self.confs:
             header = HEADER
-            if personality.endswith("quectel-re") and (path == self.quectel_conf or not mixed):
+            if real or (
+                personality.endswith("quectel-re") and (path == self.quectel_conf or not mixed)
+            ):
                 # RE opens devices on this timer and dongled reads it: the fake's must match.
+                # The real drivers retry the configured paths on it (a test waits for that).
                 header = header.replace("interval=15 ", f"interval={interval:g}  ")
             body = header + "".join(
                 uac_section_text(i, self.imeis[i], s.data_port.devnode, card_alsadev(s), switch)
@@ -451,7 +454,10 @@ class Rig:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.stop_daemon()
-        self.asterisk.stop()
+        if isinstance(self.asterisk, RealAsterisk):
+            self.asterisk.close()
+        else:
+            self.asterisk.stop()
         self.notify.close()
 
 

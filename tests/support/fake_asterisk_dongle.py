@@ -405,8 +405,12 @@ class Device:
         entry.update(
             {
                 "State": self.state,
-                "AudioState": s.audio if connected else "",
-                "DataState": s.data if connected else "",
+                # The configured paths, connected or not: the real chan_dongle copies them into
+                # its state at every connect attempt and again when it disconnects (the model
+                # showed empty values for a stopped device, and the release wait waited for
+                # them to empty: it never ended against the real one).
+                "AudioState": s.audio,
+                "DataState": s.data,
                 "Voice": "Yes" if ident.voice else "No",
                 "SMS": "Yes" if connected else "No",
                 "Manufacturer": ident.manufacturer,

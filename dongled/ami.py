@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from panoramisk import Manager
@@ -22,7 +22,7 @@ from panoramisk import Manager
 from dongled.drivers.base import AmiVerbs, CliVerbs
 from dongled.drivers.chan_dongle import CHAN_DONGLE
 from dongled.drivers.quectel import cli_acknowledged
-from dongled.drivers.quectel_cli import CliDevice, parse_show_devices
+from dongled.drivers.quectel_cli import CliDevice, parse_device_settings, parse_show_devices
 from dongled.errors import AmiAuthError, AmiError, AmiTimeoutError
 from dongled.settings import AmiSettings
 
@@ -278,7 +278,9 @@ class AmiClient:
         v = verbs or self._verbs
         if isinstance(v, CliVerbs):
             lines = await self._command(v.show, v)
-            return self._cli_devices(lines, device, (ports or self._ports)())
+            known = dict((ports or self._ports)())
+            entries = self._cli_devices(lines, device, known)
+            return await self._with_ports(entries, known, v)
         action = {"Action": v.show}
         if device is not None:
             action["Device"] = device
@@ -344,6 +346,33 @@ class AmiClient:
         if not cli_acknowledged(verb, device, lines):
             said = " ".join(x.strip() for x in lines if x.strip()) or "nothing"
             raise AmiError(f"{verb} {device} refused: {said}", action="Command", reply=said)
+
+    async def _with_ports(
+        self,
+        entries: dict[str, DeviceEntry],
+        known: Mapping[str, tuple[str, str]],
+        verbs: CliVerbs,
+    ) -> dict[str, DeviceEntry]:
+        """A connected device whose ports dongled does not know (it has not reloaded the
+        driver since it started) gets them from the driver itself: what it read at its last
+        load is what the device runs. So a dongled started while the driver runs can tell
+        which module each device holds without stopping it."""
+        if not verbs.settings:
+            return entries
+        for name, entry in entries.items():
+            if not entry.connected or any(known.get(name, ("", ""))):
+                continue
+            said = await self._command(verbs.settings.format(device=name), verbs)
+            ports = parse_device_settings(said)
+            if ports is not None:
+                entries[name] = replace(
+                    entry,
+                    data_setting=ports[0],
+                    audio_setting=ports[1],
+                    data_state=ports[0],
+                    audio_state=ports[1],
+                )
+        return entries
 
     def _cli_devices(
         self, lines: list[str], device: str | None, ports: Mapping[str, tuple[str, str]]

@@ -264,6 +264,23 @@ class ChanQuectel(ChanDongle):
         ]
         return ["-------------- Status -------------"] + [f"  {k:<24}: {v}" for k, v in rows]
 
+    def show_device_settings(self, name: str) -> list[str]:
+        """`quectel show device settings`: the ports the fork read at its last load (RE's
+        cli.c prints these lines, then about twenty more settings this model leaves out)."""
+        device = self.devices.get(name)
+        if device is None:
+            return [f"Device {name} not found"]
+        s = device.settings
+        audio = ("Audio UAC", s.alsadev) if isinstance(s, QuectelSettings) and s.alsadev else None
+        rows = [
+            ("Device", name),
+            audio or ("Audio", s.audio),
+            ("Audio format", "slin"),
+            ("Data", s.data),
+            ("Group", s.values.get("group", "0")),
+        ]
+        return ["------------- Settings ------------"] + [f"  {k:<24}: {v}" for k, v in rows]
+
     def _row_values(self, device: Device) -> tuple[Any, ...]:
         ident = _identity(device)
         group = device.settings.values.get("group", "0")
@@ -764,6 +781,8 @@ class FakeAsteriskQuectel(FakeAsterisk):
         rest = low[1:]
         if rest == ["show", "devices"]:
             return True, chan.show_devices(), None
+        if rest[:3] == ["show", "device", "settings"] and len(rest) == 4:
+            return True, chan.show_device_settings(words[4]), None
         if rest[:3] == ["show", "device", "state"] and len(rest) == 4:
             return True, chan.show_device_state(words[4]) or [], None
         if rest[:1] == ["reload"] and rest[1:] in (["now"], ["gracefully"], ["when", "convenient"]):

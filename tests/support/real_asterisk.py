@@ -163,6 +163,9 @@ def parse_re_devices(output: str) -> dict[str, dict[str, str]]:
             continue
         name = line[:12].strip()
         state = line[19:29].strip()
+        state = {"Not connec": "Not connected", "GSM not re": "GSM not registered"}.get(
+            state, state
+        )  # the listing cuts State at 10 characters
         imei = next((t for t in line[30:].split() if re.fullmatch(r"[0-9]{15}", t)), "")
         devices[name] = {"Device": name, "State": state, "IMEIState": imei}
     return devices
@@ -215,6 +218,7 @@ class RealAsterisk:
         self._session: AmiSession | None = None
         self.polls = 0
         self._ttys: dict[str, str] = {}
+        self._running: dict[str, str] = {}  # device -> the IMEI the last listing showed
         self._lay_out()
 
     # ---- the private tree ----------------------------------------------------------------
@@ -235,7 +239,8 @@ class RealAsterisk:
         (etc / "logger.conf").write_text(
             "[general]\ndateformat = %T.%3q\n[logfiles]\nfull => notice,warning,error,verbose\n"
         )
-        (etc / "extensions.conf").write_text("[general]\n[dongle-incoming]\nexten => s,1,Hangup()\n")
+        dialplan = "[general]\n[dongle-incoming]\nexten => s,1,Hangup()\n"
+        (etc / "extensions.conf").write_text(dialplan)
         classes = "system,config,reporting,command,call"
         (etc / "manager.conf").write_text(
             f"[general]\nenabled = yes\nport = {self.ami_port}\nbindaddr = 127.0.0.1\n"
@@ -274,7 +279,11 @@ class RealAsterisk:
         self._ttys = ttys
         out = (self.tmp / "stdout").open("ab")
         self.proc = subprocess.Popen(
-            argv, env=self._plain_env(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+            argv,
+            env=self._plain_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         out.close()
         deadline = time.monotonic() + timeout
@@ -293,7 +302,7 @@ class RealAsterisk:
         self._stop.clear()
         self._poller = threading.Thread(target=self._poll_loop, daemon=True)
         self._poller.start()
-        self.wait_for(lambda: self.polls > 0, 10, "a first listing")
+        self.wait_for(lambda: self.polls > 0, 10, what="a first listing")
 
     def _plain_env(self) -> dict[str, str]:
         """Asterisk runs without umockdev's preload: its realpath() wrapper (0.17.16)
@@ -306,9 +315,7 @@ class RealAsterisk:
         """The testbed's ttys now: /dev name -> the pty slave it is."""
         dev = Path(self.env["UMOCKDEV_DIR"]) / "dev"
         return {
-            link.name: os.readlink(link)
-            for link in sorted(dev.glob("tty*"))
-            if link.is_symlink()
+            link.name: os.readlink(link) for link in sorted(dev.glob("tty*")) if link.is_symlink()
         }
 
     def sync_ttys(self) -> None:
@@ -427,8 +434,10 @@ class RealAsterisk:
                 self.polls += 1
                 for name, entry in devices.items():
                     imei = entry.get("IMEIState", "")
-                    if imei and name in want and imei != want[name]:
+                    foreign = bool(imei) and name in want and imei != want[name]
+                    if foreign and self._running.get(name) != imei:  # a new binding
                         self._foreign.append((now, name, imei, entry.get("DataState", "")))
+                    self._running[name] = imei
             time.sleep(POLL)
         if session is not None:
             session.close()
@@ -438,9 +447,21 @@ class RealAsterisk:
             self._hazards.append(what)
 
     @property
+    def crashes(self) -> list[str]:
+        return self.hazards
+
+    def wait_for_state(self, device: str, state: str, timeout: float = 5.0) -> dict[str, str]:
+        self.wait_for(
+            lambda: self.devices_snapshot().get(device, {}).get("State") == state,
+            timeout,
+            what=f"{device} {state}",
+        )
+        return self.devices_snapshot()[device]
+
+    @property
     def foreign_bindings(self) -> list[tuple[float, str, str, str]]:
-        """(when, device, the IMEI it ran, its data tty) for every poll that saw a device on
-        a stick other than its section's."""
+        """(when, device, the IMEI it ran, its data tty) for each time a listing first showed
+        a device on a stick other than its section's (polled every POLL s)."""
         with self._lock:
             return list(self._foreign)
 
@@ -457,7 +478,7 @@ class RealAsterisk:
         with self._lock:
             return {k: dict(v) for k, v in self._snapshot.items()}
 
-    def wait_for(self, pred: Callable[[], bool], timeout: float, what: str = "") -> None:
+    def wait_for(self, pred: Callable[[], bool], timeout: float = 5.0, *, what: str = "") -> None:
         deadline = time.monotonic() + timeout
         while not pred():
             if time.monotonic() > deadline:

@@ -12,12 +12,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import cast
 
 from tests.support.devguard import SITE_DIR
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.fake_asterisk_quectel import make_fake_asterisk
-from tests.support.real_asterisk import RealAsterisk
 from tests.support.modemsim import E1550_USB, StickSim, UsbModel
+from tests.support.real_asterisk import RealAsterisk
 from tests.support.testbed import FakeStick, Testbed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,9 +171,14 @@ class Rig:
             path.write_bytes(body.encode())
         self.originals = {path: path.read_bytes() for path in self.confs}
         self.personality = personality
-        self.asterisk: FakeAsterisk | RealAsterisk
+        self.real: RealAsterisk | None = None
+        self.asterisk: FakeAsterisk
         if real:
-            self.asterisk = self._real_asterisk(personality, mixed, tb)
+            self.real = self._real_asterisk(personality, mixed, tb)
+            # Duck-typed: the real one offers what the rig and the shared scenarios use (the
+            # listing, foreign bindings, hazards, actions, waits, an admin's reload); a test
+            # that calls a model-only member on a real rig fails at run time, loudly.
+            self.asterisk = cast(FakeAsterisk, self.real)
         elif mixed:
             re_fork = {"quectel_interval": interval, "write_classes": _RE_CLASSES}
             self.asterisk = make_fake_asterisk(
@@ -378,11 +384,11 @@ class Rig:
         self.sync_cards()
 
     def sync_cards(self) -> None:
-        """Bring the real Asterisk's /dev up to date with the testbed (tests/support/
-        real_asterisk.py). Tell the test Asterisk whose module each ALSA card is now (what opening it would
-        reach), as the testbed numbered and named them."""
-        if isinstance(self.asterisk, RealAsterisk):
-            self.asterisk.sync_ttys()
+        """Bring the real Asterisk's /dev up to date with the testbed. Tell the test Asterisk
+        whose module each ALSA card is now (what opening it would reach), as the testbed
+        numbered and named them."""
+        if self.real is not None:
+            self.real.sync_ttys()
         cards = getattr(self.asterisk, "alsa_cards", None)
         if cards is None:
             return
@@ -454,8 +460,8 @@ class Rig:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.stop_daemon()
-        if isinstance(self.asterisk, RealAsterisk):
-            self.asterisk.close()
+        if self.real is not None:
+            self.real.close()
         else:
             self.asterisk.stop()
         self.notify.close()

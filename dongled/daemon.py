@@ -35,6 +35,7 @@ from dongled.lanes import Lanes
 from dongled.metrics import Metrics
 from dongled.offline import OfflineWatch
 from dongled.passexec import PassExecutor, PassHooks
+from dongled.probe import answers_at
 from dongled.reconcile import Expect
 from dongled.recovery import Recovery
 from dongled.registry import RegistryHooks, StickRegistry
@@ -171,6 +172,14 @@ class Daemon:
 
     async def listing(self) -> dict[str, DeviceEntry] | None:
         return await self.lanes.listing()
+
+    async def modem_answers(self, usb_port: str) -> bool:
+        """Whether the identified stick at `usb_port` answers AT on its data port now (a
+        port its driver holds is not touched: False)."""
+        for stick in self.registry.sticks.values():
+            if stick.usb_port == usb_port and stick.data:
+                return await answers_at(stick.data, self.s.lock_dir, self.s.at_timeout)
+        return False
 
     # ---- lifecycle -------------------------------------------------------------------
 

@@ -80,9 +80,7 @@ def test_the_listing_names_devices_in_full_and_fills_in_their_ports(
         assert entry.connected and not entry.stopped
         assert (entry.data_setting, entry.data_state) == ports[LONG][0:1] * 2
         assert entry.audio_state == ports[LONG][1]
-    assert commands(fake) == ["quectel show devices"] * 3 + [
-        f"quectel show device settings {LONG}"
-    ]
+    assert commands(fake) == ["quectel show devices"] * 3 + [f"quectel show device settings {LONG}"]
 
 
 def test_stop_start_and_reload_are_cli_lines_and_take_effect(

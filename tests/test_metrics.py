@@ -5,11 +5,14 @@ from __future__ import annotations
 import socket
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from dongled.metrics import rssi_dbm
+from dongled.ami import DeviceEntry
+from dongled.metrics import Metrics
+from dongled.network import Registration
 from tests.support.marks import needs_umockdev
 from tests.support.rig import rig
 
@@ -21,11 +24,6 @@ def samples(text: str) -> dict[str, float]:
             labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
             out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
     return out
-
-
-def test_rssi_parsing() -> None:
-    assert rssi_dbm("20, -73 dBm") == -73.0
-    assert rssi_dbm("99, unknown") is None
 
 
 @needs_umockdev
@@ -62,3 +60,18 @@ def test_metrics_endpoint_and_textfile(tmp_path: Path) -> None:
         assert "dongled_device_registered{device=dongle0}" in m
         on_disk = samples(textfile.read_text())
         assert on_disk["dongled_sticks_present"] == 2
+
+
+def test_a_reading_that_became_unknown_leaves_no_stale_signal() -> None:
+    m = Metrics()
+    up = DeviceEntry.from_fields(
+        {"Device": "dongle0", "State": "Free", "GSMRegistrationStatus": "Registered, roaming"}
+        | {"RSSI": "20, -73 dBm"}
+    )
+    m.devices({"dongle0": up})
+    assert m.registry.get_sample_value("dongled_device_registered", {"device": "dongle0"}) == 1
+    assert m.registry.get_sample_value("dongled_device_rssi_dbm", {"device": "dongle0"}) == -73
+    gone = replace(up, state="Not connected", registration=Registration.UNKNOWN, rssi_dbm=None)
+    m.devices({"dongle0": gone})
+    assert m.registry.get_sample_value("dongled_device_registered", {"device": "dongle0"}) == 0
+    assert m.registry.get_sample_value("dongled_device_rssi_dbm", {"device": "dongle0"}) is None

@@ -273,7 +273,8 @@ class StickSim:
     - ``boot_delay``: seconds after the stick's ports appear (plugged, or back after a
       replug) during which it is still booting: AT ports echo and answer nothing, as real
       sticks do for seconds after enumeration (longer after a mode switch);
-    - ``registered=False``: the network does not take it (``+CREG: 0,2``, searching).
+    - ``registered=False``: the network does not take it (``+CREG: 0,2``, searching);
+    - ``csq``: the signal ``AT+CSQ`` reports (17: -79 dBm; 99: not known).
     """
 
     manufacturer: ClassVar[str] = "huawei"
@@ -302,6 +303,7 @@ class StickSim:
         seed: int | None = None,
         boot_delay: float = 0.0,
         registered: bool = True,
+        csq: int = 17,
     ) -> None:
         self.imei = imei
         self.imsi = imsi
@@ -320,6 +322,7 @@ class StickSim:
         self.unplug_on = unplug_on.upper() if unplug_on is not None else None
         self.boot_delay = boot_delay
         self.registered = registered  # False: the network does not take it (searching)
+        self.csq = csq
         self.booted_at = 0.0  # time.monotonic() from which it answers
         self.iccid = iccid if iccid is not None else ("8970" + (imsi or "0" * 15))[:20]
         self.rng = random.Random(seed if seed is not None else imei)
@@ -373,7 +376,7 @@ class StickSim:
         if cmd == "AT+CPIN?":
             return sim_missing if self.imsi is None else ["+CPIN: READY", "OK"]
         if cmd == "AT+CSQ":
-            return ["+CSQ: 17,99", "OK"]
+            return [f"+CSQ: {self.csq},99", "OK"]
         if cmd == "AT+CREG?":
             if self.imsi is None:
                 return ["+CREG: 0,0", "OK"]

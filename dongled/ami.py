@@ -36,9 +36,10 @@ _quiet = logging.getLogger("dongled.ami.panoramisk")
 _quiet.disabled = True
 
 _NEVER = 10**9  # seconds: panoramisk's pinger is a periodic wake-up we do not want
-# A driver resets its signal value to 0 ("<= -113 dBm") when the device disconnects: while it
-# shows one of these states its RSSI is that reset value, not a reading.
-_NO_READING = ("Not connected", "Stopped")
+# A driver resets its signal value to 0 ("<= -113 dBm") when the device disconnects, and asks
+# for it (AT+CSQ) only once the device is initialized: while it shows one of these states its
+# RSSI is that reset value, not a reading.
+_NO_READING = ("Not connected", "Stopped", "Not initialized")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

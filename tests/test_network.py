@@ -100,6 +100,10 @@ def test_a_device_entry_carries_what_the_driver_said() -> None:
     # A disconnected device shows the driver's reset values: no reading, not -113 dBm.
     gone = _ami("Not connected", "Unknown", "0, <= -113 dBm")
     assert (gone.registration, gone.rssi_dbm) == (R.UNKNOWN, None)
+    starting = _ami("Not initialized", "Unknown", "0, <= -113 dBm")  # no AT+CSQ asked yet
+    assert (starting.registration, starting.rssi_dbm) == (R.UNKNOWN, None)
+    floor = _ami("Free", "Registered, roaming", "0, <= -113 dBm")  # a reading: the floor
+    assert (floor.registration, floor.rssi_dbm) == (R.REGISTERED, -113)
 
 
 def _row(state: str, rssi: int) -> CliDevice:
@@ -127,5 +131,6 @@ def test_a_cli_row_carries_the_registration_derived_from_its_state() -> None:
     )
     down = DeviceEntry.from_cli(_row("GSM not registered", 99), "dongle0", None)
     assert (down.registration, down.rssi_dbm) == (R.NOT_REGISTERED, None)
-    gone = DeviceEntry.from_cli(_row("Not connected", 0), "dongle0", None)
-    assert (gone.registration, gone.rssi_dbm) == (R.UNKNOWN, None)
+    for state in ("Not connected", "Stopped", "Not initialized"):
+        gone = DeviceEntry.from_cli(_row(state, 0), "dongle0", None)
+        assert (gone.registration, gone.rssi_dbm) == (R.UNKNOWN, None), state

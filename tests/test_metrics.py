@@ -16,7 +16,7 @@ from dongled.metrics import Metrics
 from dongled.network import Registration
 from tests.support.marks import needs_umockdev
 from tests.support.modemsim import E1550_USB, EC25, EC25_USB, StickSim
-from tests.support.rig import make_imei, rig
+from tests.support.rig import make_imei, rig, wait_until
 
 
 def samples(text: str) -> dict[str, float]:
@@ -123,3 +123,29 @@ def test_each_line_reads_its_registration_and_signal(tmp_path: Path, personality
         assert m[registered % "dongle2"] == 0
         assert rssi % "dongle2" not in m  # not connected or not initialized: no reading
         r.assert_daemon_alive()
+
+
+@needs_umockdev
+def test_a_line_the_network_drops_reads_0_without_a_pass(tmp_path: Path) -> None:
+    """The network drops a running line's SIM: the modem says `+CREG: 2`, the driver shows
+    `GSM not registered`, and nothing else happens (no USB event, no pass). The gauges follow
+    the daemon's periodic listing: 0, well before the line-down watch hands the line over."""
+    port = free_port()
+    with rig(tmp_path, 1, sims=[StickSim(make_imei(0), "250010000000000", csq=20)]) as r:
+        r.wait_all_right(timeout=10)
+        # a listing every 30/4 s; the hand-over would come only after 30 s
+        r.write_settings(offline_after=30.0, tables={"metrics": {"listen": f"127.0.0.1:{port}"}})
+        r.start_daemon()
+        registered = "dongled_device_registered{device=dongle0}"
+        wait_until(lambda: scrape(port).get(registered) == 1, 10, "registered 1 at start")
+        before = scrape(port)
+        r.sims[0].registered = False
+        r.sims[0].report("+CREG: 2")  # searching
+        r.sims[0].report("^RSSI:9")  # and a weaker signal: -95 dBm
+        r.asterisk.wait_for_state("dongle0", "GSM not registered", 5)
+        wait_until(lambda: scrape(port).get(registered) == 0, 10, "registered 0")
+        after = scrape(port)
+        assert after["dongled_device_rssi_dbm{device=dongle0}"] == -95
+        for counter in ("dongled_conf_writes_total", "dongled_reloads_total"):
+            assert after[counter] == before[counter]  # no pass did it
+        assert after.get("dongled_lines_down_total", 0) == 0  # nor the line-down hand-over

@@ -245,8 +245,10 @@ class AtPort:
         audio_fd: int,
         on_lost: Callable[[AtPort, str], None],
         on_crash: Callable[[str], None],
+        on_unsolicited: Callable[[str], None] | None = None,
     ) -> None:
         self._loop = loop
+        self._on_unsolicited = on_unsolicited
         self.data_fd = data_fd
         self.audio_fd = audio_fd
         self._on_lost = on_lost
@@ -288,6 +290,8 @@ class AtPort:
                 # A final reply with no command in flight: the real chan_dongle pops an
                 # empty queue here and segfaults (seen with a shifted stream, 2 of 3 runs).
                 self._on_crash(f"final reply {line!r} with an empty command queue")
+            elif self._on_unsolicited is not None:
+                self._on_unsolicited(line)
         if len(self._buf) > _MAX_LINE_BUFFER:
             self._buf.clear()
 
@@ -404,6 +408,16 @@ def reg_status(lines: list[str], prefix: str) -> int | None:
     if len(fields) >= 2 and fields[1].strip().isdigit():
         return int(fields[1])
     return None
+
+
+def creg_unsolicited(line: str) -> int | None:
+    """The <stat> of an unsolicited `+CREG: <stat>[,<lac>,<ci>]` (after AT+CREG=2); the
+    query's form `<n>,<stat>[,...]` has two or four fields."""
+    if not line.startswith("+CREG:"):
+        return None
+    fields = [f.strip() for f in line[len("+CREG:") :].split(",")]
+    stat = fields[1] if len(fields) in (2, 4) else fields[0]
+    return int(stat) if stat.isdigit() else None
 
 
 def csq_value(lines: list[str]) -> int | None:
@@ -809,6 +823,7 @@ class ChanDongle:
             fds[-1],
             self._port_lost,
             lambda text: self._journal.crash(f"[{device.name}] {text}"),
+            lambda line: self._unsolicited(device, line),
         )
         if still_closing:
             # The closing monitor's keep-alive `AT` went out on this tty in the same
@@ -908,6 +923,23 @@ class ChanDongle:
             self._status(device, "Register")
         if device.state == "Free":
             self._status(device, "Free")
+
+    def _unsolicited(self, device: Device, line: str) -> None:
+        """An initialized device's unsolicited lines: `+CREG:` (the network took or dropped
+        the SIM) moves it between Free and GSM not registered, as chan_dongle's
+        at_response_creg() does; `^RSSI:` is its new signal."""
+        ident = device.identity
+        if line.startswith("^RSSI:") and line[6:].strip().isdigit():
+            ident.rssi = int(line[6:].strip())
+            return
+        stat = creg_unsolicited(line)
+        if stat is None:
+            return
+        ident.registration = stat
+        if device.state in ("Free", "GSM not registered"):
+            up = stat in self.registered
+            device.state = "Free" if up else "GSM not registered"
+            self._status(device, "Register" if up else "Unregister")
 
     def _ready_state(self, device: Device, identity: Identity) -> str:
         """The state after the AT conversation: chan_dongle's state string for an initialized

@@ -387,6 +387,19 @@ class StickSim:
             return sim_missing if self.imsi is None else [f"^ICCID: {self.iccid}", "OK"]
         return ["OK"]  # AT+CMEE=..., violations, and everything else
 
+    def report(self, line: str) -> None:
+        """Send an unsolicited line now (``+CREG: 2``: the network dropped the SIM;
+        ``^RSSI:9``) on each of its AT (PCUI) ports that is plugged in, as a modem does
+        between commands."""
+        data = f"\r\n{line}\r\n".encode()
+
+        def send(srv: _Server) -> None:
+            for port in list(self.ports):
+                if port.role is Role.PCUI and port in srv._ports:
+                    srv._write(port, data)
+
+        _server().call(send)
+
     def _frame(self, lines: list[str]) -> bytes:
         """Frame an answer, with garbage and unsolicited lines when those quirks are on."""
         body = [f"\r\n{line}\r\n".encode() for line in lines]

@@ -19,11 +19,13 @@ from typing import Any, Protocol
 
 from panoramisk import Manager
 
+from dongled import network
 from dongled.drivers.base import AmiVerbs, CliVerbs
 from dongled.drivers.chan_dongle import CHAN_DONGLE
 from dongled.drivers.quectel import cli_acknowledged
 from dongled.drivers.quectel_cli import CliDevice, parse_device_settings, parse_show_devices
 from dongled.errors import AmiAuthError, AmiError, AmiTimeoutError
+from dongled.network import Registration
 from dongled.settings import AmiSettings
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,10 @@ _quiet = logging.getLogger("dongled.ami.panoramisk")
 _quiet.disabled = True
 
 _NEVER = 10**9  # seconds: panoramisk's pinger is a periodic wake-up we do not want
+# A driver resets its signal value to 0 ("<= -113 dBm") when the device disconnects, and asks
+# for it (AT+CSQ) only once the device is initialized: while it shows one of these states its
+# RSSI is that reset value, not a reading.
+_NO_READING = ("Not connected", "Stopped", "Not initialized")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,8 +59,9 @@ class DeviceEntry:
     calls: str
     current_state: str
     desired_state: str
-    rssi: str = ""
-    registration: str = ""
+    registration: Registration = Registration.UNKNOWN
+    registration_text: str = ""  # the driver's words it was read from (RE: its State)
+    rssi_dbm: int | None = None  # None: unknown, or no reading (not connected)
     voice: str = ""  # "Yes" / "No" once the device has initialized
 
     @property
@@ -71,12 +78,14 @@ class DeviceEntry:
             value = f.get(key, "")
             return value.strip() if isinstance(value, str) else ""
 
+        state = g("State")
+        registration = g("GSMRegistrationStatus")
         return cls(
             device=g("Device"),
             data_setting=g("DataSetting"),
             audio_setting=g("AudioSetting"),
             imei_setting=g("IMEISetting"),
-            state=g("State"),
+            state=state,
             data_state=g("DataState"),
             audio_state=g("AudioState"),
             imei_state=g("IMEIState"),
@@ -85,6 +94,9 @@ class DeviceEntry:
             calls=g("CallsChannels"),
             current_state=g("CurrentDeviceState"),
             desired_state=g("DesiredDeviceState"),
+            registration=network.registration_of(registration),
+            registration_text=registration,
+            rssi_dbm=None if state in _NO_READING else network.rssi_dbm(g("RSSI")),
             voice=g("Voice"),
         )
 
@@ -111,7 +123,10 @@ class DeviceEntry:
             calls="",
             current_state=run,
             desired_state=run,
-            rssi=str(row.rssi),
+            # No registration column: derived from the State (see registration_from_state).
+            registration=network.registration_from_state(row.state),
+            registration_text=row.state,
+            rssi_dbm=None if row.state in _NO_READING else network.csq_dbm(row.rssi),
         )
 
 

@@ -212,7 +212,7 @@ class Daemon:
             self.registry.add_port(info)
         self.spawn(self.supervisor.run(), "ami")
         self.spawn(self._reconcile_loop(), "reconcile")
-        if self.s.offline_after > 0:
+        if self.s.offline_after > 0 or self.s.metrics.listen or self.s.metrics.textfile:
             self.spawn(self._watch_lines(), "lines")
         interval = notify.watchdog_interval()
         if interval is not None:
@@ -264,14 +264,19 @@ class Daemon:
                 self._request(False)
 
     async def _watch_lines(self) -> None:
-        """Lines down too long with their stick plugged in go to the recovery ladder."""
-        watch = OfflineWatch(self.s.offline_after)
-        every = min(60.0, self.s.offline_after / 4)
+        """Lines down too long with their stick plugged in go to the recovery ladder. Each
+        listing also refreshes the per-line metrics: a line's registration and signal change
+        with no pass at all (the network drops a SIM), and a pass is the only other time
+        they are read."""
+        watch = OfflineWatch(self.s.offline_after)  # off (0): it hands nothing over
+        every = min(60.0, self.s.offline_after / 4) if self.s.offline_after > 0 else 60.0
         while True:
             await asyncio.sleep(every)
             entries = await self.listing()
             if entries is None:
                 continue
+            self.metrics.devices(entries)
+            self.metrics.flush()
             present = {
                 name: stick
                 for name, sec in self.sections.items()

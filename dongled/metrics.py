@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import threading
 from typing import TYPE_CHECKING
 
@@ -18,20 +17,14 @@ from prometheus_client import (
     write_to_textfile,
 )
 
+from dongled.network import Registration
+
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
     from dongled.ami import DeviceEntry
 
 log = logging.getLogger(__name__)
-
-_DBM = re.compile(r"(-\d+)\s*dBm")
-
-
-def rssi_dbm(rssi: str) -> float | None:
-    """chan_dongle's `RSSI: 20, -73 dBm` -> -73.0."""
-    match = _DBM.search(rssi)
-    return float(match.group(1)) if match else None
 
 
 class Metrics:
@@ -92,12 +85,12 @@ class Metrics:
 
     def devices(self, entries: dict[str, DeviceEntry]) -> None:
         for name, entry in entries.items():
-            dbm = rssi_dbm(entry.rssi)
-            if dbm is not None:
-                self.rssi.labels(device=name).set(dbm)
-            self.registered.labels(device=name).set(
-                1.0 if entry.registration.startswith("Registered") else 0.0
-            )
+            if entry.rssi_dbm is None:  # unknown now: no stale reading left behind
+                self.rssi.remove(name)
+            else:
+                self.rssi.labels(device=name).set(entry.rssi_dbm)
+            registered = entry.registration is Registration.REGISTERED
+            self.registered.labels(device=name).set(1.0 if registered else 0.0)
 
     def flush(self) -> None:
         """Write the textfile (atomically: prometheus_client renames a temp file)."""

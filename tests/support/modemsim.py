@@ -275,7 +275,8 @@ class StickSim:
     - ``boot_delay``: seconds after the stick's ports appear (plugged, or back after a
       replug) during which it is still booting: AT ports echo and answer nothing, as real
       sticks do for seconds after enumeration (longer after a mode switch);
-    - ``registered=False``: the network does not take it (``+CREG: 0,2``, searching).
+    - ``registered=False``: the network does not take it (``+CREG: 0,2``, searching);
+    - ``csq``: the signal ``AT+CSQ`` reports (17: -79 dBm; 99: not known).
     """
 
     manufacturer: ClassVar[str] = "huawei"
@@ -304,6 +305,7 @@ class StickSim:
         seed: int | None = None,
         boot_delay: float = 0.0,
         registered: bool = True,
+        csq: int = 17,
     ) -> None:
         self.imei = imei
         self.imsi = imsi
@@ -322,6 +324,7 @@ class StickSim:
         self.unplug_on = unplug_on.upper() if unplug_on is not None else None
         self.boot_delay = boot_delay
         self.registered = registered  # False: the network does not take it (searching)
+        self.csq = csq
         self.booted_at = 0.0  # time.monotonic() from which it answers
         self.iccid = iccid if iccid is not None else ("8970" + (imsi or "0" * 15))[:20]
         self.rng = random.Random(seed if seed is not None else imei)
@@ -375,7 +378,7 @@ class StickSim:
         if cmd == "AT+CPIN?":
             return sim_missing if self.imsi is None else ["+CPIN: READY", "OK"]
         if cmd == "AT+CSQ":
-            return ["+CSQ: 17,99", "OK"]
+            return [f"+CSQ: {self.csq},99", "OK"]
         if cmd == "AT+CREG?":
             if self.imsi is None:
                 return ["+CREG: 0,0", "OK"]
@@ -385,6 +388,19 @@ class StickSim:
         if cmd == "AT^ICCID?":
             return sim_missing if self.imsi is None else [f"^ICCID: {self.iccid}", "OK"]
         return ["OK"]  # AT+CMEE=..., violations, and everything else
+
+    def report(self, line: str) -> None:
+        """Send an unsolicited line now (``+CREG: 2``: the network dropped the SIM;
+        ``^RSSI:9``) on each of its AT (PCUI) ports that is plugged in, as a modem does
+        between commands."""
+        data = f"\r\n{line}\r\n".encode()
+
+        def send(srv: _Server) -> None:
+            for port in list(self.ports):
+                if port.role is Role.PCUI and port in srv._ports:
+                    srv._write(port, data)
+
+        _server().call(send)
 
     def _frame(self, lines: list[str]) -> bytes:
         """Frame an answer, with garbage and unsolicited lines when those quirks are on."""

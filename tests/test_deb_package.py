@@ -197,6 +197,11 @@ def test_install_enables_and_starts_the_unit(site: Site) -> None:
     assert SETTINGS in conffiles, conffiles
     for page in ("/usr/share/man/man8/dongled.8.gz", "/usr/share/man/man5/dongled.toml.5.gz"):
         assert box.path(page).is_file(), page
+    # the unit's Documentation= points at the manual as it is, links between pages intact
+    docs = box.show("dongled.service", "Documentation")["Documentation"].split()
+    readme = next(d for d in docs if d.startswith("file://")).removeprefix("file://")
+    assert box.path(readme).is_file(), docs
+    assert box.path("/usr/share/doc/dongled/docs/install.md").is_file()
     shown = box.run("man", "-P", "cat", "5", "dongled.toml", env={"MANWIDTH": "80"}).stdout
     assert "secret_file" in shown
     # the runtime libraries are Debian's (/usr/lib/python3/dist-packages), none from PyPI

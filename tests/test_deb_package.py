@@ -298,3 +298,28 @@ def test_purge_leaves_nothing_of_dongled(site: Site) -> None:
     assert left - KEPT == set(), left
     # what postinst changed for the asterisk user stays: chan_dongle needs it as well
     assert "dialout" in box.run("id", "-nG", "asterisk").stdout.split()
+
+
+def test_without_an_asterisk_user_it_installs_and_says_what_to_do(site: Site) -> None:
+    """Installed before Asterisk: the package installs, changes nothing of the service user's,
+    and names the next step, which then sets the user up and starts the unit."""
+    box = site.box
+    box.run("userdel", "asterisk")
+    box.write("/etc/systemd/system/dongled.service.d/50-testbed.conf", DROPIN_TESTBED)
+    out = site.apt("install", "--no-install-recommends", _deb_into_box(box, DEB))
+    print(f"\n$ apt-get install ./{Path(DEB).name}   (no asterisk user)\n{out}")
+    assert "no asterisk user: install Asterisk" in out, out
+    assert "dpkg-reconfigure dongled" in out
+    status = box.run("dpkg-query", "-W", "-f=${db:Status-Abbrev}", "dongled").stdout
+    assert status.strip() == "ii", status
+    assert site.state()["ActiveState"] != "active"  # User=asterisk: nobody to run it as
+    # Asterisk installed (its user again, in no group but its own), then the step named
+    box.run("useradd", "--system", "--user-group", "--home-dir", "/var/lib/asterisk", "asterisk")
+    box.run("chown", "-R", "asterisk:asterisk", "/etc/asterisk", "/var/lib/asterisk")
+    told = box.run("dpkg-reconfigure", "dongled", env=APT_ENV)
+    print(f"$ dpkg-reconfigure dongled\n{told.stdout}{told.stderr}")
+    assert "dialout" in box.run("id", "-nG", "asterisk").stdout.split()
+    assert site.state()["ActiveState"] == "active", box.journal("-u", "dongled", "-n", "20")
+    site.apt("purge", "dongled")
+    box.run("rm", "-r", "/etc/systemd/system/dongled.service.d")
+    assert not os.path.lexists(box.path("/etc/dongled"))

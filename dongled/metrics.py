@@ -1,27 +1,31 @@
 """Prometheus metrics for the fleet view (off by default): an HTTP endpoint on loopback
-and/or a node_exporter textfile. The exposition comes from prometheus_client, not by hand."""
+and/or a node_exporter textfile. The exposition comes from prometheus_client, not by hand.
+
+The endpoint is prometheus_client's WSGI app in a server of our own: its start_http_server
+returns the server (so it can be closed) only from 0.20 on, and Debian 12 ships 0.16."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
-from typing import TYPE_CHECKING
+from socketserver import ThreadingMixIn
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    start_http_server,
+    make_wsgi_app,
     write_to_textfile,
 )
 
 from dongled.network import Registration
 
 if TYPE_CHECKING:
-    from wsgiref.simple_server import WSGIServer
-
     from dongled.ami import DeviceEntry
 
 log = logging.getLogger(__name__)
@@ -78,9 +82,11 @@ class Metrics:
 
     def serve(self, listen: str) -> None:
         host, _, port = listen.rpartition(":")
-        self._server, self._thread = start_http_server(
-            int(port), addr=host.strip("[]") or "127.0.0.1", registry=self.registry
+        self._server = _http_server(host.strip("[]") or "127.0.0.1", int(port), self.registry)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="metrics-http", daemon=True
         )
+        self._thread.start()
         log.info("metrics on http://%s/metrics", listen)
 
     def devices(self, entries: dict[str, DeviceEntry]) -> None:
@@ -109,3 +115,19 @@ class Metrics:
         if self._thread is not None:
             self._thread.join(timeout=2)
             self._thread = None
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """One line per scrape on stderr would flood the journal."""
+
+
+def _http_server(host: str, port: int, registry: CollectorRegistry) -> WSGIServer:
+    """A thread per request (a slow scraper holds up no other), IPv4 or IPv6 by `host`."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+
+    class Server(ThreadingMixIn, WSGIServer):
+        address_family = family
+        daemon_threads = True
+
+    return make_server(host, port, make_wsgi_app(registry), Server, handler_class=_QuietHandler)

@@ -21,7 +21,9 @@ from tests.support.rig import make_imei, rig, wait_until
 
 def samples(text: str) -> dict[str, float]:
     out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
+    # untyped in prometheus-client 0.16 (Debian 12), typed in later releases
+    families = text_string_to_metric_families(text)  # type: ignore[no-untyped-call,unused-ignore]
+    for family in families:
         for s in family.samples:
             labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
             out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value

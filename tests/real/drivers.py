@@ -14,10 +14,13 @@ MIXED = ["chan_dongle+quectel-im", "chan_dongle+quectel-re"]
 MIXED_MODELS = [E1550_USB, EC25_USB, E1550_USB, EC25_USB]
 
 
-def real_rig(tmp: Path, driver: str, n: int = 0) -> AbstractContextManager[Rig]:
+def real_rig(
+    tmp: Path, driver: str, n: int = 0, *, real: bool = True
+) -> AbstractContextManager[Rig]:
     """`n` sticks of the driver's kind (Huawei E1550 for chan_dongle, Quectel EC25 for a
     fork; alternating on a mixed box) against the real Asterisk with `driver` loaded.
-    `n` 0: 3 sticks, 4 on a mixed box (two of each kind)."""
+    `n` 0: 3 sticks, 4 on a mixed box (two of each kind). `real` False: the same rig
+    against the test Asterisk (for contract tests)."""
     n = n or (4 if "+" in driver else 3)
     if "+" in driver:
         models: list[UsbModel] = [MIXED_MODELS[i % len(MIXED_MODELS)] for i in range(n)]
@@ -27,7 +30,7 @@ def real_rig(tmp: Path, driver: str, n: int = 0) -> AbstractContextManager[Rig]:
         (EC25 if m is EC25_USB else StickSim)(make_imei(i), f"2500100000{i:05d}")
         for i, m in enumerate(models)
     ]
-    return rig(tmp, n, models=models, sims=sims, personality=driver, real=True)
+    return rig(tmp, n, models=models, sims=sims, personality=driver, real=real)
 
 
 def stop_verb(r: Rig, name: str, headers: dict[str, str]) -> str:

@@ -236,6 +236,17 @@ USB_MODELS: Final[dict[str, UsbModel]] = {
 }
 
 _VIOLATION_PREFIXES: Final = ("ATZ", "AT+CFUN", "AT^CURC", "AT^U2DIAG", "AT^SETPORT")
+
+# Commands a modem acknowledges with a bare OK, as the simulators do: the settings and queries
+# of the real chan_dongle's and both chan_quectel forks' init and polls (seen against them in
+# the real-driver tier) whose answer the drivers do not need. Anything else answered by the
+# generic OK is recorded in `StickSim.unknown`: the real tier fails on it (a command a real
+# driver sends that the simulator does not know is a finding).
+_ACKNOWLEDGED: Final = (
+    "ATZ", "AT+CMEE=", "AT+COPS=", "AT+CREG=", "AT+CEREG=", "AT+CSSN=", "AT+CMGF=", "AT+CSCS=",
+    "AT+CNMI=", "AT^DSCI=", "AT+VTD=", "AT+QTONEDET=", "AT+QINDCFG=", "AT+QPCMV=", "AT+CNUM",
+    "AT+CMGL=", "AT+QMIC", "AT+QRXGAIN", "AT+QSPN", "AT+CLIP=", "AT+CLVL", "AT+CPCMREG=",
+)  # fmt: skip
 _MAX_LINE: Final = 4096
 _MAX_PENDING: Final = 1 << 16
 
@@ -329,6 +340,7 @@ class StickSim:
         self.iccid = iccid if iccid is not None else ("8970" + (imsi or "0" * 15))[:20]
         self.rng = random.Random(seed if seed is not None else imei)
         self.violations: list[Violation] = []
+        self.unknown: list[str] = []  # commands answered OK only for want of knowing them
         self.ports: list[SimPort] = []
         self._lock = threading.Lock()
 
@@ -387,7 +399,16 @@ class StickSim:
             return ["+COPS: 0" if self.imsi is None else '+COPS: 0,0,"MegaFon",2', "OK"]
         if cmd == "AT^ICCID?":
             return sim_missing if self.imsi is None else [f"^ICCID: {self.iccid}", "OK"]
-        return ["OK"]  # AT+CMEE=..., violations, and everything else
+        if cmd.startswith("AT+CPMS"):  # the SIM's SMS store: empty, 50 places
+            return sim_missing if self.imsi is None else ["+CPMS: 0,50,0,50,0,50", "OK"]
+        if cmd.startswith("AT+CMGR="):  # the drivers read every index at connect: all empty
+            return ["+CMS ERROR: 321"]  # invalid memory index
+        if cmd == "AT+CSCA?":
+            return sim_missing if self.imsi is None else ['+CSCA: "+79168999100",145', "OK"]
+        if not cmd.startswith(_ACKNOWLEDGED):
+            with self._lock:
+                self.unknown.append(command)
+        return ["OK"]
 
     def report(self, line: str) -> None:
         """Send an unsolicited line now (``+CREG: 2``: the network dropped the SIM;

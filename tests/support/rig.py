@@ -474,6 +474,9 @@ def rig(tmp: Path, n: int, **kw: object) -> Iterator[Rig]:
         try:
             yield r
             r.assert_no_foreign_audio()  # every rig test, whatever else it checks
+            if r.real is not None:  # the simulators knew every command the real driver sent
+                unknown = {s.imei: s.unknown for s in r.sims if s.unknown}
+                assert unknown == {}, f"commands the simulators do not know: {unknown}"
         finally:
             r.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 from tests.support.modemsim import E1550_USB, EC25, EC25_USB, StickSim, UsbModel
 from tests.support.rig import Rig, make_imei, rig
@@ -14,22 +15,32 @@ MIXED = ["chan_dongle+quectel-im", "chan_dongle+quectel-re"]
 MIXED_MODELS = [E1550_USB, EC25_USB, E1550_USB, EC25_USB]
 
 
+def sim_for(driver: str, i: int, imsi: str | None = "", **quirks: Any) -> StickSim:
+    """Stick `i` of a rig for `driver` (IMSI "" : the rig's usual one; None: no SIM)."""
+    model = MIXED_MODELS[i % len(MIXED_MODELS)] if "+" in driver else None
+    lte = model is EC25_USB if model is not None else driver != "chan_dongle"
+    kind = EC25 if lte else StickSim
+    return kind(make_imei(i), f"2500100000{i:05d}" if imsi == "" else imsi, **quirks)
+
+
 def real_rig(
-    tmp: Path, driver: str, n: int = 0, *, real: bool = True
+    tmp: Path,
+    driver: str,
+    n: int = 0,
+    *,
+    real: bool = True,
+    sims: list[StickSim] | None = None,
 ) -> AbstractContextManager[Rig]:
     """`n` sticks of the driver's kind (Huawei E1550 for chan_dongle, Quectel EC25 for a
     fork; alternating on a mixed box) against the real Asterisk with `driver` loaded.
     `n` 0: 3 sticks, 4 on a mixed box (two of each kind). `real` False: the same rig
     against the test Asterisk (for contract tests)."""
-    n = n or (4 if "+" in driver else 3)
+    n = len(sims) if sims is not None else n or (4 if "+" in driver else 3)
     if "+" in driver:
         models: list[UsbModel] = [MIXED_MODELS[i % len(MIXED_MODELS)] for i in range(n)]
     else:
         models = [E1550_USB if driver == "chan_dongle" else EC25_USB] * n
-    sims: list[StickSim] = [
-        (EC25 if m is EC25_USB else StickSim)(make_imei(i), f"2500100000{i:05d}")
-        for i, m in enumerate(models)
-    ]
+    sims = sims if sims is not None else [sim_for(driver, i) for i in range(n)]
     return rig(tmp, n, models=models, sims=sims, personality=driver, real=real)
 
 

@@ -235,6 +235,7 @@ USB_MODELS: Final[dict[str, UsbModel]] = {
     "SIM7600": SIM7600_USB,
 }
 
+_CME_CODES: Final = {"SIM not inserted": "10", "memory failure": "23"}  # 3GPP 27.007 9.2
 _VIOLATION_PREFIXES: Final = ("ATZ", "AT+CFUN", "AT^CURC", "AT^U2DIAG", "AT^SETPORT")
 
 # Commands a modem acknowledges with a bare OK, as the simulators do: the settings and queries
@@ -243,7 +244,7 @@ _VIOLATION_PREFIXES: Final = ("ATZ", "AT+CFUN", "AT^CURC", "AT^U2DIAG", "AT^SETP
 # generic OK is recorded in `StickSim.unknown`: the real tier fails on it (a command a real
 # driver sends that the simulator does not know is a finding).
 _ACKNOWLEDGED: Final = (
-    "ATZ", "AT+CMEE=", "AT+COPS=", "AT+CREG=", "AT+CEREG=", "AT+CSSN=", "AT+CMGF=", "AT+CSCS=",
+    "ATZ", "AT+COPS=", "AT+CREG=", "AT+CEREG=", "AT+CSSN=", "AT+CMGF=", "AT+CSCS=",
     "AT+CNMI=", "AT^DSCI=", "AT+VTD=", "AT+QTONEDET=", "AT+QINDCFG=", "AT+QPCMV=", "AT+CNUM",
     "AT+CMGL=", "AT+QMIC", "AT+QRXGAIN", "AT+QSPN", "AT+CLIP=", "AT+CLVL", "AT+CPCMREG=",
 )  # fmt: skip
@@ -341,6 +342,7 @@ class StickSim:
         self.rng = random.Random(seed if seed is not None else imei)
         self.violations: list[Violation] = []
         self.unknown: list[str] = []  # commands answered OK only for want of knowing them
+        self.cmee = 2  # AT+CMEE: 0 plain ERROR, 1 numeric, 2 verbose (reset at power-on)
         self.ports: list[SimPort] = []
         self._lock = threading.Lock()
 
@@ -356,6 +358,9 @@ class StickSim:
             return None
         cmd = command.upper()
         sim_missing = ["+CME ERROR: SIM not inserted"]
+        if cmd.startswith("AT+CMEE=") and cmd[8:] in ("0", "1", "2"):
+            self.cmee = int(cmd[8:])
+            return ["OK"]
         if cmd in ("AT", ""):
             return ["OK"]
         if cmd in ("ATE0", "ATE"):
@@ -409,6 +414,18 @@ class StickSim:
             with self._lock:
                 self.unknown.append(command)
         return ["OK"]
+
+    def reported(self, lines: list[str]) -> list[str]:
+        """`lines` with a +CME ERROR final as AT+CMEE asks for it: after AT+CMEE=0 a real
+        modem answers a plain ERROR (the real chan_dongle and IM send it, and wait for OK or
+        ERROR: they do not know +CME ERROR and time out on it)."""
+        if not lines or not lines[-1].startswith("+CME ERROR:") or self.cmee == 2:
+            return lines
+        if self.cmee == 0:
+            return [*lines[:-1], "ERROR"]
+        text = lines[-1].split(":", 1)[1].strip()
+        code = _CME_CODES.get(text, text if text.isdigit() else "100")
+        return [*lines[:-1], f"+CME ERROR: {code}"]
 
     def report(self, line: str) -> None:
         """Send an unsolicited line now (``+CREG: 2``: the network dropped the SIM;
@@ -729,6 +746,7 @@ class _Server:
         self._sel.register(port.master_fd, selectors.EVENT_READ, port)
         if not any(p in self._ports for p in port.sim.ports):  # powered on: it boots
             port.sim.booted_at = time.monotonic() + port.sim.boot_delay
+            port.sim.cmee = 2
         self._ports.add(port)
         port.sim.ports.append(port)
 
@@ -852,6 +870,7 @@ class _Server:
         lines = sim.answer(text)
         if lines is None:
             return
+        lines = sim.reported(lines)
         answer = sim._frame(lines)
         due = max(now, port._busy_until) + sim.answer_delay
         port._busy_until = due

@@ -1,7 +1,7 @@
 """Repeats real-tier scenarios against the real Asterisk and drivers, each in a fresh pytest
 process, and reports how many runs passed and the figures they printed.
 
-Written for the two defects the real drivers showed (docs/real-asterisk.md): a dongled
+Written for the two defects the real drivers showed (docs/real-drivers.md): a dongled
 restarted after the driver bound every device to the wrong stick (every device back on its
 own stick, within how long of the last stop, no crash), and a dongled started while the
 driver runs every device right (nothing stopped). Needs root and the real Asterisk

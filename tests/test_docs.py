@@ -49,7 +49,8 @@ def test_relative_links_resolve(doc: Path) -> None:
 
 
 def test_nothing_points_outside_the_repository() -> None:
-    """What a reader needs is in docs/, in the project's own words."""
+    """What a reader needs is in docs/, in the project's own words. Only .ci/run may hand the
+    real-driver tier the real Asterisk's sources from beside the checkout."""
     files = subprocess.run(
         ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
@@ -61,7 +62,10 @@ def test_nothing_points_outside_the_repository() -> None:
         and f.endswith((".py", ".md", ".sh", ".toml", ".service", ".rules", "run"))
         and pattern.search((ROOT / f).read_text(errors="replace"))
     ]
-    assert offenders == []
+    assert offenders == [".ci/run"]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert pattern.findall(ci) == ["../shared"]
+    assert "DONGLED_REAL_SOURCES:-../shared/realasterisk}" in ci
 
 
 def test_the_quick_start_section_is_one_dongled_manages(tmp_path: Path) -> None:

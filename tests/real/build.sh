@@ -5,7 +5,7 @@
 #   tests/real/build.sh SOURCES_DIR [CACHE_DIR]
 #
 # SOURCES_DIR holds asterisk-20.20.1.tar.xz, chan_dongle-*.tar.xz, chan_quectel-im-*.tar.xz,
-# chan_quectel-re-*.tar.xz and their SHA256SUMS (docs/real-asterisk.md says where they come
+# chan_quectel-re-*.tar.xz and their SHA256SUMS (docs/real-drivers.md says where they come
 # from). The build lands in CACHE_DIR/<key>, key = the checksum of SHA256SUMS, and is reused
 # while that key stays the same; it prints that directory on its last line. A build takes
 # 3-7 minutes on 2 cores; a cached one, none.

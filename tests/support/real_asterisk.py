@@ -69,7 +69,7 @@ def require_build() -> Path:
             "the real-driver tier needs the real Asterisk: set DONGLED_REAL_SOURCES to a "
             "directory with asterisk-20.20.1.tar.xz, chan_dongle-*.tar.xz, "
             "chan_quectel-im-*.tar.xz, chan_quectel-re-*.tar.xz and SHA256SUMS (see "
-            "docs/real-asterisk.md), or DONGLED_REAL_ASTERISK to a tree tests/real/build.sh made"
+            "docs/real-drivers.md), or DONGLED_REAL_ASTERISK to a tree tests/real/build.sh made"
         )
         if os.environ.get("CI"):
             pytest.fail(why)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from dongled import __version__, settings
+from dongled import __version__, notify, settings
 from dongled.errors import ConfError, SettingsError
 from dongled.portlock import pid_alive
 from dongled.reconcile import check_digit_message, unmanaged_message
@@ -324,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
         conf = settings.load(args.config, secret=args.command != "status")
     except SettingsError as exc:
         print(f"dongled: bad settings: {exc}", file=sys.stderr)
+        if args.command == "run":
+            # Under systemd: `systemctl status` shows STATUS= as well as the journal's tail.
+            notify.status(f"bad settings: {exc}")
         return EXIT_USAGE
     if args.command == "run":
         return _run(conf, args.verbose)

@@ -80,6 +80,8 @@ def toml_template() -> str:
     out = [
         "# dongled settings. Every key is optional; the values shown are the defaults.",
         "# What each key does: docs/settings.md (installed in /opt/dongled/docs/).",
+        "# Set a key by uncommenting its line where it stands, under its own [table]: a table",
+        "# declared a second time (e.g. another [ami] appended below) is not valid TOML.",
         "# Generated from dongled/settings.py: python -m dongled.settingsref toml",
     ]
     table = ""

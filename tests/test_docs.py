@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from dongled import settings
 from dongled.dongleconf import DongleConf
 from dongled.identity import valid_imei
 
@@ -73,3 +74,29 @@ def test_the_quick_start_section_is_one_dongled_manages(tmp_path: Path) -> None:
     section = DongleConf.load(str(conf)).devices()["dongle0"]
     assert section.imei is not None and valid_imei(section.imei)
     assert (section.data, section.audio) == ("/dev/ttyUSB2", "/dev/ttyUSB1")
+
+
+def test_the_quick_start_settings_step_edits_the_installed_template(tmp_path: Path) -> None:
+    """Step 2 done as the README says, on the file install.sh puts in place: its keys set under
+    the template's own `[ami]`, not a second `[ami]` appended (which is not valid TOML and
+    once crash-looped the unit)."""
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```toml\n\[ami\][^\n]*\n(.*?)```", readme, re.S)
+    assert block is not None
+    step = readme[: block.start()].rsplit("**2.", 1)[1]
+    assert "under the existing\n`[ami]`" in step or "under the existing `[ami]`" in step
+    keys = dict(re.findall(r"^(\w+) = (.*?)(?:\s+#.*)?$", block.group(1), re.M))
+    assert set(keys) == {"username", "secret_file"}
+    edited, table = [], ""
+    for line in (ROOT / "etc" / "dongled.toml").read_text().splitlines():
+        if line.startswith("["):
+            table = line
+        m = re.match(r"# (\w+) = ", line)
+        if table == "[ami]" and m and m.group(1) in keys:
+            line = f"{m.group(1)} = {keys.pop(m.group(1))}"
+        edited.append(line)
+    assert keys == {}, "keys the template does not list under [ami]"
+    path = tmp_path / "dongled.toml"
+    path.write_text("\n".join(edited) + "\n")
+    s = settings.load(str(path), secret=False)
+    assert (s.ami.username, s.ami.secret_file) == ("dongled", "/etc/dongled/ami-secret")

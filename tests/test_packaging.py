@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dongled import models
+from dongled import cli, models
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "systemd" / "dongled.service"
@@ -93,6 +93,8 @@ def test_unit_has_the_hardening_the_readme_promises() -> None:
     s = _unit_settings()
     assert s["Type"] == ["notify"]
     assert s["Restart"] == ["on-failure"]
+    # bad settings: a restart never fixes them
+    assert s["RestartPreventExitStatus"] == [str(cli.EXIT_USAGE)]
     assert s["WatchdogSec"] and s["NotifyAccess"] == ["main"]
     assert s["ProtectSystem"] == ["strict"]
     rw = s["ReadWritePaths"][0].split()

@@ -323,10 +323,12 @@ def main(argv: list[str] | None = None) -> int:
         # `status` never reads the AMI secret: an admin who may not read it can still look.
         conf = settings.load(args.config, secret=args.command != "status")
     except SettingsError as exc:
-        print(f"dongled: bad settings: {exc}", file=sys.stderr)
+        for error in exc.errors:
+            print(f"dongled: bad settings: {error}", file=sys.stderr)
         if args.command == "run":
             # Under systemd: `systemctl status` shows STATUS= as well as the journal's tail.
-            notify.status(f"bad settings: {exc}")
+            more = f" (and {len(exc.errors) - 1} more)" if len(exc.errors) > 1 else ""
+            notify.status(f"bad settings: {exc.errors[0]}{more}")
         return EXIT_USAGE
     if args.command == "run":
         return _run(conf, args.verbose)

@@ -317,7 +317,25 @@ def _in_loop(coro: Coroutine[Any, Any, int]) -> int:
     return asyncio.run(coro)
 
 
+EXIT_PIPE_CLOSED = 128 + 13  # what a shell reports for a writer killed by SIGPIPE
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command's exit code. A reader that closes the pipe early (`dongled status --json |
+    head`) ends the command quietly, as SIGPIPE ends other CLIs, not with a traceback."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # inside: a closed pipe shows here, not at interpreter exit
+    except BrokenPipeError:
+        # Python's own last flush at exit would fail again and print "Exception ignored".
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_PIPE_CLOSED
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         # `status` never reads the AMI secret: an admin who may not read it can still look.

@@ -9,11 +9,11 @@ import sys
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from dongled import __version__, notify, settings
+from dongled import __version__, notify, settings, statuscheck
 from dongled.errors import ConfError, SettingsError
 from dongled.portlock import pid_alive
 from dongled.reconcile import check_digit_message, unmanaged_message
-from dongled.statusfile import FILENAME, exit_ok, render_table
+from dongled.statusfile import FILENAME, exit_ok, problems, render_table
 
 if TYPE_CHECKING:
     from dongled.drivers.base import Driver
@@ -88,7 +88,15 @@ def _parser() -> argparse.ArgumentParser:
         ),
         formatter_class=fmt,
     )
-    st.add_argument("--json", action="store_true", help="the documented JSON document (schema 1)")
+    view = st.add_mutually_exclusive_group()
+    view.add_argument("--json", action="store_true", help="the documented JSON document (schema 1)")
+    view.add_argument(
+        "--check",
+        action="store_true",
+        help="a monitoring plugin's output: first line `OK: 3 of 3 lines on their own stick` "
+        "or `CRITICAL: dongle1 absent, AMI down`; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN "
+        "(docs/monitoring.md)",
+    )
     sc = sub.add_parser(
         "scan",
         parents=common,
@@ -153,28 +161,45 @@ def _run(conf: settings.Settings, verbose: bool) -> int:
     return EXIT_OK
 
 
+def _read_snapshot(conf: settings.Settings) -> tuple[dict[str, Any] | None, str]:
+    """The running daemon's status document, or None and why there is none."""
+    path = os.path.join(conf.state_dir, FILENAME)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            snap = json.load(fh)
+    except FileNotFoundError:
+        return None, f"dongled is not running (no live state in {path})"
+    except OSError as exc:
+        return None, f"dongled's status is unreadable: {path}: {exc.strerror}"
+    except ValueError:
+        return None, f"dongled's status is unreadable: {path} is not a JSON document"
+    if not isinstance(snap, dict) or not isinstance(snap.get("pid"), int):
+        return None, f"dongled's status is unreadable: {path} is not a status document"
+    if not pid_alive(snap["pid"]):
+        return None, f"dongled is not running (no live state in {path})"
+    return snap, ""
+
+
 def _snapshot(conf: settings.Settings) -> dict[str, Any] | None:
     """The running daemon's status document, or None when it does not run."""
-    try:
-        with open(os.path.join(conf.state_dir, FILENAME), encoding="utf-8") as fh:
-            snap = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(snap, dict) or not pid_alive(int(snap.get("pid", 0))):
-        return None
-    return snap
+    return _read_snapshot(conf)[0]
 
 
-def _status(conf: settings.Settings, as_json: bool) -> int:
-    snap = _snapshot(conf)
+def _status(conf: settings.Settings, as_json: bool, check: bool = False) -> int:
+    snap, why = _read_snapshot(conf)
     if snap is None:
-        path = os.path.join(conf.state_dir, FILENAME)
-        msg = f"dongled is not running (no live state in {path})"
-        if as_json:
-            print(json.dumps({"schema": 1, "running": False, "message": msg}, sort_keys=True))
+        if check:
+            print(statuscheck.unknown(why).line)
+        elif as_json:
+            print(json.dumps({"schema": 1, "running": False, "message": why}, sort_keys=True))
         else:
-            print(msg, file=sys.stderr)
-        return EXIT_NOT_RUNNING
+            print(why, file=sys.stderr)
+        return statuscheck.UNKNOWN if check else EXIT_NOT_RUNNING
+    if check:
+        # A plugin's output: the verdict line first, then the problems in words.
+        found = statuscheck.verdict(snap)
+        print("\n".join([found.line, *problems(snap)]))
+        return found.code
     ok = exit_ok(snap)
     if as_json:
         print(json.dumps(snap, indent=2, sort_keys=True))
@@ -341,6 +366,9 @@ def _main(argv: list[str] | None) -> int:
         # `status` never reads the AMI secret: an admin who may not read it can still look.
         conf = settings.load(args.config, secret=args.command != "status")
     except SettingsError as exc:
+        if args.command == "status" and args.check:  # a plugin: UNKNOWN, said on stdout
+            print(statuscheck.unknown(f"bad settings: {exc.errors[0]}").line)
+            return statuscheck.UNKNOWN
         for error in exc.errors:
             print(f"dongled: bad settings: {error}", file=sys.stderr)
         if args.command == "run":
@@ -351,7 +379,7 @@ def _main(argv: list[str] | None) -> int:
     if args.command == "run":
         return _run(conf, args.verbose)
     if args.command == "status":
-        return _status(conf, args.json)
+        return _status(conf, args.json, args.check)
     driver = _driver(conf, args.driver)
     if driver is None:
         return EXIT_USAGE

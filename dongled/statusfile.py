@@ -416,6 +416,12 @@ def render_table(doc: dict[str, Any]) -> list[str]:
     ami = "connected" if doc.get("ami_connected") else "NOT connected"
     driver = doc.get("driver", "chan_dongle")
     out.append(f"{doc.get('summary', '')}; {driver} over Asterisk AMI {ami}")
+    return out + problems(doc)
+
+
+def problems(doc: dict[str, Any]) -> list[str]:
+    """Every problem of the document in words, one line each (what the table ends with)."""
+    out: list[str] = []
     if not doc.get("ami_connected"):
         out.append("Asterisk AMI not connected: no line can be verified (see the daemon's log)")
     if doc.get("conf_error"):

@@ -134,11 +134,14 @@ def _section_row(
     ami_up: bool,
     given_up: str = "",
     uac: bool = False,
+    file_problem: str = "",
 ) -> SectionRow:
     """One section's row; its status is decided by `linestatus`, as the daemon decides it.
     `uac`: the driver takes the section's voice from alsadev= (USB audio; its module's card or
     an external one)."""
-    decided = line_status(sec, choice, entry, ami_up=ami_up, given_up=given_up)
+    decided = line_status(
+        sec, choice, entry, ami_up=ami_up, given_up=given_up, file_problem=file_problem
+    )
     imei = sec.imei if sec.imei and valid_imei(sec.imei) else None
     running, verified = decided.running, decided.verified
     status, detail = decided.status.schema1, decided.detail
@@ -212,7 +215,15 @@ def snapshot(d: StatusSource) -> StatusDoc:
         given_up = d.recovery.ladder.given_up(stick.usb_port) if stick is not None else ""
         alsa = uac or drv.uses_ext_uac(sec)  # an external card is shown, not chosen by
         row = _section_row(
-            drivers[name], sec, stick, choice, asterisk.get(name), ami_up, given_up, alsa
+            drivers[name],
+            sec,
+            stick,
+            choice,
+            asterisk.get(name),
+            ami_up,
+            given_up,
+            alsa,
+            d.conf_error,
         )
         if stick is not None:
             named[stick.usb_device] = name

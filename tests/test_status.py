@@ -372,3 +372,48 @@ def test_the_documented_keys_are_the_typed_ones() -> None:
     assert set(StatusDoc.__required_keys__) == TOP_KEYS
     assert set(SectionRow.__required_keys__) == SECTION_KEYS
     assert set(StickRow.__required_keys__) == STICK_KEYS
+
+
+def test_status_says_a_section_is_not_parked_when_the_write_failed(tmp_path: Path) -> None:
+    """A stick pulled while dongled cannot replace the file (here: its backup path is taken by
+    a directory, which fails even for root; on a box, a Permission denied): the section still
+    names the old port, and status says so, and why, instead of calling it parked."""
+    with rig(tmp_path, 2) as r:
+        r.wait_all_right(timeout=10)
+        r.start_daemon()
+        wait_until(lambda: _sections_ok(r, 2), 15, "status.json shows both sections ok")
+
+        def rows() -> dict[str, dict[str, Any]]:
+            snap: dict[str, Any] = r.status()
+            return {row["section"]: row for row in snap.get("sections", [])}
+
+        old_data = rows()["dongle1"]["data"]
+        blocker = Path(f"{r.conf}.dongled-bak")
+        blocker.unlink(missing_ok=True)
+        blocker.mkdir()
+        (blocker / "keep").write_text("not dongled's\n")
+        r.unplug(1)
+
+        wait_until(
+            lambda: rows()["dongle1"]["status"] == "absent", 15, "dongle1 absent in status.json"
+        )
+        out = dongled(r, "status").stdout
+        print(f"\n$ dongled status\n{out}")
+        assert "the section is parked" not in out
+        assert (
+            "[dongle1] absent: its stick is not plugged in, but the section is NOT parked: it "
+            f"still names {old_data}; the file was not written: {r.conf}: not replaced"
+        ) in out
+        assert str(old_data) in r.conf.read_text()
+
+        blocker.joinpath("keep").unlink()
+        blocker.rmdir()  # the next pass writes, and status says parked
+        r.unplug(0)
+        wait_until(
+            lambda: (
+                "[dongle1] absent: its stick is not plugged in; the section is parked"
+                in dongled(r, "status").stdout
+            ),
+            15,
+            "dongle1 parked once the file can be written",
+        )

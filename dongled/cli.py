@@ -16,7 +16,9 @@ from dongled.reconcile import check_digit_message, unmanaged_message
 from dongled.statusfile import FILENAME, exit_ok, problems, render_table
 
 if TYPE_CHECKING:
+    from dongled.dongleconf import DeviceSection as DongleSection
     from dongled.drivers.base import Driver
+    from dongled.reconcile import Plan
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
 
@@ -213,12 +215,12 @@ def _report(*lines: str) -> None:
         print(line, file=sys.stderr)
 
 
-def _refuse_if_running(conf: settings.Settings, what: str) -> bool:
+def _refuse_if_running(conf: settings.Settings, what: str, path: str) -> bool:
     snap = _snapshot(conf)
     if snap is None:
         return False
     _report(
-        f"dongled: the daemon runs (pid {snap.get('pid')}) and owns dongle.conf; stop it "
+        f"dongled: the daemon runs (pid {snap.get('pid')}) and owns {path}; stop it "
         f"before `dongled {what} --apply` (systemctl stop dongled)"
     )
     return True
@@ -242,7 +244,8 @@ async def _scan(conf: settings.Settings, apply: bool, driver: Driver) -> int:
     from dongled import scan
     from dongled.dongleconf import inherited_message
 
-    if apply and _refuse_if_running(conf, "scan"):
+    path = settings.conf_path(conf, driver.conf_key)
+    if apply and _refuse_if_running(conf, "scan", path):
         return EXIT_PROBLEM
     asterisk = await scan.connect_asterisk(conf, driver)
     try:
@@ -270,8 +273,13 @@ async def _scan(conf: settings.Settings, apply: bool, driver: Driver) -> int:
             _report(check_digit_message(devices[name]))
         for name, foreign in p.mismatched.items():
             _report(f"[{name}]: Asterisk runs IMEI {foreign} on it: it must be stopped")
+        unidentified = any(st.identity is None for st in result.sticks)
+        for name, (data, _voice) in sorted(p.port_changes.items()):
+            if data == driver.parked[0]:  # the diff parks it: say why
+                _report(f"[{name}]: parked: {_parked_why(result.sections[name], p, unidentified)}")
         for name, why in p.ambiguous.items():
-            _report(f"[{name}]: no stick chosen: {why}")
+            if name not in p.port_changes:
+                _report(f"[{name}]: no stick chosen: {why}")
         for name in p.inherited:
             _report(inherited_message(devices[name]))
         actions = [f"stop {n}" for n in p.stop]
@@ -279,8 +287,11 @@ async def _scan(conf: settings.Settings, apply: bool, driver: Driver) -> int:
         actions += [f"start {n}" for n in p.start]
         sys.stdout.write(result.change.diff)
         if not result.change.files and not actions:
-            _report("dongle.conf and Asterisk are right: nothing to do")
-            unidentified = any(st.identity is None for st in result.sticks)
+            if asterisk.devices is None:
+                # Nothing to write; what Asterisk runs is unknown, so not "all right".
+                _report(f"{path} is right for the sticks found; Asterisk was not asked")
+                return EXIT_PROBLEM
+            _report(f"{path} and Asterisk are right: nothing to do")
             trouble = unidentified or p.unbound or p.ambiguous or p.inherited
             return EXIT_PROBLEM if trouble else EXIT_OK
         if actions:
@@ -308,10 +319,20 @@ async def _scan(conf: settings.Settings, apply: bool, driver: Driver) -> int:
         await scan.close(asterisk)
 
 
+def _parked_why(sec: DongleSection, p: Plan, unidentified: bool) -> str:
+    """Why scan's diff parks a section (its data= and voice on paths that cannot open)."""
+    if sec.name in p.ambiguous:
+        return p.ambiguous[sec.name]
+    why = f"no plugged stick reports IMEI {sec.imei}"
+    if unidentified:
+        why += " (a stick above was not identified: it may be this one)"
+    return f"{why}; nothing may start it on a port another stick may have meanwhile"
+
+
 async def _adopt(conf: settings.Settings, apply: bool, driver: Driver) -> int:
     from dongled import scan
 
-    if apply and _refuse_if_running(conf, "adopt"):
+    if apply and _refuse_if_running(conf, "adopt", settings.conf_path(conf, driver.conf_key)):
         return EXIT_PROBLEM
     asterisk = await scan.connect_asterisk(conf, driver)
     try:

@@ -153,6 +153,10 @@ class Daemon:
     def conf_files(self) -> dict[str, str]:
         return self.lanes.conf_files
 
+    @property
+    def conf_warnings(self) -> list[str]:
+        return self.lanes.conf_warnings
+
     def driver_of(self, section: str) -> str:
         """The driver whose file holds `section`."""
         return self.lanes.lane_of(section).driver.name

@@ -25,6 +25,10 @@ from dongled.passexec import PassExecutor, file_imeis
 from dongled.reconcile import Expect
 
 V = TypeVar("V")
+_SHARED = (
+    "section [{}] is in both {} and {}: give one another name "
+    "(dongled status and recovery see only the first)"
+)
 
 
 def _merged(per_lane: Iterable[Mapping[str, V]]) -> dict[str, V]:
@@ -151,22 +155,28 @@ class Lanes:
                     return why
         return None
 
-    def _say_shared_names(self) -> None:
+    def _shared_names(self) -> dict[str, tuple[str, str]]:
+        """Section names two files use: name -> (the file that wins, the other)."""
         seen: dict[str, str] = {}
-        shared: set[str] = set()
+        shared: dict[str, tuple[str, str]] = {}
         for lane in self._lanes:
             for name in lane.sections:
                 if name in seen:
-                    shared.add(name)
-                    if name not in self._shared_told:
-                        emit(
-                            Event.CONF_ERROR,
-                            "section [%s] is in both %s and %s: give one another name "
-                            "(dongled status and recovery see only the first)",
-                            name,
-                            seen[name],
-                            lane.conf_path,
-                            device=name,
-                        )
+                    shared.setdefault(name, (seen[name], lane.conf_path))
                 seen.setdefault(name, lane.conf_path)
-        self._shared_told = shared
+        return shared
+
+    @property
+    def conf_warnings(self) -> list[str]:
+        """What status shows under its table (the journal has it once): names both files use."""
+        return [
+            _SHARED.format(name, first, other)
+            for name, (first, other) in sorted(self._shared_names().items())
+        ]
+
+    def _say_shared_names(self) -> None:
+        shared = self._shared_names()
+        for name, (first, other) in sorted(shared.items()):
+            if name not in self._shared_told:
+                emit(Event.CONF_ERROR, _SHARED.replace("{}", "%s"), name, first, other, device=name)
+        self._shared_told = set(shared)

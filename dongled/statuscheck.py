@@ -10,7 +10,7 @@ code as the state. `verdict` decides both from the status document (schema 1), p
 - WARNING (1): everything else that makes `dongled status` exit 1 while every line still
   runs or may soon: a line `pending` (being verified), a plugged stick unidentified, failed,
   busy or named by no section, a stick stuck in storage mode, a config file that does not
-  parse (dongled writes nothing until it does).
+  parse or could not be written, a config warning (a section name both files use).
 - OK (0): what makes `dongled status` exit 0.
 - UNKNOWN (3), from `unknown`: the daemon does not run, or its status cannot be read.
 """
@@ -70,7 +70,9 @@ def verdict(doc: Mapping[str, Any]) -> Verdict:
     if not ami_up:
         critical.append("AMI down")
     if doc.get("conf_error"):
-        warning.append("config file does not parse")
+        warning.append("config problem")  # does not parse, or a write failed
+    if doc.get("conf_warnings"):
+        warning.append("config warning")  # e.g. a section name two files use
     for s in doc.get("sticks", []):
         if s.get("status") != "bound" and s.get("usb_port") not in given_up_ports:
             warning.append(f"stick at USB {s.get('usb_port')} {s.get('status')}")

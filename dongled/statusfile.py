@@ -58,6 +58,8 @@ if TYPE_CHECKING:
         def conf_error(self) -> str: ...
         @property
         def conf_files(self) -> Mapping[str, str]: ...  # driver -> its file
+        @property
+        def conf_warnings(self) -> list[str]: ...  # e.g. a section name both files use
         def driver_of(self, section: str) -> str: ...
         def summary(self) -> str: ...
 
@@ -260,6 +262,7 @@ def snapshot(d: StatusSource) -> StatusDoc:
         "conf_files": dict(d.conf_files),
         "ami_connected": bool(d.ami.connected),
         "conf_error": d.conf_error or None,
+        "conf_warnings": list(d.conf_warnings),
         "summary": d.summary(),
         "sections": rows,
         "sticks": sticks,
@@ -302,8 +305,9 @@ def _switching(d: StatusSource) -> list[SwitchingRow]:
 def exit_ok(doc: Mapping[str, Any]) -> bool:
     """Exit 0 of `dongled status` (a monitoring check): Asterisk connected, no conf problem,
     every managed section verified on its own stick, every plugged stick identified and named
-    by a section, no stick given up or stuck in storage mode."""
-    if not doc.get("ami_connected") or doc.get("conf_error"):
+    by a section, no stick given up or stuck in storage mode, no config warning (a section
+    name two files use: status and recovery see only one of them)."""
+    if not doc.get("ami_connected") or doc.get("conf_error") or doc.get("conf_warnings"):
         return False
     if any(r.get("status") not in SECTION_FINE for r in doc.get("sections", [])):
         return False
@@ -437,6 +441,8 @@ def problems(doc: dict[str, Any]) -> list[str]:
         out.append("Asterisk AMI not connected: no line can be verified (see the daemon's log)")
     if doc.get("conf_error"):
         out.append(f"config problem: {doc['conf_error']}")
+    for warning in doc.get("conf_warnings") or []:
+        out.append(f"config problem: {warning}")
     for r in doc.get("sections", []):
         if r.get("status") not in SECTION_FINE:
             out.append(f"[{r.get('section')}] {r.get('status')}: {r.get('detail') or ''}")

@@ -69,6 +69,7 @@ TOP_KEYS = {
     "conf_files",
     "ami_connected",
     "conf_error",
+    "conf_warnings",
     "summary",
     "sections",
     "sticks",

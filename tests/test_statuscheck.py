@@ -102,7 +102,8 @@ THREE = [_line("dongle0", usb="1-1"), _line("dongle1", usb="1-2"), _line("dongle
             1,
             "WARNING: stick at USB 1-4 unbound, stick at USB 1-5 failed",
         ),
-        (_doc(THREE[0], conf_error="x:3: no ]"), 1, "WARNING: config file does not parse"),
+        (_doc(THREE[0], conf_error="x:3: no ]"), 1, "WARNING: config problem"),
+        (_doc(THREE[0], conf_warnings=["section [d] is in both"]), 1, "WARNING: config warning"),
         (
             _doc(THREE[0], switching=[{"usb_port": "2-1", "stuck": True}]),
             1,
@@ -132,6 +133,7 @@ _PORTS = st.sampled_from(["1-1", "1-2", "1-3", None])
     ),
     ami=st.booleans(),
     conf_error=st.sampled_from([None, "x:1: no ]"]),
+    conf_warnings=st.sampled_from([[], ["section [d] is in both"]]),
     given_up=st.lists(st.sampled_from(["1-1", "1-2", "1-9"]), max_size=2),
     stuck=st.booleans(),
 )
@@ -140,6 +142,7 @@ def test_ok_exactly_when_plain_status_exits_0(
     sticks: list[tuple[str | None, str]],
     ami: bool,
     conf_error: str | None,
+    conf_warnings: list[str],
     given_up: list[str],
     stuck: bool,
 ) -> None:
@@ -149,6 +152,7 @@ def test_ok_exactly_when_plain_status_exits_0(
         *[_line(f"d{i}", status, usb) for i, (status, usb) in enumerate(sections)],
         ami=ami,
         conf_error=conf_error,
+        conf_warnings=conf_warnings,
         sticks=[{"usb_port": port, "status": status} for port, status in sticks],
         recovery={port: {"given_up": "no answer"} for port in given_up},
         switching=[{"usb_port": "2-1", "stuck": stuck}],

@@ -69,6 +69,7 @@ class Daemon:
                 failing=self._failing,
                 spawn=self.spawn,
                 listing=self.listing,
+                changed=self.publish,
             ),
             fences=self.fences,
             fleet=self.fleet,

@@ -418,3 +418,39 @@ def test_status_says_a_section_is_not_parked_when_the_write_failed(tmp_path: Pat
             15,
             "dongle1 parked once the file can be written",
         )
+
+
+@needs_umockdev
+def test_a_stick_that_cannot_be_identified_shows_at_once_with_its_reason(tmp_path: Path) -> None:
+    """Plugged after dongled started: a stick that gives no valid IMEI is a `failed` row with
+    the reason and `dongled status` exits 1, and a booting one is `booting` with why, without
+    waiting for a pass (the status once read `"sticks": []` and exited 0 for 15 s while the
+    journal said the stick could not be identified)."""
+    with rig(tmp_path, 1) as r:
+        r.wait_all_right(timeout=10)
+        r.write_settings(boot_grace=0.5)  # a silent stick is past its boot quickly
+        r.start_daemon()
+        wait_until(lambda: _sections_ok(r, 1), 15, "status.json shows dongle0 ok")
+        width = len(E1550_USB.interfaces)
+        masked = StickSim(make_imei(80), imei_only_in_ati=True, ati_imei="35693803*******")
+        r.tb.add_stick(E1550_USB, masked, r.take_ttys(width), usb_port="7")
+
+        def row(port: str) -> dict[str, Any]:
+            snap: dict[str, Any] = r.status()
+            return next((s for s in snap.get("sticks", []) if s["usb_port"] == port), {})
+
+        wait_until(lambda: row("1-1.7").get("status") == "failed", 10, "a failed row for 1-1.7")
+        assert "no valid IMEI (AT+CGSN: ERROR; ATI's IMEI: line is" in row("1-1.7")["error"]
+        out = dongled(r, "status")
+        print(f"\n$ dongled status   (exit {out.returncode})\n{out.stdout}")
+        assert out.returncode == 1
+        assert "stick at USB 1-1.7 failed: " in out.stdout and "no valid IMEI" in out.stdout
+
+        r.write_settings(boot_grace=60.0)
+        r.stop_daemon()
+        r.start_daemon()
+        booting = StickSim(make_imei(81), boot_delay=30.0)
+        r.tb.add_stick(E1550_USB, booting, r.take_ttys(width), usb_port="6")
+        wait_until(lambda: row("1-1.6").get("status") == "booting", 10, "a booting row")
+        assert "not answering yet" in row("1-1.6")["error"]
+        assert "stick at USB 1-1.6 booting: not answering yet" in dongled(r, "status").stdout

@@ -51,7 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(
         prog="dongled",
-        description="Keeps chan_dongle devices bound to the USB GSM stick whose IMEI they name.",
+        description=(
+            "Keeps chan_dongle and chan_quectel devices bound to the USB GSM/LTE stick whose "
+            "IMEI they name."
+        ),
         epilog=_EPILOG,
         parents=[_common(None)],
     )
@@ -62,13 +65,14 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         parents=common,
-        help="the daemon: watch udev and keep dongle.conf and Asterisk right",
+        help="the daemon: watch udev and keep dongle.conf / quectel.conf and Asterisk right",
         description=(
             "Run the daemon in the foreground (systemd starts it as `dongled run`).\n"
             "Watches udev for USB sticks, identifies each by IMEI, keeps every section of\n"
-            "dongle.conf on the ports of the stick whose imei= it names, parks sections whose\n"
-            "stick is gone, tells Asterisk over AMI and verifies the result. Sends READY=1,\n"
-            "STATUS= and WATCHDOG=1 to systemd. Stops on SIGTERM or SIGINT."
+            "the driver's file (chan_dongle's dongle.conf, chan_quectel's quectel.conf) on the\n"
+            "ports of the stick whose imei= it names, parks sections whose stick is gone,\n"
+            "tells Asterisk over AMI and verifies the result. Sends READY=1, STATUS= and\n"
+            "WATCHDOG=1 to systemd. Stops on SIGTERM or SIGINT."
         ),
         formatter_class=fmt,
     )
@@ -85,8 +89,8 @@ def _parser() -> argparse.ArgumentParser:
             "secret. A monitoring check (Nagios/Icinga plugin exit codes).\n\n"
             "exit codes: 0 every managed line is verified on its own stick and Asterisk is\n"
             "connected, 1 a line is absent (parked), pending, foreign, ambiguous or given up,\n"
-            "Asterisk is not connected, a stick is unidentified or unbound, or dongle.conf\n"
-            "has a problem, 2 bad settings, 3 the daemon is not running."
+            "Asterisk is not connected, a stick is unidentified or unbound, or the driver's\n"
+            "file has a problem, 2 bad settings, 3 the daemon is not running."
         ),
         formatter_class=fmt,
     )
@@ -102,11 +106,12 @@ def _parser() -> argparse.ArgumentParser:
     sc = sub.add_parser(
         "scan",
         parents=common,
-        help="one-shot, without the daemon: find the sticks and show the dongle.conf diff",
+        help="one-shot, without the daemon: find the sticks and show the config file's diff",
         description=(
             "Without the daemon: list the USB sticks plugged in now, identify each (Asterisk's\n"
-            "IMEIState for ports chan_dongle holds, else a short read-only AT probe of a free\n"
-            "port) and print the unified diff of dongle.conf that dongled would apply, plus\n"
+            "IMEIState for ports the driver holds, else a short read-only AT probe of a free\n"
+            "port) and print the unified diff of the driver's file (dongle.conf or\n"
+            "quectel.conf) that dongled would apply, plus\n"
             "what it would ask Asterisk. Nothing is written without --apply. The diff goes to\n"
             "stdout, the report to stderr.\n\n"
             "exit codes: 0 nothing to change (or, with --apply, applied and verified), 1\n"
@@ -118,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument(
         "--apply",
         action="store_true",
-        help="write the change atomically, send DongleStop/DongleReload/DongleStart, verify",
+        help="write the change atomically, stop/reload/start the devices over AMI, verify",
     )
     ad = sub.add_parser(
         "adopt",

@@ -100,3 +100,39 @@ def test_the_quick_start_settings_step_edits_the_installed_template(tmp_path: Pa
     path.write_text("\n".join(edited) + "\n")
     s = settings.load(str(path), secret=False)
     assert (s.ami.username, s.ami.secret_file) == ("dongled", "/etc/dongled/ami-secret")
+
+
+def test_the_udev_section_lists_every_id_the_rules_match() -> None:
+    rules = (ROOT / "udev" / "77-dongled.rules").read_text()
+    pairs = {
+        (vid, pid)
+        for vid, pids in re.findall(
+            r'ATTR\{idVendor\}=="(\w+)", ATTR\{idProduct\}=="([\w|]+)", GOTO="dongled_modem"',
+            rules,
+        )
+        for pid in pids.split("|")
+    }
+    assert {("2c7c", "0121"), ("05c6", "9215"), ("1e0e", "9001")} <= pairs
+    ops = (ROOT / "docs" / "operations.md").read_text()
+    section = " ".join(ops.split("## udev rules", 1)[1].split("\n## ", 1)[0].split())
+    for vid, pid in sorted(pairs):
+        listed = re.search(rf"{vid}:[\w, ]*\b{pid}\b", section)
+        assert listed is not None, f"{vid}:{pid} is matched by the rules, not in operations.md"
+
+
+def test_the_ami_user_s_write_classes_are_given_for_every_driver() -> None:
+    ops = (ROOT / "docs" / "operations.md").read_text()
+    rows = dict(re.findall(r"^\| `([\w+-]+)` \| .* \| `([\w,]+)` \|$", ops, re.M))
+    assert rows == {
+        "chan_dongle": "config,reporting",
+        "chan_quectel-im": "config,reporting",
+        "chan_quectel-re": "command",
+        "chan_dongle+chan_quectel-im": "config,reporting",
+        "chan_dongle+chan_quectel-re": "config,reporting,command",
+    }
+
+
+def test_status_json_names_every_driver_value() -> None:
+    doc = " ".join((ROOT / "docs" / "status-json.md").read_text().split())
+    for value in ("chan_quectel-re", "chan_dongle+chan_quectel-re", "chan_dongle+chan_quectel-im"):
+        assert value in doc

@@ -40,8 +40,7 @@ def test_scan_shows_the_diff_then_applies_it(
         stale = r.conf.read_bytes()
 
         code, out, err = run_cli(r, capsys, "scan")
-        with capsys.disabled():
-            print(f"\n$ dongled scan   (exit {code})\n{out}{err}")
+        print(f"\n$ dongled scan   (exit {code})\n{out}{err}")
         assert code == 1
         assert r.conf.read_bytes() == stale  # a dry run writes nothing
         assert out.startswith(f"--- {r.conf}\n+++ {r.conf}\n")
@@ -145,8 +144,7 @@ def test_adopt_adds_imei_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str
         imeis = {"dongle0": r.imeis[0], "dongle1": r.imeis[1], "dongle9": extra_imei}
 
         code, out, err = run_cli(r, capsys, "adopt")
-        with capsys.disabled():
-            print(f"\n$ dongled adopt   (exit {code})\n{out}{err}")
+        print(f"\n$ dongled adopt   (exit {code})\n{out}{err}")
         assert code == 1 and r.conf.read_bytes() == original
         for imei in imeis.values():
             assert f"+imei={imei}\n" in out
@@ -220,8 +218,7 @@ def test_scan_apply_without_asterisk_says_it_was_not_told(
         r.settings.write_text(text)
 
         code, _out, err = run_cli(r, capsys, "scan", "--apply")
-        with capsys.disabled():
-            print(f"\n$ dongled scan --apply   (exit {code})\n{err}")
+        print(f"\n$ dongled scan --apply   (exit {code})\n{err}")
         assert code == 1
         assert f"written: {r.conf} (data=/audio= of dongle0)" in err
         assert "Asterisk was NOT told" in err and "run `dongled scan --apply` again" in err

@@ -270,6 +270,39 @@ def test_install_sh_starts_the_unit_active_after_the_start_up_pass(deployed: Dep
     assert d.conf.read_text() == d.seeded_conf
 
 
+def test_bad_settings_fail_the_unit_once_with_the_message(deployed: Deployed) -> None:
+    """The README's old step 2 (a second `[ami]` appended to the installed template) made the
+    unit restart 8 times. Now: exit 2, no restart (`RestartPreventExitStatus=2`), and the
+    message with file and line in `systemctl status`. Then the file is fixed and restarted."""
+    d = deployed
+    settings = "/etc/dongled/dongled.toml"
+    good = d.box.path(settings).read_text()
+    template = (ROOT / "etc" / "dongled.toml").read_text()
+    line = len(template.splitlines()) + 2
+    d.box.write(settings, template + '\n[ami]\nusername = "dongled"\n', 0o644)
+    try:
+        d.box.systemctl("restart", "dongled", check=False)
+        props = d.box.show(
+            "dongled.service", "ActiveState", "SubState", "Result", "ExecMainStatus", "NRestarts"
+        )
+        status = _status(d.box)
+        print(f"\n$ systemctl status dongled\n{status}")
+        # failed at once, not waiting in auto-restart for another go
+        assert (props["ActiveState"], props["SubState"]) == ("failed", "failed"), props
+        assert (props["Result"], props["ExecMainStatus"], props["NRestarts"]) == (
+            "exit-code",
+            "2",
+            "0",
+        )
+        assert f"bad settings: {settings}:{line}: not valid TOML: Cannot declare" in status
+    finally:
+        d.box.write(settings, good, 0o640)
+        d.box.run("chgrp", "asterisk", settings)
+        d.box.systemctl("reset-failed", "dongled", check=False)
+        d.box.systemctl("restart", "dongled")
+    d.wait_all_right()
+
+
 def test_the_sandbox_holds_at_run_time(deployed: Deployed) -> None:
     d = deployed
     pid = d.main_pid()

@@ -339,6 +339,8 @@ def test_status_exit_codes_on_a_down_line(tmp_path: Path) -> None:
         r.start_daemon()
         wait_until(lambda: _sections_ok(r, 2), 15, "status.json shows both sections ok")
         assert dongled(r, "status").returncode == 0
+        ok = dongled(r, "status", "--check")
+        assert (ok.returncode, ok.stdout) == (0, "OK: 2 of 2 lines on their own stick\n")
 
         r.unplug(1)
 
@@ -353,6 +355,13 @@ def test_status_exit_codes_on_a_down_line(tmp_path: Path) -> None:
         assert down.returncode == 1
         assert "[dongle1] absent: its stick is not plugged in; the section is parked" in down.stdout
         assert "Asterisk AMI connected" in down.stdout
+        check = dongled(r, "status", "--check")  # docs/monitoring.md's example
+        print(f"$ dongled status --check   (exit {check.returncode})\n{check.stdout}")
+        assert check.returncode == 2
+        assert check.stdout.splitlines() == [
+            "CRITICAL: dongle1 absent",
+            "[dongle1] absent: its stick is not plugged in; the section is parked",
+        ]
 
         # Asterisk unreachable and the last line parked too (the case). The stick pull
         # makes the daemon publish; it does not publish on the AMI loss alone (yet).
@@ -363,6 +372,9 @@ def test_status_exit_codes_on_a_down_line(tmp_path: Path) -> None:
         print(f"$ dongled status   (exit {both.returncode})\n{both.stdout}")
         assert both.returncode == 1
         assert "Asterisk AMI not connected: no line can be verified" in both.stdout
+        check = dongled(r, "status", "--check")
+        assert check.returncode == 2
+        assert check.stdout.startswith("CRITICAL: dongle0 absent, dongle1 absent, AMI down\n")
         js = json.loads(dongled(r, "status", "--json").stdout)
         assert js["ok"] is False and js["ami_connected"] is False
 

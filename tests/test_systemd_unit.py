@@ -303,6 +303,38 @@ def test_bad_settings_fail_the_unit_once_with_the_message(deployed: Deployed) ->
     d.wait_all_right()
 
 
+def test_a_driver_file_the_service_user_cannot_replace_is_said_at_start(
+    deployed: Deployed,
+) -> None:
+    """A dongle.conf (or quectel.conf) made root's after install: dongled, running as
+    asterisk, could not replace it when a stick moves. It says so at start, in the journal,
+    and under `dongled status` (exit 1), not hours later at a failed write."""
+    d = deployed
+    conf = "/etc/asterisk/dongle.conf"
+    d.box.run("chown", "root:root", conf)
+    try:
+        d.box.systemctl("restart", "dongled")
+        out = d.box.run("/usr/local/bin/dongled", "status", check=False)
+        print(f"\n$ dongled status   (exit {out.returncode})\n{out.stdout}")
+        said = f"config problem: {conf} cannot be written by dongled: {conf} is owned by root:root"
+        assert out.returncode == 1 and said in out.stdout
+        assert f"chown asterisk:asterisk {conf}" in out.stdout
+        errors = [
+            e.get("MESSAGE", "")
+            for e in d.journal_json("-u", "dongled", "-b")
+            if e.get("DONGLED_EVENT") == "conf-error"
+        ]
+        assert any(f"{conf} cannot be written by dongled" in m for m in errors), errors
+    finally:
+        d.box.run("chown", "asterisk:asterisk", conf)
+        d.box.systemctl("restart", "dongled")
+    d.wait_all_right()
+    deadline = time.monotonic() + 30
+    while d.box.run("/usr/local/bin/dongled", "status", check=False).returncode != 0:
+        assert time.monotonic() < deadline, "status not back to exit 0 with the owner fixed"
+        time.sleep(0.2)
+
+
 def test_the_sandbox_holds_at_run_time(deployed: Deployed) -> None:
     d = deployed
     pid = d.main_pid()

@@ -136,3 +136,14 @@ def test_status_json_names_every_driver_value() -> None:
     doc = " ".join((ROOT / "docs" / "status-json.md").read_text().split())
     for value in ("chan_quectel-re", "chan_dongle+chan_quectel-re", "chan_dongle+chan_quectel-im"):
         assert value in doc
+
+
+def test_the_troubleshooting_table_quotes_what_status_prints() -> None:
+    """The README's symptom for a config problem is the line `dongled status` prints."""
+    from dongled.statusfile import problems
+
+    said = problems({"ami_connected": True, "conf_error": "/etc/asterisk/dongle.conf:3: x"})
+    assert said == ["config problem: /etc/asterisk/dongle.conf:3: x"]
+    assert (
+        "| `config problem: FILE:LINE: ...` under the table |" in (ROOT / "README.md").read_text()
+    )

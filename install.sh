@@ -87,7 +87,8 @@ apt-get install -y -q --no-install-recommends "${packages[@]}" >/dev/null
 
 # ---- the private environment in /opt/dongled -----------------------------------------------
 # --system-site-packages: systemd-python comes from python3-systemd (no gcc, no
-# libsystemd-dev); the pinned packages of pyproject.toml are installed into the venv itself.
+# libsystemd-dev); the others are installed into the venv itself, at the versions of
+# constraints.txt (pyproject.toml gives only ranges).
 want=$(readlink -f "$python")
 if [ -e "$venv" ]; then
     have=$(readlink -f "$venv/bin/python" 2>/dev/null || true)
@@ -99,7 +100,7 @@ if [ -e "$venv" ]; then
 fi
 "$python" -m venv --system-site-packages "$venv"
 # shellcheck disable=SC2086  # test-only options, word-split on purpose
-"$venv/bin/pip" install -q ${DONGLED_TEST_PIP_OPTIONS:-} .
+"$venv/bin/pip" install -q -c constraints.txt ${DONGLED_TEST_PIP_OPTIONS:-} .
 install -m 0644 README.md "$venv/README.md"
 # The manual keeps its layout, so README.md's links into docs/ work where it is installed.
 install -d -m 0755 "$venv/docs"

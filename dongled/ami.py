@@ -14,16 +14,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from panoramisk import Manager
 
+from dongled import network
 from dongled.drivers.base import AmiVerbs, CliVerbs
 from dongled.drivers.chan_dongle import CHAN_DONGLE
 from dongled.drivers.quectel import cli_acknowledged
-from dongled.drivers.quectel_cli import CliDevice, parse_show_devices
+from dongled.drivers.quectel_cli import CliDevice, parse_device_settings, parse_show_devices
 from dongled.errors import AmiAuthError, AmiError, AmiTimeoutError
+from dongled.network import Registration
 from dongled.settings import AmiSettings
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,10 @@ _quiet = logging.getLogger("dongled.ami.panoramisk")
 _quiet.disabled = True
 
 _NEVER = 10**9  # seconds: panoramisk's pinger is a periodic wake-up we do not want
+# A driver resets its signal value to 0 ("<= -113 dBm") when the device disconnects, and asks
+# for it (AT+CSQ) only once the device is initialized: while it shows one of these states its
+# RSSI is that reset value, not a reading.
+_NO_READING = ("Not connected", "Stopped", "Not initialized")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,8 +59,9 @@ class DeviceEntry:
     calls: str
     current_state: str
     desired_state: str
-    rssi: str = ""
-    registration: str = ""
+    registration: Registration = Registration.UNKNOWN
+    registration_text: str = ""  # the driver's words it was read from (RE: its State)
+    rssi_dbm: int | None = None  # None: unknown, or no reading (not connected)
     voice: str = ""  # "Yes" / "No" once the device has initialized
 
     @property
@@ -71,12 +78,14 @@ class DeviceEntry:
             value = f.get(key, "")
             return value.strip() if isinstance(value, str) else ""
 
+        state = g("State")
+        registration = g("GSMRegistrationStatus")
         return cls(
             device=g("Device"),
             data_setting=g("DataSetting"),
             audio_setting=g("AudioSetting"),
             imei_setting=g("IMEISetting"),
-            state=g("State"),
+            state=state,
             data_state=g("DataState"),
             audio_state=g("AudioState"),
             imei_state=g("IMEIState"),
@@ -85,6 +94,9 @@ class DeviceEntry:
             calls=g("CallsChannels"),
             current_state=g("CurrentDeviceState"),
             desired_state=g("DesiredDeviceState"),
+            registration=network.registration_of(registration),
+            registration_text=registration,
+            rssi_dbm=None if state in _NO_READING else network.rssi_dbm(g("RSSI")),
             voice=g("Voice"),
         )
 
@@ -111,7 +123,10 @@ class DeviceEntry:
             calls="",
             current_state=run,
             desired_state=run,
-            rssi=str(row.rssi),
+            # No registration column: derived from the State (see registration_from_state).
+            registration=network.registration_from_state(row.state),
+            registration_text=row.state,
+            rssi_dbm=None if row.state in _NO_READING else network.csq_dbm(row.rssi),
         )
 
 
@@ -278,7 +293,9 @@ class AmiClient:
         v = verbs or self._verbs
         if isinstance(v, CliVerbs):
             lines = await self._command(v.show, v)
-            return self._cli_devices(lines, device, (ports or self._ports)())
+            known = dict((ports or self._ports)())
+            entries = self._cli_devices(lines, device, known)
+            return await self._with_ports(entries, known, v)
         action = {"Action": v.show}
         if device is not None:
             action["Device"] = device
@@ -344,6 +361,33 @@ class AmiClient:
         if not cli_acknowledged(verb, device, lines):
             said = " ".join(x.strip() for x in lines if x.strip()) or "nothing"
             raise AmiError(f"{verb} {device} refused: {said}", action="Command", reply=said)
+
+    async def _with_ports(
+        self,
+        entries: dict[str, DeviceEntry],
+        known: Mapping[str, tuple[str, str]],
+        verbs: CliVerbs,
+    ) -> dict[str, DeviceEntry]:
+        """A connected device whose ports dongled does not know (it has not reloaded the
+        driver since it started) gets them from the driver itself: what it read at its last
+        load is what the device runs. So a dongled started while the driver runs can tell
+        which module each device holds without stopping it."""
+        if not verbs.settings:
+            return entries
+        for name, entry in entries.items():
+            if not entry.connected or any(known.get(name, ("", ""))):
+                continue
+            said = await self._command(verbs.settings.format(device=name), verbs)
+            ports = parse_device_settings(said)
+            if ports is not None:
+                entries[name] = replace(
+                    entry,
+                    data_setting=ports[0],
+                    audio_setting=ports[1],
+                    data_state=ports[0],
+                    audio_state=ports[1],
+                )
+        return entries
 
     def _cli_devices(
         self, lines: list[str], device: str | None, ports: Mapping[str, tuple[str, str]]

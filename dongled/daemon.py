@@ -35,6 +35,7 @@ from dongled.lanes import Lanes
 from dongled.metrics import Metrics
 from dongled.offline import OfflineWatch
 from dongled.passexec import PassExecutor, PassHooks
+from dongled.probe import answers_at
 from dongled.reconcile import Expect
 from dongled.recovery import Recovery
 from dongled.registry import RegistryHooks, StickRegistry
@@ -180,6 +181,14 @@ class Daemon:
     async def listing(self) -> dict[str, DeviceEntry] | None:
         return await self.lanes.listing()
 
+    async def modem_answers(self, usb_port: str) -> bool:
+        """Whether the identified stick at `usb_port` answers AT on its data port now (a
+        port its driver holds is not touched: False)."""
+        for stick in self.registry.sticks.values():
+            if stick.usb_port == usb_port and stick.data:
+                return await answers_at(stick.data, self.s.lock_dir, self.s.at_timeout)
+        return False
+
     # ---- lifecycle -------------------------------------------------------------------
 
     def spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task[None]:
@@ -211,7 +220,7 @@ class Daemon:
             self.registry.add_port(info)
         self.spawn(self.supervisor.run(), "ami")
         self.spawn(self._reconcile_loop(), "reconcile")
-        if self.s.offline_after > 0:
+        if self.s.offline_after > 0 or self.s.metrics.listen or self.s.metrics.textfile:
             self.spawn(self._watch_lines(), "lines")
         interval = notify.watchdog_interval()
         if interval is not None:
@@ -265,14 +274,19 @@ class Daemon:
                 self._request(False)
 
     async def _watch_lines(self) -> None:
-        """Lines down too long with their stick plugged in go to the recovery ladder."""
-        watch = OfflineWatch(self.s.offline_after)
-        every = min(60.0, self.s.offline_after / 4)
+        """Lines down too long with their stick plugged in go to the recovery ladder. Each
+        listing also refreshes the per-line metrics: a line's registration and signal change
+        with no pass at all (the network drops a SIM), and a pass is the only other time
+        they are read."""
+        watch = OfflineWatch(self.s.offline_after)  # off (0): it hands nothing over
+        every = min(60.0, self.s.offline_after / 4) if self.s.offline_after > 0 else 60.0
         while True:
             await asyncio.sleep(every)
             entries = await self.listing()
             if entries is None:
                 continue
+            self.metrics.devices(entries)
+            self.metrics.flush()
             present = {
                 name: stick
                 for name, sec in self.sections.items()

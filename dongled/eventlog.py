@@ -39,6 +39,7 @@ class Event(enum.Enum):
     RECOVERY = ("recovery-step", logging.WARNING)
     RECOVERY_FAILED = ("recovery-step-failed", logging.ERROR)
     RECOVERED = ("recovered", logging.INFO)
+    DRIVER_FAULT = ("driver-fault", logging.ERROR)  # the modem answers AT, the device is down
     GIVEN_UP = ("recovery-given-up", logging.CRITICAL)
     CONF_ERROR = ("conf-error", logging.ERROR)
     IMEI_CHECK_DIGIT = ("imei-check-digit", logging.WARNING)  # managed anyway, said once

@@ -1,10 +1,12 @@
 """The hung-stick recovery ladder: the decisions, with no I/O.
 
 A stick whose ports exist but which does not answer (or whose device never comes up) is
-recovered step by step, gentlest first: DongleRestart -> re-authorize the USB device ->
-USB port reset -> power cycle of its hub port. Each step is rate-limited with a backoff
-per physical USB port, and a stick that keeps failing is given up on, with the reason,
-instead of being reset forever.
+recovered step by step, gentlest first: restart the device in its driver (stop, wait for the
+release, start) -> re-authorize the USB device -> USB port reset -> power cycle of its hub
+port. A USB step is taken only for a modem that does not answer AT: one that answers is not
+hung, its driver is failing, and resetting it would only reboot a working modem. Each step
+is rate-limited with a backoff per physical USB port, and a stick that keeps failing is given
+up on, with the reason, instead of being reset forever.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dongled.backoff import delay
 
 
 class Step(enum.Enum):
-    RESTART = "restart"  # DongleRestart: chan_dongle reopens the ttys
+    RESTART = "restart"  # stop, wait for the release, start: the driver reopens the ttys
     REAUTHORIZE = "reauthorize"  # sysfs authorized 0 -> 1: the kernel re-binds the stick
     USB_RESET = "usb_reset"  # USBDEVFS_RESET on /dev/bus/usb/BBB/DDD
     POWER_CYCLE = "power_cycle"  # uhubctl: the hub port's power off and on
@@ -71,6 +73,18 @@ class Ladder:
         st.last_step = step
         st.history.append((now, step, reason))
         return step
+
+    def modem_answers(self, usb_port: str, driver_fault: str) -> None:
+        """The stick answered AT where a USB step was next: the modem is not hung, its driver
+        failed to bring the device up, and a USB step would only reboot a working modem.
+        Back to the restart (a round spent); given up after max_rounds, saying so."""
+        st = self.ports.get(usb_port)
+        if st is None:
+            return
+        st.next_index = 0
+        st.rounds += 1
+        if st.rounds >= self.max_rounds:
+            st.given_up = f"{driver_fault}, after {st.rounds} restarts (its modem answers AT)"
 
     def succeeded(self, usb_port: str) -> None:
         """The stick works again: its ladder starts from the bottom next time."""

@@ -1,37 +1,34 @@
 """Prometheus metrics for the fleet view (off by default): an HTTP endpoint on loopback
-and/or a node_exporter textfile. The exposition comes from prometheus_client, not by hand."""
+and/or a node_exporter textfile. The exposition comes from prometheus_client, not by hand.
+
+The endpoint is prometheus_client's WSGI app in a server of our own: its start_http_server
+returns the server (so it can be closed) only from 0.20 on, and Debian 12 ships 0.16."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import re
+import socket
 import threading
-from typing import TYPE_CHECKING
+from socketserver import ThreadingMixIn
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    start_http_server,
+    make_wsgi_app,
     write_to_textfile,
 )
 
-if TYPE_CHECKING:
-    from wsgiref.simple_server import WSGIServer
+from dongled.network import Registration
 
+if TYPE_CHECKING:
     from dongled.ami import DeviceEntry
 
 log = logging.getLogger(__name__)
-
-_DBM = re.compile(r"(-\d+)\s*dBm")
-
-
-def rssi_dbm(rssi: str) -> float | None:
-    """chan_dongle's `RSSI: 20, -73 dBm` -> -73.0."""
-    match = _DBM.search(rssi)
-    return float(match.group(1)) if match else None
 
 
 class Metrics:
@@ -89,19 +86,21 @@ class Metrics:
 
     def serve(self, listen: str) -> None:
         host, _, port = listen.rpartition(":")
-        self._server, self._thread = start_http_server(
-            int(port), addr=host.strip("[]") or "127.0.0.1", registry=self.registry
+        self._server = _http_server(host.strip("[]") or "127.0.0.1", int(port), self.registry)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="metrics-http", daemon=True
         )
+        self._thread.start()
         log.info("metrics on http://%s/metrics", listen)
 
     def devices(self, entries: dict[str, DeviceEntry]) -> None:
         for name, entry in entries.items():
-            dbm = rssi_dbm(entry.rssi)
-            if dbm is not None:
-                self.rssi.labels(device=name).set(dbm)
-            self.registered.labels(device=name).set(
-                1.0 if entry.registration.startswith("Registered") else 0.0
-            )
+            if entry.rssi_dbm is None:  # unknown now: no stale reading left behind
+                self.rssi.remove(name)
+            else:
+                self.rssi.labels(device=name).set(entry.rssi_dbm)
+            registered = entry.registration is Registration.REGISTERED
+            self.registered.labels(device=name).set(1.0 if registered else 0.0)
 
     def flush(self) -> None:
         """Write the textfile (atomically: prometheus_client renames a temp file)."""
@@ -120,3 +119,19 @@ class Metrics:
         if self._thread is not None:
             self._thread.join(timeout=2)
             self._thread = None
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """One line per scrape on stderr would flood the journal."""
+
+
+def _http_server(host: str, port: int, registry: CollectorRegistry) -> WSGIServer:
+    """A thread per request (a slow scraper holds up no other), IPv4 or IPv6 by `host`."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+
+    class Server(ThreadingMixIn, WSGIServer):
+        address_family = family
+        daemon_threads = True
+
+    return make_server(host, port, make_wsgi_app(registry), Server, handler_class=_QuietHandler)

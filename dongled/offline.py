@@ -13,20 +13,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from dongled.ami import DeviceEntry
+from dongled.network import Registration
 
 _DOWN_STATES = ("Not connected", "GSM not registered")
-_DOWN_REGISTRATION = ("Not registered", "Registration denied")
 
 
 def down(entry: DeviceEntry) -> str | None:
     """Why a listed device is not serving calls, or None. A stopped device is dongled's (or an
-    admin's) doing, not a line that dropped off."""
+    admin's) doing, not a line that dropped off. The drivers show `GSM not registered` for a
+    denied registration too: the reason says so (the network refuses the SIM; a restart
+    rarely helps, the operator or the SIM must)."""
     if entry.stopped or entry.desired_state == "stop":
         return None
+    said = entry.registration_text or entry.registration.value
+    denied = entry.registration is Registration.DENIED
     if entry.state in _DOWN_STATES:
-        return entry.state
-    if entry.registration.startswith(_DOWN_REGISTRATION):
-        return entry.registration
+        return f"{entry.state} ({said})" if denied else entry.state
+    if denied or entry.registration is Registration.NOT_REGISTERED:
+        return said  # e.g. `Not initialized`, which does not say
     return None
 
 

@@ -276,6 +276,24 @@ async def _conversation(chan: AtChannel, timeouts: ProbeTimeouts) -> Identity:
     )
 
 
+async def answers_at(port: str, lock_dir: str, limit: float) -> bool:
+    """Whether the modem on `port` answers a bare `AT` with OK within `limit` seconds (the
+    gentlest command there is). False when it does not, or when another program holds the
+    port (nothing is sent then)."""
+    if holder(lock_dir, port) not in (None, os.getpid()):
+        return False
+    try:
+        _check_not_owned(port)
+        with uucp_lock(lock_dir, port):
+            chan = AtChannel(port, _open_serial(port))
+            try:
+                return (await chan.command("AT", limit)).ok
+            finally:
+                chan.close()
+    except ProbeError:
+        return False
+
+
 async def line_quiet(port: str, lock_dir: str, quiet: float, limit: float) -> bool:
     """Hold `port` under our UUCP lock and read it, sending nothing, until no byte has come
     for `quiet` seconds: True. False if another program holds it or it keeps talking past

@@ -48,6 +48,8 @@ class RecoveryHost(Protocol):
     async def restart_device(self, name: str) -> None: ...
     async def listing(self) -> Mapping[str, DeviceEntry] | None: ...
     async def verify(self, expect: dict[str, Expect]) -> None: ...
+    async def modem_answers(self, usb_port: str) -> bool: ...
+    def driver_of(self, device: str) -> str: ...
 
 
 log = logging.getLogger(__name__)
@@ -136,6 +138,29 @@ class Recovery:
                 self._follow_up(
                     usb_port, reason, device, sys_path, self.ladder.wait_left(usb_port, now)
                 )
+            return
+        if (
+            step is not Step.RESTART
+            and device is not None
+            and await self._d.modem_answers(usb_port)
+        ):
+            driver = self._d.driver_of(device)
+            fault = f"{driver} did not bring {device} up ({reason})"
+            emit(
+                Event.DRIVER_FAULT,
+                "stick at USB %s answers AT: %s; no USB step for a modem that works (see "
+                "Asterisk's log for %s)",
+                usb_port,
+                fault,
+                device,
+                usb_port=usb_port,
+                device=device,
+            )
+            self.ladder.modem_answers(usb_port, fault)
+            self._d.publish()
+            self._follow_up(
+                usb_port, reason, device, sys_path, self.ladder.wait_left(usb_port, now)
+            )
             return
         emit(
             Event.RECOVERY,

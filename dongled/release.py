@@ -8,8 +8,11 @@ runs). So dongled remembers each device it stopped while it had ttys open, and b
 Asterisk to open ttys (a reload or a start) it waits, for each such device whose ttys would be
 opened, until:
 
-- DongleShowDevices lists the device stopped with no tty (`CurrentDeviceState: stop`, empty
-  `DataState`/`AudioState`), or no longer lists it;
+- the listing shows the device stopped (`CurrentDeviceState: stop`), or no longer lists it.
+  The real chan_dongle and chan_quectel IM close the ttys and remove their lock files before
+  they set the state to stop, and then copy the *configured* paths back into
+  `DataState`/`AudioState`: those fields are never empty for a stopped device, so they say
+  nothing about an open tty (waiting for them to empty never ended on a real Asterisk);
 - no live process but dongled holds a UUCP lock on those ttys (chan_dongle removes its locks
   as it closes);
 - its data tty is quiet: dongled holds it under its own lock and reads, sending nothing, until
@@ -57,22 +60,21 @@ class Stopped:
 
 def ttys_open(entry: DeviceEntry | None, parked: tuple[str, str]) -> tuple[str, str]:
     """The (data, audio) ttys chan_dongle may have open for a device; empty strings for none.
-    A device that is not stopped may be opening its configured ttys right now."""
-    if entry is None:
+    A stopped device has none (its DataState shows the configured paths, not open ones); one
+    that is not stopped may be opening its configured ttys right now."""
+    if entry is None or entry.current_state == "stop":
         return "", ""
-    data, audio = entry.data_state, entry.audio_state
-    if entry.current_state != "stop":
-        data, audio = data or entry.data_setting, audio or entry.audio_setting
+    data = entry.data_state or entry.data_setting
+    audio = entry.audio_state or entry.audio_setting
     return ("" if data in parked else data), ("" if audio in parked else audio)
 
 
 def let_go(entry: DeviceEntry | None, ttys: frozenset[str] = frozenset()) -> bool:
-    """chan_dongle lists the device as stopped with no tty open (or not at all), or running
-    again on other ttys than `ttys` (a reload restarted it elsewhere: it closed these first)."""
-    if entry is None:
+    """chan_dongle lists the device as stopped (its ttys closed before it says so) or not at
+    all, or running again on other ttys than `ttys` (a reload restarted it elsewhere: it
+    closed these first)."""
+    if entry is None or entry.current_state == "stop":
         return True
-    if entry.current_state == "stop":
-        return not entry.data_state and not entry.audio_state
     now = {_same_tty(t) for t in (entry.data_state, entry.audio_state) if t}
     return bool(ttys) and bool(now) and not now & ttys
 

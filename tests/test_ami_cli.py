@@ -72,15 +72,15 @@ def test_the_listing_names_devices_in_full_and_fills_in_their_ports(
         return await ami.show_devices()
 
     every, one = run(fake, ports, body)
-    unknown = run(fake, {LONG: ("", "")}, listing)[LONG]  # before dongled's own reload
-    assert (unknown.imei_state, unknown.data_setting, unknown.data_state) == (IMEI_A, "", "")
+    # Before dongled's own reload: RE itself says which ports it read for the device.
+    unknown = run(fake, {LONG: ("", "")}, listing)[LONG]
     assert every == one
-    entry = every[LONG]
-    assert (entry.state, entry.imei_state, entry.imsi_state) == ("Free", IMEI_A, IMSI_A)
-    assert entry.connected and not entry.stopped
-    assert (entry.data_setting, entry.data_state) == ports[LONG][0:1] * 2
-    assert entry.audio_state == ports[LONG][1]
-    assert commands(fake) == ["quectel show devices"] * 3
+    for entry in (every[LONG], unknown):
+        assert (entry.state, entry.imei_state, entry.imsi_state) == ("Free", IMEI_A, IMSI_A)
+        assert entry.connected and not entry.stopped
+        assert (entry.data_setting, entry.data_state) == ports[LONG][0:1] * 2
+        assert entry.audio_state == ports[LONG][1]
+    assert commands(fake) == ["quectel show devices"] * 3 + [f"quectel show device settings {LONG}"]
 
 
 def test_stop_start_and_reload_are_cli_lines_and_take_effect(
@@ -187,12 +187,13 @@ def test_names_sharing_twelve_characters_are_told_once(
     assert len(told) == 1 and "quectel-site-a, quectel-site-b" in told[0]
 
 
-def test_a_module_re_holds_is_named_by_the_listing_only_when_its_ports_are_known(
+def test_a_module_re_holds_is_named_by_the_listing_whether_or_not_dongled_knows_its_ports(
     qbench: QBench, make_q: Callable[..., FakeAsterisk]
 ) -> None:
     """No lock file names RE as the holder: the module's data tty is held with TIOCEXCL and
-    flock, and the listing names the device running there only with the ports dongled knows
-    RE read (after its own reload); without them, nobody."""
+    flock, and the listing names the device running there: with the ports dongled knows RE
+    read (after its own reload), or, before that, with those RE says it read (`quectel show
+    device settings`), so a dongled started while RE runs stops nothing to learn them."""
     one_module(qbench, EC25(IMEI_A, IMSI_A))
     fake = make_q("quectel-re", **write_classes())
     fake.wait_for_state("quectel0", "Free", TIMEOUT)
@@ -207,5 +208,4 @@ def test_a_module_re_holds_is_named_by_the_listing_only_when_its_ports_are_known
     held = holding_entry(known, {data, audio}, locks, lock_files=False)
     assert held is not None and (held.device, held.imei_state) == ("quectel0", IMEI_A)
     assert holding_entry(known, {data, audio}, locks) is None  # no LCK file to go by
-    assert holding_entry(unknown, {data, audio}, locks, lock_files=False) is None
-    assert unknown["quectel0"].imei_state == IMEI_A and unknown["quectel0"].data_state == ""
+    assert holding_entry(unknown, {data, audio}, locks, lock_files=False) == held

@@ -842,12 +842,13 @@ def test_a_port_reopened_after_its_device_let_go_is_safe(
         ami = await Ami.connect(fake.port)
         await ami.login(events="off")
         await ami.action("DongleStop", Device="dongle0", When="now")
-        # What dongled waits for: listed as stopped, no port open, lock files gone.
+        # What dongled waits for: listed as stopped, no port open, lock files gone. DataState
+        # shows the configured path again, as the real chan_dongle's does.
         fake.wait_for(
             lambda: fake.devices_snapshot()["dongle0"]["CurrentDeviceState"] == "stop", 2.0
         )
         entry = fake.devices_snapshot()["dongle0"]
-        assert (entry["State"], entry["DataState"]) == ("Stopped", "")
+        assert (entry["State"], entry["DataState"]) == ("Stopped", entry["DataSetting"])
         assert os.listdir(bench.locks) == []
         await ami.action("DongleStart", Device="dongle0")
         await ami.close()

@@ -220,6 +220,9 @@ def test_im_ami_transcript(qbench: QBench, make_q: Callable[..., FakeAsterisk]) 
         assert entry["IMEISetting"] == IMEI_A
         assert entry.get("ResetQuectel") == "Yes"
         assert entry.get("ResetDongle") is None
+        # chan_dongle's words for the +CREG status and the +CSQ value (EC25: 17)
+        assert entry["GSMRegistrationStatus"] == "Registered, home network"
+        assert entry["RSSI"] == "17, -79 dBm"
         assert (done["Event"], done["ListItems"]) == ("QuectelShowDevicesComplete", "1")
 
         reply = await ami.action("QuectelStop", Device="quectel0", When="soon")
@@ -294,7 +297,8 @@ def test_re_connects_one_interval_after_load_and_sends_atz(
     assert port.commands[:5] == ["AT", "ATZ", "ATE0", 'AT+CSCS="UCS2"', "AT+CGMI"]
     quectel_stage = port.commands[port.commands.index("AT+VTD=1") + 1 :]
     assert quectel_stage[:4] == ["AT+QCCID", "AT+QTONEDET=1", "AT+QPCMV?", "AT^DSCI=0"]
-    assert quectel_stage[-3:] == ["AT+QTONEDET=0", "AT+CEREG=2", "AT"]
+    # the answer to the last AT queues AT+CSQ: the RSSI column has a reading from then on
+    assert quectel_stage[-4:] == ["AT+QTONEDET=0", "AT+CEREG=2", "AT", "AT+CSQ"]
     assert [v.command for v in qbench._plugged[0].sim.violations] == ["ATZ"]
     assert fake.events == []  # RE raises no AMI events
 
@@ -341,9 +345,9 @@ def test_re_show_devices_has_the_real_misaligned_format(
         "ID           Group State      RSSI Mode Provide Model          Firmware          Number"
     )
     row = lines[1]
-    assert row.startswith("quectel0     0     Free       0    0            EC25           ")
-    assert row.split() == [
-        *("quectel0", "0", "Free", "0", "0", "EC25", "EC25EFAR06A06M4G", IMEI_A, IMSI_A)
+    assert row.startswith("quectel0     0     Free       17   0            EC25           ")
+    assert row.split() == [  # RSSI: the raw +CSQ value
+        *("quectel0", "0", "Free", "17", "0", "EC25", "EC25EFAR06A06M4G", IMEI_A, IMSI_A)
     ]
     assert row[lines[0].index("Number") :].startswith(IMEI_A)  # "Number" heads the IMEIs
     assert output(fake, "simcom show devices") == lines  # RE's alias

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from dongled.ami import DeviceEntry
+from dongled.network import Registration
 from dongled.offline import OfflineWatch, down
 
 UP = DeviceEntry(
@@ -21,9 +22,19 @@ UP = DeviceEntry(
     calls="0",
     current_state="start",
     desired_state="start",
-    registration="Registered, home network",
+    registration=Registration.REGISTERED,
+    registration_text="Registered, home network",
+    rssi_dbm=-73,
 )
-SEARCHING = replace(UP, state="GSM not registered", registration="Not registered, but searching")
+SEARCHING = replace(
+    UP,
+    state="GSM not registered",
+    registration=Registration.NOT_REGISTERED,
+    registration_text="Not registered, but searching",
+)
+DENIED = replace(
+    SEARCHING, registration=Registration.DENIED, registration_text="Registration denied"
+)
 LOST = replace(UP, state="Not connected", data_state="", audio_state="", imei_state="")
 STOPPED = replace(LOST, state="Stopped", current_state="stop", desired_state="stop")
 PRESENT = {"dongle0": "1-1.1"}
@@ -32,7 +43,11 @@ PRESENT = {"dongle0": "1-1.1"}
 def test_what_counts_as_down() -> None:
     assert down(UP) is None
     assert down(SEARCHING) == "GSM not registered"
-    assert down(replace(UP, registration="Registration denied")) == "Registration denied"
+    # the drivers show a refused SIM as `GSM not registered`: the reason names the refusal
+    assert down(DENIED) == "GSM not registered (Registration denied)"
+    # a state that does not say (still initializing) and a registration that does
+    assert down(replace(SEARCHING, state="Not initialized")) == "Not registered, but searching"
+    assert down(replace(UP, state="Not initialized", registration=Registration.UNKNOWN)) is None
     assert down(LOST) == "Not connected"
     assert down(STOPPED) is None  # stopped on purpose, by dongled or an admin
 

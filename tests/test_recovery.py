@@ -181,6 +181,31 @@ def test_device_that_does_not_come_up_gets_dongle_restart(tmp_path: Path) -> Non
 
 
 @needs_umockdev
+def test_a_modem_that_answers_at_gets_no_usb_step_when_its_driver_fails(tmp_path: Path) -> None:
+    """The driver never brings the device up (here: chan_dongle's init stops at a SIM that
+    answers AT+CIMI with ERROR), but the modem answers AT: it is not hung, and a USB step
+    would only reboot it. dongled restarts the device, then says the driver is at fault and
+    gives up without a USB step. (It used to re-authorize and reset such a stick.)"""
+    with rig(tmp_path, 1) as r:
+        r.wait_all_right(timeout=10)
+        r.write_settings(verify_timeout=1.0, tables={"recovery": FAST})
+        r.start_daemon()
+        r.sims[0].imsi = None
+        r.unplug(0)
+        time.sleep(0.3)
+        r.replug(0)
+        wait_until(lambda: bool(journal(r, "given up")), 20, "the ladder to end")
+        steps = [ln.split("recovery step ")[1].split()[0] for ln in journal(r, "recovery step")]
+        assert steps == ["restart"]
+        fault = journal(r, "answers AT")
+        assert fault and "chan_dongle did not bring dongle0 up" in fault[0]
+        assert "its modem answers AT" in journal(r, "given up")[0]
+        authorized = Path(r.tb.root_dir + r.sticks[0].sys_path) / "authorized"
+        assert authorized.read_text().strip() == "1" and r.tb.usb_resets == 0
+        print("\n".join(journal(r, "recovery step") + fault + journal(r, "given up")))
+
+
+@needs_umockdev
 def test_stick_that_never_answers_climbs_the_ladder_and_is_given_up(tmp_path: Path) -> None:
     with rig(tmp_path, 1) as r:
         r.wait_all_right(timeout=10)

@@ -39,6 +39,8 @@ class CliVerbs:
     stop: str  # with {device}
     start: str  # with {device}
     never: tuple[str, ...]  # commands that crash Asterisk: refused before they are sent
+    # With {device}: the ports the driver read for a device at its last load ("": none such).
+    settings: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

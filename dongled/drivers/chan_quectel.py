@@ -38,6 +38,7 @@ QUECTEL_RE = Driver(
         stop=quectel.cli_command(quectel.RE, "stop", "{device}"),
         start=quectel.cli_command(quectel.RE, "start", "{device}"),
         never=quectel.RE.never_send,
+        settings="quectel show device settings {device}",
     ),
     lock_files=quectel.RE.lock_files,
     connects_at_once=quectel.RE.connects_at_load,

@@ -13,6 +13,10 @@ model and firmware are read back from it. The ID is cut to 12 characters and the
 ("Not connec"): `device` may be a prefix of the section name, `state` is the full name when
 the cut one is unambiguous.
 
+`quectel show device settings <dev>` is safe, and names the ports the fork read for a device at
+its last load (`  Data                    : /dev/ttyUSB2`, `  Audio ...` or, with USB audio,
+`  Audio UAC ...`): a connected device runs on them. `parse_device_settings` reads them.
+
 Never `quectel show device state <dev>`: it crashes Asterisk on a device that has not
 registered since it connected (docs/chan_quectel.md).
 """
@@ -189,3 +193,20 @@ def parse_show_devices(output: Iterable[str]) -> Listing:
         else:
             devices.append(row)
     return Listing(devices=tuple(devices), unparsed=tuple(unparsed), header_seen=header)
+
+
+_SETTING = re.compile(r"^\s*(Data|Audio|Audio UAC)\s*:\s*(.*?)\s*$")
+
+
+def parse_device_settings(output: Iterable[str]) -> tuple[str, str] | None:
+    """The (data, audio) ttys `quectel show device settings <dev>` names; audio "" when the
+    device's voice is a USB sound card (`Audio UAC`); None for `Device <dev> not found` or
+    output without a Data line."""
+    found: dict[str, str] = {}
+    for line in _lines(output):
+        match = _SETTING.match(line)
+        if match is not None:
+            found[match.group(1)] = match.group(2)
+    if "Data" not in found:
+        return None
+    return found["Data"], "" if "Audio UAC" in found else found.get("Audio", "")

@@ -6,6 +6,7 @@ Runs its own event loop in a thread. `connections` counts every connection dongl
 DongleShowDevices answer (after the first DongleDeviceEntry has started to flow).
 `hold_list_once()` makes it sit on the next DongleShowDevices answer until `release()`:
 `holding` is set while dongled waits for it, so a test can act in that window.
+`actions` records every action the client sent: (time.monotonic(), Action, its headers).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import re
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -36,6 +38,26 @@ class AmiProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._actions: list[tuple[float, str, dict[str, str]]] = []
+
+    @property
+    def actions(self) -> list[tuple[float, str, dict[str, str]]]:
+        with self._lock:
+            return list(self._actions)
+
+    def _record(self, buf: bytearray) -> None:
+        """Take the complete messages off `buf` and record them."""
+        while (end := buf.find(b"\r\n\r\n")) >= 0:
+            block = bytes(buf[:end]).decode(errors="replace")
+            del buf[: end + 4]
+            headers: dict[str, str] = {}
+            for line in block.split("\r\n"):
+                key, sep, value = line.partition(":")
+                if sep:
+                    headers[key.strip()] = value.strip()
+            if "Action" in headers:
+                with self._lock:
+                    self._actions.append((time.monotonic(), headers["Action"], headers))
 
     def start(self) -> None:
         self._thread.start()
@@ -119,8 +141,12 @@ class AmiProxy:
         *,
         cut: bool,
     ) -> None:
+        sent = bytearray()
         try:
             while data := await src.read(65536):
+                if not cut:  # the client's side: what it asks
+                    sent += data
+                    self._record(sent)
                 if cut and self._take_hold(data):
                     self.holding.set()
                     await asyncio.to_thread(self._released.wait, 30)

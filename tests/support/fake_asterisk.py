@@ -568,10 +568,12 @@ class FakeAsterisk:
             session.send(msg.reply("Error", "Invalid value of When"))
             return True
         chan = self._chan
+        # chan_dongle's manager.c answers "[<device>] <what>" (contract test: the model said
+        # "Device nope not found" and "stop scheduled").
         if chan is None or device not in chan.devices:
-            session.send(msg.reply("Error", f"Device {device} not found"))
+            session.send(msg.reply("Error", f"[{device}] Device not found"))
             return True
-        session.send(msg.reply("Success", f"{verb} scheduled"))
+        session.send(msg.reply("Success", f"[{device}] {verb.capitalize()} scheduled"))
         self._schedule(lambda: op(device))
         return True
 

@@ -18,6 +18,7 @@ import time
 import tty
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from .devguard import check_device_path
 from .fake_asterisk_conf import ConfFile, ConfParseError, parse_conf
@@ -34,13 +35,37 @@ _FINALS = ("OK", "ERROR", "COMMAND NOT SUPPORT", "TOO MANY PARAMETERS")
 _FINAL_PREFIXES = ("+CME ERROR", "+CMS ERROR")
 _UNSOLICITED = ("RING", "NO CARRIER", "BUSY", "NO ANSWER", "BOOT", "RSSI", "MODE")
 _DIGITS = re.compile(r"^(?:\+C(?:GSN|IMI):\s*)?(\d{6,17})$")
-_REG_STATUS = {
-    "0": "Not registered, not searching",
-    "1": "Registered, home network",
-    "2": "Not registered, but searching",
-    "3": "Registration denied",
-    "5": "Registered, roaming",
-}
+# The +CREG <stat> names of chan_dongle's GSM_regstate2str() (chan_quectel IM has the same):
+# 0..5, anything else (-1: not connected or not asked yet) "Unknown".
+_REG_NAMES = (
+    "Not registered, not searching",
+    "Registered, home network",
+    "Not registered, but searching",
+    "Registration denied",
+    "Unknown",
+    "Registered, roaming",
+)
+_REGISTERED = frozenset({1, 5})  # what chan_dongle's at_parse_creg() counts as registered
+
+
+def regstate_name(status: int) -> str:
+    """`GSMRegistrationStatus` as chan_dongle prints a +CREG <stat>."""
+    return _REG_NAMES[status] if 0 <= status < len(_REG_NAMES) else "Unknown"
+
+
+def rssi_text(rssi: int) -> str:
+    """`RSSI` as chan_dongle prints its +CSQ/^RSSI value: the number, then rssi2dBm()."""
+    if rssi <= 0:
+        dbm = "<= -113 dBm"
+    elif rssi <= 30:
+        dbm = f"{2 * rssi - 113} dBm"
+    elif rssi == 31:
+        dbm = ">= -51 dBm"
+    else:
+        dbm = "unknown or unmeasurable"
+    return f"{rssi}, {dbm}"
+
+
 _MAX_LINE_BUFFER = 4096
 
 # Settings shown in DongleDeviceEntry, with chan_dongle's defaults: (field, conf key, default).
@@ -220,8 +245,10 @@ class AtPort:
         audio_fd: int,
         on_lost: Callable[[AtPort, str], None],
         on_crash: Callable[[str], None],
+        on_unsolicited: Callable[[str], None] | None = None,
     ) -> None:
         self._loop = loop
+        self._on_unsolicited = on_unsolicited
         self.data_fd = data_fd
         self.audio_fd = audio_fd
         self._on_lost = on_lost
@@ -263,6 +290,8 @@ class AtPort:
                 # A final reply with no command in flight: the real chan_dongle pops an
                 # empty queue here and segfaults (seen with a shifted stream, 2 of 3 runs).
                 self._on_crash(f"final reply {line!r} with an empty command queue")
+            elif self._on_unsolicited is not None:
+                self._on_unsolicited(line)
         if len(self._buf) > _MAX_LINE_BUFFER:
             self._buf.clear()
 
@@ -338,8 +367,8 @@ class Identity:
     imei: str = ""
     imsi: str = ""
     voice: bool = False
-    reg_status: str = ""
-    rssi: str = ""
+    registration: int = -1  # the +CREG <stat>; -1 (the driver's reset value): none yet
+    rssi: int = 0  # the +CSQ <rssi>; 0 is the driver's reset value too
     provider: str = "NONE"
     number: str = "Unknown"
 
@@ -371,6 +400,30 @@ def _number(lines: list[str]) -> str:
         if match:
             return match.group(1)
     return ""
+
+
+def reg_status(lines: list[str], prefix: str) -> int | None:
+    """The <stat> of a `+CREG: <n>,<stat>[,...]` answer."""
+    fields = (_prefixed(lines, prefix) or "").split(",")
+    if len(fields) >= 2 and fields[1].strip().isdigit():
+        return int(fields[1])
+    return None
+
+
+def creg_unsolicited(line: str) -> int | None:
+    """The <stat> of an unsolicited `+CREG: <stat>[,<lac>,<ci>]` (after AT+CREG=2); the
+    query's form `<n>,<stat>[,...]` has two or four fields."""
+    if not line.startswith("+CREG:"):
+        return None
+    fields = [f.strip() for f in line[len("+CREG:") :].split(",")]
+    stat = fields[1] if len(fields) in (2, 4) else fields[0]
+    return int(stat) if stat.isdigit() else None
+
+
+def csq_value(lines: list[str]) -> int | None:
+    """The <rssi> of a `+CSQ: <rssi>,<ber>` answer."""
+    value = (_prefixed(lines, "+CSQ:") or "").split(",")[0].strip()
+    return int(value) if value.isdigit() else None
 
 
 class Device:
@@ -405,8 +458,12 @@ class Device:
         entry.update(
             {
                 "State": self.state,
-                "AudioState": s.audio if connected else "",
-                "DataState": s.data if connected else "",
+                # The configured paths, connected or not: the real chan_dongle copies them into
+                # its state at every connect attempt and again when it disconnects (the model
+                # showed empty values for a stopped device, and the release wait waited for
+                # them to empty: it never ended against the real one).
+                "AudioState": s.audio,
+                "DataState": s.data,
                 "Voice": "Yes" if ident.voice else "No",
                 "SMS": "Yes" if connected else "No",
                 "Manufacturer": ident.manufacturer,
@@ -414,8 +471,8 @@ class Device:
                 "Firmware": ident.firmware,
                 "IMEIState": ident.imei,
                 "IMSIState": ident.imsi,
-                "GSMRegistrationStatus": ident.reg_status or "Unknown",
-                "RSSI": ident.rssi,
+                "GSMRegistrationStatus": regstate_name(ident.registration),
+                "RSSI": rssi_text(ident.rssi),
                 "Mode": "No Service",
                 "Submode": "No service",
                 "ProviderName": ident.provider,
@@ -451,6 +508,8 @@ class _RefusedError(Exception):
 
 class ChanDongle:
     """The devices of one chan_dongle instance; every method runs on the loop thread."""
+
+    registered: ClassVar[frozenset[int]] = _REGISTERED  # +CREG statuses it calls registered
 
     def __init__(
         self,
@@ -768,6 +827,7 @@ class ChanDongle:
             fds[-1],
             self._port_lost,
             lambda text: self._journal.crash(f"[{device.name}] {text}"),
+            lambda line: self._unsolicited(device, line),
         )
         if still_closing:
             # The closing monitor's keep-alive `AT` went out on this tty in the same
@@ -863,16 +923,34 @@ class ChanDongle:
                 f"[{device.name}] bound to IMEI {identity.imei}, section says {imei_setting}"
             )
         self._status(device, "Initialize")
-        if identity.reg_status.startswith("Registered"):
+        if identity.registration in self.registered:
             self._status(device, "Register")
         if device.state == "Free":
             self._status(device, "Free")
 
+    def _unsolicited(self, device: Device, line: str) -> None:
+        """An initialized device's unsolicited lines: `+CREG:` (the network took or dropped
+        the SIM) moves it between Free and GSM not registered, as chan_dongle's
+        at_response_creg() does; `^RSSI:` is its new signal."""
+        ident = device.identity
+        if line.startswith("^RSSI:") and line[6:].strip().isdigit():
+            ident.rssi = int(line[6:].strip())
+            return
+        stat = creg_unsolicited(line)
+        if stat is None:
+            return
+        ident.registration = stat
+        if device.state in ("Free", "GSM not registered"):
+            up = stat in self.registered
+            device.state = "Free" if up else "GSM not registered"
+            self._status(device, "Register" if up else "Unregister")
+
     def _ready_state(self, device: Device, identity: Identity) -> str:
         """The state after the AT conversation: chan_dongle's state string for an initialized
-        device its network does not take is 'GSM not registered'."""
-        reg = identity.reg_status
-        return "GSM not registered" if reg and not reg.startswith("Registered") else "Free"
+        device its network does not take is 'GSM not registered'. (No +CREG: answer at all
+        stays Free here: the fake does not model chan_dongle waiting for one.)"""
+        reg = identity.registration
+        return "GSM not registered" if reg >= 0 and reg not in self.registered else "Free"
 
     async def _converse(self, port: AtPort) -> Identity:
         timeout = self._init_timeout
@@ -898,17 +976,13 @@ class ChanDongle:
         ident.voice = voice is not None and (_prefixed(voice, "^CVOICE:") or "").startswith("0")
         # Status queries: neither an ERROR nor silence stops the initialization here.
         try:
-            creg = await ask("AT+CREG?", fatal=False)
-            stat = (_prefixed(creg or [], "+CREG:") or "").split(",")
-            if len(stat) >= 2:
-                ident.reg_status = _REG_STATUS.get(stat[1].strip(), "Unknown")
+            creg = reg_status(await ask("AT+CREG?", fatal=False) or [], "+CREG:")
+            ident.registration = -1 if creg is None else creg
             cops = _prefixed(await ask("AT+COPS?", fatal=False) or [], "+COPS:")
             if cops and '"' in cops:
                 ident.provider = cops.split('"')[1]
-            csq = (_prefixed(await ask("AT+CSQ", fatal=False) or [], "+CSQ:") or "").split(",")
-            if csq[0].strip().isdigit():
-                rssi = int(csq[0])
-                ident.rssi = f"{rssi}, {-113 + 2 * rssi} dBm" if rssi < 99 else "99, unknown"
+            csq = csq_value(await ask("AT+CSQ", fatal=False) or [])
+            ident.rssi = ident.rssi if csq is None else csq
         except TimeoutError:
             pass
         return ident

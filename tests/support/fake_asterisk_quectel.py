@@ -47,6 +47,9 @@ from .fake_asterisk_dongle import (
     _plain,
     _prefixed,
     _RefusedError,
+    csq_value,
+    reg_status,
+    regstate_name,
 )
 
 Fork = Literal["im", "re"]
@@ -64,12 +67,11 @@ _RE_REGISTERED = frozenset({1, 4, 5, 6, 7, 8})
 # RE's uac= (any case): these, or "ext"; anything else is warned about and read as off.
 _TRUE = ("on", "yes", "true")
 _FALSE = ("off", "no", "false")
-_REG_NAMES = {
-    0: "Not registered, not searching",
-    1: "Registered, home network",
-    2: "Not registered, but searching",
-    3: "Registration denied",
-    5: "Registered, roaming",
+# RE's gsm_regstate2str() has three names past chan_dongle's six (its typo kept).
+_RE_REG_NAMES = {
+    6: "Registered for<SMS only, home network",
+    7: "Registered for \u201cSMS only\u201d, roaming",
+    8: "Attached for emergency bearer services only",
 }
 # quectel show devices, as each fork prints it (C printf formats work with Python's %).
 _RE_HEADER = "%-12.12s %-5.5s %-10.10s %-4.4s %-4.4s %-7.7s %-14.14s %-17.17s %-14.14s"
@@ -127,17 +129,8 @@ class QuectelSettings(DeviceSettings):
 @dataclass(slots=True)
 class QuectelIdentity(Identity):
     iccid: str = ""
-    registration: int = -1  # -1 until a +CREG:/+CEREG: answer (RE indexes a table with it)
     initialized: bool = False
     act: int = 0
-
-
-def _reg_status(lines: list[str], prefix: str) -> int | None:
-    """The <stat> of a `+CREG: <n>,<stat>` answer."""
-    fields = (_prefixed(lines, prefix) or "").split(",")
-    if len(fields) >= 2 and fields[1].strip().isdigit():
-        return int(fields[1])
-    return None
 
 
 def _section_values(conf: ConfFile, section: ConfSection) -> dict[str, str]:
@@ -260,19 +253,38 @@ class ChanQuectel(ChanDongle):
             ("IMEI", ident.imei),
             ("IMSI", ident.imsi),
             ("ICCID", ident.iccid),
-            ("GSM Registration Status", _REG_NAMES.get(ident.registration, "Unknown")),
+            ("GSM Registration Status", self._reg_name(ident.registration)),
         ]
         return ["-------------- Status -------------"] + [f"  {k:<24}: {v}" for k, v in rows]
+
+    def show_device_settings(self, name: str) -> list[str]:
+        """`quectel show device settings`: the ports the fork read at its last load (RE's
+        cli.c prints these lines, then about twenty more settings this model leaves out)."""
+        device = self.devices.get(name)
+        if device is None:
+            return [f"Device {name} not found"]
+        s = device.settings
+        audio = ("Audio UAC", s.alsadev) if isinstance(s, QuectelSettings) and s.alsadev else None
+        rows = [
+            ("Device", name),
+            audio or ("Audio", s.audio),
+            ("Audio format", "slin"),
+            ("Data", s.data),
+            ("Group", s.values.get("group", "0")),
+        ]
+        return ["------------- Settings ------------"] + [f"  {k:<24}: {v}" for k, v in rows]
+
+    def _reg_name(self, status: int) -> str:
+        return regstate_name(status)
 
     def _row_values(self, device: Device) -> tuple[Any, ...]:
         ident = _identity(device)
         group = device.settings.values.get("group", "0")
-        rssi = int(ident.rssi.split(",")[0]) if ident.rssi else 0
         return (
             device.name,
             int(group) if group.lstrip("-").isdigit() else 0,
             device.state,
-            rssi,
+            ident.rssi,
             ident.act,
         )
 
@@ -386,7 +398,7 @@ class ChanQuectelIM(ChanQuectel):
         final, lines = await ask("AT+CREG?")
         if final != "OK":
             return ident
-        ident.registration = _reg_status(lines, "+CREG:") or 0
+        ident.registration = reg_status(lines, "+CREG:") or 0
         await ask("AT+CNUM")
         qpcmv, _ = await ask("AT+QPCMV?")
         cpcmreg, _ = await ask("AT+CPCMREG?")
@@ -398,8 +410,7 @@ class ChanQuectelIM(ChanQuectel):
             await ask(cmd)
         ident.initialized = (await ask("AT+CNMI=2,1,0,2,0"))[0] == "OK"
         final, lines = await ask("AT+CSQ")
-        csq = (_prefixed(lines, "+CSQ:") or "").split(",")[0].strip()
-        ident.rssi = csq if csq.isdigit() else ""
+        ident.rssi = csq_value(lines) or 0
         cops = _prefixed((await ask("AT+COPS?"))[1], "+COPS:") or ""
         ident.provider = cops.split('"')[1] if cops.count('"') >= 2 else ""
         return ident
@@ -470,6 +481,9 @@ class ChanQuectelRE(ChanQuectel):
                 fcntl.ioctl(fd, termios.TIOCNXCL)
             raise _RefusedError(path) from exc
 
+    def _reg_name(self, status: int) -> str:
+        return _RE_REG_NAMES.get(status) or regstate_name(status)
+
     def show_device_state(self, name: str) -> list[str] | None:
         device = self.devices.get(name)
         if device is not None and _identity(device).registration < 0:
@@ -499,7 +513,7 @@ class ChanQuectelRE(ChanQuectel):
             ident.imei = _number(await run("AT+CGSN"))
             ident.imsi = _number(await run("AT+CIMI"))
             await run("AT+CPIN?", "AT+COPS=3,0", "AT+CREG=2")
-            ident.registration = _reg_status(await run("AT+CREG?"), "+CREG:") or 0
+            ident.registration = reg_status(await run("AT+CREG?"), "+CREG:") or 0
             await ask("AT+CNUM")
             await run("AT+CSCA?", "AT+CSSN=0,0", "AT+CMGF=0", "AT+VTD=1")
             maker = ident.manufacturer.lower()
@@ -515,12 +529,15 @@ class ChanQuectelRE(ChanQuectel):
                 ident.iccid = (_prefixed(await run("AT+CICCID"), "+ICCID:") or "").strip()
                 ident.voice = _prefixed(await run("AT+CPCMREG?"), "+CPCMREG:") is not None
                 await run("AT+CLCC=1", "AT+CEREG=2")
-                eps = _reg_status(await run("AT+CEREG?"), "+CEREG:")
+                eps = reg_status(await run("AT+CEREG?"), "+CEREG:")
                 if ident.registration not in self.registered and eps is not None:
                     ident.registration = eps
                 await run("AT+CNSMOD=1", "AT+AUTOCSQ=1,1", 'AT+EXUNSOL="SQ",1', "AT+CLTS=1")
             await run("AT")
             ident.initialized = True
+            # the answer to the final AT queues AT+CSQ (RE's at_response.c)
+            final, lines = await ask("AT+CSQ")
+            ident.rssi = (csq_value(lines) or 0) if final == "OK" else 0
         except _Stop:
             pass
         return ident
@@ -764,6 +781,8 @@ class FakeAsteriskQuectel(FakeAsterisk):
         rest = low[1:]
         if rest == ["show", "devices"]:
             return True, chan.show_devices(), None
+        if rest[:3] == ["show", "device", "settings"] and len(rest) == 4:
+            return True, chan.show_device_settings(words[4]), None
         if rest[:3] == ["show", "device", "state"] and len(rest) == 4:
             return True, chan.show_device_state(words[4]) or [], None
         if rest[:1] == ["reload"] and rest[1:] in (["now"], ["gracefully"], ["when", "convenient"]):

@@ -22,6 +22,8 @@ pty facts this module is built on (seen on Linux 6.x):
   across closes and re-opens. A real ttyUSB discards them when its last opener closes. The
   thread watches the slave node with inotify (IN_OPEN/IN_CLOSE) and, when the last opener
   closes, drops the answers still scheduled and flushes the unread input (TCIFLUSH).
+- A pty keeps the exclusive mode (TIOCEXCL) its opener set after that opener closed; a real
+  ttyUSB's goes with its last close. The thread clears it at the last close too.
 - Closing the master hangs the slave up: the opener's poll reports POLLIN|POLLERR|POLLHUP, read
   returns b"" (pyserial raises SerialException "device reports readiness to read but returned
   no data") and write fails with EIO. That is what `SimPort.unplug` does.
@@ -234,6 +236,17 @@ USB_MODELS: Final[dict[str, UsbModel]] = {
 }
 
 _VIOLATION_PREFIXES: Final = ("ATZ", "AT+CFUN", "AT^CURC", "AT^U2DIAG", "AT^SETPORT")
+
+# Commands a modem acknowledges with a bare OK, as the simulators do: the settings and queries
+# of the real chan_dongle's and both chan_quectel forks' init and polls (seen against them in
+# the real-driver tier) whose answer the drivers do not need. Anything else answered by the
+# generic OK is recorded in `StickSim.unknown`: the real tier fails on it (a command a real
+# driver sends that the simulator does not know is a finding).
+_ACKNOWLEDGED: Final = (
+    "ATZ", "AT+CMEE=", "AT+COPS=", "AT+CREG=", "AT+CEREG=", "AT+CSSN=", "AT+CMGF=", "AT+CSCS=",
+    "AT+CNMI=", "AT^DSCI=", "AT+VTD=", "AT+QTONEDET=", "AT+QINDCFG=", "AT+QPCMV=", "AT+CNUM",
+    "AT+CMGL=", "AT+QMIC", "AT+QRXGAIN", "AT+QSPN", "AT+CLIP=", "AT+CLVL", "AT+CPCMREG=",
+)  # fmt: skip
 _MAX_LINE: Final = 4096
 _MAX_PENDING: Final = 1 << 16
 
@@ -279,7 +292,8 @@ class StickSim:
     - ``voice_answer``: the final result a voiceless stick gives to ``AT^CVOICE?``
       (``ERROR``; some firmwares say ``COMMAND NOT SUPPORT``);
     - ``leading``: lines sent before every answer's own lines (boot messages such as ``RDY``
-      or ``+QIND: PB DONE`` that land in the first answers after a module starts).
+      or ``+QIND: PB DONE`` that land in the first answers after a module starts);
+    - ``csq``: the signal ``AT+CSQ`` reports (17: -79 dBm; 99: not known).
     """
 
     manufacturer: ClassVar[str] = "huawei"
@@ -311,6 +325,7 @@ class StickSim:
         ati_imei: str | None = None,
         voice_answer: str = "ERROR",
         leading: Sequence[str] = (),
+        csq: int = 17,
     ) -> None:
         self.ati_imei = ati_imei
         self.voice_answer = voice_answer
@@ -332,10 +347,12 @@ class StickSim:
         self.unplug_on = unplug_on.upper() if unplug_on is not None else None
         self.boot_delay = boot_delay
         self.registered = registered  # False: the network does not take it (searching)
+        self.csq = csq
         self.booted_at = 0.0  # time.monotonic() from which it answers
         self.iccid = iccid if iccid is not None else ("8970" + (imsi or "0" * 15))[:20]
         self.rng = random.Random(seed if seed is not None else imei)
         self.violations: list[Violation] = []
+        self.unknown: list[str] = []  # commands answered OK only for want of knowing them
         self.ports: list[SimPort] = []
         self._lock = threading.Lock()
 
@@ -387,7 +404,7 @@ class StickSim:
         if cmd == "AT+CPIN?":
             return sim_missing if self.imsi is None else ["+CPIN: READY", "OK"]
         if cmd == "AT+CSQ":
-            return ["+CSQ: 17,99", "OK"]
+            return [f"+CSQ: {self.csq},99", "OK"]
         if cmd == "AT+CREG?":
             if self.imsi is None:
                 return ["+CREG: 0,0", "OK"]
@@ -396,7 +413,29 @@ class StickSim:
             return ["+COPS: 0" if self.imsi is None else '+COPS: 0,0,"MegaFon",2', "OK"]
         if cmd == "AT^ICCID?":
             return sim_missing if self.imsi is None else [f"^ICCID: {self.iccid}", "OK"]
-        return ["OK"]  # AT+CMEE=..., violations, and everything else
+        if cmd.startswith("AT+CPMS"):  # the SIM's SMS store: empty, 50 places
+            return sim_missing if self.imsi is None else ["+CPMS: 0,50,0,50,0,50", "OK"]
+        if cmd.startswith("AT+CMGR="):  # the drivers read every index at connect: all empty
+            return ["+CMS ERROR: 321"]  # invalid memory index
+        if cmd == "AT+CSCA?":
+            return sim_missing if self.imsi is None else ['+CSCA: "+79168999100",145', "OK"]
+        if not cmd.startswith(_ACKNOWLEDGED):
+            with self._lock:
+                self.unknown.append(command)
+        return ["OK"]
+
+    def report(self, line: str) -> None:
+        """Send an unsolicited line now (``+CREG: 2``: the network dropped the SIM;
+        ``^RSSI:9``) on each of its AT (PCUI) ports that is plugged in, as a modem does
+        between commands."""
+        data = f"\r\n{line}\r\n".encode()
+
+        def send(srv: _Server) -> None:
+            for port in list(self.ports):
+                if port.role is Role.PCUI and port in srv._ports:
+                    srv._write(port, data)
+
+        _server().call(send)
 
     def _frame(self, lines: list[str]) -> bytes:
         """Frame an answer, with garbage and unsolicited lines when those quirks are on."""
@@ -774,6 +813,12 @@ class _Server:
         port._line.clear()
         with contextlib.suppress(OSError):
             termios.tcflush(port.slave_fd, termios.TCIFLUSH)
+        # A real ttyUSB's tty goes away at its last close, and with it the exclusive mode its
+        # opener set (the real chan_dongle and both chan_quectel forks set TIOCEXCL). A pty's
+        # outlives every close while its master is open: clear it, or the next opener (dongled's
+        # probe) sees a port "held" by a driver that let go of it long ago.
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(port.slave_fd, termios.TIOCNXCL)
 
     def _on_readable(self, port: SimPort) -> None:
         try:

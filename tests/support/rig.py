@@ -12,11 +12,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import cast
 
 from tests.support.devguard import SITE_DIR
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.fake_asterisk_quectel import make_fake_asterisk
 from tests.support.modemsim import E1550_USB, StickSim, UsbModel
+from tests.support.real_asterisk import RealAsterisk
 from tests.support.testbed import FakeStick, Testbed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,8 +113,10 @@ class Rig:
         sims: Sequence[StickSim] | None = None,
         personality: str = "chan_dongle",
         models: Sequence[UsbModel] | None = None,
+        real: bool = False,
     ) -> None:
-        """`models`: one per stick (default: `model` for all). With two drivers
+        """`real`: the real Asterisk and driver(s) (tests/support/real_asterisk.py) instead of
+        the test Asterisk. `models`: one per stick (default: `model` for all). With two drivers
         (`chan_dongle+quectel-im`), LTE modules' sections (`quectel<i>`) go into
         quectel.conf, the Huawei sticks' (`dongle<i>`) into dongle.conf."""
         self.tmp, self.tb, self.model = tmp, tb, model
@@ -149,8 +153,11 @@ class Rig:
         self.confs = [self.conf, self.quectel_conf] if mixed else [self.conf]
         for path in self.confs:
             header = HEADER
-            if personality.endswith("quectel-re") and (path == self.quectel_conf or not mixed):
+            if real or (
+                personality.endswith("quectel-re") and (path == self.quectel_conf or not mixed)
+            ):
                 # RE opens devices on this timer and dongled reads it: the fake's must match.
+                # The real drivers retry the configured paths on it (a test waits for that).
                 header = header.replace("interval=15 ", f"interval={interval:g}  ")
             body = header + "".join(
                 uac_section_text(i, self.imeis[i], s.data_port.devnode, card_alsadev(s), switch)
@@ -164,7 +171,15 @@ class Rig:
             path.write_bytes(body.encode())
         self.originals = {path: path.read_bytes() for path in self.confs}
         self.personality = personality
-        if mixed:
+        self.real: RealAsterisk | None = None
+        self.asterisk: FakeAsterisk
+        if real:
+            self.real = self._real_asterisk(personality, mixed, tb)
+            # Duck-typed: the real one offers what the rig and the shared scenarios use (the
+            # listing, foreign bindings, hazards, actions, waits, an admin's reload); a test
+            # that calls a model-only member on a real rig fails at run time, loudly.
+            self.asterisk = cast(FakeAsterisk, self.real)
+        elif mixed:
             re_fork = {"quectel_interval": interval, "write_classes": _RE_CLASSES}
             self.asterisk = make_fake_asterisk(
                 personality, lock_dir=str(self.lock_dir), dongle_conf=str(self.conf),
@@ -196,6 +211,14 @@ class Rig:
         self.settings = tmp / "dongled.toml"
         self.extra_env: dict[str, str] = {}  # added to the daemon's environment
         self.write_settings()
+
+    def _real_asterisk(self, personality: str, mixed: bool, tb: Testbed) -> RealAsterisk:
+        drivers = personality.split("+")
+        if mixed:
+            confs = {"dongle.conf": self.conf, "quectel.conf": self.quectel_conf}
+        else:
+            confs = {"dongle.conf" if personality == "chan_dongle" else "quectel.conf": self.conf}
+        return RealAsterisk(self.tmp, drivers, confs, self.lock_dir, env=tb.env())
 
     @property
     def original(self) -> bytes:
@@ -361,8 +384,11 @@ class Rig:
         self.sync_cards()
 
     def sync_cards(self) -> None:
-        """Tell the test Asterisk whose module each ALSA card is now (what opening it would
-        reach), as the testbed numbered and named them."""
+        """Bring the real Asterisk's /dev up to date with the testbed. Tell the test Asterisk
+        whose module each ALSA card is now (what opening it would reach), as the testbed
+        numbered and named them."""
+        if self.real is not None:
+            self.real.sync_ttys()
         cards = getattr(self.asterisk, "alsa_cards", None)
         if cards is None:
             return
@@ -434,7 +460,10 @@ class Rig:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.stop_daemon()
-        self.asterisk.stop()
+        if self.real is not None:
+            self.real.close()
+        else:
+            self.asterisk.stop()
         self.notify.close()
 
 
@@ -445,6 +474,9 @@ def rig(tmp: Path, n: int, **kw: object) -> Iterator[Rig]:
         try:
             yield r
             r.assert_no_foreign_audio()  # every rig test, whatever else it checks
+            if r.real is not None:  # the simulators knew every command the real driver sent
+                unknown = {s.imei: s.unknown for s in r.sims if s.unknown}
+                assert unknown == {}, f"commands the simulators do not know: {unknown}"
         finally:
             r.close()
 

@@ -4,12 +4,13 @@
 # in place. Run it as root, or with sudo. What it changes on the system: docs/install.md.
 #
 #   sudo ./install.sh               install or upgrade, then start
-#   sudo ./install.sh --uninstall   stop and remove dongled (keeps /etc/dongled and dongle.conf)
+#   sudo ./install.sh --uninstall   stop and remove dongled (keeps /etc/dongled, dongle.conf
+#                                   and quectel.conf)
 #   sudo ./install.sh --purge       as --uninstall, and remove /etc/dongled too
 set -euo pipefail
 cd "$(dirname "$0")"
 
-usage() { sed -n '2,10s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,11s/^# \{0,1\}//p' "$0"; }
 die() { echo "install.sh: $*" >&2; exit 1; }
 
 mode=install
@@ -54,8 +55,12 @@ if [ "$mode" != install ]; then
         rm -rf "$etc"
     fi
     echo "install.sh: dongled removed.$([ "$mode" = purge ] || echo ' Settings kept in /etc/dongled.')"
-    echo "install.sh: dongle.conf is left as it is (imei= lines are harmless to chan_dongle);"
-    echo "            dongle.conf.dongled-bak is dongled's last backup, delete it if unwanted."
+    echo "install.sh: dongle.conf and quectel.conf are left as they are (imei= lines are"
+    echo "            harmless to chan_dongle and chan_quectel); a section whose stick was absent"
+    echo "            stays parked on /dev/null/dongled-stick-absent-* paths (and alsadev="
+    echo "            hw:CARD=dongled_card_absent) until you point it at its ports yourself."
+    echo "            dongle.conf.dongled-bak and quectel.conf.dongled-bak are dongled's last"
+    echo "            backups; delete them if unwanted."
     exit 0
 fi
 
@@ -111,6 +116,11 @@ id -nG asterisk | grep -qw dialout || usermod -aG dialout asterisk
 for conf in dongle.conf quectel.conf; do  # chan_dongle's, chan_quectel's (either fork)
     if [ -e "$root/etc/asterisk/$conf" ]; then
         chown asterisk:asterisk "$root/etc/asterisk/$conf"
+    else
+        # dongled replaces the file with a rename that keeps its owner: one created later as
+        # root cannot be written (dongled says so at start and in `dongled status` too).
+        echo "install.sh: note: no /etc/asterisk/$conf yet; if you create it later, make it" \
+             "the asterisk user's: chown asterisk:asterisk /etc/asterisk/$conf" >&2
     fi
 done
 if ! runuser -u asterisk -- test -w "$root/etc/asterisk"; then

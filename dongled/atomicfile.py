@@ -77,6 +77,19 @@ def replace_atomically(
         ) from exc
 
 
+def write_problem(path: str) -> str | None:
+    """Why replace_atomically would fail on `path` for who dongled runs as (its owner, its
+    directory), asked before any write: e.g. a quectel.conf an admin created as root after
+    install. None when it can, or when the file is not there (nothing to write yet)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if os.geteuid() == 0 or not stat.S_ISREG(st.st_mode):
+        return None  # root can; a symlink or odd file is refused with its own message
+    return _access_problem(path, os.path.dirname(path) or ".", st, errno.EACCES)
+
+
 def _name(uid: int | None = None, gid: int | None = None) -> str:
     try:
         if uid is not None:

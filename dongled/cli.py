@@ -9,14 +9,16 @@ import sys
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from dongled import __version__, settings
+from dongled import __version__, notify, settings, statuscheck
 from dongled.errors import ConfError, SettingsError
 from dongled.portlock import pid_alive
 from dongled.reconcile import check_digit_message, unmanaged_message
-from dongled.statusfile import FILENAME, exit_ok, render_table
+from dongled.statusfile import FILENAME, exit_ok, problems, render_table
 
 if TYPE_CHECKING:
+    from dongled.dongleconf import DeviceSection as DongleSection
     from dongled.drivers.base import Driver
+    from dongled.reconcile import Plan
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
 
@@ -49,7 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(
         prog="dongled",
-        description="Keeps chan_dongle devices bound to the USB GSM stick whose IMEI they name.",
+        description=(
+            "Keeps chan_dongle and chan_quectel devices bound to the USB GSM/LTE stick whose "
+            "IMEI they name."
+        ),
         epilog=_EPILOG,
         parents=[_common(None)],
     )
@@ -60,13 +65,14 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         parents=common,
-        help="the daemon: watch udev and keep dongle.conf and Asterisk right",
+        help="the daemon: watch udev and keep dongle.conf / quectel.conf and Asterisk right",
         description=(
             "Run the daemon in the foreground (systemd starts it as `dongled run`).\n"
             "Watches udev for USB sticks, identifies each by IMEI, keeps every section of\n"
-            "dongle.conf on the ports of the stick whose imei= it names, parks sections whose\n"
-            "stick is gone, tells Asterisk over AMI and verifies the result. Sends READY=1,\n"
-            "STATUS= and WATCHDOG=1 to systemd. Stops on SIGTERM or SIGINT."
+            "the driver's file (chan_dongle's dongle.conf, chan_quectel's quectel.conf) on the\n"
+            "ports of the stick whose imei= it names, parks sections whose stick is gone,\n"
+            "tells Asterisk over AMI and verifies the result. Sends READY=1, STATUS= and\n"
+            "WATCHDOG=1 to systemd. Stops on SIGTERM or SIGINT."
         ),
         formatter_class=fmt,
     )
@@ -83,20 +89,29 @@ def _parser() -> argparse.ArgumentParser:
             "secret. A monitoring check (Nagios/Icinga plugin exit codes).\n\n"
             "exit codes: 0 every managed line is verified on its own stick and Asterisk is\n"
             "connected, 1 a line is absent (parked), pending, foreign, ambiguous or given up,\n"
-            "Asterisk is not connected, a stick is unidentified or unbound, or dongle.conf\n"
-            "has a problem, 2 bad settings, 3 the daemon is not running."
+            "Asterisk is not connected, a stick is unidentified or unbound, or the driver's\n"
+            "file has a problem, 2 bad settings, 3 the daemon is not running."
         ),
         formatter_class=fmt,
     )
-    st.add_argument("--json", action="store_true", help="the documented JSON document (schema 1)")
+    view = st.add_mutually_exclusive_group()
+    view.add_argument("--json", action="store_true", help="the documented JSON document (schema 1)")
+    view.add_argument(
+        "--check",
+        action="store_true",
+        help="a monitoring plugin's output: first line `OK: 3 of 3 lines on their own stick` "
+        "or `CRITICAL: dongle1 absent, AMI down`; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN "
+        "(docs/monitoring.md)",
+    )
     sc = sub.add_parser(
         "scan",
         parents=common,
-        help="one-shot, without the daemon: find the sticks and show the dongle.conf diff",
+        help="one-shot, without the daemon: find the sticks and show the config file's diff",
         description=(
             "Without the daemon: list the USB sticks plugged in now, identify each (Asterisk's\n"
-            "IMEIState for ports chan_dongle holds, else a short read-only AT probe of a free\n"
-            "port) and print the unified diff of dongle.conf that dongled would apply, plus\n"
+            "IMEIState for ports the driver holds, else a short read-only AT probe of a free\n"
+            "port) and print the unified diff of the driver's file (dongle.conf or\n"
+            "quectel.conf) that dongled would apply, plus\n"
             "what it would ask Asterisk. Nothing is written without --apply. The diff goes to\n"
             "stdout, the report to stderr.\n\n"
             "exit codes: 0 nothing to change (or, with --apply, applied and verified), 1\n"
@@ -108,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument(
         "--apply",
         action="store_true",
-        help="write the change atomically, send DongleStop/DongleReload/DongleStart, verify",
+        help="write the change atomically, stop/reload/start the devices over AMI, verify",
     )
     ad = sub.add_parser(
         "adopt",
@@ -153,28 +168,45 @@ def _run(conf: settings.Settings, verbose: bool) -> int:
     return EXIT_OK
 
 
+def _read_snapshot(conf: settings.Settings) -> tuple[dict[str, Any] | None, str]:
+    """The running daemon's status document, or None and why there is none."""
+    path = os.path.join(conf.state_dir, FILENAME)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            snap = json.load(fh)
+    except FileNotFoundError:
+        return None, f"dongled is not running (no live state in {path})"
+    except OSError as exc:
+        return None, f"dongled's status is unreadable: {path}: {exc.strerror}"
+    except ValueError:
+        return None, f"dongled's status is unreadable: {path} is not a JSON document"
+    if not isinstance(snap, dict) or not isinstance(snap.get("pid"), int):
+        return None, f"dongled's status is unreadable: {path} is not a status document"
+    if not pid_alive(snap["pid"]):
+        return None, f"dongled is not running (no live state in {path})"
+    return snap, ""
+
+
 def _snapshot(conf: settings.Settings) -> dict[str, Any] | None:
     """The running daemon's status document, or None when it does not run."""
-    try:
-        with open(os.path.join(conf.state_dir, FILENAME), encoding="utf-8") as fh:
-            snap = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(snap, dict) or not pid_alive(int(snap.get("pid", 0))):
-        return None
-    return snap
+    return _read_snapshot(conf)[0]
 
 
-def _status(conf: settings.Settings, as_json: bool) -> int:
-    snap = _snapshot(conf)
+def _status(conf: settings.Settings, as_json: bool, check: bool = False) -> int:
+    snap, why = _read_snapshot(conf)
     if snap is None:
-        path = os.path.join(conf.state_dir, FILENAME)
-        msg = f"dongled is not running (no live state in {path})"
-        if as_json:
-            print(json.dumps({"schema": 1, "running": False, "message": msg}, sort_keys=True))
+        if check:
+            print(statuscheck.unknown(why).line)
+        elif as_json:
+            print(json.dumps({"schema": 1, "running": False, "message": why}, sort_keys=True))
         else:
-            print(msg, file=sys.stderr)
-        return EXIT_NOT_RUNNING
+            print(why, file=sys.stderr)
+        return statuscheck.UNKNOWN if check else EXIT_NOT_RUNNING
+    if check:
+        # A plugin's output: the verdict line first, then the problems in words.
+        found = statuscheck.verdict(snap)
+        print("\n".join([found.line, *problems(snap)]))
+        return found.code
     ok = exit_ok(snap)
     if as_json:
         print(json.dumps(snap, indent=2, sort_keys=True))
@@ -188,12 +220,12 @@ def _report(*lines: str) -> None:
         print(line, file=sys.stderr)
 
 
-def _refuse_if_running(conf: settings.Settings, what: str) -> bool:
+def _refuse_if_running(conf: settings.Settings, what: str, path: str) -> bool:
     snap = _snapshot(conf)
     if snap is None:
         return False
     _report(
-        f"dongled: the daemon runs (pid {snap.get('pid')}) and owns dongle.conf; stop it "
+        f"dongled: the daemon runs (pid {snap.get('pid')}) and owns {path}; stop it "
         f"before `dongled {what} --apply` (systemctl stop dongled)"
     )
     return True
@@ -217,7 +249,8 @@ async def _scan(conf: settings.Settings, apply: bool, driver: Driver) -> int:
     from dongled import scan
     from dongled.dongleconf import inherited_message
 
-    if apply and _refuse_if_running(conf, "scan"):
+    path = settings.conf_path(conf, driver.conf_key)
+    if apply and _refuse_if_running(conf, "scan", path):
         return EXIT_PROBLEM
     asterisk = await scan.connect_asterisk(conf, driver)
     try:
@@ -245,8 +278,13 @@ async def _scan(conf: settings.Settings, apply: bool, driver: Driver) -> int:
             _report(check_digit_message(devices[name]))
         for name, foreign in p.mismatched.items():
             _report(f"[{name}]: Asterisk runs IMEI {foreign} on it: it must be stopped")
+        unidentified = any(st.identity is None for st in result.sticks)
+        for name, (data, _voice) in sorted(p.port_changes.items()):
+            if data == driver.parked[0]:  # the diff parks it: say why
+                _report(f"[{name}]: parked: {_parked_why(result.sections[name], p, unidentified)}")
         for name, why in p.ambiguous.items():
-            _report(f"[{name}]: no stick chosen: {why}")
+            if name not in p.port_changes:
+                _report(f"[{name}]: no stick chosen: {why}")
         for name in p.inherited:
             _report(inherited_message(devices[name]))
         actions = [f"stop {n}" for n in p.stop]
@@ -254,8 +292,11 @@ async def _scan(conf: settings.Settings, apply: bool, driver: Driver) -> int:
         actions += [f"start {n}" for n in p.start]
         sys.stdout.write(result.change.diff)
         if not result.change.files and not actions:
-            _report("dongle.conf and Asterisk are right: nothing to do")
-            unidentified = any(st.identity is None for st in result.sticks)
+            if asterisk.devices is None:
+                # Nothing to write; what Asterisk runs is unknown, so not "all right".
+                _report(f"{path} is right for the sticks found; Asterisk was not asked")
+                return EXIT_PROBLEM
+            _report(f"{path} and Asterisk are right: nothing to do")
             trouble = unidentified or p.unbound or p.ambiguous or p.inherited
             return EXIT_PROBLEM if trouble else EXIT_OK
         if actions:
@@ -283,10 +324,20 @@ async def _scan(conf: settings.Settings, apply: bool, driver: Driver) -> int:
         await scan.close(asterisk)
 
 
+def _parked_why(sec: DongleSection, p: Plan, unidentified: bool) -> str:
+    """Why scan's diff parks a section (its data= and voice on paths that cannot open)."""
+    if sec.name in p.ambiguous:
+        return p.ambiguous[sec.name]
+    why = f"no plugged stick reports IMEI {sec.imei}"
+    if unidentified:
+        why += " (a stick above was not identified: it may be this one)"
+    return f"{why}; nothing may start it on a port another stick may have meanwhile"
+
+
 async def _adopt(conf: settings.Settings, apply: bool, driver: Driver) -> int:
     from dongled import scan
 
-    if apply and _refuse_if_running(conf, "adopt"):
+    if apply and _refuse_if_running(conf, "adopt", settings.conf_path(conf, driver.conf_key)):
         return EXIT_PROBLEM
     asterisk = await scan.connect_asterisk(conf, driver)
     try:
@@ -317,18 +368,44 @@ def _in_loop(coro: Coroutine[Any, Any, int]) -> int:
     return asyncio.run(coro)
 
 
+EXIT_PIPE_CLOSED = 128 + 13  # what a shell reports for a writer killed by SIGPIPE
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command's exit code. A reader that closes the pipe early (`dongled status --json |
+    head`) ends the command quietly, as SIGPIPE ends other CLIs, not with a traceback."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # inside: a closed pipe shows here, not at interpreter exit
+    except BrokenPipeError:
+        # Python's own last flush at exit would fail again and print "Exception ignored".
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_PIPE_CLOSED
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         # `status` never reads the AMI secret: an admin who may not read it can still look.
         conf = settings.load(args.config, secret=args.command != "status")
     except SettingsError as exc:
-        print(f"dongled: bad settings: {exc}", file=sys.stderr)
+        if args.command == "status" and args.check:  # a plugin: UNKNOWN, said on stdout
+            print(statuscheck.unknown(f"bad settings: {exc.errors[0]}").line)
+            return statuscheck.UNKNOWN
+        for error in exc.errors:
+            print(f"dongled: bad settings: {error}", file=sys.stderr)
+        if args.command == "run":
+            # Under systemd: `systemctl status` shows STATUS= as well as the journal's tail.
+            more = f" (and {len(exc.errors) - 1} more)" if len(exc.errors) > 1 else ""
+            notify.status(f"bad settings: {exc.errors[0]}{more}")
         return EXIT_USAGE
     if args.command == "run":
         return _run(conf, args.verbose)
     if args.command == "status":
-        return _status(conf, args.json)
+        return _status(conf, args.json, args.check)
     driver = _driver(conf, args.driver)
     if driver is None:
         return EXIT_USAGE

@@ -43,6 +43,8 @@ from dongled.settings import Settings, conf_path
 from dongled.sticks import Stick
 
 log = logging.getLogger(__name__)
+# A stick's change of state reaches `dongled status` within this (its burst published once).
+STICK_PUBLISH_DELAY = 0.1
 
 
 class Daemon:
@@ -50,6 +52,7 @@ class Daemon:
         self.s = settings
         self.drivers = tuple(drivers)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._publish_soon: asyncio.TimerHandle | None = None
         self.counters = {"conf_writes": 0, "reloads": 0, "probes": 0}
         self.metrics = Metrics()
         self.metrics.textfile = settings.metrics.textfile
@@ -70,6 +73,7 @@ class Daemon:
                 failing=self._failing,
                 spawn=self.spawn,
                 listing=self.listing,
+                changed=self._stick_changed,
             ),
             fences=self.fences,
             fleet=self.fleet,
@@ -154,6 +158,10 @@ class Daemon:
     def conf_files(self) -> dict[str, str]:
         return self.lanes.conf_files
 
+    @property
+    def conf_warnings(self) -> list[str]:
+        return self.lanes.conf_warnings
+
     def driver_of(self, section: str) -> str:
         """The driver whose file holds `section`."""
         return self.lanes.lane_of(section).driver.name
@@ -230,6 +238,8 @@ class Daemon:
             await asyncio.sleep(interval)
 
     async def close(self) -> None:
+        if self._publish_soon is not None:
+            self._publish_soon.cancel()
         self._udev.stop()
         self.fences.close()
         self.fleet.close()
@@ -327,6 +337,19 @@ class Daemon:
         return f"{total} sticks, {len(self.verified)} on their devices" + (
             f"; last: {last}" if last else ""
         )
+
+    def _stick_changed(self) -> None:
+        """A stick's state changed: published within STICK_PUBLISH_DELAY, once for a burst
+        (a hub's sticks change together), and never in the middle of the probes' callbacks,
+        whose order and timing a pass depends on."""
+        if self._publish_soon is None:
+            self._publish_soon = asyncio.get_running_loop().call_later(
+                STICK_PUBLISH_DELAY, self._publish_now
+            )
+
+    def _publish_now(self) -> None:
+        self._publish_soon = None
+        self.publish()
 
     def publish(self) -> None:
         statusfile.publish(self)

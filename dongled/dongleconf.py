@@ -81,6 +81,15 @@ class DeviceSection:
     alsadev: str | None = None
     alsadev_inherited: bool = False
     switches: tuple[tuple[str, str], ...] = ()
+    # where the imei= line is (path, line): messages about the IMEI point there, not at the
+    # [section] line; None without one
+    imei_at: tuple[str, int] | None = field(default=None, compare=False)
+
+    @property
+    def imei_where(self) -> str:
+        """`path:line` of the imei= line, else of the section header."""
+        path, line = self.imei_at or (self.path, self.line)
+        return f"{path}:{line}"
 
 
 def inherited_message(sec: DeviceSection) -> str:
@@ -505,9 +514,14 @@ class DongleConf:
             if imei is not None and imei.value:
                 other = imeis.setdefault(imei.value, s)
                 if other is not s:
+                    first = _first(other, b"imei")
+                    at = f" at {first.path}:{first.index + 1}" if first is not None else ""
+                    # a template's imei= shared by two sections: the second section is wrong
+                    at_line = where if imei.inherited else (imei.path, imei.index + 1)
                     raise ConfError(
-                        *where,
-                        f"imei {_text(imei.value)} is also set in [{_text(other.name)}]; "
+                        *at_line,
+                        f"[{_text(s.name)}] imei {_text(imei.value)} is also set in "
+                        f"[{_text(other.name)}]{at}; "
                         "dongled cannot tell which section that stick belongs to",
                     )
 
@@ -528,6 +542,7 @@ class DongleConf:
                 ),
                 path=s.path,
                 line=s.index + 1,
+                imei_at=(imei.path, imei.index + 1) if imei is not None and imei.value else None,
                 inherited=tuple(
                     Origin(key=_text(v.key), template=_text(v.owner), path=v.path, line=v.index + 1)
                     for v in (values[b"data"], values[b"audio"], values[b"alsadev"])

@@ -21,6 +21,26 @@ class SettingsError(DongledError):
         where = f"{where}: {key}" if key else where
         super().__init__(f"{where}: {message}")
 
+    @property
+    def errors(self) -> tuple[SettingsError, ...]:
+        """Every error found in the file, in file order (this one alone, here)."""
+        return (self,)
+
+
+class SettingsErrors(SettingsError):
+    """Several keys are wrong: all of them, so that one round of edits fixes the file. `path`,
+    `key` and `line` are the first one's; the message has one line per error."""
+
+    def __init__(self, errors: list[SettingsError]) -> None:
+        first = errors[0]
+        self.path, self.key, self.line = first.path, first.key, first.line
+        self._errors = tuple(errors)
+        DongledError.__init__(self, "\n".join(str(e) for e in errors))
+
+    @property
+    def errors(self) -> tuple[SettingsError, ...]:
+        return self._errors
+
 
 class ConfError(DongledError):
     """dongle.conf (or a file it includes) cannot be used; names file and line."""

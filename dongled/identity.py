@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _IMEI = re.compile(r"[0-9]{15}")  # fullmatch: no trailing newline, no non-ASCII digits
 _IMSI = re.compile(r"^\d{6,15}$")
@@ -65,6 +65,9 @@ class Identity:
     model: str = ""
     firmware: str = ""
     voice: bool | None = None  # None: not asked or no answer
+    # what the voice query answered when it said no voice (`ERROR`, `COMMAND NOT SUPPORT`),
+    # for the warning; cleaned text, never compared
+    voice_answer: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if not valid_imei(self.imei):
@@ -93,8 +96,8 @@ def limitations(ident: Identity, source: str) -> list[str]:
         )
     if ident.voice is False:
         out.append(
-            "no voice (AT^CVOICE? answered ERROR): calls cannot work on it; it needs a "
-            "voice-enabled firmware"
+            f"no voice (AT^CVOICE? answered {ident.voice_answer or 'ERROR'}): calls cannot "
+            "work on it; it needs a voice-enabled firmware"
         )
     return out
 

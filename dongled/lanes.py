@@ -19,12 +19,17 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import TypeVar
 
 from dongled.ami import DeviceEntry
+from dongled.atomicfile import write_problem
 from dongled.dongleconf import DeviceSection
 from dongled.eventlog import Event, emit
 from dongled.passexec import PassExecutor, file_imeis
 from dongled.reconcile import Expect
 
 V = TypeVar("V")
+_SHARED = (
+    "section [{}] is in both {} and {}: give one another name "
+    "(dongled status and recovery see only the first)"
+)
 
 
 def _merged(per_lane: Iterable[Mapping[str, V]]) -> dict[str, V]:
@@ -39,6 +44,7 @@ class Lanes:
     def __init__(self) -> None:
         self._lanes: list[PassExecutor] = []
         self._shared_told: set[str] = set()
+        self._write_told: dict[str, str] = {}
 
     def add(self, lane: PassExecutor) -> None:
         self._lanes.append(lane)
@@ -94,6 +100,7 @@ class Lanes:
         """One pass of every lane: all their stops before any lane writes or reloads."""
         prepared = [await lane.prepare() for lane in self._lanes]
         self._say_shared_names()
+        self._say_write_problems()
         ok = True
         for lane, half in zip(self._lanes, prepared, strict=True):
             ok = await lane.finish(half) and ok
@@ -151,22 +158,46 @@ class Lanes:
                     return why
         return None
 
-    def _say_shared_names(self) -> None:
+    def _shared_names(self) -> dict[str, tuple[str, str]]:
+        """Section names two files use: name -> (the file that wins, the other)."""
         seen: dict[str, str] = {}
-        shared: set[str] = set()
+        shared: dict[str, tuple[str, str]] = {}
         for lane in self._lanes:
             for name in lane.sections:
                 if name in seen:
-                    shared.add(name)
-                    if name not in self._shared_told:
-                        emit(
-                            Event.CONF_ERROR,
-                            "section [%s] is in both %s and %s: give one another name "
-                            "(dongled status and recovery see only the first)",
-                            name,
-                            seen[name],
-                            lane.conf_path,
-                            device=name,
-                        )
+                    shared.setdefault(name, (seen[name], lane.conf_path))
                 seen.setdefault(name, lane.conf_path)
-        self._shared_told = shared
+        return shared
+
+    @property
+    def conf_warnings(self) -> list[str]:
+        """What status shows under its table (the journal has each once): a file dongled
+        cannot replace (its owner, its directory), names both files use."""
+        return [*self._write_problems().values()] + [
+            _SHARED.format(name, first, other)
+            for name, (first, other) in sorted(self._shared_names().items())
+        ]
+
+    def _write_problems(self) -> dict[str, str]:
+        out = {}
+        for lane in self._lanes:
+            problem = write_problem(lane.conf_path)
+            if problem is not None:
+                out[lane.conf_path] = f"{lane.conf_path} cannot be written by dongled: {problem}"
+        return out
+
+    def _say_write_problems(self) -> None:
+        """Said at start (the first pass), and again only when it changes: not at a write
+        that may be hours away, when a stick moves."""
+        problems = self._write_problems()
+        for path, said in problems.items():
+            if self._write_told.get(path) != said:
+                emit(Event.CONF_ERROR, "%s", said)
+        self._write_told = problems
+
+    def _say_shared_names(self) -> None:
+        shared = self._shared_names()
+        for name, (first, other) in sorted(shared.items()):
+            if name not in self._shared_told:
+                emit(Event.CONF_ERROR, _SHARED.replace("{}", "%s"), name, first, other, device=name)
+        self._shared_told = set(shared)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dongled.identity import imei_problem, luhn_ok, valid_imei
+from dongled.parked import PARKED_DATA
 from dongled.reconcile import Located
 
 if TYPE_CHECKING:
@@ -74,8 +75,11 @@ def line_status(
     *,
     ami_up: bool,
     given_up: str = "",
+    file_problem: str = "",
 ) -> Line:
-    """The line for `sec`; `choice` is what `reconcile.choose` returned for it."""
+    """The line for `sec`; `choice` is what `reconcile.choose` returned for it. `file_problem`
+    is why the daemon could not write (or read) the section's file, "" when it could: an absent
+    stick's section that still names a port is then said not to be parked, and why."""
     imei = sec.imei if sec.imei and valid_imei(sec.imei) else None
     stick = choice if isinstance(choice, Located) else None
     running = entry.imei_state if entry is not None and entry.imei_state else None
@@ -104,7 +108,19 @@ def line_status(
     if isinstance(choice, str):
         return line(LineStatus.AMBIGUOUS, choice)
     if stick is None:
-        return line(LineStatus.ABSENT, "its stick is not plugged in; the section is parked")
+        if sec.data == PARKED_DATA:
+            return line(LineStatus.ABSENT, "its stick is not plugged in; the section is parked")
+        named = sec.data or "no data="
+        if file_problem:
+            return line(
+                LineStatus.ABSENT,
+                f"its stick is not plugged in, but the section is NOT parked: it still names "
+                f"{named}; the file was not written: {file_problem}",
+            )
+        return line(
+            LineStatus.ABSENT,
+            f"its stick is not plugged in; the section is not parked yet (it still names {named})",
+        )
     if given_up:
         return line(LineStatus.GIVEN_UP, f"recovery of its stick was given up: {given_up}")
     if not ami_up:

@@ -65,7 +65,11 @@ class Metrics:
             buckets=(0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
             registry=r,
         )
-        self.conf_writes = Counter("dongled_conf_writes", "dongle.conf writes", registry=r)
+        self.conf_writes = Counter(
+            "dongled_conf_writes",
+            "writes of the driver's file (dongle.conf, quectel.conf)",
+            registry=r,
+        )
         self.reloads = Counter("dongled_reloads", "DongleReload actions sent", registry=r)
         self.ami_errors = Counter("dongled_ami_errors", "Failed AMI connects/actions", registry=r)
         self.lines_down = Counter(

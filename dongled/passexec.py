@@ -143,6 +143,9 @@ class PassExecutor:
         self._told: dict[str, tuple[str, str]] | None = None
         self.verified: dict[str, str] = {}  # section -> IMEI Asterisk was seen running
         self.conf_error = ""
+        # The last write's failure, "" once a write succeeds or none is needed: kept in
+        # conf_error across passes, so status never calls a section parked that is not.
+        self._write_failed = ""
         self.last_change = ""
         self._unbound: set[str] = set()
         self._inherited_told: set[str] = set()
@@ -239,7 +242,7 @@ class PassExecutor:
             await self._stop_only()
             self._hooks.publish()
             return True  # retried on the next event; nothing to gain by looping
-        self.conf_error = ""
+        self.conf_error = self._write_failed
         ok = await self.refresh_asterisk()
         self.registry.learn_from_asterisk(self.asterisk or {})
         sections = self.sections = conf.devices()
@@ -266,6 +269,8 @@ class PassExecutor:
             return prepared
         conf, p, ok = prepared.conf, prepared.plan, prepared.ok
         sections = self.sections
+        if not p.port_changes:
+            self.conf_error = self._write_failed = ""
         if p.port_changes:
             written = self.write(conf, p)
             self._hooks.publish()  # the file as written now, not after the release wait
@@ -392,8 +397,9 @@ class PassExecutor:
             return False
         except (ConfError, ValueError) as exc:
             self._emit(Event.CONF_ERROR, "not written: %s", exc)
-            self.conf_error = str(exc)
+            self.conf_error = self._write_failed = str(exc)
             return False
+        self.conf_error = self._write_failed = ""
         self.counters["conf_writes"] += 1
         before, self.sections = self.sections, written.devices()
         self._emit(

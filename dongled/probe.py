@@ -13,6 +13,7 @@ import errno
 import fcntl
 import logging
 import os
+import re
 import struct
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from dongled.identity import (
     Identity,
     iccid_from_answer,
     imei_from_cgsn,
+    imei_problem,
     imsi_from_cimi,
     parse_ati,
     valid_imei,
@@ -35,6 +37,7 @@ from dongled.portlock import holder, uucp_lock
 
 log = logging.getLogger(__name__)
 
+_ATI_IMEI_SHOWN = re.compile(r"[0-9A-Za-z*#. -]{1,32}")
 TIOCGEXCL = 0x80045440  # Linux >= 3.8: is TIOCEXCL set on this tty?
 
 
@@ -184,8 +187,12 @@ async def _lte_conversation(chan: AtChannel, timeouts: ProbeTimeouts, family: Fa
     if imei is None:
         gsn = await chan.command(lte.IMEI_FALLBACK, t)
         imei = imei_from_cgsn(gsn.lines) if gsn.ok else None
+    ati_said = ""
+    if imei is None:  # as for the Huawei sticks: ATI's `IMEI:` line, where it prints one
+        ati = await chan.command(lte.ATI_FALLBACK, t)
+        imei, ati_said = _imei_from_ati(parse_ati(ati.lines) if ati.ok else {})
     if imei is None:
-        raise ProbeError(chan.port, f"no valid IMEI (AT+CGSN: {cgsn.final})")
+        raise ProbeError(chan.port, f"no valid IMEI (AT+CGSN: {cgsn.final}; {ati_said})")
     cimi = await chan.command("AT+CIMI", t)
     imsi = imsi_from_cimi(cimi.lines) if cimi.ok else None
     iccid = None
@@ -198,11 +205,41 @@ async def _lte_conversation(chan: AtChannel, timeouts: ProbeTimeouts, family: Fa
         imei=imei,
         imsi=imsi,
         iccid=iccid,
-        manufacturer=_clean(next(iter(maker.lines), "")) if maker.ok else "",
-        model=_clean(next(iter(model.lines), "")) if model.ok else "",
-        firmware=_clean(lte.firmware_from_cgmr(firmware.lines)) if firmware.ok else "",
+        manufacturer=_first_info(maker),
+        model=_first_info(model),
+        firmware=_clean(lte.firmware_from_cgmr(lte.info_lines(firmware.lines, firmware.command)))
+        if firmware.ok
+        else "",
         voice=voice,
+        voice_answer=_voice_answer(pcm, voice is True),
     )
+
+
+def _first_info(reply: at.Reply) -> str:
+    """The first line of an answer that is its own (no boot message, no result code)."""
+    return _clean(next(iter(lte.info_lines(reply.lines, reply.command)), "")) if reply.ok else ""
+
+
+def _imei_from_ati(info: dict[str, str]) -> tuple[str | None, str]:
+    """The IMEI of ATI's `IMEI:` line, or None and what ATI said instead (for the error: a
+    masked line is not "none")."""
+    if "imei" not in info:
+        return None, "ATI has no IMEI: line"
+    value = info["imei"]
+    if valid_imei(value):
+        return value, ""
+    # A masked IMEI has stars; anything else odd is not repeated into the journal.
+    shown = value if _ATI_IMEI_SHOWN.fullmatch(value) else "unprintable"
+    return None, f"ATI's IMEI: line is {shown!r}, {imei_problem(value) or 'not usable'}"
+
+
+def _voice_answer(reply: at.Reply, voice: bool) -> str:
+    """What the voice query answered, for a warning about a stick without voice."""
+    if voice:
+        return ""
+    if not reply.ok:
+        return _clean(reply.final) or "an error"
+    return f"OK with no {reply.command.removeprefix('AT').rstrip('?')}: line"
 
 
 async def _conversation(chan: AtChannel, timeouts: ProbeTimeouts) -> Identity:
@@ -214,11 +251,11 @@ async def _conversation(chan: AtChannel, timeouts: ProbeTimeouts) -> Identity:
     info = parse_ati(ati.lines) if ati.ok else {}
     cgsn = await chan.command("AT+CGSN", t)
     imei = imei_from_cgsn(cgsn.lines) if cgsn.ok else None
+    ati_said = ""
     if imei is None:
-        fallback = info.get("imei", "")
-        imei = fallback if valid_imei(fallback) else None
+        imei, ati_said = _imei_from_ati(info)
     if imei is None:
-        raise ProbeError(chan.port, f"no valid IMEI (AT+CGSN: {cgsn.final}; ATI has none)")
+        raise ProbeError(chan.port, f"no valid IMEI (AT+CGSN: {cgsn.final}; {ati_said})")
     cimi = await chan.command("AT+CIMI", t)
     imsi = imsi_from_cimi(cimi.lines) if cimi.ok else None
     iccid = None
@@ -228,6 +265,7 @@ async def _conversation(chan: AtChannel, timeouts: ProbeTimeouts) -> Identity:
     cvoice = await chan.command("AT^CVOICE?", t)
     voice = cvoice.ok and any(line.startswith("^CVOICE:") for line in cvoice.lines)
     return Identity(
+        voice_answer=_voice_answer(cvoice, voice),
         imei=imei,
         imsi=imsi,
         iccid=iccid,

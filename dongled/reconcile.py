@@ -235,7 +235,7 @@ def _runs_other(entry: DeviceEntry, want: tuple[str, str], alsa: bool, edited: b
 def check_digit_message(sec: DeviceSection) -> str:
     """The one warning for a section whose imei= fails the Luhn check (file and line)."""
     return (
-        f"{sec.path}:{sec.line}: [{sec.name}] imei={sec.imei}: check digit wrong; managed "
+        f"{sec.imei_where}: [{sec.name}] imei={sec.imei}: check digit wrong; managed "
         "anyway (some operators rewrite IMEIs so), bound only to a stick that reports exactly "
         "these 15 digits: if it is a typo, the line stays parked"
     )
@@ -246,6 +246,6 @@ def unmanaged_message(sec: DeviceSection) -> str:
     if not sec.imei:
         return f"{sec.path}:{sec.line}: [{sec.name}] has no imei=: left alone (see `dongled adopt`)"
     return (
-        f"{sec.path}:{sec.line}: [{sec.name}] imei={sec.imei}: {imei_problem(sec.imei)}: "
+        f"{sec.imei_where}: [{sec.name}] imei={sec.imei}: {imei_problem(sec.imei)}: "
         "left alone until it names a stick's 15-digit IMEI"
     )

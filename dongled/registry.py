@@ -46,6 +46,9 @@ class RegistryHooks:
     failing: Callable[[str, str, str | None, str], None]  # usb_port, reason, device, sys_path
     spawn: Callable[[Awaitable[None], str], object]
     listing: Listing  # a fresh DongleShowDevices, for a port another process holds
+    # A stick's state changed (appeared, probing, booting, failed, identified, gone): the
+    # daemon publishes its status then, so `dongled status` never waits for the next pass.
+    changed: Callable[[], None] = lambda: None
 
 
 class StickRegistry:
@@ -183,7 +186,7 @@ class StickRegistry:
         stick.forget_identity()
         stick.state = StickState.SETTLING
         stick.last_change = self.last_arrival = time.monotonic()
-        self._hooks.wake()
+        self._changed()
         interfaces = frozenset(stick.ports)
         delay = 0.0 if models.complete(stick.vid, stick.pid, interfaces) else self.s.settle_time
         self._schedule_probe(stick, delay)
@@ -230,13 +233,19 @@ class StickRegistry:
             self._gone_at[imei] = time.monotonic()
             self._metrics.reenumerations.inc()
             self._hooks.request(True)
+        self._changed()
+
+    def _changed(self) -> None:
         self._hooks.wake()
+        self._hooks.changed()
 
     # ---- identification --------------------------------------------------------------
 
     async def _probe(self, stick: Stick) -> None:
-        if stick.state is not StickState.BOOTING:  # a booting stick's re-probe holds no pass
+        # A booting stick's re-probe holds no pass: it stays BOOTING (with its reason).
+        if stick.state not in (StickState.BOOTING, StickState.PROBING):
             stick.state = StickState.PROBING
+            self._hooks.changed()
         layouts = models.candidates(stick.vid, stick.pid, frozenset(stick.ports))
         if not layouts and time.monotonic() - stick.appeared < self.s.batch_max_wait:
             # Ports still arriving (a known model needs its data and audio ports): wait,
@@ -278,7 +287,7 @@ class StickRegistry:
         self._schedule_probe(stick, delay(stick.failures, first=RETRY_BASE, cap=RETRY_MAX))
         if result.hung:
             self._hooks.failing(stick.usb_port, result.error, None, stick.usb_device)
-        self._hooks.wake()
+        self._changed()
 
     def _count_probe(self) -> None:
         self._counters["probes"] += 1
@@ -301,7 +310,7 @@ class StickRegistry:
             wait,
         )
         self._schedule_probe(stick, wait)
-        self._hooks.wake()
+        self._changed()
 
     def _identified(
         self, stick: Stick, ident: Identity, data: str, audio: str, source: str
@@ -336,7 +345,7 @@ class StickRegistry:
                 usb_port=stick.usb_port,
             )
         self._hooks.request(False)
-        self._hooks.wake()
+        self._changed()
 
     def learn_from_asterisk(self, entries: Mapping[str, DeviceEntry]) -> None:
         """chan_dongle's IMEIState on the port it holds is the freshest word on that stick."""

@@ -250,13 +250,14 @@ async def apply_scan(
     finally:
         fences.close()
     wrote = executor.counters["conf_writes"] > 0
-    problems = [f"dongle.conf not written: {executor.conf_error}"] if executor.conf_error else []
+    path = conf_path(s, driver.conf_key)
+    problems = [f"not written: {executor.conf_error}"] if executor.conf_error else []
     if executor.asterisk is None:
         # The file is safe now, but a device Asterisk runs keeps its old ports (possibly
         # another stick's) until Asterisk is told: not done.
         problems.append(
             f"Asterisk was NOT told (not reachable: {asterisk.error or 'lost'}); it runs on the "
-            "old ports until it reloads dongle.conf: run `dongled scan --apply` again once it "
+            f"old ports until it reloads {path}: run `dongled scan --apply` again once it "
             "is up"
         )
         return wrote, problems
@@ -268,7 +269,7 @@ async def apply_scan(
             state = f"{entry.state}, IMEI {entry.imei_state or '-'}" if entry else "no such device"
             problems.append(f"{name} is not running IMEI {want.imei} ({state})")
     if again and not problems:
-        problems.append("dongle.conf changed meanwhile or a device is still wrong: run scan again")
+        problems.append(f"{path} changed meanwhile or a device is still wrong: run scan again")
     return wrote, problems
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
-from dongled.errors import SettingsError
+from dongled.errors import SettingsError, SettingsErrors
 
 DEFAULT_PATH = "/etc/dongled/dongled.toml"
 RELOAD_WHEN = ("now", "gracefully", "when convenient")
@@ -238,9 +238,18 @@ def _line_of(text: str, dotted: str) -> int | None:
     return None
 
 
+# What a wrong type is told it must be, in words an admin uses.
+_TYPE_WORDS = {int: "an integer", float: "a number", str: "a string (in quotes)"}
+_TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
+
+
 class _Reader:
+    """Checks a parsed file key by key, collecting every error (`errors`): a key in error is
+    left at its default, so the rest can still be checked."""
+
     def __init__(self, path: str, text: str) -> None:
         self.path, self.text = path, text
+        self.errors: list[SettingsError] = []
 
     def error(self, name: str, message: str) -> SettingsError:
         return SettingsError(self.path, name, message, line=_line_of(self.text, name))
@@ -254,17 +263,24 @@ class _Reader:
             dotted = prefix + name
             if name not in fields:
                 known = ", ".join(sorted(fields))
-                raise self.error(dotted, f"unknown key (known: {known})")
+                self.errors.append(self.error(dotted, f"unknown key (known: {known})"))
+                continue
             kind: Any = hints[name]
             if isinstance(kind, type) and dataclasses.is_dataclass(kind):
                 if not isinstance(value, dict):
-                    raise self.error(dotted, f"must be a table ([{dotted}])")
+                    self.errors.append(self.error(dotted, f"must be a table ([{dotted}])"))
+                    continue
                 out[name] = kind(**self.table(kind, value, dotted + "."))
                 continue
             meta = fields[name].metadata
-            out[name] = self.value(
-                dotted, value, kind, meta.get("check"), bool(meta.get("zero_off"))
-            )
+            try:
+                out[name] = self.value(
+                    dotted, value, kind, meta.get("check"), bool(meta.get("zero_off"))
+                )
+            except SettingsError as exc:
+                secret = not fields[name].repr  # a secret's value is never said back
+                words = f"must be {_TYPE_WORDS.get(kind, 'set')}"
+                self.errors.append(self.error(dotted, words) if secret else exc)
         return out
 
     def value(
@@ -275,7 +291,8 @@ class _Reader:
         if kind is bool and not isinstance(value, bool):
             raise self.error(dotted, f"must be true or false, not {value!r}")
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise self.error(dotted, f"must be a {kind.__name__}, not {value!r}")
+            words = _TYPE_WORDS.get(kind, kind.__name__)
+            raise self.error(dotted, f"must be {words}, not {value!r}")
         if isinstance(value, float) and zero_off and value < 0:
             raise self.error(dotted, "must be 0 (off) or more")
         if isinstance(value, float) and not zero_off and value <= 0:
@@ -288,27 +305,51 @@ class _Reader:
         return value
 
 
-def read_secret(s: Settings, path: str | None = None) -> Settings:
+def _one_line_secret(text: str) -> str:
+    """The secret in a secret file's text; ValueError (never quoting it) unless the file holds
+    exactly one non-empty line: a second line would reach the AMI `Secret:` header."""
+    secret = text.strip()
+    if not secret:
+        raise ValueError("is empty: put the AMI secret in it, on one line")
+    lines = len(secret.splitlines())
+    if lines > 1:
+        raise ValueError(f"has {lines} lines: it must hold the AMI secret alone, on one line")
+    return secret
+
+
+def read_secret(s: Settings, path: str | None = None, line: int | None = None) -> Settings:
     """`s` with `ami.secret` read from `ami.secret_file` (unchanged without one). Only the
     commands that talk to Asterisk need it: `dongled status` works for an admin who may not
-    read the secret."""
+    read the secret. `path` and `line` are the settings file and the line that names the
+    secret file, for the message; the secret itself is never in one."""
     if not s.ami.secret_file:
         return s
+    where = path or DEFAULT_PATH
     try:
         with open(s.ami.secret_file, encoding="utf-8") as fh:
-            secret = fh.read().strip()
+            secret = _one_line_secret(fh.read())
     except OSError as exc:
         raise SettingsError(
-            path or DEFAULT_PATH,
+            where,
             "ami.secret_file",
             f"cannot read {s.ami.secret_file}: {exc.strerror}",
+            line=line,
+        ) from None
+    except UnicodeDecodeError:
+        raise SettingsError(
+            where, "ami.secret_file", f"{s.ami.secret_file} is not UTF-8 text", line=line
+        ) from None
+    except ValueError as exc:
+        raise SettingsError(
+            where, "ami.secret_file", f"{s.ami.secret_file} {exc}", line=line
         ) from None
     return dataclasses.replace(s, ami=dataclasses.replace(s.ami, secret=secret))
 
 
 def load(path: str | None = None, *, secret: bool = True) -> Settings:
     """Read settings; a missing file at the default path means all defaults. With
-    `secret=False` an `ami.secret_file` is not read (see read_secret)."""
+    `secret=False` an `ami.secret_file` is not read (see read_secret). Every error in the file
+    is reported at once (`SettingsError.errors`)."""
     explicit = path is not None
     path = path or DEFAULT_PATH
     try:
@@ -321,10 +362,24 @@ def load(path: str | None = None, *, secret: bool = True) -> Settings:
         return Settings()
     except OSError as exc:
         raise SettingsError(path, None, f"cannot read: {exc.strerror}") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise SettingsError(path, None, f"not valid TOML: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        at = _TOML_LINE.search(str(exc))
+        line = int(at.group(1)) if at else None
+        raise SettingsError(path, None, f"not valid TOML: {exc}", line=line) from None
     reader = _Reader(path, text)
     s = Settings(**reader.table(Settings, raw, ""))
     if s.ami.secret and s.ami.secret_file:
-        raise reader.error("ami.secret_file", "give either ami.secret or ami.secret_file")
-    return read_secret(s, path) if secret else s
+        reader.errors.append(
+            reader.error("ami.secret_file", "give either ami.secret or ami.secret_file")
+        )
+    elif secret and not any(e.key == "ami.secret_file" for e in reader.errors):
+        try:
+            s = read_secret(s, path, _line_of(text, "ami.secret_file"))
+        except SettingsError as exc:
+            reader.errors.append(exc)
+    if reader.errors:
+        errors = sorted(reader.errors, key=lambda e: e.line or 0)
+        raise errors[0] if len(errors) == 1 else SettingsErrors(errors)
+    return s

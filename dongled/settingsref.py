@@ -81,6 +81,8 @@ def toml_template() -> str:
         "# dongled settings. Every key is optional; the values shown are the defaults.",
         "# What each key does: man 5 dongled.toml (Debian package), or docs/settings.md",
         "# (in /usr/share/doc/dongled/docs/, or /opt/dongled/docs/ after install.sh).",
+        "# Set a key by uncommenting its line where it stands, under its own [table]: a table",
+        "# declared a second time (e.g. another [ami] appended below) is not valid TOML.",
         "# Generated from dongled/settings.py: python -m dongled.settingsref toml",
     ]
     table = ""

@@ -70,6 +70,7 @@ class StatusDoc(TypedDict):
     conf_files: dict[str, str]  # every driver's file, by driver
     ami_connected: bool
     conf_error: str | None
+    conf_warnings: list[str]  # problems that do not stop writes (a section name two files use)
     summary: str
     sections: list[SectionRow]
     sticks: list[StickRow]

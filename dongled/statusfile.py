@@ -58,6 +58,8 @@ if TYPE_CHECKING:
         def conf_error(self) -> str: ...
         @property
         def conf_files(self) -> Mapping[str, str]: ...  # driver -> its file
+        @property
+        def conf_warnings(self) -> list[str]: ...  # e.g. a section name both files use
         def driver_of(self, section: str) -> str: ...
         def summary(self) -> str: ...
 
@@ -134,11 +136,14 @@ def _section_row(
     ami_up: bool,
     given_up: str = "",
     uac: bool = False,
+    file_problem: str = "",
 ) -> SectionRow:
     """One section's row; its status is decided by `linestatus`, as the daemon decides it.
     `uac`: the driver takes the section's voice from alsadev= (USB audio; its module's card or
     an external one)."""
-    decided = line_status(sec, choice, entry, ami_up=ami_up, given_up=given_up)
+    decided = line_status(
+        sec, choice, entry, ami_up=ami_up, given_up=given_up, file_problem=file_problem
+    )
     imei = sec.imei if sec.imei and valid_imei(sec.imei) else None
     running, verified = decided.running, decided.verified
     status, detail = decided.status.schema1, decided.detail
@@ -212,7 +217,15 @@ def snapshot(d: StatusSource) -> StatusDoc:
         given_up = d.recovery.ladder.given_up(stick.usb_port) if stick is not None else ""
         alsa = uac or drv.uses_ext_uac(sec)  # an external card is shown, not chosen by
         row = _section_row(
-            drivers[name], sec, stick, choice, asterisk.get(name), ami_up, given_up, alsa
+            drivers[name],
+            sec,
+            stick,
+            choice,
+            asterisk.get(name),
+            ami_up,
+            given_up,
+            alsa,
+            d.conf_error,
         )
         if stick is not None:
             named[stick.usb_device] = name
@@ -249,6 +262,7 @@ def snapshot(d: StatusSource) -> StatusDoc:
         "conf_files": dict(d.conf_files),
         "ami_connected": bool(d.ami.connected),
         "conf_error": d.conf_error or None,
+        "conf_warnings": list(d.conf_warnings),
         "summary": d.summary(),
         "sections": rows,
         "sticks": sticks,
@@ -291,8 +305,9 @@ def _switching(d: StatusSource) -> list[SwitchingRow]:
 def exit_ok(doc: Mapping[str, Any]) -> bool:
     """Exit 0 of `dongled status` (a monitoring check): Asterisk connected, no conf problem,
     every managed section verified on its own stick, every plugged stick identified and named
-    by a section, no stick given up or stuck in storage mode."""
-    if not doc.get("ami_connected") or doc.get("conf_error"):
+    by a section, no stick given up or stuck in storage mode, no config warning (a section
+    name two files use: status and recovery see only one of them)."""
+    if not doc.get("ami_connected") or doc.get("conf_error") or doc.get("conf_warnings"):
         return False
     if any(r.get("status") not in SECTION_FINE for r in doc.get("sections", [])):
         return False
@@ -416,10 +431,18 @@ def render_table(doc: dict[str, Any]) -> list[str]:
     ami = "connected" if doc.get("ami_connected") else "NOT connected"
     driver = doc.get("driver", "chan_dongle")
     out.append(f"{doc.get('summary', '')}; {driver} over Asterisk AMI {ami}")
+    return out + problems(doc)
+
+
+def problems(doc: dict[str, Any]) -> list[str]:
+    """Every problem of the document in words, one line each (what the table ends with)."""
+    out: list[str] = []
     if not doc.get("ami_connected"):
         out.append("Asterisk AMI not connected: no line can be verified (see the daemon's log)")
     if doc.get("conf_error"):
         out.append(f"config problem: {doc['conf_error']}")
+    for warning in doc.get("conf_warnings") or []:
+        out.append(f"config problem: {warning}")
     for r in doc.get("sections", []):
         if r.get("status") not in SECTION_FINE:
             out.append(f"[{r.get('section')}] {r.get('status')}: {r.get('detail') or ''}")

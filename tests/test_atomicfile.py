@@ -216,3 +216,25 @@ def test_a_file_owned_by_another_user_is_named_with_its_owner() -> None:
     assert f"{conf} is owned by root:root (mode 0644) but dongled runs as nobody" in said
     assert f"chown nobody:nogroup {conf}" in said
     assert "cannot create files" not in said
+
+
+def test_a_file_dongled_cannot_replace_is_named_before_any_write() -> None:
+    """A quectel.conf an admin created as root after install: the daemon says so at start
+    (write_problem), not hours later when a stick moves and the write fails."""
+    with open_dir() as d:
+        os.chown(d, 65534, 65534)
+        conf = d / "quectel.conf"
+        conf.write_bytes(OLD)  # root:root 0644
+        conf.chmod(0o644)
+        body = (
+            "problem = write_problem(sys.argv[1])\n"
+            "print(problem)\n"
+            "print('absent', write_problem(sys.argv[1] + '.none'))\n"
+        )
+        imports = "from dongled.atomicfile import write_problem\n"
+        said = run_as_nobody(imports, body, str(conf))
+        assert f"{conf} is owned by root:root (mode 0644) but dongled runs as nobody" in said
+        assert f"chown nobody:nogroup {conf}" in said and "absent None" in said
+        os.chown(conf, 65534, 65534)
+        assert run_as_nobody(imports, body, str(conf)).splitlines()[0] == "None"
+        assert conf.read_bytes() == OLD  # asking wrote nothing

@@ -144,3 +144,27 @@ def test_run_still_needs_the_secret(tmp_path: Path, capsys: pytest.CaptureFixtur
     settings = _settings(tmp_path, _doc(), ami='[ami]\nsecret_file = "/nonexistent/secret"\n')
     assert cli.main(["run", "--config", str(settings)]) == 2
     assert "ami.secret_file: cannot read /nonexistent/secret" in capsys.readouterr().err
+
+
+def test_status_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`dongled status --json | head`: the reader is gone before the write. A real process
+    writing into a real pipe whose read end is closed: no traceback, SIGPIPE's exit code."""
+    import subprocess
+    import sys
+
+    many = [dict(_section("ok", True), section=f"dongle{i}") for i in range(200)]
+    settings = _settings(tmp_path, _doc(*many))
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "dongled", "status", "--json", "--config", str(settings)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.stderr == ""
+    assert proc.returncode == cli.EXIT_PIPE_CLOSED == 141

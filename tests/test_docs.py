@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from dongled import settings
 from dongled.dongleconf import DongleConf
 from dongled.identity import valid_imei
 
@@ -77,3 +78,76 @@ def test_the_quick_start_section_is_one_dongled_manages(tmp_path: Path) -> None:
     section = DongleConf.load(str(conf)).devices()["dongle0"]
     assert section.imei is not None and valid_imei(section.imei)
     assert (section.data, section.audio) == ("/dev/ttyUSB2", "/dev/ttyUSB1")
+
+
+def test_the_quick_start_settings_step_edits_the_installed_template(tmp_path: Path) -> None:
+    """Step 2 done as the README says, on the file install.sh puts in place: its keys set under
+    the template's own `[ami]`, not a second `[ami]` appended (which is not valid TOML and
+    once crash-looped the unit)."""
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```toml\n\[ami\][^\n]*\n(.*?)```", readme, re.S)
+    assert block is not None
+    step = readme[: block.start()].rsplit("**2.", 1)[1]
+    assert "under the existing\n`[ami]`" in step or "under the existing `[ami]`" in step
+    keys = dict(re.findall(r"^(\w+) = (.*?)(?:\s+#.*)?$", block.group(1), re.M))
+    assert set(keys) == {"username", "secret_file"}
+    edited, table = [], ""
+    for line in (ROOT / "etc" / "dongled.toml").read_text().splitlines():
+        if line.startswith("["):
+            table = line
+        m = re.match(r"# (\w+) = ", line)
+        if table == "[ami]" and m and m.group(1) in keys:
+            line = f"{m.group(1)} = {keys.pop(m.group(1))}"
+        edited.append(line)
+    assert keys == {}, "keys the template does not list under [ami]"
+    path = tmp_path / "dongled.toml"
+    path.write_text("\n".join(edited) + "\n")
+    s = settings.load(str(path), secret=False)
+    assert (s.ami.username, s.ami.secret_file) == ("dongled", "/etc/dongled/ami-secret")
+
+
+def test_the_udev_section_lists_every_id_the_rules_match() -> None:
+    rules = (ROOT / "udev" / "77-dongled.rules").read_text()
+    pairs = {
+        (vid, pid)
+        for vid, pids in re.findall(
+            r'ATTR\{idVendor\}=="(\w+)", ATTR\{idProduct\}=="([\w|]+)", GOTO="dongled_modem"',
+            rules,
+        )
+        for pid in pids.split("|")
+    }
+    assert {("2c7c", "0121"), ("05c6", "9215"), ("1e0e", "9001")} <= pairs
+    ops = (ROOT / "docs" / "operations.md").read_text()
+    section = " ".join(ops.split("## udev rules", 1)[1].split("\n## ", 1)[0].split())
+    for vid, pid in sorted(pairs):
+        listed = re.search(rf"{vid}:[\w, ]*\b{pid}\b", section)
+        assert listed is not None, f"{vid}:{pid} is matched by the rules, not in operations.md"
+
+
+def test_the_ami_user_s_write_classes_are_given_for_every_driver() -> None:
+    ops = (ROOT / "docs" / "operations.md").read_text()
+    rows = dict(re.findall(r"^\| `([\w+-]+)` \| .* \| `([\w,]+)` \|$", ops, re.M))
+    assert rows == {
+        "chan_dongle": "config,reporting",
+        "chan_quectel-im": "config,reporting",
+        "chan_quectel-re": "command",
+        "chan_dongle+chan_quectel-im": "config,reporting",
+        "chan_dongle+chan_quectel-re": "config,reporting,command",
+    }
+
+
+def test_status_json_names_every_driver_value() -> None:
+    doc = " ".join((ROOT / "docs" / "status-json.md").read_text().split())
+    for value in ("chan_quectel-re", "chan_dongle+chan_quectel-re", "chan_dongle+chan_quectel-im"):
+        assert value in doc
+
+
+def test_the_troubleshooting_table_quotes_what_status_prints() -> None:
+    """The README's symptom for a config problem is the line `dongled status` prints."""
+    from dongled.statusfile import problems
+
+    said = problems({"ami_connected": True, "conf_error": "/etc/asterisk/dongle.conf:3: x"})
+    assert said == ["config problem: /etc/asterisk/dongle.conf:3: x"]
+    assert (
+        "| `config problem: FILE:LINE: ...` under the table |" in (ROOT / "README.md").read_text()
+    )

@@ -310,7 +310,7 @@ MALFORMED = {
         b"[a]\nimei=351234567890123\n[b]\nimei = 351234567890123 ; oops\n",
         {},
         MAIN_PATH,
-        3,
+        4,  # the imei= line of [b], not its header
         "imei",
     ),
     "imei shared via template": (b"[t](!)\nimei=1\n[a](t)\n[b](t)\n", {}, MAIN_PATH, 4, "imei"),
@@ -524,6 +524,24 @@ def test_with_imei_refuses_bad_and_duplicate() -> None:
             conf.with_imei("b", bad)
     with pytest.raises(ConfError, match="also set in"):
         conf.with_imei("b", "351234567890123")
+
+
+def test_imei_messages_point_at_the_imei_line_not_the_section_header() -> None:
+    """An admin fixes an imei= by its line: every message about one names that line."""
+    from dongled.reconcile import check_digit_message, unmanaged_message
+
+    text = (
+        b"[general]\n"
+        b"[a]\ncontext=x\ndata=/dev/ttyUSB1\nimei=351234567890126\n"  # [a] 2, imei 5
+        b"[b]\ncontext=x\nimei=35123456789012\n"  # [b] 6, imei 8
+    )
+    devices = _parse(text).devices()
+    assert check_digit_message(devices["a"]).startswith(f"{MAIN_PATH}:5: [a] imei=")
+    assert unmanaged_message(devices["b"]).startswith(f"{MAIN_PATH}:8: [b] imei=")
+    with pytest.raises(ConfError) as info:
+        _parse(text + b"[c]\ncontext=x\n\nimei=351234567890126\n").devices()  # imei 12
+    assert info.value.line == 12
+    assert f"also set in [a] at {MAIN_PATH}:5" in str(info.value)
 
 
 # --- property tests ---------------------------------------------------------------------

@@ -64,6 +64,7 @@ def test_probe_commands_only_read(family: Family) -> None:
     commands = (
         *quectel.PROBE_COMMANDS[family],
         quectel.IMEI_FALLBACK,
+        quectel.ATI_FALLBACK,
         quectel.VOICE_QUERY[family],
         *([c] if (c := quectel.ICCID_FALLBACK[family]) else []),
     )
@@ -114,6 +115,15 @@ def test_the_probe_asks_an_lte_module_in_its_own_dialect(
         assert not [c for c in port.commands if c.upper().startswith("AT^")]
         assert all(quectel.read_only(c) for c in port.commands)
     assert sim.violations == []
+
+
+def test_info_lines_skip_result_codes_and_boot_messages_by_shape() -> None:
+    lines = ("RDY", "+QIND: PB DONE", "+CPIN: READY", "^RSSI:17", "SMS DONE", "Quectel")
+    assert quectel.info_lines(lines, "AT+CGMI") == ("Quectel",)
+    # the command's own prefix is the answer (SIMCom's `+CGMR: ...`), not a result code
+    assert quectel.info_lines(("+QIND: SMS DONE", "+CGMR: LE20B04"), "AT+CGMR") == ("LE20B04",)
+    assert quectel.info_lines(("EC25EFAR06A06M4G",), "AT+CGMR") == ("EC25EFAR06A06M4G",)
+    assert quectel.info_lines(("POWERED DOWN",), "AT+CGMM") == ()
 
 
 def test_answer_parsers_edge_cases() -> None:

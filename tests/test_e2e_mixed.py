@@ -180,3 +180,12 @@ def test_a_section_name_both_files_use_is_reported(tmp_path: Path) -> None:
         line = next(ln for ln in r.daemon_log().splitlines() if "is in both" in ln)
         assert str(r.conf) in line and str(r.quectel_conf) in line
         assert r.daemon_log().count("is in both") == 1  # said once, not at every pass
+        # and under `dongled status`'s table, for as long as it lasts (not only in the journal)
+        out = r.cli("status")
+        said = f"config problem: section [dongle0] is in both {r.conf} and {r.quectel_conf}"
+        assert said in out.stdout and out.returncode == 1
+        warnings = r.status()["conf_warnings"]
+        assert isinstance(warnings, list) and len(warnings) == 1
+        assert said.removeprefix("config problem: ") in warnings[0]
+        check = r.cli("status", "--check")
+        assert check.stdout.startswith("WARNING: ") and "config warning" in check.stdout

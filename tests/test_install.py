@@ -141,6 +141,7 @@ def test_install_with_pyenv_first_in_path_uses_the_distribution_python(box: Box)
     # dongled replaces each driver's file, keeping its owner: the service user's
     for conf in ("dongle.conf", "quectel.conf"):
         assert f"asterisk:asterisk {box.root}/etc/asterisk/{conf}" in box.calls("chown")
+    assert "no /etc/asterisk/" not in out.stderr  # both there: nothing to say
     assert os.readlink(box.root / "usr/local/bin/dongled") == f"{box.venv}/bin/dongled"
     version = subprocess.run(
         [str(box.root / "usr/local/bin/dongled"), "--version"], capture_output=True, text=True
@@ -179,6 +180,12 @@ def test_without_systemd_it_runs_as_asterisk(box: Box) -> None:
     # the secret is in the settings themselves: they stay private, and the admin is told
     assert stat.S_IMODE((etc / "dongled.toml").stat().st_mode) == 0o640
     assert "holds the AMI secret itself" in out.stderr and "secret_file" in out.stderr
+    # no quectel.conf yet: one created later as root could not be replaced by dongled
+    assert (
+        "no /etc/asterisk/quectel.conf yet; if you create it later, make it the asterisk "
+        "user's: chown asterisk:asterisk /etc/asterisk/quectel.conf"
+    ) in out.stderr
+    assert "no /etc/asterisk/dongle.conf" not in out.stderr
 
 
 def test_without_an_asterisk_user_it_changes_nothing_and_says_what_to_do(box: Box) -> None:
@@ -213,4 +220,9 @@ def test_uninstall_removes_only_what_install_made(box: Box) -> None:
     assert (etc / "dongled.toml").exists() and "Settings kept in /etc/dongled" in out.stdout
     assert (box.root / "etc/asterisk/dongle.conf").read_text() == "[general]\n"
     assert box.calls("systemctl") == ["disable --now dongled.service", "daemon-reload"]
+    # what stays behind, for both drivers' files, and that parked sections stay parked
+    said = " ".join(out.stdout.split())
+    assert "dongle.conf and quectel.conf are left as they are" in said
+    assert "dongle.conf.dongled-bak and quectel.conf.dongled-bak" in said
+    assert "stays parked on /dev/null/dongled-stick-absent-* paths" in said
     assert box.install("--purge").returncode == 0 and not etc.exists()

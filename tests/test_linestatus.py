@@ -125,3 +125,24 @@ def test_schema_1_keeps_its_words() -> None:
     words = {s.schema1 for s in LineStatus}
     assert words == {"ok", "absent", "unmanaged", "pending", "mismatch", "ambiguous"}
     assert LineStatus.GIVEN_UP.schema1 == "pending" and not LineStatus.GIVEN_UP.fine
+
+
+def test_absent_says_whether_the_section_is_really_parked() -> None:
+    """Parked only when the file says so: a failed write leaves the old port in it."""
+    from dataclasses import replace
+
+    from dongled.parked import PARKED_AUDIO, PARKED_DATA
+
+    parked = replace(sec(), data=PARKED_DATA, audio=PARKED_AUDIO)
+    assert status(parked, [], None, ami_up=True).detail == (
+        "its stick is not plugged in; the section is parked"
+    )
+    assert status(sec(), [], None, ami_up=True).detail == (
+        f"its stick is not plugged in; the section is not parked yet (it still names {PA[0]})"
+    )
+    failed = line_status(sec(), None, None, ami_up=True, file_problem="/x: not replaced")
+    assert failed.status is LineStatus.ABSENT
+    assert failed.detail == (
+        f"its stick is not plugged in, but the section is NOT parked: it still names {PA[0]}; "
+        "the file was not written: /x: not replaced"
+    )

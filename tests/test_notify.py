@@ -3,6 +3,7 @@ AF_UNIX datagram socket, as systemd's) with the daemon as a subprocess."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -99,3 +100,35 @@ def test_status_is_sent_only_when_it_changes(
             except BlockingIOError:
                 break
         assert got == [b"STATUS=same line", b"STATUS=another line"]
+
+
+def test_bad_settings_fail_run_once_with_exit_2_and_the_message_for_systemctl_status(
+    tmp_path: Path,
+) -> None:
+    """The README's old step 2 (a second `[ami]` appended to the template) made the unit
+    restart 8 times. Exit 2 is what `RestartPreventExitStatus=2` stops on; the message goes to
+    stderr (the journal) and to STATUS= (both shown by `systemctl status`). A real
+    `dongled run` process and a real NOTIFY_SOCKET."""
+    import socket
+    import subprocess
+    import sys
+
+    conf = tmp_path / "dongled.toml"
+    template = (Path(__file__).resolve().parents[1] / "etc" / "dongled.toml").read_text()
+    conf.write_text(template + '\n[ami]\nusername = "dongled"\n')
+    line = len(template.splitlines()) + 2
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(str(path))
+        receiver.settimeout(5)
+        proc = subprocess.run(
+            [sys.executable, "-m", "dongled", "--config", str(conf), "run"],
+            env={**os.environ, "NOTIFY_SOCKET": str(path)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        said = receiver.recv(4096).decode()
+    assert proc.returncode == 2, proc.stderr
+    assert f"bad settings: {conf}:{line}: not valid TOML: Cannot declare ('ami',)" in proc.stderr
+    assert said.startswith("STATUS=bad settings: ") and "Cannot declare" in said

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dongled import models
+from dongled import cli, models
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "systemd" / "dongled.service"
@@ -89,10 +89,25 @@ def test_unit_exposure_score(tmp_path: Path) -> None:
     assert verdict in ("OK", "SAFE", "PERFECT")
 
 
+def test_the_unit_help_and_package_name_both_drivers(capsys: pytest.CaptureFixture[str]) -> None:
+    """An admin on chan_quectel reads its name wherever dongled describes itself."""
+    import tomllib
+
+    assert "chan_quectel" in _unit_settings()["Description"][0]
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "chan_quectel" in meta["description"] and "quectel.conf" in meta["description"]
+    for argv in (["--help"], ["run", "--help"], ["scan", "--help"]):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+        assert "quectel" in capsys.readouterr().out, argv
+
+
 def test_unit_has_the_hardening_the_readme_promises() -> None:
     s = _unit_settings()
     assert s["Type"] == ["notify"]
     assert s["Restart"] == ["on-failure"]
+    # bad settings: a restart never fixes them
+    assert s["RestartPreventExitStatus"] == [str(cli.EXIT_USAGE)]
     assert s["WatchdogSec"] and s["NotifyAccess"] == ["main"]
     assert s["ProtectSystem"] == ["strict"]
     rw = s["ReadWritePaths"][0].split()

@@ -174,3 +174,71 @@ def test_port_flocked_by_another_program_gets_not_a_byte(tmp_path: Path) -> None
         finally:
             other.kill()
             other.communicate()
+
+
+# ---- what the probe says when it cannot tell, and what it reads past ------------------------
+
+
+def test_a_masked_ati_imei_is_said_as_such_not_as_none(tmp_path: Path) -> None:
+    """Some firmwares print `IMEI: 35693803*******` in ATI: the error names that line."""
+    sim = StickSim(IMEI, IMSI, imei_only_in_ati=True, ati_imei="35123456*******")
+    with pty_modem(sim) as port, pytest.raises(ProbeError) as info:
+        identify(port.path, tmp_path)
+    said = str(info.value)
+    assert "ATI has none" not in said
+    assert "no valid IMEI (AT+CGSN: ERROR; ATI's IMEI: line is '35123456*******'" in said
+    nothing = StickSim(IMEI, IMSI, imei_only_in_ati=True, ati_imei="")
+    with pty_modem(nothing) as port, pytest.raises(ProbeError, match="ATI has no IMEI: line"):
+        identify(port.path, tmp_path)
+
+
+def test_the_no_voice_warning_quotes_the_stick_s_own_answer(tmp_path: Path) -> None:
+    from dongled.identity import limitations
+
+    sim = StickSim(IMEI, IMSI, voice=False, voice_answer="COMMAND NOT SUPPORT")
+    with pty_modem(sim) as port:
+        ident = identify(port.path, tmp_path)
+    assert ident.voice is False
+    (said,) = limitations(ident, "probe")
+    assert said.startswith("no voice (AT^CVOICE? answered COMMAND NOT SUPPORT): ")
+    with pty_modem(StickSim(IMEI, IMSI, voice=False)) as port:
+        (said,) = limitations(identify(port.path, tmp_path), "probe")
+    assert said.startswith("no voice (AT^CVOICE? answered ERROR): ")
+
+
+def _lte(sim: StickSim, lock_dir: Path) -> Identity:
+    from dongled.drivers import quectel
+
+    module = quectel.module_for(*sim.usb.vid_pid.split(":"))
+    assert module is not None
+    with pty_modem(sim) as port:
+        return asyncio.run(identify_port(port.path, str(lock_dir), FAST, module.family))
+
+
+def test_the_lte_probe_falls_back_to_ati_s_imei_line(tmp_path: Path) -> None:
+    """AT+CGSN and AT+GSN both ERROR: a module whose ATI prints `IMEI:` (SIMCom) is still
+    named, as a Huawei stick is; Quectel's ATI has none, and the error says so."""
+    from tests.support.modemsim import EC25, SIM7600
+
+    assert _lte(SIM7600(IMEI, IMSI, imei_only_in_ati=True), tmp_path).imei == IMEI
+    with pytest.raises(ProbeError, match=r"AT\+CGSN: ERROR; ATI has no IMEI: line"):
+        _lte(EC25(IMEI, IMSI, imei_only_in_ati=True), tmp_path)
+
+
+@pytest.mark.parametrize("module", ["EC25", "SIM7600"])
+def test_the_lte_probe_reads_maker_model_firmware_past_boot_messages(
+    tmp_path: Path, module: str
+) -> None:
+    """A module that has just started prints `RDY`, `+QIND: PB DONE`... into the first
+    answers: skipped by their shape, never taken as maker, model or firmware."""
+    from tests.support import modemsim
+
+    cls = getattr(modemsim, module)
+    boot = ("RDY", "+QIND: PB DONE", "+CPIN: READY", "SMS DONE", "+QUSIM: 1")
+    sim = cls(IMEI, IMSI, leading=boot)
+    ident = _lte(sim, tmp_path)
+    assert (ident.manufacturer, ident.model, ident.firmware) == (
+        sim.manufacturer,
+        sim.model,
+        sim.firmware,
+    )

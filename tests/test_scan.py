@@ -12,7 +12,7 @@ import pytest
 from dongled.dongleconf import DongleConf
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.marks import needs_umockdev
-from tests.support.modemsim import EC25_UAC_USB, EC25Uac, StickSim
+from tests.support.modemsim import E1550_USB, EC25, EC25_UAC_USB, EC25_USB, EC25Uac, StickSim
 from tests.support.rig import PARKED_DATA, Rig, card_alsadev, make_imei, rig, section_text
 
 pytestmark = [
@@ -40,8 +40,7 @@ def test_scan_shows_the_diff_then_applies_it(
         stale = r.conf.read_bytes()
 
         code, out, err = run_cli(r, capsys, "scan")
-        with capsys.disabled():
-            print(f"\n$ dongled scan   (exit {code})\n{out}{err}")
+        print(f"\n$ dongled scan   (exit {code})\n{out}{err}")
         assert code == 1
         assert r.conf.read_bytes() == stale  # a dry run writes nothing
         assert out.startswith(f"--- {r.conf}\n+++ {r.conf}\n")
@@ -90,6 +89,9 @@ def test_scan_parks_a_missing_stick_and_stops_a_foreign_one(
         assert code == 1
         assert f"[dongle1]: Asterisk runs IMEI {r.imeis[0]} on it" in err
         assert f"+data={PARKED_DATA}" in out
+        # the diff parks it: the report says why
+        assert f"[dongle1]: parked: no plugged stick reports IMEI {r.imeis[1]}; " in err
+        assert "[dongle0]: parked" not in err
         assert "stop dongle1" in err
 
         code, out, err = run_cli(r, capsys, "scan", "--apply")
@@ -142,8 +144,7 @@ def test_adopt_adds_imei_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str
         imeis = {"dongle0": r.imeis[0], "dongle1": r.imeis[1], "dongle9": extra_imei}
 
         code, out, err = run_cli(r, capsys, "adopt")
-        with capsys.disabled():
-            print(f"\n$ dongled adopt   (exit {code})\n{out}{err}")
+        print(f"\n$ dongled adopt   (exit {code})\n{out}{err}")
         assert code == 1 and r.conf.read_bytes() == original
         for imei in imeis.values():
             assert f"+imei={imei}\n" in out
@@ -217,8 +218,7 @@ def test_scan_apply_without_asterisk_says_it_was_not_told(
         r.settings.write_text(text)
 
         code, _out, err = run_cli(r, capsys, "scan", "--apply")
-        with capsys.disabled():
-            print(f"\n$ dongled scan --apply   (exit {code})\n{err}")
+        print(f"\n$ dongled scan --apply   (exit {code})\n{err}")
         assert code == 1
         assert f"written: {r.conf} (data=/audio= of dongle0)" in err
         assert "Asterisk was NOT told" in err and "run `dongled scan --apply` again" in err
@@ -257,3 +257,50 @@ def test_scan_follows_usb_audio_cards_and_adopt_learns_their_imeis(
         assert code == 1, err
         for i in (0, 1):
             assert f"+imei={r.imeis[i]}\n" in out
+
+
+def test_scan_without_asterisk_never_says_asterisk_is_right(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The file is right but Asterisk could not be asked: scan says just that, exit 1 (it
+    once said "Asterisk: not reachable", then "dongle.conf and Asterisk are right")."""
+    with rig(tmp_path, 1) as r:
+        r.wait_all_right(timeout=10)
+        r.unplug(0)
+        r.replug(0)  # on new numbers: the file is stale, the stick's port free to probe
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            dead = free.getsockname()[1]
+        text = r.settings.read_text().replace(f"port = {r.asterisk.port}", f"port = {dead}")
+        r.settings.write_text(text)
+        code, _out, err = run_cli(r, capsys, "scan", "--apply")  # the file made right
+        assert code == 1 and "Asterisk was NOT told" in err
+        code, out, err = run_cli(r, capsys, "scan")
+        assert (code, out) == (1, "")
+        assert "Asterisk: not reachable" in err
+        assert f"{r.conf} is right for the sticks found; Asterisk was not asked" in err
+        assert "Asterisk are right" not in err and "nothing to do" not in err
+
+
+def test_scan_names_the_driver_s_own_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """chan_quectel's file is quectel.conf: scan's report says so, not "dongle.conf"."""
+    models = [E1550_USB, EC25_USB, EC25_USB]
+    sims = [
+        (EC25 if model is EC25_USB else StickSim)(make_imei(i), f"2500100000{i:05d}")
+        for i, model in enumerate(models)
+    ]
+    with rig(
+        tmp_path, len(models), models=models, sims=sims, personality="chan_dongle+quectel-im"
+    ) as r:
+        r.wait_all_right(timeout=10)
+        code, out, err = run_cli(r, capsys, "scan", "--driver", "chan_quectel-im")
+        assert out == "", err  # (exit 1 here: chan_dongle's stick counts as unidentified)
+        assert f"{r.quectel_conf} and Asterisk are right: nothing to do" in err
+        assert "dongle.conf" not in err
+        r.unplug(2)
+        code, out, err = run_cli(r, capsys, "scan", "--driver", "chan_quectel-im")
+        assert code == 1 and out.startswith(f"--- {r.quectel_conf}\n")
+        assert f"[quectel2]: parked: no plugged stick reports IMEI {r.imeis[2]}" in err
+        assert "dongle.conf" not in err

@@ -170,3 +170,93 @@ def test_chan_dongle_beside_one_chan_quectel_fork(tmp_path: Path, fork: str) -> 
     path.write_text('driver = "chan_quectel-im+chan_quectel-re"\n')
     with pytest.raises(SettingsError, match=r"dongled.toml:1.*not two drivers"):
         settings.load(str(path))
+
+
+def test_a_wrong_type_is_named_in_words(tmp_path: Path) -> None:
+    path = write(tmp_path, "at_timeout = 'soon'\n[ami]\nport = '5038'\nhost = 1\n")
+    with pytest.raises(SettingsError) as info:
+        settings.load(path)
+    said = str(info.value)
+    assert f"{path}:1: at_timeout: must be a number, not 'soon'" in said
+    assert f"{path}:3: ami.port: must be an integer, not '5038'" in said
+    assert f"{path}:4: ami.host: must be a string (in quotes), not 1" in said
+    assert "a int" not in said and "a float" not in said
+
+
+def test_every_error_is_shown_at_once_in_file_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One round of edits fixes the file: not one error per restart."""
+    path = write(
+        tmp_path,
+        "lock_dir = 'relative'\n"
+        "[ami]\n"
+        "prot = 5039\n"
+        "reload_when = 'later'\n"
+        f"secret_file = '{tmp_path}/absent'\n"
+        "[recovery]\n"
+        "usb_reset = 'no'\n",
+    )
+    with pytest.raises(SettingsError) as info:
+        settings.load(path)
+    assert [(e.key, e.line) for e in info.value.errors] == [
+        ("lock_dir", 1),
+        ("ami.prot", 3),
+        ("ami.reload_when", 4),
+        ("ami.secret_file", 5),
+        ("recovery.usb_reset", 7),
+    ]
+    assert (info.value.key, info.value.line) == ("lock_dir", 1)  # the first, for callers
+    assert cli.main(["--config", path, "run"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 5 and all(line.startswith(f"dongled: bad settings: {path}:") for line in err)
+
+
+def test_a_missing_secret_file_is_named_with_file_line_and_key(tmp_path: Path) -> None:
+    path = write(tmp_path, f'[ami]\nusername = "dongled"\nsecret_file = "{tmp_path}/absent"\n')
+    with pytest.raises(SettingsError) as info:
+        settings.load(path)
+    assert str(info.value) == (
+        f"{path}:3: ami.secret_file: cannot read {tmp_path}/absent: No such file or directory"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ("", "is empty"),
+        ("\n  \n", "is empty"),
+        ("hunter2\nhunter3\n", "has 2 lines"),
+        ("hunter2\r\nAction: Originate\r\n", "has 2 lines"),
+    ],
+)
+def test_a_secret_file_that_is_not_one_line_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, why: str
+) -> None:
+    """A second line would go into the AMI `Secret:` header (and could add headers)."""
+    secret = tmp_path / "ami-secret"
+    secret.write_bytes(content.encode())
+    path = write(tmp_path, f'[ami]\nsecret_file = "{secret}"\n')
+    with pytest.raises(SettingsError) as info:
+        settings.load(path)
+    assert str(info.value).startswith(f"{path}:2: ami.secret_file: {secret} {why}")
+    assert cli.main(["--config", path, "run"]) == 2
+    err = capsys.readouterr().err
+    assert why in err and "hunter" not in err and "Originate" not in err
+    secret.write_text("  hunter2 \n\n")  # surrounding blanks are not part of it
+    assert settings.load(path).ami.secret == "hunter2"
+
+
+def test_an_inline_secret_of_the_wrong_type_is_not_said_back(tmp_path: Path) -> None:
+    path = write(tmp_path, "[ami]\nsecret = 123456789\n")
+    with pytest.raises(SettingsError) as info:
+        settings.load(path)
+    assert info.value.key == "ami.secret" and "123456789" not in str(info.value)
+
+
+def test_invalid_toml_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "[ami]\nport = 5038\n\n[ami]\nhost = 'x'\n")
+    with pytest.raises(SettingsError) as info:
+        settings.load(path)
+    assert info.value.line == 4
+    assert str(info.value).startswith(f"{path}:4: not valid TOML: Cannot declare ('ami',) twice")

@@ -69,6 +69,7 @@ TOP_KEYS = {
     "conf_files",
     "ami_connected",
     "conf_error",
+    "conf_warnings",
     "summary",
     "sections",
     "sticks",
@@ -338,6 +339,8 @@ def test_status_exit_codes_on_a_down_line(tmp_path: Path) -> None:
         r.start_daemon()
         wait_until(lambda: _sections_ok(r, 2), 15, "status.json shows both sections ok")
         assert dongled(r, "status").returncode == 0
+        ok = dongled(r, "status", "--check")
+        assert (ok.returncode, ok.stdout) == (0, "OK: 2 of 2 lines on their own stick\n")
 
         r.unplug(1)
 
@@ -352,6 +355,13 @@ def test_status_exit_codes_on_a_down_line(tmp_path: Path) -> None:
         assert down.returncode == 1
         assert "[dongle1] absent: its stick is not plugged in; the section is parked" in down.stdout
         assert "Asterisk AMI connected" in down.stdout
+        check = dongled(r, "status", "--check")  # docs/monitoring.md's example
+        print(f"$ dongled status --check   (exit {check.returncode})\n{check.stdout}")
+        assert check.returncode == 2
+        assert check.stdout.splitlines() == [
+            "CRITICAL: dongle1 absent",
+            "[dongle1] absent: its stick is not plugged in; the section is parked",
+        ]
 
         # Asterisk unreachable and the last line parked too (the issue's case). The stick pull
         # makes the daemon publish; it does not publish on the AMI loss alone (yet).
@@ -362,6 +372,9 @@ def test_status_exit_codes_on_a_down_line(tmp_path: Path) -> None:
         print(f"$ dongled status   (exit {both.returncode})\n{both.stdout}")
         assert both.returncode == 1
         assert "Asterisk AMI not connected: no line can be verified" in both.stdout
+        check = dongled(r, "status", "--check")
+        assert check.returncode == 2
+        assert check.stdout.startswith("CRITICAL: dongle0 absent, dongle1 absent, AMI down\n")
         js = json.loads(dongled(r, "status", "--json").stdout)
         assert js["ok"] is False and js["ami_connected"] is False
 
@@ -372,3 +385,84 @@ def test_the_documented_keys_are_the_typed_ones() -> None:
     assert set(StatusDoc.__required_keys__) == TOP_KEYS
     assert set(SectionRow.__required_keys__) == SECTION_KEYS
     assert set(StickRow.__required_keys__) == STICK_KEYS
+
+
+def test_status_says_a_section_is_not_parked_when_the_write_failed(tmp_path: Path) -> None:
+    """A stick pulled while dongled cannot replace the file (here: its backup path is taken by
+    a directory, which fails even for root; on a box, a Permission denied): the section still
+    names the old port, and status says so, and why, instead of calling it parked."""
+    with rig(tmp_path, 2) as r:
+        r.wait_all_right(timeout=10)
+        r.start_daemon()
+        wait_until(lambda: _sections_ok(r, 2), 15, "status.json shows both sections ok")
+
+        def rows() -> dict[str, dict[str, Any]]:
+            snap: dict[str, Any] = r.status()
+            return {row["section"]: row for row in snap.get("sections", [])}
+
+        old_data = rows()["dongle1"]["data"]
+        blocker = Path(f"{r.conf}.dongled-bak")
+        blocker.unlink(missing_ok=True)
+        blocker.mkdir()
+        (blocker / "keep").write_text("not dongled's\n")
+        r.unplug(1)
+
+        wait_until(
+            lambda: rows()["dongle1"]["status"] == "absent", 15, "dongle1 absent in status.json"
+        )
+        out = dongled(r, "status").stdout
+        print(f"\n$ dongled status\n{out}")
+        assert "the section is parked" not in out
+        assert (
+            "[dongle1] absent: its stick is not plugged in, but the section is NOT parked: it "
+            f"still names {old_data}; the file was not written: {r.conf}: not replaced"
+        ) in out
+        assert str(old_data) in r.conf.read_text()
+
+        blocker.joinpath("keep").unlink()
+        blocker.rmdir()  # the next pass writes, and status says parked
+        r.unplug(0)
+        wait_until(
+            lambda: (
+                "[dongle1] absent: its stick is not plugged in; the section is parked"
+                in dongled(r, "status").stdout
+            ),
+            15,
+            "dongle1 parked once the file can be written",
+        )
+
+
+@needs_umockdev
+def test_a_stick_that_cannot_be_identified_shows_at_once_with_its_reason(tmp_path: Path) -> None:
+    """Plugged after dongled started: a stick that gives no valid IMEI is a `failed` row with
+    the reason and `dongled status` exits 1, and a booting one is `booting` with why, without
+    waiting for a pass (the status once read `"sticks": []` and exited 0 for 15 s while the
+    journal said the stick could not be identified)."""
+    with rig(tmp_path, 1) as r:
+        r.wait_all_right(timeout=10)
+        r.write_settings(boot_grace=0.5)  # a silent stick is past its boot quickly
+        r.start_daemon()
+        wait_until(lambda: _sections_ok(r, 1), 15, "status.json shows dongle0 ok")
+        width = len(E1550_USB.interfaces)
+        masked = StickSim(make_imei(80), imei_only_in_ati=True, ati_imei="35693803*******")
+        r.tb.add_stick(E1550_USB, masked, r.take_ttys(width), usb_port="7")
+
+        def row(port: str) -> dict[str, Any]:
+            snap: dict[str, Any] = r.status()
+            return next((s for s in snap.get("sticks", []) if s["usb_port"] == port), {})
+
+        wait_until(lambda: row("1-1.7").get("status") == "failed", 10, "a failed row for 1-1.7")
+        assert "no valid IMEI (AT+CGSN: ERROR; ATI's IMEI: line is" in row("1-1.7")["error"]
+        out = dongled(r, "status")
+        print(f"\n$ dongled status   (exit {out.returncode})\n{out.stdout}")
+        assert out.returncode == 1
+        assert "stick at USB 1-1.7 failed: " in out.stdout and "no valid IMEI" in out.stdout
+
+        r.write_settings(boot_grace=60.0)
+        r.stop_daemon()
+        r.start_daemon()
+        booting = StickSim(make_imei(81), boot_delay=30.0)
+        r.tb.add_stick(E1550_USB, booting, r.take_ttys(width), usb_port="6")
+        wait_until(lambda: row("1-1.6").get("status") == "booting", 10, "a booting row")
+        assert "not answering yet" in row("1-1.6")["error"]
+        assert "stick at USB 1-1.6 booting: not answering yet" in dongled(r, "status").stdout

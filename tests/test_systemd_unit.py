@@ -270,6 +270,71 @@ def test_install_sh_starts_the_unit_active_after_the_start_up_pass(deployed: Dep
     assert d.conf.read_text() == d.seeded_conf
 
 
+def test_bad_settings_fail_the_unit_once_with_the_message(deployed: Deployed) -> None:
+    """The README's old step 2 (a second `[ami]` appended to the installed template) made the
+    unit restart 8 times. Now: exit 2, no restart (`RestartPreventExitStatus=2`), and the
+    message with file and line in `systemctl status`. Then the file is fixed and restarted."""
+    d = deployed
+    settings = "/etc/dongled/dongled.toml"
+    good = d.box.path(settings).read_text()
+    template = (ROOT / "etc" / "dongled.toml").read_text()
+    line = len(template.splitlines()) + 2
+    d.box.write(settings, template + '\n[ami]\nusername = "dongled"\n', 0o644)
+    try:
+        d.box.systemctl("restart", "dongled", check=False)
+        props = d.box.show(
+            "dongled.service", "ActiveState", "SubState", "Result", "ExecMainStatus", "NRestarts"
+        )
+        status = _status(d.box)
+        print(f"\n$ systemctl status dongled\n{status}")
+        # failed at once, not waiting in auto-restart for another go
+        assert (props["ActiveState"], props["SubState"]) == ("failed", "failed"), props
+        assert (props["Result"], props["ExecMainStatus"], props["NRestarts"]) == (
+            "exit-code",
+            "2",
+            "0",
+        )
+        assert f"bad settings: {settings}:{line}: not valid TOML: Cannot declare" in status
+    finally:
+        d.box.write(settings, good, 0o640)
+        d.box.run("chgrp", "asterisk", settings)
+        d.box.systemctl("reset-failed", "dongled", check=False)
+        d.box.systemctl("restart", "dongled")
+    d.wait_all_right()
+
+
+def test_a_driver_file_the_service_user_cannot_replace_is_said_at_start(
+    deployed: Deployed,
+) -> None:
+    """A dongle.conf (or quectel.conf) made root's after install: dongled, running as
+    asterisk, could not replace it when a stick moves. It says so at start, in the journal,
+    and under `dongled status` (exit 1), not hours later at a failed write."""
+    d = deployed
+    conf = "/etc/asterisk/dongle.conf"
+    d.box.run("chown", "root:root", conf)
+    try:
+        d.box.systemctl("restart", "dongled")
+        out = d.box.run("/usr/local/bin/dongled", "status", check=False)
+        print(f"\n$ dongled status   (exit {out.returncode})\n{out.stdout}")
+        said = f"config problem: {conf} cannot be written by dongled: {conf} is owned by root:root"
+        assert out.returncode == 1 and said in out.stdout
+        assert f"chown asterisk:asterisk {conf}" in out.stdout
+        errors = [
+            e.get("MESSAGE", "")
+            for e in d.journal_json("-u", "dongled", "-b")
+            if e.get("DONGLED_EVENT") == "conf-error"
+        ]
+        assert any(f"{conf} cannot be written by dongled" in m for m in errors), errors
+    finally:
+        d.box.run("chown", "asterisk:asterisk", conf)
+        d.box.systemctl("restart", "dongled")
+    d.wait_all_right()
+    deadline = time.monotonic() + 30
+    while d.box.run("/usr/local/bin/dongled", "status", check=False).returncode != 0:
+        assert time.monotonic() < deadline, "status not back to exit 0 with the owner fixed"
+        time.sleep(0.2)
+
+
 def test_the_sandbox_holds_at_run_time(deployed: Deployed) -> None:
     d = deployed
     pid = d.main_pid()

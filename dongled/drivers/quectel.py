@@ -8,6 +8,7 @@ as for the Huawei sticks in `dongled.models`.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 from dongled.identity import valid_iccid
@@ -76,7 +77,8 @@ PROBE_COMMANDS: dict[Family, tuple[str, ...]] = {
     Family.QUECTEL: ("ATE0", "AT+CGMI", "AT+CGMM", "AT+CGMR", "AT+CGSN", "AT+CIMI", "AT+QCCID"),
     Family.SIMCOM: ("ATE0", "AT+CGMI", "AT+CGMM", "AT+CGMR", "AT+CGSN", "AT+CIMI", "AT+CICCID"),
 }
-IMEI_FALLBACK = "AT+GSN"  # when AT+CGSN answers ERROR (Quectel's ATI has no IMEI)
+IMEI_FALLBACK = "AT+GSN"  # when AT+CGSN answers ERROR
+ATI_FALLBACK = "ATI"  # when AT+GSN does too: SIMCom's ATI has an `IMEI:` line (Quectel's not)
 ICCID_FALLBACK: dict[Family, str | None] = {Family.QUECTEL: None, Family.SIMCOM: "AT+CCID"}
 # Voice capability, read-only queries: Quectel answers +QPCMV: <on>,<port> (port 2 = USB
 # audio), SIMCom +CPCMREG: <n>; each answers ERROR to the other's.
@@ -105,6 +107,29 @@ def family_from_manufacturer(answer: str) -> Family | None:
     if value.startswith("simcom"):
         return Family.SIMCOM
     return None
+
+
+# A result code's shape: `+QIND: ...`, `^RSSI:...`, `+CPIN: READY`; and the bare boot
+# messages LTE modules print when they start (Quectel `RDY`, `PB DONE`; SIMCom `SMS DONE`).
+_RESULT_CODE = re.compile(r"^[+^][A-Z][A-Z0-9]*:")
+_BOOT_WORDS = frozenset(
+    {"RDY", "PB DONE", "SMS DONE", "CALL READY", "SMS READY", "POWERED DOWN", "NORMAL POWER DOWN"}
+)
+
+
+def info_lines(lines: tuple[str, ...], command: str) -> tuple[str, ...]:
+    """An answer's own lines: unsolicited ones skipped by their shape (any `+XXX:`/`^XXX:`
+    line but the command's own, which loses its prefix; the boot messages), so that a module
+    that has just started cannot put `RDY` or `+QIND: PB DONE` where its maker, model or
+    firmware belongs."""
+    own = command.upper().removeprefix("AT").split("=")[0].rstrip("?") + ":"
+    out = []
+    for line in lines:
+        if own[0] in "+^" and line.upper().startswith(own):
+            out.append(line[len(own) :].strip())
+        elif not (_RESULT_CODE.match(line) or line.strip().upper() in _BOOT_WORDS):
+            out.append(line)
+    return tuple(out)
 
 
 def firmware_from_cgmr(lines: tuple[str, ...]) -> str:

@@ -288,6 +288,12 @@ class StickSim:
       replug) during which it is still booting: AT ports echo and answer nothing, as real
       sticks do for seconds after enumeration (longer after a mode switch);
     - ``registered=False``: the network does not take it (``+CREG: 0,2``, searching);
+    - ``ati_imei``: what ATI's ``IMEI:`` line shows instead of the IMEI (e.g. a masked
+      ``35693803*******``, as some firmwares print it); ``""``: no such line;
+    - ``voice_answer``: the final result a voiceless stick gives to ``AT^CVOICE?``
+      (``ERROR``; some firmwares say ``COMMAND NOT SUPPORT``);
+    - ``leading``: lines sent before every answer's own lines (boot messages such as ``RDY``
+      or ``+QIND: PB DONE`` that land in the first answers after a module starts);
     - ``csq``: the signal ``AT+CSQ`` reports (17: -79 dBm; 99: not known).
     """
 
@@ -317,8 +323,14 @@ class StickSim:
         seed: int | None = None,
         boot_delay: float = 0.0,
         registered: bool = True,
+        ati_imei: str | None = None,
+        voice_answer: str = "ERROR",
+        leading: Sequence[str] = (),
         csq: int = 17,
     ) -> None:
+        self.ati_imei = ati_imei
+        self.voice_answer = voice_answer
+        self.leading = tuple(leading)
         self.imei = imei
         self.imsi = imsi
         self.model = model if model is not None else self.default_model
@@ -371,9 +383,11 @@ class StickSim:
             return ["OK"]
         if cmd == "ATI":
             # one information block, lines separated by a single CRLF, as Huawei prints it
+            shown = self.imei if self.ati_imei is None else self.ati_imei
+            imei_line = f"IMEI: {shown}\r\n" if shown else ""
             info = (
                 f"Manufacturer: {self.manufacturer}\r\nModel: {self.model}\r\n"
-                f"Revision: {self.firmware}\r\nIMEI: {self.imei}\r\n+GCAP: +CGSM,+DS,+ES"
+                f"Revision: {self.firmware}\r\n{imei_line}+GCAP: +CGSM,+DS,+ES"
             )
             return [info, "OK"]
         if cmd in ("AT+CGSN", "AT+GSN"):
@@ -391,7 +405,7 @@ class StickSim:
         if cmd == "AT+CGMR":
             return [self.firmware, "OK"]
         if cmd == "AT^CVOICE?":
-            return ["^CVOICE:0,8000,16,1", "OK"] if self.voice else ["ERROR"]
+            return ["^CVOICE:0,8000,16,1", "OK"] if self.voice else [self.voice_answer]
         if cmd == "AT+CPIN?":
             return sim_missing if self.imsi is None else ["+CPIN: READY", "OK"]
         if cmd == "AT+CSQ":
@@ -442,7 +456,7 @@ class StickSim:
 
     def _frame(self, lines: list[str]) -> bytes:
         """Frame an answer, with garbage and unsolicited lines when those quirks are on."""
-        body = [f"\r\n{line}\r\n".encode() for line in lines]
+        body = [f"\r\n{line}\r\n".encode() for line in [*self.leading, *lines]]
         for urc in self.unsolicited:
             # anywhere after the first answer line (or at the start) and before the final
             pos = self.rng.randint(min(1, len(body) - 1), len(body) - 1)

@@ -361,6 +361,27 @@ class AmiClient:
         if not cli_acknowledged(verb, device, lines):
             said = " ".join(x.strip() for x in lines if x.strip()) or "nothing"
             raise AmiError(f"{verb} {device} refused: {said}", action="Command", reply=said)
+        if verbs.one_at_a_time > 0:
+            await self._until_done(verb, device, verbs)
+
+    async def _until_done(self, verb: str, device: str, verbs: CliVerbs) -> None:
+        """Poll the listing until the driver shows `verb` done for `device` (stopped, or no
+        longer stopped), at most `one_at_a_time` seconds: then its device manager has read
+        the command, and the next cannot add up with it (see CliVerbs.one_at_a_time)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + verbs.one_at_a_time
+        while loop.time() < deadline:
+            listing = parse_show_devices(await self._command(verbs.show, verbs))
+            rows = [row for row in listing.devices if row.names(device)]
+            if rows and (rows[0].state == "Stopped") == (verb == "stop"):
+                return
+            await asyncio.sleep(0.02)
+        log.warning(
+            "%s %s not shown done within %g s; sending the next command anyway",
+            verb,
+            device,
+            verbs.one_at_a_time,
+        )
 
     async def _with_ports(
         self,

@@ -41,6 +41,11 @@ class CliVerbs:
     never: tuple[str, ...]  # commands that crash Asterisk: refused before they are sent
     # With {device}: the ports the driver read for a device at its last load ("": none such).
     settings: str = ""
+    # How long to wait, at most, for a stop or start to show in the listing before the next
+    # command (0: not at all). RE's device manager takes its commands through an eventfd,
+    # whose writes add up: two unread "scan" commands read as "exit" (it stops for good and
+    # brings no device back), three as an unknown command. One at a time, each seen done.
+    one_at_a_time: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -39,6 +39,7 @@ QUECTEL_RE = Driver(
         start=quectel.cli_command(quectel.RE, "start", "{device}"),
         never=quectel.RE.never_send,
         settings="quectel show device settings {device}",
+        one_at_a_time=12.0,
     ),
     lock_files=quectel.RE.lock_files,
     connects_at_once=quectel.RE.connects_at_load,

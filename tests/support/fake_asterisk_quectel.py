@@ -594,6 +594,10 @@ class FakeAsteriskQuectel(FakeAsterisk):
         self._quectel: ChanQuectel | None = None
         self._quectel_task: asyncio.Task[None] | None = None
         self._crash_tasks: set[asyncio.Task[None]] = set()
+        self._manager_unread = 0  # RE's device manager (see _manager_command)
+        self._manager_ops: list[Callable[[], object]] = []
+        self._manager_busy = False
+        self._manager_dead = False
         if not self._with_dongle:
             for key in [k for k in self._action_classes if k.startswith("dongle")]:
                 del self._action_classes[key]
@@ -605,6 +609,9 @@ class FakeAsteriskQuectel(FakeAsterisk):
     # --- modules ------------------------------------------------------------------------------
 
     def _load_modules(self) -> None:
+        self._manager_dead = self._manager_busy = False  # a new device-manager thread
+        self._manager_unread = 0
+        self._manager_ops = []
         if self._with_dongle:
             super()._load_modules()
         chan = _FORKS[self.fork](
@@ -698,8 +705,60 @@ class FakeAsteriskQuectel(FakeAsterisk):
         if chan is None or device not in chan.devices:
             return False, f"[{device}] Device not found"
         ops = {"stop": chan.stop_device, "start": chan.start_device}
-        self._schedule(lambda: ops.get(verb, chan.restart_device)(device))
+        op = ops.get(verb, chan.restart_device)
+        if self.fork == "re":
+            self._manager_command(lambda: op(device))
+        else:
+            self._schedule(lambda: op(device))
         return True, f"[{device}] {_SCHEDULED[verb]}"
+
+    # --- RE's device manager ------------------------------------------------------------------
+    #
+    # RE's CLI stop/start (and a reload that changed a device) write "scan" (1) to an eventfd
+    # that its device-manager thread reads as one command; eventfd writes add up, so two
+    # commands written while the manager is busy read as 2, its "exit" command: the thread
+    # ends and no device is started or stopped by it again (seen against the real RE: after
+    # three stops a few ms apart it brought no device back); three read as an unknown command
+    # and are dropped until its next interval. Each stop keeps the manager busy while the
+    # device's monitor thread ends (MANAGER_BUSY here; the real one took from 0 to 10 s).
+
+    MANAGER_BUSY: ClassVar[float] = 0.05
+
+    def _manager_command(self, op: Callable[[], object]) -> None:
+        self._manager_unread += 1
+        self._manager_ops.append(op)
+        if not self._manager_busy and not self._manager_dead:
+            self._manager_busy = True
+            self._loop.call_soon(self._manager_read)
+
+    def _manager_read(self) -> None:
+        value, self._manager_unread = self._manager_unread, 0
+        ops, self._manager_ops = self._manager_ops, []
+        if value == 2:
+            self._manager_dead = True
+            self._manager_busy = False
+            self._journal.hazard(
+                "RE's device manager read two commands as one (2, its exit command) and ended: "
+                "RE starts and stops no device any more"
+            )
+            return
+        if value >= 3:  # "Unknown command": nothing done until the next interval tick
+            self._loop.call_later(self.quectel_interval, self._manager_idle_sweep, ops)
+            return
+        for op in ops:
+            op()
+        self._loop.call_later(self.MANAGER_BUSY, self._manager_free)
+
+    def _manager_idle_sweep(self, ops: list[Callable[[], object]]) -> None:
+        for op in ops:
+            op()
+        self._manager_free()
+
+    def _manager_free(self) -> None:
+        self._manager_busy = False
+        if self._manager_unread and not self._manager_dead:
+            self._manager_busy = True
+            self._manager_read()
 
     def admin_reload(self) -> None:
         """An admin reloading the channel drivers at the console (`core reload`)."""

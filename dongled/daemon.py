@@ -22,7 +22,9 @@ from dongled import notify, statusfile
 from dongled.ami import AmiClient, DeviceEntry, DriverLink
 from dongled.amisupervisor import AmiSupervisor
 from dongled.backoff import Backoff
+from dongled.bindwatch import BindingWatch
 from dongled.coalescer import Coalescer
+from dongled.confwatch import ConfWatch
 from dongled.dongleconf import DeviceSection
 from dongled.drivers.base import Driver
 from dongled.drivers.chan_dongle import CHAN_DONGLE
@@ -49,7 +51,14 @@ class Daemon:
         self.s = settings
         self.drivers = tuple(drivers)
         self._tasks: set[asyncio.Task[None]] = set()
-        self.counters = {"conf_writes": 0, "reloads": 0, "probes": 0}
+        self.counters = {
+            "conf_writes": 0,
+            "reloads": 0,
+            "probes": 0,
+            "passes": 0,
+            "conf_edits": 0,
+            "conf_looks": 0,
+        }
         self.metrics = Metrics()
         self.metrics.textfile = settings.metrics.textfile
         self.fences = Fences(settings.lock_dir)
@@ -78,9 +87,19 @@ class Daemon:
             # then every busy port is checked that way.
             lock_files=all(d.lock_files for d in self.drivers),
         )
+        # An admin's edit of a driver's file asks for a pass; a foreign binding is stopped
+        # between passes (a pass holds the lock, so neither acts on a stale listing).
+        self.confwatch = ConfWatch(
+            [conf_path(settings, d.conf_key) for d in self.drivers], self._conf_edited
+        )
+        self.pass_lock = asyncio.Lock()
+        self.bindwatch = BindingWatch(self.pass_lock, self._request, self.spawn)
         self.lanes = Lanes()
         for driver in self.drivers:
-            self.lanes.add(self._lane(driver))
+            lane = self._lane(driver)
+            self.lanes.add(lane)
+            if driver.status_event is not None:
+                self.ami.on_status_event(driver.status_event, self.bindwatch.taking(lane))
         self.coalescer = Coalescer(
             settings.batch_max_wait, self.registry.awaited, lambda: self.registry.last_removal
         )
@@ -113,6 +132,7 @@ class Daemon:
                     (lambda ttys: self.lanes.settle_elsewhere(lane, ttys)) if several else None
                 ),
                 named_elsewhere=(lambda: self.lanes.named_elsewhere(lane)) if several else None,
+                conf_seen=lambda files: self.confwatch.seen(lane.conf_path, files),
             ),
             fences=self.fences,
             metrics=self.metrics,
@@ -202,7 +222,11 @@ class Daemon:
         for info in present:
             self.registry.add_port(info)
         self.spawn(self.supervisor.run(), "ami")
+        self.confwatch.start()
         self.spawn(self._reconcile_loop(), "reconcile")
+        for lane in self.lanes:
+            if lane.driver.status_event is None:  # it announces nothing: its listing is polled
+                self.spawn(self.bindwatch.polling(lane), f"bindings {lane.driver.name}")
         if self.s.offline_after > 0:
             self.spawn(self._watch_lines(), "lines")
         interval = notify.watchdog_interval()
@@ -222,6 +246,7 @@ class Daemon:
 
     async def close(self) -> None:
         self._udev.stop()
+        self.confwatch.close()
         self.fences.close()
         self.fleet.close()
         self.recovery.close()
@@ -239,7 +264,9 @@ class Daemon:
             if await self.coalescer.next_pass():
                 self.fleet.summarize_drops()
             try:
-                ok = await self.apply()
+                async with self.pass_lock:
+                    self.counters["passes"] += 1
+                    ok = await self.apply()
             except Exception:
                 # A bug must not end the reconcile loop: the daemon would look alive and do
                 # nothing. Logged with its traceback, retried with backoff.
@@ -286,6 +313,16 @@ class Daemon:
 
     def _request(self, urgent: bool) -> None:
         self.coalescer.request(urgent)
+
+    def _conf_edited(self, changed: bool) -> None:
+        """The file watch read the files after their events (changed: not as dongled knew
+        them, so an admin's edit)."""
+        self.counters["conf_looks"] += 1
+        if changed:
+            self.counters["conf_edits"] += 1
+            self._request(False)
+        else:
+            self.publish()  # `dongled status` counts the looks that asked for nothing
 
     def _wake(self) -> None:
         self.coalescer.wake()

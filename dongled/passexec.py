@@ -98,6 +98,9 @@ class PassHooks:
     settle_elsewhere: Callable[[Collection[str]], Awaitable[str | None]] | None = None
     # IMEIs the other drivers' files name: their sticks are not "unbound" here.
     named_elsewhere: Callable[[], Collection[str]] | None = None
+    # The file's include tree (path -> content) as a pass just read or wrote it: the file
+    # watch asks for no pass for these contents.
+    conf_seen: Callable[[Mapping[str, bytes]], None] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -240,6 +243,8 @@ class PassExecutor:
             self._hooks.publish()
             return True  # retried on the next event; nothing to gain by looping
         self.conf_error = ""
+        if self._hooks.conf_seen is not None:
+            self._hooks.conf_seen(conf.render())
         ok = await self.refresh_asterisk()
         self.registry.learn_from_asterisk(self.asterisk or {})
         sections = self.sections = conf.devices()
@@ -349,6 +354,29 @@ class PassExecutor:
             self._stopped(name, (self.asterisk or {}).get(name))
         return ok
 
+    async def stop_foreign(
+        self,
+        foreign: Mapping[str, str],
+        entries: Mapping[str, DeviceEntry],
+        sections: Mapping[str, DeviceSection],
+    ) -> bool:
+        """Stop the devices found running a foreign IMEI between passes (`foreign`: device ->
+        the IMEI it runs, `entries` the listing that showed it, `sections` the file now)."""
+        for name, imei in foreign.items():
+            want = sections[name].imei if name in sections else None
+            self._emit(
+                Event.MISMATCH,
+                "device %s runs IMEI %s, not its own %s: stopping it",
+                name,
+                imei,
+                want or "",
+                device=name,
+                imei=want,
+            )
+            self.verified.pop(name, None)
+        self.asterisk = {**(self.asterisk or {}), **entries}
+        return await self.stop(list(foreign))
+
     def _stopped(self, name: str, entry: DeviceEntry | None) -> None:
         """DongleStop answered: remember what the device may still be closing, journal it."""
         self.releases.stopped(name, entry)
@@ -384,6 +412,9 @@ class PassExecutor:
             written, files = conf.with_ports(p.port_changes, alsa=p.alsa, data_only=p.data_only)
             for path, content in files.items():
                 replace_atomically(path, content, expected=read[path])
+                if self._hooks.conf_seen is not None:  # dongled's own write: no pass for it
+                    self._hooks.conf_seen({**read, path: content})
+                read = {**read, path: content}
         except ConfChangedError as exc:
             # Someone saved the file while we asked Asterisk: their edit wins, and the plan
             # is made again from what they wrote.

@@ -3,7 +3,9 @@
     udev (hotplug) -> sticks (registry, prober) -> when (coalescer) -> pass (passexec:
     plan -> stop -> write -> Asterisk -> verify) -> status (statusfile, notify, metrics)
 
-with the AMI connection kept by `amisupervisor` and hung sticks handled by `recovery`. Each
+with the AMI connection kept by `amisupervisor` and hung sticks handled by `recovery`. An
+admin's edit of the drivers' files asks for a pass too (`confwatch`), and a device that comes
+up on a foreign IMEI between passes is stopped (`bindwatch`, under the pass lock). Each
 room gets what it needs passed in; none imports this module (only the CLI does).
 
 A box can run chan_dongle beside a chan_quectel fork: each driver gets its own pass executor

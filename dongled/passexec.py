@@ -366,7 +366,7 @@ class PassExecutor:
             want = sections[name].imei if name in sections else None
             self._emit(
                 Event.MISMATCH,
-                "device %s runs IMEI %s, not its own %s: stopping it",
+                "device %s came up on IMEI %s, not its own %s: stopping it",
                 name,
                 imei,
                 want or "",

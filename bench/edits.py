@@ -18,6 +18,9 @@ settled start (every device verified):
 Run from the repository root:
 
     umockdev-wrapper .venv/bin/python -m bench.edits --runs 10 --idle 60
+
+`--runs 0 --daemon-code DIR` measures only the idle cost of another checkout's daemon (one
+from before the watch: the baseline).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from pathlib import Path
 
 from bench.observe import cpu_ns
 from bench.recovery import out, three
+from tests.support.devguard import SITE_DIR
 from tests.support.edits import save_by_rename, swapped_ports
 from tests.support.modemsim import EC25, EC25_USB, StickSim
 from tests.support.rig import Rig, make_imei, wait_until
@@ -113,12 +117,16 @@ def idle(r: Rig, seconds: float) -> tuple[float, float]:
     return (cpu_ns(pid) - cpu) / 1e9 * per_min, (len(r.asterisk.actions) - actions) * per_min
 
 
-def run_driver(personality: str, runs: int, idle_s: float) -> dict[str, list[float]]:
+def run_driver(
+    personality: str, runs: int, idle_s: float, code: str | None = None
+) -> dict[str, list[float]]:
     res: dict[str, list[float]] = {k: [] for k in ("written", "edit_right", "stop", "reload_right")}
     tmp = Path(tempfile.mkdtemp(prefix=f"dongled-bench-edits-{personality}-"))
     try:
         with Testbed() as tb:
             r = _rig(tmp, tb, personality)
+            if code is not None:
+                r.extra_env["PYTHONPATH"] = f"{SITE_DIR}:{code}"
             try:
                 r.wait_all_right(timeout=30)
                 r.start_daemon()
@@ -151,16 +159,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--idle", type=float, default=60.0, help="seconds of idle measured")
     p.add_argument("--drivers", default=",".join(DRIVERS))
+    p.add_argument("--daemon-code", help="run this checkout's dongled/ (with --runs 0)")
     args = p.parse_args(argv)
     version = sys.version.split()[0]
     out(f"Edits and foreign bindings, 2 sticks, {args.runs} runs each (python {version}), ms")
+    if args.daemon_code:
+        out(f"daemon: {args.daemon_code}")
     out(
         "| driver | save -> file put back | save -> all right | foreign binding -> stop "
         "| reload -> all right | idle CPU s/min | idle AMI actions/min |"
     )
     out("| --- | --- | --- | --- | --- | --- | --- |")
     for personality in args.drivers.split(","):
-        res = run_driver(personality, args.runs, args.idle)
+        res = run_driver(personality, args.runs, args.idle, args.daemon_code)
         stops = f"{three(res['stop'])} ({len(res['stop'])} of {args.runs})"
         cpu = f"{res['idle_cpu'][0]:.3f}" if "idle_cpu" in res else "-"
         ami = f"{res['idle_ami'][0]:.0f}" if "idle_ami" in res else "-"

@@ -341,7 +341,11 @@ class PassExecutor:
         self.releases.prune(self.asterisk)
         return True
 
-    async def stop(self, devices: list[str]) -> bool:
+    async def stop(
+        self, devices: list[str], entries: Mapping[str, DeviceEntry] | None = None
+    ) -> bool:
+        """Stop `devices` (as `entries` list them; default: the pass's listing)."""
+        listed = (self.asterisk or {}) if entries is None else entries
         ok = True
         for name in devices:
             try:
@@ -351,7 +355,7 @@ class PassExecutor:
                 log.error("stopping %s failed: %s", name, exc)
                 ok = False
                 continue
-            self._stopped(name, (self.asterisk or {}).get(name))
+            self._stopped(name, listed.get(name))
         return ok
 
     async def stop_foreign(
@@ -374,8 +378,7 @@ class PassExecutor:
                 imei=want,
             )
             self.verified.pop(name, None)
-        self.asterisk = {**(self.asterisk or {}), **entries}
-        return await self.stop(list(foreign))
+        return await self.stop(list(foreign), entries)
 
     def _stopped(self, name: str, entry: DeviceEntry | None) -> None:
         """DongleStop answered: remember what the device may still be closing, journal it."""
@@ -410,11 +413,12 @@ class PassExecutor:
         try:
             read = conf.render()
             written, files = conf.with_ports(p.port_changes, alsa=p.alsa, data_only=p.data_only)
+            on_disk = dict(read)
             for path, content in files.items():
                 replace_atomically(path, content, expected=read[path])
+                on_disk[path] = content
                 if self._hooks.conf_seen is not None:  # dongled's own write: no pass for it
-                    self._hooks.conf_seen({**read, path: content})
-                read = {**read, path: content}
+                    self._hooks.conf_seen(on_disk)
         except ConfChangedError as exc:
             # Someone saved the file while we asked Asterisk: their edit wins, and the plan
             # is made again from what they wrote.

@@ -322,6 +322,8 @@ class Daemon:
         self.counters["conf_looks"] += 1
         if changed:
             self.counters["conf_edits"] += 1
+            for lane in self.lanes:  # the driver may be reloaded with it before our pass
+                lane.driver_read_unknown()
             self._request(False)
         else:
             self.publish()  # `dongled status` counts the looks that asked for nothing

@@ -27,7 +27,7 @@ from dongled.errors import AmiError, ConfChangedError, ConfError
 from dongled.eventlog import Event, emit
 from dongled.fences import Fences
 from dongled.metrics import Metrics
-from dongled.reconcile import Expect, Located, Plan, check_digit_message, plan
+from dongled.reconcile import Expect, Located, Plan, check_digit_message, foreign_running, plan
 from dongled.release import Releases, opening
 from dongled.settings import Settings
 from dongled.sticks import Stick
@@ -174,6 +174,12 @@ class PassExecutor:
             driver=self.driver.name,
         )
 
+    def driver_read_unknown(self) -> None:
+        """The driver may have read another file than dongled last reloaded it with (an
+        admin's edit, maybe reloaded): the ports a listing without ports (RE) is taken to run
+        are unknown until dongled's next reload."""
+        self._told = None
+
     def ami_failed(self, exc: AmiError) -> None:
         self.metrics.ami_errors.inc()
         log.debug("AMI failure: %s", exc)
@@ -246,8 +252,15 @@ class PassExecutor:
         if self._hooks.conf_seen is not None:
             self._hooks.conf_seen(conf.render())
         ok = await self.refresh_asterisk()
+        sections = conf.devices()
+        if self._told is not None and foreign_running(sections, self.asterisk or {}):
+            # A device runs another section's stick: the driver read another file than dongled
+            # last gave it (an admin's edit and reload). A listing without ports (RE) names
+            # the ports dongled told it, so its rows would pin each IMEI on the wrong stick.
+            self.driver_read_unknown()
+            ok = await self.refresh_asterisk() and ok
         self.registry.learn_from_asterisk(self.asterisk or {})
-        sections = self.sections = conf.devices()
+        self.sections = sections
         p = self._plan(sections)
         if self._hooks.named_elsewhere is not None:
             elsewhere = self._hooks.named_elsewhere()
@@ -378,6 +391,7 @@ class PassExecutor:
                 imei=want,
             )
             self.verified.pop(name, None)
+        self.driver_read_unknown()
         return await self.stop(list(foreign), entries)
 
     def _stopped(self, name: str, entry: DeviceEntry | None) -> None:

@@ -202,3 +202,20 @@ def test_quectel_re_swap_and_reload(tmp_path: Path) -> None:
     with _quectel(tmp_path, 2, "quectel-re") as r:
         r.wait_all_right(timeout=15)
         _swap_then_reload(r, "quectel stop", binds_foreign=True, events=False)
+
+
+def test_quectel_im_swap_then_an_asterisk_restart(tmp_path: Path) -> None:
+    """The hand-swapped file read by an Asterisk restarted at once: dongled, back on AMI,
+    stops each device that came up on the other's module and sets both right. (The pass
+    dongled runs on reconnecting did this before the watch too: this one guards it.)"""
+    with _quectel(tmp_path, 2, "quectel-im") as r:
+        r.wait_all_right(timeout=10)
+        r.start_daemon()
+        r.wait_notification("STATUS=2 sticks, 2 on their devices", 20)
+        save_by_rename(r.conf, swapped_ports(r, 0, 1))
+        r.asterisk.restart()
+        wait_until(lambda: r.conf.read_bytes() == r.original, 10, "the ports put back")
+        r.wait_all_right()
+        assert r.asterisk.foreign_bindings  # the restart ran the swap: the case is exercised
+        assert foreign_ended_by_stop(r, "QuectelStop") == []
+        assert r.asterisk.crashes == []

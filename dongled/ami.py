@@ -188,6 +188,26 @@ class AmiClient:
         self._cut_told: set[str] = set()
         self._user_on_lost = on_lost
         self._manager: _Manager | None = None
+        # Device status events taken (event name -> callback(device, status)): with any,
+        # the login asks for the `call` read class, the only one they are sent in.
+        self._status_events: dict[str, Callable[[str, str], None]] = {}
+
+    def on_status_event(self, event: str, callback: Callable[[str, str], None]) -> None:
+        """Call `callback(device, status)` for each `event` (DongleStatus, QuectelStatus)
+        from the next login on."""
+        self._status_events[event] = callback
+
+    def _register(self, manager: _Manager) -> None:
+        for event, callback in self._status_events.items():
+
+            def dispatch(
+                _m: object, msg: Any, callback: Callable[[str, str], None] = callback
+            ) -> None:
+                device, status = msg.get("Device"), msg.get("Status")
+                if isinstance(device, str) and isinstance(status, str):
+                    callback(device.strip(), status.strip())
+
+            manager.register_event(event, dispatch)
 
     @property
     def connected(self) -> bool:
@@ -215,13 +235,14 @@ class AmiClient:
             port=self._s.port,
             username=self._s.username,
             secret=self._s.secret,
-            events="off",
+            events="call" if self._status_events else "off",
             ping_delay=_NEVER,
             ping_interval=_NEVER,
             reconnect_timeout=_NEVER,
             loop=asyncio.get_running_loop(),
             log=_quiet,
         )
+        self._register(manager)
         where = f"{self._s.host}:{self._s.port}"
         try:
             async with asyncio.timeout(self._s.timeout):

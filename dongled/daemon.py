@@ -3,7 +3,9 @@
     udev (hotplug) -> sticks (registry, prober) -> when (coalescer) -> pass (passexec:
     plan -> stop -> write -> Asterisk -> verify) -> status (statusfile, notify, metrics)
 
-with the AMI connection kept by `amisupervisor` and hung sticks handled by `recovery`. Each
+with the AMI connection kept by `amisupervisor` and hung sticks handled by `recovery`. An
+admin's edit of the drivers' files asks for a pass too (`confwatch`), and a device that comes
+up on a foreign IMEI between passes is stopped (`bindwatch`, under the pass lock). Each
 room gets what it needs passed in; none imports this module (only the CLI does).
 
 A box can run chan_dongle beside a chan_quectel fork: each driver gets its own pass executor
@@ -22,7 +24,9 @@ from dongled import notify, statusfile
 from dongled.ami import AmiClient, DeviceEntry, DriverLink
 from dongled.amisupervisor import AmiSupervisor
 from dongled.backoff import Backoff
+from dongled.bindwatch import BindingWatch
 from dongled.coalescer import Coalescer
+from dongled.confwatch import ConfWatch
 from dongled.dongleconf import DeviceSection
 from dongled.drivers.base import Driver
 from dongled.drivers.chan_dongle import CHAN_DONGLE
@@ -53,7 +57,14 @@ class Daemon:
         self.drivers = tuple(drivers)
         self._tasks: set[asyncio.Task[None]] = set()
         self._publish_soon: asyncio.TimerHandle | None = None
-        self.counters = {"conf_writes": 0, "reloads": 0, "probes": 0}
+        self.counters = {
+            "conf_writes": 0,
+            "reloads": 0,
+            "probes": 0,
+            "passes": 0,
+            "conf_edits": 0,
+            "conf_looks": 0,
+        }
         self.metrics = Metrics()
         self.metrics.textfile = settings.metrics.textfile
         self.fences = Fences(settings.lock_dir)
@@ -83,9 +94,19 @@ class Daemon:
             # then every busy port is checked that way.
             lock_files=all(d.lock_files for d in self.drivers),
         )
+        # An admin's edit of a driver's file asks for a pass; a foreign binding is stopped
+        # between passes (a pass holds the lock, so neither acts on a stale listing).
+        self.confwatch = ConfWatch(
+            [conf_path(settings, d.conf_key) for d in self.drivers], self._conf_edited
+        )
+        self.pass_lock = asyncio.Lock()
+        self.bindwatch = BindingWatch(self.pass_lock, self._request, self.spawn)
         self.lanes = Lanes()
         for driver in self.drivers:
-            self.lanes.add(self._lane(driver))
+            lane = self._lane(driver)
+            self.lanes.add(lane)
+            if driver.status_event is not None:
+                self.ami.on_status_event(driver.status_event, self.bindwatch.taking(lane))
         self.coalescer = Coalescer(
             settings.batch_max_wait, self.registry.awaited, lambda: self.registry.last_removal
         )
@@ -118,6 +139,7 @@ class Daemon:
                     (lambda ttys: self.lanes.settle_elsewhere(lane, ttys)) if several else None
                 ),
                 named_elsewhere=(lambda: self.lanes.named_elsewhere(lane)) if several else None,
+                conf_seen=lambda files: self.confwatch.seen(lane.conf_path, files),
             ),
             fences=self.fences,
             metrics=self.metrics,
@@ -219,7 +241,11 @@ class Daemon:
         for info in present:
             self.registry.add_port(info)
         self.spawn(self.supervisor.run(), "ami")
+        self.confwatch.start()
         self.spawn(self._reconcile_loop(), "reconcile")
+        for lane in self.lanes:
+            if lane.driver.status_event is None:  # it announces nothing: its listing is polled
+                self.spawn(self.bindwatch.polling(lane), f"bindings {lane.driver.name}")
         if self.s.offline_after > 0 or self.s.metrics.listen or self.s.metrics.textfile:
             self.spawn(self._watch_lines(), "lines")
         interval = notify.watchdog_interval()
@@ -241,6 +267,7 @@ class Daemon:
         if self._publish_soon is not None:
             self._publish_soon.cancel()
         self._udev.stop()
+        self.confwatch.close()
         self.fences.close()
         self.fleet.close()
         self.recovery.close()
@@ -258,7 +285,9 @@ class Daemon:
             if await self.coalescer.next_pass():
                 self.fleet.summarize_drops()
             try:
-                ok = await self.apply()
+                async with self.pass_lock:
+                    self.counters["passes"] += 1
+                    ok = await self.apply()
             except Exception:
                 # A bug must not end the reconcile loop: the daemon would look alive and do
                 # nothing. Logged with its traceback, retried with backoff.
@@ -310,6 +339,18 @@ class Daemon:
 
     def _request(self, urgent: bool) -> None:
         self.coalescer.request(urgent)
+
+    def _conf_edited(self, changed: bool) -> None:
+        """The file watch read the files after their events (changed: not as dongled knew
+        them, so an admin's edit)."""
+        self.counters["conf_looks"] += 1
+        if changed:
+            self.counters["conf_edits"] += 1
+            for lane in self.lanes:  # the driver may be reloaded with it before our pass
+                lane.driver_read_unknown()
+            self._request(False)
+        else:
+            self.publish()  # `dongled status` counts the looks that asked for nothing
 
     def _wake(self) -> None:
         self.coalescer.wake()

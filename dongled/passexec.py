@@ -27,7 +27,7 @@ from dongled.errors import AmiError, ConfChangedError, ConfError
 from dongled.eventlog import Event, emit
 from dongled.fences import Fences
 from dongled.metrics import Metrics
-from dongled.reconcile import Expect, Located, Plan, check_digit_message, plan
+from dongled.reconcile import Expect, Located, Plan, check_digit_message, foreign_running, plan
 from dongled.release import Releases, opening
 from dongled.settings import Settings
 from dongled.sticks import Stick
@@ -98,6 +98,9 @@ class PassHooks:
     settle_elsewhere: Callable[[Collection[str]], Awaitable[str | None]] | None = None
     # IMEIs the other drivers' files name: their sticks are not "unbound" here.
     named_elsewhere: Callable[[], Collection[str]] | None = None
+    # The file's include tree (path -> content) as a pass just read or wrote it: the file
+    # watch asks for no pass for these contents.
+    conf_seen: Callable[[Mapping[str, bytes]], None] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -174,6 +177,12 @@ class PassExecutor:
             driver=self.driver.name,
         )
 
+    def driver_read_unknown(self) -> None:
+        """The driver may have read another file than dongled last reloaded it with (an
+        admin's edit, maybe reloaded): the ports a listing without ports (RE) is taken to run
+        are unknown until dongled's next reload."""
+        self._told = None
+
     def ami_failed(self, exc: AmiError) -> None:
         self.metrics.ami_errors.inc()
         log.debug("AMI failure: %s", exc)
@@ -243,9 +252,18 @@ class PassExecutor:
             self._hooks.publish()
             return True  # retried on the next event; nothing to gain by looping
         self.conf_error = self._write_failed
+        if self._hooks.conf_seen is not None:
+            self._hooks.conf_seen(conf.render())
         ok = await self.refresh_asterisk()
+        sections = conf.devices()
+        if self._told is not None and foreign_running(sections, self.asterisk or {}):
+            # A device runs another section's stick: the driver read another file than dongled
+            # last gave it (an admin's edit and reload). A listing without ports (RE) names
+            # the ports dongled told it, so its rows would pin each IMEI on the wrong stick.
+            self.driver_read_unknown()
+            ok = await self.refresh_asterisk() and ok
         self.registry.learn_from_asterisk(self.asterisk or {})
-        sections = self.sections = conf.devices()
+        self.sections = sections
         p = self._plan(sections)
         if self._hooks.named_elsewhere is not None:
             elsewhere = self._hooks.named_elsewhere()
@@ -341,7 +359,11 @@ class PassExecutor:
         self.releases.prune(self.asterisk)
         return True
 
-    async def stop(self, devices: list[str]) -> bool:
+    async def stop(
+        self, devices: list[str], entries: Mapping[str, DeviceEntry] | None = None
+    ) -> bool:
+        """Stop `devices` (as `entries` list them; default: the pass's listing)."""
+        listed = (self.asterisk or {}) if entries is None else entries
         ok = True
         for name in devices:
             try:
@@ -351,8 +373,31 @@ class PassExecutor:
                 log.error("stopping %s failed: %s", name, exc)
                 ok = False
                 continue
-            self._stopped(name, (self.asterisk or {}).get(name))
+            self._stopped(name, listed.get(name))
         return ok
+
+    async def stop_foreign(
+        self,
+        foreign: Mapping[str, str],
+        entries: Mapping[str, DeviceEntry],
+        sections: Mapping[str, DeviceSection],
+    ) -> bool:
+        """Stop the devices found running a foreign IMEI between passes (`foreign`: device ->
+        the IMEI it runs, `entries` the listing that showed it, `sections` the file now)."""
+        for name, imei in foreign.items():
+            want = sections[name].imei if name in sections else None
+            self._emit(
+                Event.MISMATCH,
+                "device %s came up on IMEI %s, not its own %s: stopping it",
+                name,
+                imei,
+                want or "",
+                device=name,
+                imei=want,
+            )
+            self.verified.pop(name, None)
+        self.driver_read_unknown()
+        return await self.stop(list(foreign), entries)
 
     def _stopped(self, name: str, entry: DeviceEntry | None) -> None:
         """DongleStop answered: remember what the device may still be closing, journal it."""
@@ -387,8 +432,12 @@ class PassExecutor:
         try:
             read = conf.render()
             written, files = conf.with_ports(p.port_changes, alsa=p.alsa, data_only=p.data_only)
+            on_disk = dict(read)
             for path, content in files.items():
                 replace_atomically(path, content, expected=read[path])
+                on_disk[path] = content
+                if self._hooks.conf_seen is not None:  # dongled's own write: no pass for it
+                    self._hooks.conf_seen(on_disk)
         except ConfChangedError as exc:
             # Someone saved the file while we asked Asterisk: their edit wins, and the plan
             # is made again from what they wrote.

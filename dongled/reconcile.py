@@ -137,6 +137,22 @@ def _mismatch(expect: Expect, entry: DeviceEntry | None) -> bool:
     )
 
 
+def foreign_running(
+    sections: Mapping[str, DeviceSection], entries: Mapping[str, DeviceEntry]
+) -> dict[str, str]:
+    """The devices Asterisk runs on another stick than their section's imei= (and imsi=)
+    names: device -> the IMEI it runs. A section without a valid imei= is not dongled's; a
+    stopped or disconnected device runs nothing (a listing may still show its last IMEI)."""
+    out: dict[str, str] = {}
+    for name, entry in entries.items():
+        sec = sections.get(name)
+        if sec is None or not valid_imei(sec.imei or "") or not entry.connected:
+            continue
+        if _mismatch(Expect(imei=sec.imei or "", imsi=sec.imsi or None), entry):
+            out[name] = entry.imei_state
+    return out
+
+
 def _no_uac(sec: DeviceSection) -> bool:
     return False
 

@@ -151,3 +151,21 @@ def test_connection_loss_is_reported_and_close_is_final(fake: FakeAsterisk) -> N
 
     asyncio.run(main())
     assert logins(fake) == 1  # no hidden reconnect
+
+
+def test_events_asked_for_only_with_a_status_event_taken(fake: FakeAsterisk) -> None:
+    """Without a status event to take, the login asks for none (`Events: off`); with one,
+    for the `call` read class alone, the one DongleStatus/QuectelStatus are sent in."""
+
+    async def main() -> None:
+        quiet = AmiClient(settings(fake.port))
+        await quiet.connect()
+        await quiet.close()
+        taking = AmiClient(settings(fake.port))
+        taking.on_status_event("DongleStatus", lambda device, status: None)
+        await taking.connect()
+        await taking.close()
+
+    asyncio.run(main())
+    asked = [h.get("Events") for _, name, h in fake.actions if name.lower() == "login"]
+    assert asked == ["off", "call"]

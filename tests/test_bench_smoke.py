@@ -89,3 +89,17 @@ def test_restart_benchmark_measures_both_cases() -> None:
     for row in rows:  # "| case | a / b / c | d / e / f |": six figures in ms
         figures = row.replace("|", "/").split("/")[2:]
         assert all(float(f.strip().split()[0]) > 0 for f in figures if f.strip()), row
+
+
+def test_edits_benchmark_measures_each_driver() -> None:
+    proc = _bench("bench.edits", "--runs", "1", "--idle", "2")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in proc.stdout.splitlines()
+        if "| quectel" in line or "| chan_dongle" in line
+    }
+    assert set(rows) == {"chan_dongle", "quectel-im", "quectel-re"}, proc.stdout
+    for row in rows.values():  # save -> file put back, save -> right: measured, in ms
+        cells = [c.strip() for c in row.split("|")[2:4]]
+        assert all(float(c.split(" / ")[0]) > 0 for c in cells), row

@@ -12,6 +12,7 @@ from dongled.reconcile import (
     Expect,
     Located,
     check_digit_message,
+    foreign_running,
     plan,
     unmanaged_message,
 )
@@ -228,3 +229,26 @@ def test_a_rewritten_imei_is_managed_by_its_exact_digits_with_a_warning() -> Non
     )
     # no stick reports it: parked like any managed section, never left on stale ports
     assert plan(sections, [near], None).port_changes == {"d": PARKED}
+
+
+def test_foreign_running_names_each_device_on_another_imei_only() -> None:
+    sections = {
+        "d0": section("d0", A, PA),
+        "d1": section("d1", B, PB),
+        "mine": section("mine", None, PA),  # no imei=: not dongled's
+    }
+    entries = {
+        "d0": entry("d0", PA, imei=B, running=PA[0]),  # the other's SIM
+        "d1": entry("d1", PB, imei=B, running=PB[0]),  # its own
+        "mine": entry("mine", PA, imei=A, running=PA[0]),
+        "new": entry("new", PA, imei=A, running=PA[0]),  # no section (yet): not judged
+    }
+    assert foreign_running(sections, entries) == {"d0": B}
+
+
+def test_foreign_running_ignores_a_device_that_runs_nothing() -> None:
+    """A stopped or disconnected device may still list its last IMEI: it runs nothing."""
+    stopped = dataclasses.replace(entry("d0", PA, imei=B, stopped=True))
+    gone = dataclasses.replace(entry("d0", PA, imei=B), state="Not connected")
+    for e in (stopped, gone):
+        assert foreign_running({"d0": section("d0", A, PA)}, {"d0": e}) == {}

@@ -55,6 +55,9 @@ class Driver:
     conf_key: str  # dongled's setting naming the config file it reads at load and reload
     parked: tuple[str, str]  # data=, audio= of a section whose stick is absent: never openable
     ami: AmiVerbs | CliVerbs
+    # The AMI event (read class `call`) announcing a device's state, `Status: Initialize` once
+    # its IMEI is known; None: the driver announces nothing, its listing is polled.
+    status_event: str | None = None
     # False: it marks the ttys it holds only with TIOCEXCL + flock, no LCK..<tty> file.
     lock_files: bool = True
     # False: it opens a device on its [general] interval timer, not at once (a reload or

@@ -17,4 +17,5 @@ CHAN_DONGLE = Driver(
         stop="DongleStop",
         start="DongleStart",
     ),
+    status_event="DongleStatus",
 )

@@ -23,6 +23,7 @@ QUECTEL_IM = Driver(
         stop="QuectelStop",
         start="QuectelStart",
     ),
+    status_event="QuectelStatus",
     uac_key="quec_uac",  # with alsadev=; IM reads USB audio only for exactly "1"
     uac_on=frozenset({"1"}),
 )

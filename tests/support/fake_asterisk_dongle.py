@@ -877,7 +877,6 @@ class ChanDongle:
             device.closing.cancel()
             device.closing = None
         port = device.port
-        was_free = device.state == "Free"
         device.port = None
         if port is not None:
             port.close()
@@ -886,8 +885,9 @@ class ChanDongle:
         device.identity = Identity()
         device.state = "Stopped" if device.desired == "stop" else "Not connected"
         if port is not None and events:
-            if was_free:
-                self._status(device, "Free")
+            # disconnect_dongle: pvt_on_remove_last_channel (Free) even with no call, then
+            # Disconnect.
+            self._status(device, "Free")
             self._status(device, "Disconnect")
 
     def _port_lost(self, port: AtPort, reason: str) -> None:
@@ -922,11 +922,13 @@ class ChanDongle:
             self._journal.log(
                 f"[{device.name}] bound to IMEI {identity.imei}, section says {imei_setting}"
             )
+        # As chan_dongle: its init reads the registration (AT+CREG?) before its last command,
+        # whose answer sends Initialize; Free is sent only when the last channel of a call
+        # goes (and at a disconnect), never as a readiness signal.
+        if identity.registration >= 0:
+            registered = identity.registration in self.registered
+            self._status(device, "Register" if registered else "Unregister")
         self._status(device, "Initialize")
-        if identity.registration in self.registered:
-            self._status(device, "Register")
-        if device.state == "Free":
-            self._status(device, "Free")
 
     def _unsolicited(self, device: Device, line: str) -> None:
         """An initialized device's unsolicited lines: `+CREG:` (the network took or dropped

@@ -419,6 +419,22 @@ class PassExecutor:
         await self.ami.start(name)
         self._emit(Event.STARTED, "started device %s", name, device=name)
 
+    async def _last_look(self, p: Plan) -> str | None:
+        """Right before a reload or start: wait for the release of what was stopped, then
+        list once more. A device that came up on another section's stick since the pass
+        listed (an admin's reload, the driver's own retry) is stopped, and its release waited
+        for too: it may hold a tty the reload re-opens. None when done, else why not."""
+        for _ in range(3):
+            why = await self._settle(p)
+            if why is not None:
+                return why
+            entries = await self.ami.show_devices()
+            foreign = foreign_running(self.sections, entries)
+            if not foreign:
+                return None
+            await self.stop_foreign(foreign, entries, self.sections)
+        return "devices kept coming up on other sections' sticks"
+
     async def _settle(self, p: Plan) -> str | None:
         """Wait until no device stopped on a tty `p` would open still holds it: this
         driver's, then (one box, two drivers) the other's. None when done, else why not."""
@@ -508,7 +524,7 @@ class PassExecutor:
     async def kick(self, p: Plan) -> bool:
         try:
             if p.reload or p.start:
-                why = await self._settle(p)
+                why = await self._last_look(p)
                 if why is not None:
                     log.warning("Asterisk not told yet: %s", why)
                     return False

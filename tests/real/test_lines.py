@@ -23,7 +23,8 @@ def _journal(r: Rig, word: str) -> list[str]:
 def test_each_line_reads_its_registration_and_signal(tmp_path: Path, driver: str) -> None:
     """One stick on its network with a good signal (+CSQ 20: -73 dBm), one its network does
     not take (searching), one without a SIM: the metrics read what the real driver lists,
-    1 and -73, 0 and -79, 0 and no signal."""
+    1 and -73, 0 and -79, 0. (Without a SIM, RE keeps the device up and lists the signal the
+    modem measures; chan_dongle and IM drop it: no signal.)"""
     port = free_port()
     sims = [
         sim_for(driver, 0, csq=20),
@@ -45,8 +46,7 @@ def test_each_line_reads_its_registration_and_signal(tmp_path: Path, driver: str
         m = scrape(port)
         assert (m[registered % "dongle0"], m[rssi % "dongle0"]) == (1, -73)
         assert (m[registered % "dongle1"], m[rssi % "dongle1"]) == (0, -79)
-        assert m[registered % "dongle2"] == 0
-        assert rssi % "dongle2" not in m
+        assert m[registered % "dongle2"] == 0  # its signal may show: a modem measures it
         r.assert_daemon_alive()
 
 

@@ -180,8 +180,10 @@ class AmiClient:
         on_lost: Callable[[], None] | None = None,
         verbs: AmiVerbs | CliVerbs = CHAN_DONGLE.ami,
         ports: Callable[[], Mapping[str, tuple[str, str]]] = dict,
+        ask_ports: Callable[[], bool] = lambda: True,
     ) -> None:
         self._s = settings
+        self._ask_ports = ask_ports  # whether unknown ports may be asked of the driver
         self._verbs = verbs  # the channel driver's actions or CLI lines (dongled.drivers)
         # The (data, audio) of each section: a CLI listing shows neither, and cuts names.
         self._ports = ports
@@ -307,6 +309,7 @@ class AmiClient:
         *,
         verbs: AmiVerbs | CliVerbs | None = None,
         ports: Callable[[], Mapping[str, tuple[str, str]]] | None = None,
+        ask_ports: Callable[[], bool] | None = None,
     ) -> dict[str, DeviceEntry]:
         """Every device, or just `device` (a listing whose cost does not grow with N, where
         the driver has one). `verbs`/`ports`: another driver's (DriverLink) than this
@@ -316,6 +319,8 @@ class AmiClient:
             lines = await self._command(v.show, v)
             known = dict((ports or self._ports)())
             entries = self._cli_devices(lines, device, known)
+            if not (ask_ports or self._ask_ports)():
+                return entries
             return await self._with_ports(entries, known, v)
         action = {"Action": v.show}
         if device is not None:
@@ -467,17 +472,21 @@ class DriverLink:
         client: AmiClient,
         verbs: AmiVerbs | CliVerbs,
         ports: Callable[[], Mapping[str, tuple[str, str]]] = dict,
+        ask_ports: Callable[[], bool] = lambda: True,
     ) -> None:
         self._client = client
         self._verbs = verbs
         self._ports = ports
+        self._ask_ports = ask_ports
 
     @property
     def connected(self) -> bool:
         return self._client.connected
 
     async def show_devices(self, device: str | None = None) -> dict[str, DeviceEntry]:
-        return await self._client.show_devices(device, verbs=self._verbs, ports=self._ports)
+        return await self._client.show_devices(
+            device, verbs=self._verbs, ports=self._ports, ask_ports=self._ask_ports
+        )
 
     async def reload(self, when: str) -> None:
         await self._client.reload(when, verbs=self._verbs)

@@ -74,6 +74,7 @@ class Daemon:
             on_lost=self._ami_lost,
             verbs=self.drivers[0].ami,
             ports=lambda: self.lanes.first.ports_named(),
+            ask_ports=lambda: self.lanes.first.trusts_driver_ports(),
         )
         self.fleet = FleetHealth(settings.switch_limit, self._switch_stuck, self.publish)
         self.registry = StickRegistry(
@@ -127,7 +128,14 @@ class Daemon:
         several = len(self.drivers) > 1
         lane = PassExecutor(
             self.s,
-            self.ami if first else DriverLink(self.ami, driver.ami, lambda: lane.ports_named()),
+            self.ami
+            if first
+            else DriverLink(
+                self.ami,
+                driver.ami,
+                lambda: lane.ports_named(),
+                lambda: lane.trusts_driver_ports(),
+            ),
             self.registry,
             PassHooks(
                 publish=self.publish,

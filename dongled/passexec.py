@@ -144,6 +144,7 @@ class PassExecutor:
         # The ports a driver whose listing shows none read at dongled's last reload; None:
         # not known (dongled started; the file may have changed since its last reload).
         self._told: dict[str, tuple[str, str]] | None = None
+        self._settings_trusted = True  # see trusts_driver_ports
         self.verified: dict[str, str] = {}  # section -> IMEI Asterisk was seen running
         self.conf_error = ""
         # The last write's failure, "" once a write succeeds or none is needed: kept in
@@ -180,8 +181,17 @@ class PassExecutor:
     def driver_read_unknown(self) -> None:
         """The driver may have read another file than dongled last reloaded it with (an
         admin's edit, maybe reloaded): the ports a listing without ports (RE) is taken to run
-        are unknown until dongled's next reload."""
+        are unknown until dongled's next reload. Nor is the driver's own word on them taken
+        any more (`quectel show device settings`): a reload updates what it prints before a
+        device restarts on the new ports (up to 10 s for RE), so it could pair a device's
+        IMEI with ports it does not run yet."""
         self._told = None
+        self._settings_trusted = False
+
+    def trusts_driver_ports(self) -> bool:
+        """Whether a device's unknown ports may be asked of the driver itself: only until
+        dongled sees a sign that the driver read a file it did not give it."""
+        return self._told is None and self._settings_trusted
 
     def ami_failed(self, exc: AmiError) -> None:
         self.metrics.ami_errors.inc()

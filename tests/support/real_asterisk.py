@@ -436,7 +436,7 @@ class RealAsterisk:
                     imei = entry.get("IMEIState", "")
                     foreign = bool(imei) and name in want and imei != want[name]
                     if foreign and self._running.get(name) != imei:  # a new binding
-                        self._foreign.append((now, name, imei, entry.get("DataState", "")))
+                        self._foreign.append((now, name, entry.get("DataState", ""), imei))
                     self._running[name] = imei
             time.sleep(POLL)
         if session is not None:
@@ -460,7 +460,7 @@ class RealAsterisk:
 
     @property
     def foreign_bindings(self) -> list[tuple[float, str, str, str]]:
-        """(when, device, the IMEI it ran, its data tty) for each time a listing first showed
+        """(when, device, its data tty, the IMEI it ran) for each time a listing first showed
         a device on a stick other than its section's (polled every POLL s)."""
         with self._lock:
             return list(self._foreign)

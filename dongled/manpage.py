@@ -69,7 +69,7 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 
 def dongled_8() -> str:
     parser = cli._parser()
-    commands = _subcommands(parser)
+    subcommands = _subcommands(parser)
     out = _header("dongled", "8", "keep chan_dongle/chan_quectel devices on the right USB stick")
     out += [".SH SYNOPSIS", "\\fBdongled\\fR [\\fB\\-\\-config\\fR \\fIFILE\\fR] \\fICOMMAND\\fR"]
     out += [".SH DESCRIPTION", *_paragraphs(parser.description or "")]
@@ -83,7 +83,7 @@ def dongled_8() -> str:
         if action.option_strings:
             out += _option(action)
     out += [".SH COMMANDS"]
-    for name, sub in commands.items():
+    for name, sub in subcommands.items():
         out += [".SS " + escape(f"dongled {name}"), *_paragraphs(sub.description or "")]
         for action in sub._actions:
             if action.option_strings and action.dest not in ("help", "config"):

@@ -4,10 +4,15 @@ one reload.
 - A vanished stick asks for an urgent pass: it waits only until removals have been quiet for
   `REMOVAL_QUIET` (the sticks of one hub drop within milliseconds: one write parks them all),
   never longer than `REMOVAL_MAX_WAIT`.
-- Anything else waits while sticks are arriving together (`awaited`: sticks still settling
-  or being probed, or one that appeared a moment ago), at most `batch_max_wait` after the
-  first request. A stick that is not back yet holds nobody: each line returns on its own.
-- Passes never overlap: what arrives during one goes into the next.
+- Anything else waits only while other known sticks are settling or being probed (`awaited`),
+  at most `batch_max_wait` after the first request. So a stick returning on its own starts
+  its pass the moment it is identified (leading edge): nothing waits for sticks that might
+  still come. A stick that is not back yet holds nobody: each line returns on its own.
+- Passes never overlap: what arrives during one goes into the next, which starts as soon as
+  the current one has written and told Asterisk (verification runs beside the next pass).
+  A pass that follows another within `TRAILING` s (sticks still coming back: a hub) also
+  waits for a quiet moment after the last arrival (`awaited(trailing=True)`), so that a hub
+  returning costs the leading pass and one more, not one per stick.
 """
 
 from __future__ import annotations
@@ -20,13 +25,14 @@ from collections.abc import Callable
 REMOVAL_QUIET = 0.05  # sticks of one hub drop within milliseconds: park them in one write
 REMOVAL_MAX_WAIT = 0.5  # ...but never wait longer than this to park and stop
 RECHECK = 0.05  # while waiting for arrivals, look again at least this often
+TRAILING = 1.0  # a pass asked for this soon after the previous one is part of a storm
 
 
 class Coalescer:
     def __init__(
         self,
         batch_max_wait: float,
-        awaited: Callable[[], bool],
+        awaited: Callable[[bool], bool],
         last_removal: Callable[[], float],
     ) -> None:
         self._batch_max_wait = batch_max_wait
@@ -36,6 +42,7 @@ class Coalescer:
         self._wake = asyncio.Event()
         self._urgent = False
         self._pending_since: float | None = None
+        self._last_pass = float("-inf")
 
     def request(self, urgent: bool) -> None:
         if self._pending_since is None:
@@ -55,7 +62,8 @@ class Coalescer:
         if not urgent:
             await asyncio.sleep(0)
             deadline = (self._pending_since or time.monotonic()) + self._batch_max_wait
-            while not self._urgent and self._awaited():
+            trailing = time.monotonic() - self._last_pass < TRAILING
+            while not self._urgent and self._awaited(trailing):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -72,4 +80,5 @@ class Coalescer:
         self._dirty.clear()
         self._urgent = False
         self._pending_since = None
+        self._last_pass = time.monotonic()
         return urgent

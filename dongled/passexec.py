@@ -27,6 +27,7 @@ from dongled.errors import AmiError, ConfChangedError, ConfError
 from dongled.eventlog import Event, emit
 from dongled.fences import Fences
 from dongled.metrics import Metrics
+from dongled.prober import completed
 from dongled.reconcile import Expect, Located, Plan, check_digit_message, plan
 from dongled.release import Releases, opening
 from dongled.settings import Settings
@@ -493,6 +494,8 @@ class PassExecutor:
                 self.verified[name] = want.imei
                 stick = self.registry.stick_with(want.imei)
                 if stick is not None:
+                    if stick.identity is not None:  # what the lean probe left out
+                        stick.identity = completed(stick.identity, entry)
                     self._hooks.recovered(stick.usb_port)
                 gone = self.registry.back(want.imei)
                 if gone is not None:

@@ -95,14 +95,15 @@ class StickRegistry:
                 return stick
         return None
 
-    def awaited(self) -> bool:
-        """What arrives together: sticks settling or being probed now, or a port that appeared
-        in the last ARRIVAL_QUIET s. A stick that vanished and is not back yet is not waited
-        for: parking makes it safe to bring each line back on its own, as soon as its own
-        stick is identified."""
+    def awaited(self, trailing: bool = False) -> bool:
+        """What a pass waits for: sticks settling or being probed now; and, for a pass that
+        follows another closely (`trailing`: sticks are coming back in a storm), a port that
+        appeared in the last ARRIVAL_QUIET s. A stick that vanished and is not back yet is not
+        waited for: parking makes it safe to bring each line back on its own, as soon as its
+        own stick is identified."""
         if any(s.in_flight for s in self.sticks.values()):
             return True
-        return time.monotonic() - self.last_arrival < ARRIVAL_QUIET
+        return trailing and time.monotonic() - self.last_arrival < ARRIVAL_QUIET
 
     def back(self, imei: str) -> float | None:
         """The stick with `imei` runs on its device again: seconds since it vanished, if it did."""
@@ -254,6 +255,7 @@ class StickRegistry:
             counted=self._count_probe,
             family=models.family(stick.vid, stick.pid),
             lock_files=self._lock_files,
+            lean=True,  # the line waits for every command: only what binding needs
         )
         if self.sticks.get(stick.usb_device) is not stick:
             return  # unplugged while we talked to it

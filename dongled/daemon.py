@@ -83,7 +83,10 @@ class Daemon:
         for driver in self.drivers:
             self.lanes.add(self._lane(driver))
         self.coalescer = Coalescer(
-            settings.batch_max_wait, self.registry.awaited, lambda: self.registry.last_removal
+            settings.batch_max_wait,
+            self.registry.awaited,
+            lambda: self.registry.last_removal,
+            self.registry.arrived_between,
         )
         self.supervisor = AmiSupervisor(
             self.ami,

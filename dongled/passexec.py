@@ -495,7 +495,7 @@ class PassExecutor:
                 stick = self.registry.stick_with(want.imei)
                 if stick is not None:
                     if stick.identity is not None:  # what the lean probe left out
-                        stick.identity = completed(stick.identity, entry)
+                        self._complete(stick, entry)
                     self._hooks.recovered(stick.usb_port)
                 gone = self.registry.back(want.imei)
                 if gone is not None:
@@ -514,6 +514,23 @@ class PassExecutor:
             else:
                 self._hooks.request(True)  # the next pass stops and parks it
         return changed
+
+    def _complete(self, stick: Stick, entry: DeviceEntry) -> None:
+        """Fill in what the daemon's probe leaves out (model, voice) from the listing of the
+        device that runs the stick; a voice Asterisk reports missing is said once, as the
+        probe of a SIM-less stick says it."""
+        before = stick.identity
+        assert before is not None
+        after = stick.identity = completed(before, entry)
+        if before.voice is None and after.voice is False:
+            self._emit(
+                Event.STICK_LIMITED,
+                "stick IMEI %s: no voice (%s reports Voice: No): calls cannot work on it; it "
+                "needs a voice-enabled firmware",
+                after.imei,
+                self.driver.name,
+                imei=after.imei,
+            )
 
     async def verify(self, expect: dict[str, Expect]) -> None:
         window = self.verify_window()

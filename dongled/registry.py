@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 ARRIVAL_QUIET = 0.1  # the ports of sticks on one hub appear within ms of each other
 RETRY_BASE, RETRY_MAX = 2.0, 60.0
+ARRIVALS_KEPT = 64  # enough to tell a storm from a stick on its own
 BOOT_RETRY = 1.0  # first re-probe of a new stick that is still silent (it may be booting)
 
 
@@ -74,6 +76,7 @@ class StickRegistry:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.last_removal = 0.0
         self.last_arrival = 0.0
+        self._arrivals: deque[float] = deque(maxlen=ARRIVALS_KEPT)  # new sticks, when
         self._timeouts = ProbeTimeouts(
             first=min(1.0, settings.at_timeout), command=settings.at_timeout
         )
@@ -104,6 +107,10 @@ class StickRegistry:
         if any(s.in_flight for s in self.sticks.values()):
             return True
         return trailing and time.monotonic() - self.last_arrival < ARRIVAL_QUIET
+
+    def arrived_between(self, start: float, end: float) -> bool:
+        """Whether a new stick appeared between `start` and `end` (monotonic seconds)."""
+        return any(start <= t <= end for t in self._arrivals)
 
     def back(self, imei: str) -> float | None:
         """The stick with `imei` runs on its device again: seconds since it vanished, if it did."""
@@ -167,6 +174,7 @@ class StickRegistry:
                 pid=info.pid,
                 appeared=time.monotonic(),
             )
+            self._arrivals.append(stick.appeared)
             self.sticks[info.usb_device] = stick
             self._assign_cards()
             self._fleet.stick_added(info.usb_port, [st.usb_port for st in self.sticks.values()])
@@ -181,6 +189,10 @@ class StickRegistry:
         if not stick.add(info):
             return
         self._by_syspath[info.sys_path] = info.usb_device
+        if stick.identity is not None and not models.used(stick.vid, stick.pid, info.interface):
+            # A port no layout uses (an LTE module's second AT port, after the stick was
+            # identified and perhaps bound): the identity stands, nothing to probe again.
+            return
         stick.forget_identity()
         stick.state = StickState.SETTLING
         stick.last_change = self.last_arrival = time.monotonic()

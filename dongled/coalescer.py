@@ -1,5 +1,5 @@
-"""When a reconcile pass runs: requests are coalesced so that a storm costs one write and
-one reload.
+"""When a reconcile pass runs: at once for a stick on its own, and so that a storm costs at
+most two writes and two reloads (the leading pass and the storm's).
 
 - A vanished stick asks for an urgent pass: it waits only until removals have been quiet for
   `REMOVAL_QUIET` (the sticks of one hub drop within milliseconds: one write parks them all),

@@ -149,6 +149,7 @@ class PassExecutor:
         self._inherited_told: set[str] = set()
         self._check_digit_told: set[str] = set()
         self._ambiguous_told: dict[str, str] = {}
+        self._verifying: dict[str, Expect] = {}  # what running verifications wait for
 
     def _emit(
         self,
@@ -274,8 +275,16 @@ class PassExecutor:
                 return True
         if self.ami.connected and ok:
             ok = await self.kick(p)
-        if p.expect and ok:
-            self._hooks.spawn(self.verify(dict(p.expect)), "verify")
+        # A device this pass told Asterisk nothing new about, and that a verification already
+        # waits for, is not waited for twice (passes now follow each other closely).
+        told = set(p.port_changes) | set(p.start)
+        expect = {
+            name: want
+            for name, want in p.expect.items()
+            if p.reload or name in told or self._verifying.get(name) != want
+        }
+        if expect and ok:
+            self._hooks.spawn(self.verify(expect), "verify")
         for name, why in p.ambiguous.items():
             if self._ambiguous_told.get(name) != why:
                 self._emit(Event.AMBIGUOUS, "device %s: %s; parked", name, why, device=name)
@@ -533,6 +542,16 @@ class PassExecutor:
             )
 
     async def verify(self, expect: dict[str, Expect]) -> None:
+        mine = dict(expect)
+        self._verifying.update(mine)
+        try:
+            await self._verify(expect)
+        finally:
+            for name, want in mine.items():
+                if self._verifying.get(name) == want:
+                    del self._verifying[name]
+
+    async def _verify(self, expect: dict[str, Expect]) -> None:
         window = self.verify_window()
         try:
             async for poll in device_polls(self.ami, expect, window):

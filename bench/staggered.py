@@ -78,10 +78,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--storms", type=int, default=3, help="staggered storms (and as many hub ones)")
     p.add_argument("--answer-delay", type=float, default=0.03, help="modem answer delay, s")
     p.add_argument("--seed", type=int, default=11)
+    p.add_argument(
+        "--daemon-code", help="another checkout whose dongled/ the daemon runs (the rig is ours)"
+    )
     args = p.parse_args(argv)
     rng = random.Random(args.seed)
     rows: list[tuple[str, list[float], dict[str, list[float]], list[dict[str, int]]]] = []
-    with bench_rig(args.sticks, args.answer_delay, keep=False) as (r, w, _tmp):
+    with bench_rig(args.sticks, args.answer_delay, False, args.daemon_code) as (r, w, _tmp):
         for name, window in (
             (f"staggered over {args.window:g} s", args.window),
             ("hub (0.2 s)", 0.2),
@@ -98,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.append((name, per_line, phases, deltas))
     delay = args.answer_delay
     out(f"{args.sticks} sticks, {args.storms} storms each, modem answer delay {delay:g} s")
+    if args.daemon_code:
+        out(f"daemon: {args.daemon_code}")
     out(
         "| return | lines | own last uevent -> verified p50 / p95 / max (ms) "
         "| writes per storm | reloads per storm |"

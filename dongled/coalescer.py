@@ -1,13 +1,20 @@
-"""When a reconcile pass runs: requests are coalesced so that a storm costs one write and
-one reload.
+"""When a reconcile pass runs: at once for a stick on its own, and so that a storm costs at
+most two writes and two reloads (the leading pass and the storm's).
 
 - A vanished stick asks for an urgent pass: it waits only until removals have been quiet for
   `REMOVAL_QUIET` (the sticks of one hub drop within milliseconds: one write parks them all),
   never longer than `REMOVAL_MAX_WAIT`.
-- Anything else waits while sticks are arriving together (`awaited`: sticks still settling
-  or being probed, or one that appeared a moment ago), at most `batch_max_wait` after the
-  first request. A stick that is not back yet holds nobody: each line returns on its own.
-- Passes never overlap: what arrives during one goes into the next.
+- Anything else starts at once (leading edge): a stick identified goes into a pass the moment
+  it is, whether or not other sticks are still settling or being probed. Those go into the
+  next pass, which starts as soon as the current one has written and told Asterisk
+  (verification runs beside it): passes never overlap.
+- That next pass is a storm's (a hub returning) when the previous one, less than `TRAILING`
+  s before, started while other sticks were settling or being probed, or saw a new stick
+  appear within `ARRIVAL_QUIET` of its start: it waits while sticks are settling or being
+  probed, or a port appeared in the last moment (`awaited(trailing=True)`), at most
+  `batch_max_wait` after the first request. So a hub returning costs the leading pass and
+  one more, not one per stick, and a stick returning on its own waits for nothing.
+- A stick that is not back yet holds nobody: each line returns on its own.
 """
 
 from __future__ import annotations
@@ -20,22 +27,29 @@ from collections.abc import Callable
 REMOVAL_QUIET = 0.05  # sticks of one hub drop within milliseconds: park them in one write
 REMOVAL_MAX_WAIT = 0.5  # ...but never wait longer than this to park and stop
 RECHECK = 0.05  # while waiting for arrivals, look again at least this often
+TRAILING = 1.0  # a pass asked for this soon after one that left sticks behind is a storm's
+ARRIVAL_QUIET = 0.1  # the sticks of one hub appear within this of each other
 
 
 class Coalescer:
     def __init__(
         self,
         batch_max_wait: float,
-        awaited: Callable[[], bool],
+        awaited: Callable[[bool], bool],
         last_removal: Callable[[], float],
+        arrived_between: Callable[[float, float], bool] = lambda _a, _b: False,
     ) -> None:
         self._batch_max_wait = batch_max_wait
         self._awaited = awaited
         self._last_removal = last_removal
+        self._arrived_between = arrived_between
         self._dirty = asyncio.Event()
         self._wake = asyncio.Event()
         self._urgent = False
         self._pending_since: float | None = None
+        self._left_behind = float("-inf")  # when a pass last left sticks behind it
+        self._started: float | None = None  # when the last pass started
+        self._busy = False  # ...with other sticks settling or being probed
 
     def request(self, urgent: bool) -> None:
         if self._pending_since is None:
@@ -54,8 +68,14 @@ class Coalescer:
         urgent = self._urgent
         if not urgent:
             await asyncio.sleep(0)
+            started = self._started
+            if started is not None and (  # did the last pass leave sticks behind it?
+                self._busy or self._arrived_between(started, started + ARRIVAL_QUIET)
+            ):
+                self._left_behind = started
             deadline = (self._pending_since or time.monotonic()) + self._batch_max_wait
-            while not self._urgent and self._awaited():
+            trailing = time.monotonic() - self._left_behind < TRAILING
+            while trailing and not self._urgent and self._awaited(True):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -72,4 +92,5 @@ class Coalescer:
         self._dirty.clear()
         self._urgent = False
         self._pending_since = None
+        self._started, self._busy = time.monotonic(), self._awaited(False)
         return urgent

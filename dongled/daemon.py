@@ -109,7 +109,10 @@ class Daemon:
             if driver.status_event is not None:
                 self.ami.on_status_event(driver.status_event, self.bindwatch.taking(lane))
         self.coalescer = Coalescer(
-            settings.batch_max_wait, self.registry.awaited, lambda: self.registry.last_removal
+            settings.batch_max_wait,
+            self.registry.awaited,
+            lambda: self.registry.last_removal,
+            self.registry.arrived_between,
         )
         self.supervisor = AmiSupervisor(
             self.ami,

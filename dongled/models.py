@@ -82,6 +82,15 @@ def candidates(vid: str, pid: str, interfaces: frozenset[int]) -> tuple[Layout, 
     return tuple(Layout(data=d, audio=d - 1) for d in ordered if d - 1 in interfaces)
 
 
+def used(vid: str, pid: str, interface: int) -> bool:
+    """Whether a layout of the model puts its data or voice on `interface` (an unknown model's
+    every port may be)."""
+    model = model_for(vid, pid)
+    if model is None:
+        return True
+    return any(interface in (lay.data, lay.audio) for lay in model.layouts)
+
+
 def complete(vid: str, pid: str, interfaces: frozenset[int]) -> bool:
     """All ports a known model needs are there (probing half a stick finds the wrong port)."""
     model = model_for(vid, pid)

@@ -27,6 +27,7 @@ from dongled.errors import AmiError, ConfChangedError, ConfError
 from dongled.eventlog import Event, emit
 from dongled.fences import Fences
 from dongled.metrics import Metrics
+from dongled.prober import completed
 from dongled.reconcile import Expect, Located, Plan, check_digit_message, foreign_running, plan
 from dongled.release import Releases, opening
 from dongled.settings import Settings
@@ -155,6 +156,7 @@ class PassExecutor:
         self._inherited_told: set[str] = set()
         self._check_digit_told: set[str] = set()
         self._ambiguous_told: dict[str, str] = {}
+        self._verifying: dict[str, Expect] = {}  # what running verifications wait for
 
     def _emit(
         self,
@@ -306,8 +308,16 @@ class PassExecutor:
                 return True
         if self.ami.connected and ok:
             ok = await self.kick(p)
-        if p.expect and ok:
-            self._hooks.spawn(self.verify(dict(p.expect)), "verify")
+        # A device this pass told Asterisk nothing new about, and that a verification already
+        # waits for, is not waited for twice (passes now follow each other closely).
+        told = set(p.port_changes) | set(p.start)
+        expect = {
+            name: want
+            for name, want in p.expect.items()
+            if p.reload or name in told or self._verifying.get(name) != want
+        }
+        if expect and ok:
+            self._hooks.spawn(self.verify(expect), "verify")
         for name, why in p.ambiguous.items():
             if self._ambiguous_told.get(name) != why:
                 self._emit(Event.AMBIGUOUS, "device %s: %s; parked", name, why, device=name)
@@ -574,6 +584,8 @@ class PassExecutor:
                 self.verified[name] = want.imei
                 stick = self.registry.stick_with(want.imei)
                 if stick is not None:
+                    if stick.identity is not None:  # what the lean probe left out
+                        self._complete(stick, entry)
                     self._hooks.recovered(stick.usb_port)
                 gone = self.registry.back(want.imei)
                 if gone is not None:
@@ -593,7 +605,34 @@ class PassExecutor:
                 self._hooks.request(True)  # the next pass stops and parks it
         return changed
 
+    def _complete(self, stick: Stick, entry: DeviceEntry) -> None:
+        """Fill in what the daemon's probe leaves out (model, voice) from the listing of the
+        device that runs the stick; a voice Asterisk reports missing is said once, as the
+        probe of a SIM-less stick says it."""
+        before = stick.identity
+        assert before is not None
+        after = stick.identity = completed(before, entry)
+        if before.voice is None and after.voice is False:
+            self._emit(
+                Event.STICK_LIMITED,
+                "stick IMEI %s: no voice (%s reports Voice: No): calls cannot work on it; it "
+                "needs a voice-enabled firmware",
+                after.imei,
+                self.driver.name,
+                imei=after.imei,
+            )
+
     async def verify(self, expect: dict[str, Expect]) -> None:
+        mine = dict(expect)
+        self._verifying.update(mine)
+        try:
+            await self._verify(expect)
+        finally:
+            for name, want in mine.items():
+                if self._verifying.get(name) == want:
+                    del self._verifying[name]
+
+    async def _verify(self, expect: dict[str, Expect]) -> None:
         window = self.verify_window()
         try:
             async for poll in device_polls(self.ami, expect, window):

@@ -155,9 +155,15 @@ def _open_serial(port: str) -> serial.Serial:
 
 
 async def identify_port(
-    port: str, lock_dir: str, timeouts: ProbeTimeouts, family: Family | None = None
+    port: str,
+    lock_dir: str,
+    timeouts: ProbeTimeouts,
+    family: Family | None = None,
+    *,
+    lean: bool = False,
 ) -> Identity:
-    """Identify the stick whose AT port is `port`; ProbeError says why not."""
+    """Identify the stick whose AT port is `port`; ProbeError says why not. `lean`: only what
+    binding needs (the daemon's probe of a returning stick, see `_lean_conversation`)."""
     owner = holder(lock_dir, port)
     if owner is not None and owner != os.getpid():
         raise PortBusyError(port, f"locked by pid {owner}; not touched")
@@ -165,11 +171,56 @@ async def identify_port(
     with uucp_lock(lock_dir, port):
         chan = AtChannel(port, _open_serial(port))
         try:
+            if lean:
+                return await _lean_conversation(chan, timeouts, family)
             if family is not None:
                 return await _lte_conversation(chan, timeouts, family)
             return await _conversation(chan, timeouts)
         finally:
             chan.close()
+
+
+async def _lean_conversation(
+    chan: AtChannel, timeouts: ProbeTimeouts, family: Family | None
+) -> Identity:
+    """The fewest commands that prove which stick this is, in its own dialect: the IMEI and
+    the IMSI (sections of clones are told apart by it), and then one more: the ICCID when
+    there is a SIM, else the voice query. Every command here delays the line's return (the
+    port is Asterisk's as soon as the file is written), so the rest waits: the model and
+    voice of a stick Asterisk runs come from its listing once the device is verified. A
+    SIM-less stick never comes up in Asterisk, so its voice is asked here."""
+    t = timeouts.command
+    echo = await chan.command("ATE0", timeouts.first)  # also proves this is an AT port
+    if not echo.ok:
+        raise ProbeError(chan.port, f"ATE0 answered {echo.final}")
+    cgsn = await chan.command("AT+CGSN", t)
+    imei = imei_from_cgsn(cgsn.lines) if cgsn.ok else None
+    if imei is None and family is not None:
+        gsn = await chan.command(lte.IMEI_FALLBACK, t)
+        imei = imei_from_cgsn(gsn.lines) if gsn.ok else None
+    elif imei is None:
+        ati = await chan.command("ATI", t)
+        fallback = (parse_ati(ati.lines) if ati.ok else {}).get("imei", "")
+        imei = fallback if valid_imei(fallback) else None
+    if imei is None:
+        raise ProbeError(chan.port, f"no valid IMEI (AT+CGSN: {cgsn.final})")
+    cimi = await chan.command("AT+CIMI", t)
+    imsi = imsi_from_cimi(cimi.lines) if cimi.ok else None
+    iccid, voice = None, None
+    if imsi is not None:
+        if family is not None:
+            answer = await chan.command(lte.PROBE_COMMANDS[family][-1], t)
+            iccid = lte.iccid_from_lte_answer(answer.lines) if answer.ok else None
+        else:
+            answer = await chan.command("AT^ICCID?", t)  # Huawei; others answer ERROR
+            iccid = iccid_from_answer(answer.lines) if answer.ok else None
+    elif family is not None:
+        pcm = await chan.command(lte.VOICE_QUERY[family], t)
+        voice = True if pcm.ok and any(line.startswith("+") for line in pcm.lines) else None
+    else:
+        cvoice = await chan.command("AT^CVOICE?", t)
+        voice = cvoice.ok and any(line.startswith("^CVOICE:") for line in cvoice.lines)
+    return Identity(imei=imei, imsi=imsi, iccid=iccid, voice=voice)
 
 
 async def _lte_conversation(chan: AtChannel, timeouts: ProbeTimeouts, family: Family) -> Identity:

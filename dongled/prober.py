@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dongled.ami import DeviceEntry
 from dongled.drivers.quectel import Family
@@ -22,7 +22,15 @@ from dongled.models import Layout
 from dongled.portlock import holder
 from dongled.probe import ProbeTimeouts, held_by_another, identify_port
 
-__all__ = ["Found", "Listing", "NotFound", "asterisk_holds", "holding_entry", "identify"]
+__all__ = [
+    "Found",
+    "Listing",
+    "NotFound",
+    "asterisk_holds",
+    "completed",
+    "holding_entry",
+    "identify",
+]
 
 # A fresh DongleShowDevices listing, or None when Asterisk cannot be asked.
 Listing = Callable[[], Awaitable[Mapping[str, DeviceEntry] | None]]
@@ -75,6 +83,18 @@ def identity_from(entry: DeviceEntry) -> Identity:
     return Identity(imei=entry.imei_state, imsi=imsi, model=clean_text(entry.model))
 
 
+def completed(ident: Identity, entry: DeviceEntry) -> Identity:
+    """A lean probe's identity with what Asterisk's listing of the device running it says
+    (model, voice): status details the probe left out so that the line came back sooner."""
+    model = ident.model or clean_text(entry.model)
+    voice = ident.voice
+    if voice is None and entry.connected and entry.voice in ("Yes", "No"):
+        voice = entry.voice == "Yes"
+    if (model, voice) == (ident.model, ident.voice):
+        return ident
+    return replace(ident, model=model, voice=voice)
+
+
 async def identify(
     ports: Mapping[int, str],
     layouts: Sequence[Layout],
@@ -86,9 +106,10 @@ async def identify(
     counted: Callable[[], None] = lambda: None,
     family: Family | None = None,
     lock_files: bool = True,
+    lean: bool = False,
 ) -> Found | NotFound:
     """Probe the stick's candidate AT ports in turn (`counted` is called for each); the first
-    that answers names it."""
+    that answers names it. `lean`: only the commands binding needs (`probe.identify_port`)."""
     if not layouts:
         return NotFound(error="no candidate AT port")
     error = "no port answered AT"
@@ -97,7 +118,7 @@ async def identify(
         counted()
         try:
             async with asyncio.timeout(probe_timeout):
-                ident = await identify_port(data, lock_dir, timeouts, family)
+                ident = await identify_port(data, lock_dir, timeouts, family, lean=lean)
         except PortBusyError as exc:
             held = holding_entry(await listing() or {}, ports.values(), lock_dir, lock_files)
             if held is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 ARRIVAL_QUIET = 0.1  # the ports of sticks on one hub appear within ms of each other
 RETRY_BASE, RETRY_MAX = 2.0, 60.0
+ARRIVALS_KEPT = 64  # enough to tell a storm from a stick on its own
 BOOT_RETRY = 1.0  # first re-probe of a new stick that is still silent (it may be booting)
 
 
@@ -77,6 +79,7 @@ class StickRegistry:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.last_removal = 0.0
         self.last_arrival = 0.0
+        self._arrivals: deque[float] = deque(maxlen=ARRIVALS_KEPT)  # new sticks, when
         self._timeouts = ProbeTimeouts(
             first=min(1.0, settings.at_timeout), command=settings.at_timeout
         )
@@ -98,14 +101,19 @@ class StickRegistry:
                 return stick
         return None
 
-    def awaited(self) -> bool:
-        """What arrives together: sticks settling or being probed now, or a port that appeared
-        in the last ARRIVAL_QUIET s. A stick that vanished and is not back yet is not waited
-        for: parking makes it safe to bring each line back on its own, as soon as its own
-        stick is identified."""
+    def awaited(self, trailing: bool = False) -> bool:
+        """What a pass waits for: sticks settling or being probed now; and, for a pass that
+        follows another closely (`trailing`: sticks are coming back in a storm), a port that
+        appeared in the last ARRIVAL_QUIET s. A stick that vanished and is not back yet is not
+        waited for: parking makes it safe to bring each line back on its own, as soon as its
+        own stick is identified."""
         if any(s.in_flight for s in self.sticks.values()):
             return True
-        return time.monotonic() - self.last_arrival < ARRIVAL_QUIET
+        return trailing and time.monotonic() - self.last_arrival < ARRIVAL_QUIET
+
+    def arrived_between(self, start: float, end: float) -> bool:
+        """Whether a new stick appeared between `start` and `end` (monotonic seconds)."""
+        return any(start <= t <= end for t in self._arrivals)
 
     def back(self, imei: str) -> float | None:
         """The stick with `imei` runs on its device again: seconds since it vanished, if it did."""
@@ -169,6 +177,7 @@ class StickRegistry:
                 pid=info.pid,
                 appeared=time.monotonic(),
             )
+            self._arrivals.append(stick.appeared)
             self.sticks[info.usb_device] = stick
             self._assign_cards()
             self._fleet.stick_added(info.usb_port, [st.usb_port for st in self.sticks.values()])
@@ -183,6 +192,10 @@ class StickRegistry:
         if not stick.add(info):
             return
         self._by_syspath[info.sys_path] = info.usb_device
+        if stick.identity is not None and not models.used(stick.vid, stick.pid, info.interface):
+            # A port no layout uses (an LTE module's second AT port, after the stick was
+            # identified and perhaps bound): the identity stands, nothing to probe again.
+            return
         stick.forget_identity()
         stick.state = StickState.SETTLING
         stick.last_change = self.last_arrival = time.monotonic()
@@ -263,6 +276,7 @@ class StickRegistry:
             counted=self._count_probe,
             family=models.family(stick.vid, stick.pid),
             lock_files=self._lock_files,
+            lean=True,  # the line waits for every command: only what binding needs
         )
         if self.sticks.get(stick.usb_device) is not stick:
             return  # unplugged while we talked to it

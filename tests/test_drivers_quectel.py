@@ -257,3 +257,25 @@ def test_stable_card_ids_are_valid_ids(body: str) -> None:
 def test_stable_card_id_refuses_a_bad_imei(imei: str) -> None:
     with pytest.raises(ValueError, match="IMEI"):
         alsa.stable_card_id(imei)
+
+
+@pytest.mark.parametrize("sim", [EC25(IMEI), SIM7600(IMEI)])
+def test_the_daemons_lean_probe_of_an_lte_module_stays_in_its_dialect(
+    tmp_path: Path, sim: EC25 | SIM7600
+) -> None:
+    """The daemon's probe (only what binding needs) in the module's own dialect: IMEI, IMSI,
+    its ICCID command, nothing else, and no `^` command."""
+    family = quectel.module_for(*sim.usb.vid_pid.split(":"))
+    assert family is not None
+    with pty_modem(sim) as port:
+        fast = ProbeTimeouts(first=0.5, command=0.5)
+        ident = asyncio.run(identify_port(port.path, str(tmp_path), fast, family.family, lean=True))
+        assert (ident.imei, ident.imsi, ident.iccid) == (IMEI, sim.imsi, sim.iccid)
+        assert port.commands == [
+            "ATE0",
+            "AT+CGSN",
+            "AT+CIMI",
+            quectel.PROBE_COMMANDS[family.family][-1],
+        ]
+        assert all(quectel.read_only(c) for c in port.commands)
+    assert sim.violations == []

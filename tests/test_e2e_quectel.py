@@ -87,8 +87,10 @@ def test_im_module_identified_in_its_own_dialect(tmp_path: Path) -> None:
         r.start_daemon()
         r.replug(0)
         r.wait_all_right()
-        # Probed before the fork opened it; the Huawei dialect would have said "no voice"
-        # (AT^CVOICE? answers ERROR on an EC25) and read no model from Quectel's ATI.
+        # Probed before the fork opened it (IMEI, IMSI, ICCID in Quectel's dialect); the
+        # Huawei dialect would have said "no voice" (AT^CVOICE? answers ERROR on an EC25).
+        # Its model and voice come from the fork's listing once dongled has verified it.
+        wait_until(lambda: r.status_stick("1-1.1")["voice"] is not None, 5, "its voice known")
         row = r.status_stick("1-1.1")
         assert (row["imei"], row["verified_by"], row["voice"]) == (r.imeis[0], "probe", True)
         assert "EC25" in str(row["model"]) and row["iccid"] == r.sims[0].iccid

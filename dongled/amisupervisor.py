@@ -73,6 +73,11 @@ class AmiSupervisor:
                 self._failed(exc)
                 log.debug("AMI reconnect failed: %s", exc)
                 continue
+            except Exception:
+                # Not an AMI failure but a bug (ours or panoramisk's): reconnects must go on,
+                # or dongled would never see Asterisk again while looking alive.
+                log.exception("AMI reconnect failed unexpectedly; trying again")
+                continue
             self._refused.reset()
             emit(Event.AMI_UP, "reconnected to Asterisk AMI")
             backoff.reset()

@@ -149,7 +149,11 @@ def _run(conf: settings.Settings, verbose: bool) -> int:
         await daemon.run(conf, stop, drivers=drivers_for(conf.driver))
         notify.stopping()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except daemon.DaemonFailed as exc:
+        print(f"dongled: {exc}; exiting for systemd to restart it", file=sys.stderr)
+        return EXIT_PROBLEM
     return EXIT_OK
 
 

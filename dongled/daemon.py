@@ -40,8 +40,13 @@ from dongled.recovery import Recovery
 from dongled.registry import RegistryHooks, StickRegistry
 from dongled.settings import Settings, conf_path
 from dongled.sticks import Stick
+from dongled.tasks import Tasks
 
 log = logging.getLogger(__name__)
+
+
+class DaemonFailed(Exception):
+    """A long-lived task could not be kept alive: the process exits non-zero for systemd."""
 
 
 class Daemon:
@@ -49,6 +54,10 @@ class Daemon:
         self.s = settings
         self.drivers = tuple(drivers)
         self._tasks: set[asyncio.Task[None]] = set()
+        # The long-lived ones: restarted when they die, or the daemon exits for systemd.
+        self.tasks = Tasks(self._fatal)
+        self.failed = ""  # why the daemon gave up (then `run` raises DaemonFailed)
+        self._stop = asyncio.Event()
         self.counters = {"conf_writes": 0, "reloads": 0, "probes": 0}
         self.metrics = Metrics()
         self.metrics.textfile = settings.metrics.textfile
@@ -186,6 +195,10 @@ class Daemon:
         if not task.cancelled() and task.exception() is not None:
             log.error("internal task %s failed", task.get_name(), exc_info=task.exception())
 
+    def _fatal(self, why: str) -> None:
+        self.failed = self.failed or why
+        self._stop.set()
+
     async def run(self, stop: asyncio.Event) -> None:
         if self.s.metrics.listen:
             self.metrics.serve(self.s.metrics.listen)
@@ -201,26 +214,44 @@ class Daemon:
             await self.lanes.refresh()
         for info in present:
             self.registry.add_port(info)
-        self.spawn(self.supervisor.run(), "ami")
-        self.spawn(self._reconcile_loop(), "reconcile")
+        self.tasks.keep("ami", self.supervisor.run)
+        self.tasks.keep("reconcile", self._reconcile_loop)
         if self.s.offline_after > 0:
-            self.spawn(self._watch_lines(), "lines")
+            self.tasks.keep("lines", self._watch_lines)
+        self.tasks.check("udev", self._udev.why_not_watching)
+        self.tasks.check("metrics", self.metrics.why_not_serving)
         interval = notify.watchdog_interval()
         if interval is not None:
             self.spawn(self._watchdog(interval), "watchdog")
         self._request(False)
+        outside = asyncio.ensure_future(stop.wait())
+        inside = asyncio.ensure_future(self._stop.wait())
         try:
-            await stop.wait()
+            await asyncio.wait((outside, inside), return_when=asyncio.FIRST_COMPLETED)
         finally:
+            outside.cancel()
+            inside.cancel()
             await self.close()
+        if self.failed:
+            raise DaemonFailed(self.failed)
 
     async def _watchdog(self, interval: float) -> None:
-        # Pinged from the event loop itself: a hung loop stops the pings and systemd restarts us.
+        # Pinged from the event loop itself: a hung loop stops the pings and systemd restarts
+        # us. And only while every long-lived task is alive: a daemon that runs on with one
+        # of them dead must not look healthy (it is restarted by systemd instead).
+        told = False
         while True:
-            notify.watchdog()
+            dead = self.tasks.dead(interval)
+            if not dead and not self.failed:
+                notify.watchdog()
+                told = False
+            elif not told:
+                log.error("no watchdog ping while dead: %s", ", ".join(dead) or self.failed)
+                told = True
             await asyncio.sleep(interval)
 
     async def close(self) -> None:
+        await self.tasks.close()
         self._udev.stop()
         self.fences.close()
         self.fleet.close()

@@ -209,6 +209,10 @@ class UdevWatcher:
     def sound_cards(self) -> list[SoundCard]:
         return list_sound_cards(self._context)
 
+    def why_not_watching(self) -> str | None:
+        """None while udev events reach the daemon (the watchdog's check)."""
+        return None if self._monitor is not None else "the udev monitor is closed"
+
     def _drain(self) -> None:
         while True:
             try:
@@ -222,18 +226,26 @@ class UdevWatcher:
             if action not in ("add", "remove", "change", "bind"):
                 continue
             kind = "remove" if action == "remove" else "add"
-            if device.subsystem == "usb":
-                if self._on_usb is not None and device.device_type == "usb_device":
-                    info = usb_info(device) if kind == "add" else None
-                    self._on_usb(UsbEvent(action=kind, sys_path=device.sys_path, info=info))
-                continue
-            if device.subsystem == "sound":
-                if self._on_sound is not None:  # change: re-read (its id may be renamed)
-                    card = sound_card(device) if kind == "add" else None
-                    self._on_sound(SoundEvent(action=kind, sys_path=device.sys_path, card=card))
-                continue
-            info_tty = tty_info(device) if kind == "add" else None
-            self._on_event(TtyEvent(action=kind, sys_path=device.sys_path, info=info_tty))
+            try:
+                self._dispatch(device, kind)
+            except Exception:
+                # A bug in handling one event must not lose the events queued behind it,
+                # nor end the watch (the reader stays; the next event is handled).
+                log.exception("udev event %s %s not handled", kind, device.sys_path)
+
+    def _dispatch(self, device: Any, kind: str) -> None:
+        if device.subsystem == "usb":
+            if self._on_usb is not None and device.device_type == "usb_device":
+                info = usb_info(device) if kind == "add" else None
+                self._on_usb(UsbEvent(action=kind, sys_path=device.sys_path, info=info))
+            return
+        if device.subsystem == "sound":
+            if self._on_sound is not None:  # change: re-read (its id may be renamed)
+                card = sound_card(device) if kind == "add" else None
+                self._on_sound(SoundEvent(action=kind, sys_path=device.sys_path, card=card))
+            return
+        info_tty = tty_info(device) if kind == "add" else None
+        self._on_event(TtyEvent(action=kind, sys_path=device.sys_path, info=info_tty))
 
     def stop(self) -> None:
         if self._monitor is not None:

@@ -90,6 +90,12 @@ class Metrics:
         )
         log.info("metrics on http://%s/metrics", listen)
 
+    def why_not_serving(self) -> str | None:
+        """None unless the metrics server should run and its thread has ended."""
+        if self._thread is not None and not self._thread.is_alive():
+            return "the metrics server thread has ended"
+        return None
+
     def devices(self, entries: dict[str, DeviceEntry]) -> None:
         for name, entry in entries.items():
             dbm = rssi_dbm(entry.rssi)

@@ -58,6 +58,7 @@ class Daemon:
         self.tasks = Tasks(self._fatal)
         self.failed = ""  # why the daemon gave up (then `run` raises DaemonFailed)
         self._stop = asyncio.Event()
+        self._dirty = asyncio.Event()  # publish() was called: the status task writes
         self.counters = {"conf_writes": 0, "reloads": 0, "probes": 0}
         self.metrics = Metrics()
         self.metrics.textfile = settings.metrics.textfile
@@ -214,6 +215,7 @@ class Daemon:
             await self.lanes.refresh()
         for info in present:
             self.registry.add_port(info)
+        self.tasks.keep("status", self._write_status)
         self.tasks.keep("ami", self.supervisor.run)
         self.tasks.keep("reconcile", self._reconcile_loop)
         if self.s.offline_after > 0:
@@ -346,7 +348,8 @@ class Daemon:
         )
 
     def publish(self) -> None:
-        statusfile.publish(self)
+        """Say what changed: STATUS= and the gauges now, the status file and the metrics
+        textfile by the status task (their writes run in a thread, off the event loop)."""
         notify.status(self.summary())
         m = self.metrics
         m.sticks_present.set(len(self.sticks))
@@ -354,7 +357,16 @@ class Daemon:
         m.devices_verified.set(len(self.verified))
         m.sticks_given_up.set(sum(1 for st in self.recovery.ladder.ports.values() if st.given_up))
         m.devices(self.asterisk or {})
-        m.flush()
+        self._dirty.set()
+
+    async def _write_status(self) -> None:
+        """The status task: after each publish(), the status document as it is then."""
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            data = statusfile.render(self)  # on the loop: it reads the daemon's state
+            await asyncio.to_thread(statusfile.write, self.s.state_dir, data)
+            await asyncio.to_thread(self.metrics.flush)
 
 
 async def run(

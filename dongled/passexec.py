@@ -9,6 +9,7 @@ still be closing (`release`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -206,6 +207,12 @@ class PassExecutor:
             text = ""
         return self.s.verify_timeout + interval_from(text)
 
+    async def _verify_window(self) -> float:
+        # The file read in a thread: a slow disk must not hold the event loop.
+        if self.driver.connects_at_once:
+            return self.s.verify_timeout
+        return await asyncio.to_thread(self.verify_window)
+
     async def listing(self) -> dict[str, DeviceEntry] | None:
         """A fresh device listing (for a port another process holds), or None."""
         if not self.ami.connected:
@@ -226,7 +233,8 @@ class PassExecutor:
         device holds must be let go before the other driver may open it). Returns the plan,
         or the pass's outcome when there is nothing more to do."""
         try:
-            conf = DongleConf.load(self.conf_path)
+            # Read in a thread: a slow disk (or an NFS /etc) must not hold the event loop.
+            conf = await asyncio.to_thread(DongleConf.load, self.conf_path)
         except ConfError as exc:
             if str(exc) != self.conf_error:
                 self._emit(
@@ -267,7 +275,7 @@ class PassExecutor:
         conf, p, ok = prepared.conf, prepared.plan, prepared.ok
         sections = self.sections
         if p.port_changes:
-            written = self.write(conf, p)
+            written = await self.write(conf, p)
             self._hooks.publish()  # the file as written now, not after the release wait
             if not written:
                 return True
@@ -378,12 +386,14 @@ class PassExecutor:
             why = await self._hooks.settle_elsewhere(ttys)
         return why
 
-    def write(self, conf: DongleConf, p: Plan) -> bool:
+    async def write(self, conf: DongleConf, p: Plan) -> bool:
         try:
             read = conf.render()
             written, files = conf.with_ports(p.port_changes, alsa=p.alsa, data_only=p.data_only)
             for path, content in files.items():
-                replace_atomically(path, content, expected=read[path])
+                # In a thread: two fsyncs and a backup link, seconds on a busy disk, must not
+                # hold the event loop (nor the watchdog's pings, nor other sticks' events).
+                await asyncio.to_thread(replace_atomically, path, content, expected=read[path])
         except ConfChangedError as exc:
             # Someone saved the file while we asked Asterisk: their edit wins, and the plan
             # is made again from what they wrote.
@@ -513,7 +523,7 @@ class PassExecutor:
         return changed
 
     async def verify(self, expect: dict[str, Expect]) -> None:
-        window = self.verify_window()
+        window = await self._verify_window()
         try:
             async for poll in device_polls(self.ami, expect, window):
                 entries = poll.entries

@@ -304,8 +304,17 @@ def exit_ok(doc: Mapping[str, Any]) -> bool:
 
 
 def publish(d: StatusSource) -> None:
-    directory = d.s.state_dir
-    data = json.dumps(snapshot(d), indent=1, sort_keys=True).encode()
+    """Snapshot and write at once (the daemon splits the two: `render` on its loop, `write`
+    in a thread)."""
+    write(d.s.state_dir, render(d))
+
+
+def render(d: StatusSource) -> bytes:
+    return json.dumps(snapshot(d), indent=1, sort_keys=True).encode()
+
+
+def write(directory: str, data: bytes) -> None:
+    """Replace the status file with `data` unless it already holds it (blocking I/O)."""
     if _last.get(directory) == data:
         return
     try:

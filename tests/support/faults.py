@@ -9,8 +9,9 @@ DONGLED_FAULTS holds a JSON list of faults, each
 - stall: a coroutine function first awaits asyncio.sleep(seconds) (an await that takes long);
 - block: the call first blocks its thread in time.sleep(seconds) (a close() or fsync() that
   hangs in the kernel).
-A fault fires only while the file `armed` exists (when given), at most `times` times (default
-unlimited), and appends a line to `log` each time it fires. dongled's code is not touched:
+A fault fires only while the file `armed` exists (when given), only for a call one of whose
+arguments' repr() holds `match` (when given), at most `times` times (default unlimited), and
+appends a line to `log` each time it fires. dongled's code is not touched:
 the sitecustomize of tests/support/instrument_site installs these at start-up."""
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ class InjectedFault(RuntimeError):
     """Raised by a `raise` fault: no dongled code expects it."""
 
 
-def _fires(fault: dict[str, Any], state: dict[str, int]) -> bool:
+def _fires(fault: dict[str, Any], state: dict[str, int], args: tuple[Any, ...] = ()) -> bool:
+    match = fault.get("match")
+    if match and not any(match in repr(a) for a in args):
+        return False
     armed = fault.get("armed")
     if armed and not os.path.exists(armed):
         return False
@@ -55,7 +59,7 @@ def _wrap(fn: Callable[..., Any], fault: dict[str, Any]) -> Callable[..., Any]:
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kw: Any) -> Any:
-            if _fires(fault, state):
+            if _fires(fault, state, args):
                 if kind == "raise":
                     raise InjectedFault(f"injected fault at {at}")
                 if kind == "stall":
@@ -70,7 +74,7 @@ def _wrap(fn: Callable[..., Any], fault: dict[str, Any]) -> Callable[..., Any]:
 
         @functools.wraps(fn)
         async def gen_wrapper(*args: Any, **kw: Any) -> Any:
-            if _fires(fault, state):
+            if _fires(fault, state, args):
                 if kind == "raise":
                     raise InjectedFault(f"injected fault at {at}")
                 if kind == "stall":
@@ -84,7 +88,7 @@ def _wrap(fn: Callable[..., Any], fault: dict[str, Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kw: Any) -> Any:
-        if _fires(fault, state):
+        if _fires(fault, state, args):
             if kind == "raise":
                 raise InjectedFault(f"injected fault at {at}")
             time.sleep(seconds)

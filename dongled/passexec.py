@@ -143,6 +143,10 @@ class PassExecutor:
         # not known (dongled started; the file may have changed since its last reload).
         self._told: dict[str, tuple[str, str]] | None = None
         self.verified: dict[str, str] = {}  # section -> IMEI Asterisk was seen running
+        # Which verification of each device is the current one: a newer pass's (or the
+        # ladder's restart's) supersedes an older one, which then neither settles nor reports
+        # that device (overlapping pollers raced and each said "did not come up").
+        self._verifying: dict[str, object] = {}
         self.conf_error = ""
         self.last_change = ""
         self._unbound: set[str] = set()
@@ -523,15 +527,33 @@ class PassExecutor:
         return changed
 
     async def verify(self, expect: dict[str, Expect]) -> None:
-        window = await self._verify_window()
+        """Wait until each device in `expect` runs its IMEI; journal each outcome once. This
+        verification becomes the current one of its devices: an older one drops them."""
+        me, mine = object(), list(expect)
+        for name in mine:
+            self._verifying[name] = me
+
+        def drop_superseded() -> None:
+            for name in list(expect):
+                if self._verifying.get(name) is not me:
+                    del expect[name]
+
         try:
+            window = await self._verify_window()
+            drop_superseded()
             async for poll in device_polls(self.ami, expect, window):
+                drop_superseded()
                 entries = poll.entries
                 self.asterisk = entries if poll.whole else {**(self.asterisk or {}), **entries}
                 if self._settled(expect, entries):
                     self._hooks.publish()
         except AmiError:
             return  # reconnect brings a full pass, which verifies again
+        finally:
+            drop_superseded()
+            for name in mine:
+                if self._verifying.get(name) is me:
+                    del self._verifying[name]
         for name, want in expect.items():
             self._emit(
                 Event.NOT_VERIFIED,

@@ -278,9 +278,7 @@ async def apply_scan(
 # ---- adopt -----------------------------------------------------------------------------------
 
 
-def _dialect(
-    path: str, ports: Mapping[str, tuple[str, str]]
-) -> tuple[Family | None, bool]:
+def _dialect(path: str, ports: Mapping[str, tuple[str, str]]) -> tuple[Family | None, bool]:
     """The AT dialect of the stick at `path` by udev's (vid, pid) of its tty, and whether
     the path exists at all."""
     vid, pid = ports.get(os.path.realpath(path), ("", ""))

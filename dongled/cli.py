@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,7 @@ from dongled import __version__, settings
 from dongled.errors import ConfError, SettingsError
 from dongled.portlock import pid_alive
 from dongled.reconcile import check_digit_message, unmanaged_message
-from dongled.statusfile import FILENAME, exit_ok, render_table
+from dongled.statusfile import FILENAME, STALE_AFTER, exit_ok, render_table
 
 if TYPE_CHECKING:
     from dongled.drivers.base import Driver
@@ -164,21 +165,48 @@ def _snapshot(conf: settings.Settings) -> dict[str, Any] | None:
             snap = json.load(fh)
     except (OSError, ValueError):
         return None
-    if not isinstance(snap, dict) or not pid_alive(int(snap.get("pid", 0))):
+    if not isinstance(snap, dict):
         return None
+    pid = snap.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or not pid_alive(pid):
+        return None  # a malformed file names no live daemon
     return snap
+
+
+def _stale(snap: dict[str, Any]) -> str | None:
+    """Why the snapshot is not current, or None. The daemon rewrites it every
+    `publish_every` s: one much older comes from a daemon that hangs or cannot write."""
+    at, every = snap.get("published_at"), snap.get("publish_every")
+    if not isinstance(at, (int, float)) or not isinstance(every, (int, float)):
+        return "it says nothing of when it was written"
+    age = time.time() - at
+    if age > max(STALE_AFTER, 3 * every):
+        return f"it was written {age:.0f} s ago, and the daemon rewrites it every {every:g} s"
+    return None
 
 
 def _status(conf: settings.Settings, as_json: bool) -> int:
     snap = _snapshot(conf)
+    path = os.path.join(conf.state_dir, FILENAME)
     if snap is None:
-        path = os.path.join(conf.state_dir, FILENAME)
         msg = f"dongled is not running (no live state in {path})"
         if as_json:
             print(json.dumps({"schema": 1, "running": False, "message": msg}, sort_keys=True))
         else:
             print(msg, file=sys.stderr)
         return EXIT_NOT_RUNNING
+    why = _stale(snap)
+    if why is not None:
+        msg = (
+            f"dongled's status in {path} is not current: {why}; the daemon (pid "
+            f"{snap['pid']}) hangs or cannot write it (see its journal)"
+        )
+        if as_json:
+            doc = {"schema": 1, "running": True, "stale": True, "message": msg}
+            print(json.dumps(doc, sort_keys=True))
+        else:
+            print(msg, file=sys.stderr)
+        return EXIT_PROBLEM
     ok = exit_ok(snap)
     if as_json:
         print(json.dumps(snap, indent=2, sort_keys=True))

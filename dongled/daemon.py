@@ -14,6 +14,7 @@ the fences and the coalescer. A pass runs every lane; section names are one name
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -360,12 +361,15 @@ class Daemon:
         self._dirty.set()
 
     async def _write_status(self) -> None:
-        """The status task: after each publish(), the status document as it is then."""
+        """The status task: after each publish(), the status document as it is then; and
+        at least every PUBLISH_EVERY / 2 s, so a reader can tell a current one from an old
+        one (a hung daemon, or one that cannot write, leaves a file that ages)."""
         while True:
-            await self._dirty.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dirty.wait(), statusfile.PUBLISH_EVERY / 2)
             self._dirty.clear()
-            data = statusfile.render(self)  # on the loop: it reads the daemon's state
-            await asyncio.to_thread(statusfile.write, self.s.state_dir, data)
+            doc = statusfile.snapshot(self)  # on the loop: it reads the daemon's state
+            await asyncio.to_thread(statusfile.write, self.s.state_dir, doc)
             await asyncio.to_thread(self.metrics.flush)
 
 

@@ -76,6 +76,8 @@ TOP_KEYS = {
     "recovery",
     "counters",
     "ok",
+    "published_at",
+    "publish_every",
 }
 
 

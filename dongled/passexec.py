@@ -28,7 +28,8 @@ from dongled.errors import AmiError, ConfChangedError, ConfError
 from dongled.eventlog import Event, emit
 from dongled.fences import Fences
 from dongled.metrics import Metrics
-from dongled.reconcile import Expect, Located, Plan, check_digit_message, plan
+from dongled.parked import PARKED_ALSADEV, PARKED_AUDIO, PARKED_DATA
+from dongled.reconcile import PARKED_UAC, Expect, Located, Plan, check_digit_message, plan
 from dongled.release import Releases, opening
 from dongled.settings import Settings
 from dongled.sticks import Stick
@@ -44,6 +45,31 @@ def file_ports(path: str, driver: Driver = CHAN_DONGLE) -> dict[str, tuple[str, 
     except ConfError:
         return {}
     return {name: section_ttys(sec, driver) for name, sec in sections.items()}
+
+
+PARKED_VALUES = frozenset({PARKED_DATA, PARKED_AUDIO, PARKED_ALSADEV})
+
+
+def cross_file_takes(
+    sections: Mapping[str, DeviceSection],
+    changes: Mapping[str, tuple[str, str]],
+    parked: Collection[str] = PARKED_VALUES,
+) -> set[str]:
+    """The changed sections whose new tty (or card) a section in another file names now:
+    written parked first, then given it, so no reader ever sees it named twice."""
+    held: dict[str, set[str]] = {}  # tty or alsadev -> the files naming it now
+    for sec in sections.values():
+        for value in (sec.data, sec.audio, sec.alsadev):
+            if value and value not in parked:
+                held.setdefault(value, set()).add(sec.path)
+    out = set()
+    for name, new in changes.items():
+        own = sections.get(name)
+        if own is None:
+            continue
+        if any(held.get(v, set()) - {own.path} for v in new if v and v not in parked):
+            out.add(name)
+    return out
 
 
 def file_imeis(path: str) -> set[str]:
@@ -148,7 +174,8 @@ class PassExecutor:
         # that device (overlapping pollers raced and each said "did not come up").
         self._verifying: dict[str, object] = {}
         self.conf_error = ""
-        self.last_change = ""
+        self.last_change = ""  # "<device> -> <tty> HH:MM:SS", for people
+        self.last_change_at = 0.0  # its Unix time, for comparing (the clock wraps at midnight)
         self._unbound: set[str] = set()
         self._inherited_told: set[str] = set()
         self._check_digit_told: set[str] = set()
@@ -391,13 +418,35 @@ class PassExecutor:
         return why
 
     async def write(self, conf: DongleConf, p: Plan) -> bool:
+        """Write the plan's port changes. The files of an include tree are each replaced
+        atomically, one after the other, not as a set: a reader between two renames sees
+        some files new and others old. So a section that takes a tty another file's section
+        names now is first written parked (with the rest of the changes), and given its tty
+        in a second round, once no file names that tty any more: a reader in between sees no
+        tty named twice, at worst that section parked for a moment."""
         try:
             read = conf.render()
             written, files = conf.with_ports(p.port_changes, alsa=p.alsa, data_only=p.data_only)
-            for path, content in files.items():
-                # In a thread: two fsyncs and a backup link, seconds on a busy disk, must not
-                # hold the event loop (nor the watchdog's pings, nor other sticks' events).
-                await asyncio.to_thread(replace_atomically, path, content, expected=read[path])
+            later = cross_file_takes(self.sections, p.port_changes, PARKED_VALUES)
+            rounds: list[dict[str, bytes]] = [files]
+            if later:
+                interim = {
+                    n: ((PARKED_UAC if n in p.alsa else self.driver.parked) if n in later else v)
+                    for n, v in p.port_changes.items()
+                }
+                _, first = conf.with_ports(interim, alsa=p.alsa, data_only=p.data_only)
+                rounds = [first, files]
+            on_disk = dict(read)
+            for batch in rounds:
+                for path, content in batch.items():
+                    if content == on_disk[path]:
+                        continue
+                    # In a thread: two fsyncs and a backup link, seconds on a busy disk, must
+                    # not hold the event loop (nor the watchdog's pings, nor other sticks').
+                    await asyncio.to_thread(
+                        replace_atomically, path, content, expected=on_disk[path]
+                    )
+                    on_disk[path] = content
         except ConfChangedError as exc:
             # Someone saved the file while we asked Asterisk: their edit wins, and the plan
             # is made again from what they wrote.
@@ -445,6 +494,7 @@ class PassExecutor:
                     audio=audio,
                 )
                 self.last_change = f"{name} -> {data.rsplit('/', 1)[-1]} {now}"
+                self.last_change_at = time.time()
             else:
                 usb_audio = name in p.alsa  # then the second value is alsadev=
                 self._emit(
@@ -462,6 +512,7 @@ class PassExecutor:
                     audio=audio,
                 )
                 self.last_change = f"{name} -> {data.rsplit('/', 1)[-1]} {now}"
+                self.last_change_at = time.time()
         return True
 
     async def kick(self, p: Plan) -> bool:

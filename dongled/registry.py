@@ -33,6 +33,8 @@ from dongled.sticks import Stick, StickState
 log = logging.getLogger(__name__)
 
 ARRIVAL_QUIET = 0.1  # the ports of sticks on one hub appear within ms of each other
+GONE_KEEP = 86400.0  # a stick gone longer is not timed when it comes back ...
+GONE_MAX = 1024  # ... nor kept beyond this many vanished sticks
 RETRY_BASE, RETRY_MAX = 2.0, 60.0
 BOOT_RETRY = 1.0  # first re-probe of a new stick that is still silent (it may be booting)
 
@@ -103,6 +105,17 @@ class StickRegistry:
         if any(s.in_flight for s in self.sticks.values()):
             return True
         return time.monotonic() - self.last_arrival < ARRIVAL_QUIET
+
+    def _note_gone(self, imei: str, now: float) -> None:
+        """Remember when a stick vanished (for the time it takes to come back), forgetting
+        the ones gone for good: a stick replaced, not returned, must not be kept forever."""
+        self._gone_at.pop(imei, None)  # re-inserted last: the dict stays oldest-first
+        self._gone_at[imei] = now
+        while self._gone_at:
+            oldest, at = next(iter(self._gone_at.items()))
+            if now - at <= GONE_KEEP and len(self._gone_at) <= GONE_MAX:
+                break
+            del self._gone_at[oldest]
 
     def back(self, imei: str) -> float | None:
         """The stick with `imei` runs on its device again: seconds since it vanished, if it did."""
@@ -227,7 +240,7 @@ class StickRegistry:
             usb_port=stick.usb_port,
         )
         if imei is not None:
-            self._gone_at[imei] = time.monotonic()
+            self._note_gone(imei, time.monotonic())
             self._metrics.reenumerations.inc()
             self._hooks.request(True)
         self._hooks.wake()

@@ -98,6 +98,13 @@ def _changed(state_dir: str, key: str, signature: tuple[object, ...]) -> str:
     return stamp
 
 
+def _forget_unseen(state_dir: str, shown: set[str]) -> None:
+    """Rows no longer shown (a stick unplugged, a section removed) are forgotten: when one
+    is back, its appearance is its last change. Keeps `_seen` to what is shown."""
+    for key in [k for k in _seen if k[0] == state_dir and k[1] not in shown]:
+        del _seen[key]
+
+
 def _sections(path: str) -> dict[str, DeviceSection]:
     from dongled.dongleconf import DongleConf  # the daemon's side only: status stays light
 
@@ -250,6 +257,11 @@ def snapshot(d: StatusSource) -> StatusDoc:
         )
         stick_row["last_change"] = _changed(state_dir, "stick:" + s.usb_device, sig)
         sticks.append(stick_row)
+    _forget_unseen(
+        state_dir,
+        {"section:" + r["section"] for r in rows}
+        | {"stick:" + s.usb_device for s in d.sticks.values()},
+    )
     doc: StatusDoc = {
         "schema": SCHEMA,
         "running": True,

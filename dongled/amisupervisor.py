@@ -46,6 +46,9 @@ class AmiSupervisor:
             self._failed(exc)
             self._say_down(exc)
             return False
+        except Exception:
+            log.exception("connecting to Asterisk AMI failed unexpectedly; `run` retries")
+            return False
         self._refused.reset()
         emit(Event.AMI_UP, "connected to Asterisk AMI")
         return True

@@ -46,6 +46,9 @@ from dongled.tasks import Tasks
 log = logging.getLogger(__name__)
 
 
+RESYNC_AFTER = 1.0  # udev events lost: the ttys are listed again this much later
+
+
 class DaemonFailed(Exception):
     """A long-lived task could not be kept alive: the process exits non-zero for systemd."""
 
@@ -105,7 +108,10 @@ class Daemon:
         # Sound cards matter only to a driver with USB audio (which card is whose module's).
         self._uac = any(d.uac_key is not None for d in self.drivers)
         sound = self.registry.on_sound_event if self._uac else None
-        self._udev = UdevWatcher(self.registry.on_tty_event, self.fleet.on_usb_event, sound)
+        self._udev = UdevWatcher(
+            self.registry.on_tty_event, self.fleet.on_usb_event, sound, self._udev_lost
+        )
+        self._resync: asyncio.TimerHandle | None = None
 
     def _lane(self, driver: Driver) -> PassExecutor:
         first = driver is self.drivers[0]
@@ -334,6 +340,23 @@ class Daemon:
         self.lanes.ami_lost()
         self.supervisor.lost()
         self.publish()  # `dongled status` must see it now, not at the next pass
+
+    def _udev_lost(self) -> None:
+        """udev events were lost: list the ttys again a moment later (once per burst)."""
+        if self._resync is None:
+            self._resync = asyncio.get_running_loop().call_later(RESYNC_AFTER, self._relist)
+
+    def _relist(self) -> None:
+        self._resync = None
+        self.spawn(self._relist_now(), "udev resync")
+
+    async def _relist_now(self) -> None:
+        try:
+            present = await asyncio.to_thread(self._udev.ttys)
+            self.registry.resync(present)
+        except Exception:
+            log.exception("listing the ttys again failed; trying again")
+            self._udev_lost()
 
     def _switch_stuck(self, info: UsbInfo) -> None:
         reason = f"still in storage mode after {self.s.switch_limit:g} s"

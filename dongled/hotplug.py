@@ -184,8 +184,10 @@ class UdevWatcher:
         on_event: Callable[[TtyEvent], None],
         on_usb: Callable[[UsbEvent], None] | None = None,
         on_sound: Callable[[SoundEvent], None] | None = None,
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
         self._on_event = on_event
+        self._on_lost = on_lost  # events were lost: the caller re-lists what is plugged in
         self._on_usb = on_usb
         self._on_sound = on_sound
         self._context = pyudev.Context()
@@ -201,6 +203,9 @@ class UdevWatcher:
             self._monitor.filter_by("sound")
         self._monitor.start()
         asyncio.get_running_loop().add_reader(self._monitor.fileno(), self._drain)
+        return list_ttys(self._context)
+
+    def ttys(self) -> list[TtyInfo]:
         return list_ttys(self._context)
 
     def usb_devices(self) -> list[UsbInfo]:
@@ -219,6 +224,7 @@ class UdevWatcher:
                 device = self._monitor.poll(timeout=0)
             except OSError as exc:  # a netlink overrun must not kill the daemon
                 log.warning("udev monitor: %s", exc)
+                self._lost()
                 return
             if device is None:
                 return
@@ -230,8 +236,14 @@ class UdevWatcher:
                 self._dispatch(device, kind)
             except Exception:
                 # A bug in handling one event must not lose the events queued behind it,
-                # nor end the watch (the reader stays; the next event is handled).
+                # nor end the watch (the reader stays; the next event is handled), nor lose
+                # that stick for good: what is plugged in is listed again.
                 log.exception("udev event %s %s not handled", kind, device.sys_path)
+                self._lost()
+
+    def _lost(self) -> None:
+        if self._on_lost is not None:
+            self._on_lost()
 
     def _dispatch(self, device: Any, kind: str) -> None:
         if device.subsystem == "usb":

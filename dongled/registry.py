@@ -25,7 +25,7 @@ from dongled.hotplug import SoundEvent, TtyEvent, TtyInfo, read_card
 from dongled.identity import Identity, limitations
 from dongled.metrics import Metrics
 from dongled.probe import ProbeTimeouts
-from dongled.prober import Found, Listing, asterisk_holds, identify, identity_from
+from dongled.prober import Found, Listing, NotFound, asterisk_holds, identify, identity_from
 from dongled.reconcile import Located, located
 from dongled.settings import Settings
 from dongled.sticks import Stick, StickState
@@ -169,6 +169,16 @@ class StickRegistry:
         elif event.info is not None:
             self.add_port(event.info)
 
+    def resync(self, present: list[TtyInfo]) -> None:
+        """Make the sticks what udev lists now (after udev events were lost: a netlink
+        overrun, or a bug handling one): ports gone are removed, new ones added."""
+        listed = {info.sys_path for info in present}
+        for sys_path, usb_device in list(self._by_syspath.items()):
+            if sys_path not in listed:
+                self.remove_stick(usb_device)
+        for info in present:
+            self.add_port(info)
+
     def add_port(self, info: TtyInfo) -> None:
         stick = self.sticks.get(info.usb_device)
         if stick is None:
@@ -257,17 +267,23 @@ class StickRegistry:
             stick.state = StickState.SETTLING
             self._schedule_probe(stick, self.s.settle_time)
             return
-        result = await identify(
-            dict(stick.ports),
-            layouts,
-            lock_dir=self.s.lock_dir,
-            timeouts=self._timeouts,
-            probe_timeout=self.s.probe_timeout,
-            listing=self._hooks.listing,
-            counted=self._count_probe,
-            family=models.family(stick.vid, stick.pid),
-            lock_files=self._lock_files,
-        )
+        try:
+            result: Found | NotFound = await identify(
+                dict(stick.ports),
+                layouts,
+                lock_dir=self.s.lock_dir,
+                timeouts=self._timeouts,
+                probe_timeout=self.s.probe_timeout,
+                listing=self._hooks.listing,
+                counted=self._count_probe,
+                family=models.family(stick.vid, stick.pid),
+                lock_files=self._lock_files,
+            )
+        except Exception as exc:
+            # A bug (ours, pyserial's) must not leave the stick "probing" for good, holding
+            # every pass back and never identified: a failed probe, tried again with backoff.
+            log.exception("probe of the stick at USB %s failed unexpectedly", stick.usb_port)
+            result = NotFound(error=f"probe failed unexpectedly: {type(exc).__name__}: {exc}")
         if self.sticks.get(stick.usb_device) is not stick:
             return  # unplugged while we talked to it
         if isinstance(result, Found):

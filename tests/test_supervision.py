@@ -135,3 +135,37 @@ def test_a_bug_in_one_recovery_step_does_not_end_the_sticks_ladder(tmp_path: Pat
             f"the ladder's next step\n{r.daemon_log()}",
         )
         assert journal(r, "recovery of USB 1-1.1 failed: InjectedFault")
+
+
+def test_a_bug_in_a_probe_does_not_lose_the_stick(tmp_path: Path) -> None:
+    """Found by the fault campaign: a probe that died of an unexpected error left its stick
+    "probing" for good (never identified, every pass held back). Now it is a failed probe,
+    tried again with backoff."""
+    with rig(tmp_path, 2) as r:
+        armed, log = faults(r, {"at": "dongled.prober:identify_port", "kind": "raise", "times": 1})
+        r.start_daemon()
+        r.wait_all_right()
+        armed.touch()
+        r.unplug(0)
+        r.replug(0)
+        wait_until(lambda: fired(log) == 1, 10, "the fault in the probe")
+        r.wait_all_right(timeout=20)
+        r.assert_never_foreign()
+
+
+def test_a_bug_handling_a_udev_event_does_not_lose_the_stick(tmp_path: Path) -> None:
+    """Found by the fault campaign: an event whose handling failed was lost, and with it the
+    stick (nothing else would ever announce it). Now the ttys are listed again."""
+    with rig(tmp_path, 2) as r:
+        armed, log = faults(
+            r, {"at": "dongled.registry:StickRegistry.on_tty_event", "kind": "raise"}
+        )
+        r.start_daemon()
+        r.wait_all_right()
+        armed.touch()  # every tty event of the replug fails
+        r.unplug(0)
+        r.replug(0)
+        wait_until(lambda: fired(log) >= 2, 10, "the faults in the udev handler")
+        armed.unlink()
+        r.wait_all_right(timeout=20)
+        r.assert_never_foreign()

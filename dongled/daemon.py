@@ -234,7 +234,9 @@ class Daemon:
             self.spawn(self._watchdog(interval), "watchdog")
         self._request(False)
         outside = asyncio.ensure_future(stop.wait())
+        outside.set_name("stop")  # SIGTERM
         inside = asyncio.ensure_future(self._stop.wait())
+        inside.set_name("fatal")  # a task that cannot be kept alive
         try:
             await asyncio.wait((outside, inside), return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -555,6 +555,9 @@ class PassExecutor:
             del expect[name]
             changed = True
             if want.matches(entry.imei_state, entry.imsi_state) and entry.connected:
+                # Said once per return of the device: a pass that finds it still running on
+                # its own stick (a reload for another device re-verifies it) says nothing.
+                known = self.verified.get(name) == want.imei
                 self.verified[name] = want.imei
                 stick = self.registry.stick_with(want.imei)
                 if stick is not None:
@@ -562,6 +565,8 @@ class PassExecutor:
                 gone = self.registry.back(want.imei)
                 if gone is not None:
                     self.metrics.recovery_seconds.observe(gone)
+                if known:
+                    continue
                 self._emit(
                     Event.VERIFIED,
                     "device %s runs IMEI %s on %s",

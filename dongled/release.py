@@ -173,6 +173,7 @@ class Releases:
         if running is not None and running[0] is st and not running[1].done():
             return asyncio.shield(running[1])
         task = asyncio.ensure_future(line_quiet(st.data, self._lock_dir, self._quiet, QUIET_LIMIT))
+        task.set_name(f"drain {name}")
         self._draining[name] = (st, task)
 
         def done(_: asyncio.Future[bool]) -> None:

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from dongled import notify, statusfile
 from dongled.ami import AmiClient, DeviceEntry, DriverLink
@@ -46,6 +47,7 @@ from dongled.tasks import Tasks
 log = logging.getLogger(__name__)
 
 
+IO_THREADS = 4  # the event loop's pool for blocking file I/O
 RESYNC_AFTER = 1.0  # udev events lost: the ttys are listed again this much later
 
 
@@ -208,6 +210,11 @@ class Daemon:
         self._stop.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        # Blocking file I/O (writes, fsyncs, re-reads, the status file) runs in this pool;
+        # bounded, its idle threads stay (a probe port's close has a thread of its own).
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="dongled-io")
+        )
         if self.s.metrics.listen:
             self.metrics.serve(self.s.metrics.listen)
         present = self._udev.start()

@@ -14,6 +14,7 @@ import fcntl
 import logging
 import os
 import struct
+import threading
 from dataclasses import dataclass
 
 import serial
@@ -151,12 +152,23 @@ async def close_off_loop(ser: serial.Serial) -> None:
     """Close a port in a thread: on a hung usb_wwan stick close() waits for the output to
     drain, the kernel's closing_wait (30 s unless set to none, see `no_closing_wait`), as
     long as systemd's watchdog; the event loop must not wait with it."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def finish() -> None:
+        if not done.done():
+            done.set_result(None)
 
     def close() -> None:
         with contextlib.suppress(OSError, serial.SerialException):
             ser.close()
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (shutdown)
+            loop.call_soon_threadsafe(finish)
 
-    await asyncio.to_thread(close)
+    # A thread of its own, not the shared I/O pool: a hung stick's close holds only itself,
+    # never the file writes queued behind it; the thread ends once the kernel lets go.
+    threading.Thread(target=close, name="dongled-close", daemon=True).start()
+    await asyncio.shield(done)
 
 
 def no_closing_wait(fd: int) -> bool:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from dongled.daemon import IO_THREADS
 from tests.support.figures import figure
 from tests.support.marks import needs_umockdev, rel_child_only
 from tests.support.procstats import start_instrumented, stats
@@ -108,7 +109,8 @@ def test_soak_unplug_replug_cycles(tmp_path: Path) -> None:
         assert all(v <= n for v, n in zip(verified, returns, strict=True)), (verified, returns)
         assert not_verified == 0, not_verified
         assert last.fds <= first.fds + 2, (first, last)
-        assert last.threads <= first.threads + 1, (first, last)
+        # The event loop's pool for file I/O keeps up to IO_THREADS idle threads: bounded.
+        assert last.threads <= first.threads + IO_THREADS, (first, last)
         # Python's allocator keeps some arenas: allow noise, not growth per cycle.
         assert last.rss_kib <= first.rss_kib + 8192 + 16 * CYCLES, (first, last)
         assert len(last.tasks) <= len(first.tasks) + 1, (first.tasks, last.tasks)

@@ -96,6 +96,7 @@ def test_soak_unplug_replug_cycles(tmp_path: Path) -> None:
             foreign_bindings=0,
             recovery_s_max=round(max(waits), 2),
             fds_start_end=(first.fds, last.fds),
+            umockdev_fds_start_end=(first.umockdev_fds, last.umockdev_fds),
             rss_kib_start_end=(first.rss_kib, last.rss_kib),
             threads_start_end=(first.threads, last.threads),
             tasks_start_end=(first.tasks, last.tasks),

@@ -46,6 +46,9 @@ class AmiSupervisor:
             self._failed(exc)
             self._say_down(exc)
             return False
+        except Exception:
+            log.exception("connecting to Asterisk AMI failed unexpectedly; `run` retries")
+            return False
         self._refused.reset()
         emit(Event.AMI_UP, "connected to Asterisk AMI")
         return True
@@ -72,6 +75,11 @@ class AmiSupervisor:
             except AmiError as exc:
                 self._failed(exc)
                 log.debug("AMI reconnect failed: %s", exc)
+                continue
+            except Exception:
+                # Not an AMI failure but a bug (ours or panoramisk's): reconnects must go on,
+                # or dongled would never see Asterisk again while looking alive.
+                log.exception("AMI reconnect failed unexpectedly; trying again")
                 continue
             self._refused.reset()
             emit(Event.AMI_UP, "reconnected to Asterisk AMI")

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,7 @@ from dongled import __version__, notify, settings, statuscheck
 from dongled.errors import ConfError, SettingsError
 from dongled.portlock import pid_alive
 from dongled.reconcile import check_digit_message, unmanaged_message
-from dongled.statusfile import FILENAME, exit_ok, problems, render_table
+from dongled.statusfile import FILENAME, STALE_AFTER, exit_ok, problems, render_table
 
 if TYPE_CHECKING:
     from dongled.dongleconf import DeviceSection as DongleSection
@@ -164,7 +165,11 @@ def _run(conf: settings.Settings, verbose: bool) -> int:
         await daemon.run(conf, stop, drivers=drivers_for(conf.driver))
         notify.stopping()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except daemon.DaemonFailed as exc:
+        print(f"dongled: {exc}; exiting for systemd to restart it", file=sys.stderr)
+        return EXIT_PROBLEM
     return EXIT_OK
 
 
@@ -192,8 +197,21 @@ def _snapshot(conf: settings.Settings) -> dict[str, Any] | None:
     return _read_snapshot(conf)[0]
 
 
+def _stale(snap: dict[str, Any]) -> str | None:
+    """Why the snapshot is not current, or None. The daemon rewrites it every
+    `publish_every` s: one much older comes from a daemon that hangs or cannot write."""
+    at, every = snap.get("published_at"), snap.get("publish_every")
+    if not isinstance(at, (int, float)) or not isinstance(every, (int, float)):
+        return "it says nothing of when it was written"
+    age = time.time() - at
+    if age > max(STALE_AFTER, 3 * every):
+        return f"it was written {age:.0f} s ago, and the daemon rewrites it every {every:g} s"
+    return None
+
+
 def _status(conf: settings.Settings, as_json: bool, check: bool = False) -> int:
     snap, why = _read_snapshot(conf)
+    path = os.path.join(conf.state_dir, FILENAME)
     if snap is None:
         if check:
             print(statuscheck.unknown(why).line)
@@ -202,6 +220,21 @@ def _status(conf: settings.Settings, as_json: bool, check: bool = False) -> int:
         else:
             print(why, file=sys.stderr)
         return statuscheck.UNKNOWN if check else EXIT_NOT_RUNNING
+    stale = _stale(snap)
+    if stale is not None:
+        msg = (
+            f"dongled's status in {path} is not current: {stale}; the daemon (pid "
+            f"{snap['pid']}) hangs or cannot write it (see its journal)"
+        )
+        if check:
+            print(statuscheck.unknown(msg).line)
+            return statuscheck.UNKNOWN
+        if as_json:
+            doc = {"schema": 1, "running": True, "stale": True, "message": msg}
+            print(json.dumps(doc, sort_keys=True))
+        else:
+            print(msg, file=sys.stderr)
+        return EXIT_PROBLEM
     if check:
         # A plugin's output: the verdict line first, then the problems in words.
         found = statuscheck.verdict(snap)

@@ -16,9 +16,12 @@ the fences and the coalescer. A pass runs every lane; section names are one name
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from dongled import notify, statusfile
 from dongled.ami import AmiClient, DeviceEntry, DriverLink
@@ -45,10 +48,19 @@ from dongled.recovery import Recovery
 from dongled.registry import RegistryHooks, StickRegistry
 from dongled.settings import Settings, conf_path
 from dongled.sticks import Stick
+from dongled.tasks import Tasks
 
 log = logging.getLogger(__name__)
 # A stick's change of state reaches `dongled status` within this (its burst published once).
 STICK_PUBLISH_DELAY = 0.1
+
+
+IO_THREADS = 4  # the event loop's pool for blocking file I/O
+RESYNC_AFTER = 1.0  # udev events lost: the ttys are listed again this much later
+
+
+class DaemonFailed(Exception):
+    """A long-lived task could not be kept alive: the process exits non-zero for systemd."""
 
 
 class Daemon:
@@ -57,6 +69,11 @@ class Daemon:
         self.drivers = tuple(drivers)
         self._tasks: set[asyncio.Task[None]] = set()
         self._publish_soon: asyncio.TimerHandle | None = None
+        # The long-lived ones: restarted when they die, or the daemon exits for systemd.
+        self.tasks = Tasks(self._fatal)
+        self.failed = ""  # why the daemon gave up (then `run` raises DaemonFailed)
+        self._stop = asyncio.Event()
+        self._dirty = asyncio.Event()  # publish() was called: the status task writes
         self.counters = {
             "conf_writes": 0,
             "reloads": 0,
@@ -124,7 +141,10 @@ class Daemon:
         # Sound cards matter only to a driver with USB audio (which card is whose module's).
         self._uac = any(d.uac_key is not None for d in self.drivers)
         sound = self.registry.on_sound_event if self._uac else None
-        self._udev = UdevWatcher(self.registry.on_tty_event, self.fleet.on_usb_event, sound)
+        self._udev = UdevWatcher(
+            self.registry.on_tty_event, self.fleet.on_usb_event, sound, self._udev_lost
+        )
+        self._resync: asyncio.TimerHandle | None = None
 
     def _lane(self, driver: Driver) -> PassExecutor:
         first = driver is self.drivers[0]
@@ -236,7 +256,16 @@ class Daemon:
         if not task.cancelled() and task.exception() is not None:
             log.error("internal task %s failed", task.get_name(), exc_info=task.exception())
 
+    def _fatal(self, why: str) -> None:
+        self.failed = self.failed or why
+        self._stop.set()
+
     async def run(self, stop: asyncio.Event) -> None:
+        # Blocking file I/O (writes, fsyncs, re-reads, the status file) runs in this pool;
+        # bounded, its idle threads stay (a probe port's close has a thread of its own).
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="dongled-io")
+        )
         if self.s.metrics.listen:
             self.metrics.serve(self.s.metrics.listen)
         present = self._udev.start()
@@ -251,32 +280,56 @@ class Daemon:
             await self.lanes.refresh()
         for info in present:
             self.registry.add_port(info)
-        self.spawn(self.supervisor.run(), "ami")
+        self.tasks.keep("status", self._write_status)
+        self.tasks.keep("ami", self.supervisor.run)
         self.confwatch.start()
-        self.spawn(self._reconcile_loop(), "reconcile")
+        self.tasks.keep("reconcile", self._reconcile_loop)
         for lane in self.lanes:
             if lane.driver.status_event is None:  # it announces nothing: its listing is polled
-                self.spawn(self.bindwatch.polling(lane), f"bindings {lane.driver.name}")
+                self.tasks.keep(
+                    f"bindings {lane.driver.name}",
+                    functools.partial(self.bindwatch.polling, lane),
+                )
         if self.s.offline_after > 0 or self.s.metrics.listen or self.s.metrics.textfile:
-            self.spawn(self._watch_lines(), "lines")
+            self.tasks.keep("lines", self._watch_lines)
+        self.tasks.check("udev", self._udev.why_not_watching)
+        self.tasks.check("metrics", self.metrics.why_not_serving)
         interval = notify.watchdog_interval()
         if interval is not None:
             self.spawn(self._watchdog(interval), "watchdog")
         self._request(False)
+        outside = asyncio.ensure_future(stop.wait())
+        outside.set_name("stop")  # SIGTERM
+        inside = asyncio.ensure_future(self._stop.wait())
+        inside.set_name("fatal")  # a task that cannot be kept alive
         try:
-            await stop.wait()
+            await asyncio.wait((outside, inside), return_when=asyncio.FIRST_COMPLETED)
         finally:
+            outside.cancel()
+            inside.cancel()
             await self.close()
+        if self.failed:
+            raise DaemonFailed(self.failed)
 
     async def _watchdog(self, interval: float) -> None:
-        # Pinged from the event loop itself: a hung loop stops the pings and systemd restarts us.
+        # Pinged from the event loop itself: a hung loop stops the pings and systemd restarts
+        # us. And only while every long-lived task is alive: a daemon that runs on with one
+        # of them dead must not look healthy (it is restarted by systemd instead).
+        told = False
         while True:
-            notify.watchdog()
+            dead = self.tasks.dead(interval)
+            if not dead and not self.failed:
+                notify.watchdog()
+                told = False
+            elif not told:
+                log.error("no watchdog ping while dead: %s", ", ".join(dead) or self.failed)
+                told = True
             await asyncio.sleep(interval)
 
     async def close(self) -> None:
         if self._publish_soon is not None:
             self._publish_soon.cancel()
+        await self.tasks.close()
         self._udev.stop()
         self.confwatch.close()
         self.fences.close()
@@ -377,6 +430,23 @@ class Daemon:
         self.supervisor.lost()
         self.publish()  # `dongled status` must see it now, not at the next pass
 
+    def _udev_lost(self) -> None:
+        """udev events were lost: list the ttys again a moment later (once per burst)."""
+        if self._resync is None:
+            self._resync = asyncio.get_running_loop().call_later(RESYNC_AFTER, self._relist)
+
+    def _relist(self) -> None:
+        self._resync = None
+        self.spawn(self._relist_now(), "udev resync")
+
+    async def _relist_now(self) -> None:
+        try:
+            present = await asyncio.to_thread(self._udev.ttys)
+            self.registry.resync(present)
+        except Exception:
+            log.exception("listing the ttys again failed; trying again")
+            self._udev_lost()
+
     def _switch_stuck(self, info: UsbInfo) -> None:
         reason = f"still in storage mode after {self.s.switch_limit:g} s"
         self.recovery.failing(info.usb_port, reason, None, info.sys_path)
@@ -404,7 +474,8 @@ class Daemon:
         self.publish()
 
     def publish(self) -> None:
-        statusfile.publish(self)
+        """Say what changed: STATUS= and the gauges now, the status file and the metrics
+        textfile by the status task (their writes run in a thread, off the event loop)."""
         notify.status(self.summary())
         m = self.metrics
         m.sticks_present.set(len(self.sticks))
@@ -412,7 +483,19 @@ class Daemon:
         m.devices_verified.set(len(self.verified))
         m.sticks_given_up.set(sum(1 for st in self.recovery.ladder.ports.values() if st.given_up))
         m.devices(self.asterisk or {})
-        m.flush()
+        self._dirty.set()
+
+    async def _write_status(self) -> None:
+        """The status task: after each publish(), the status document as it is then; and
+        at least every PUBLISH_EVERY / 2 s, so a reader can tell a current one from an old
+        one (a hung daemon, or one that cannot write, leaves a file that ages)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dirty.wait(), statusfile.PUBLISH_EVERY / 2)
+            self._dirty.clear()
+            doc = statusfile.snapshot(self)  # on the loop: it reads the daemon's state
+            await asyncio.to_thread(statusfile.write, self.s.state_dir, doc)
+            await asyncio.to_thread(self.metrics.flush)
 
 
 async def run(

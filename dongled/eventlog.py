@@ -46,6 +46,7 @@ class Event(enum.Enum):
     CONF_WRITTEN = ("conf-written", logging.INFO)
     AMI_UP = ("ami-up", logging.INFO)
     AMI_DOWN = ("ami-down", logging.ERROR)
+    TASK_DIED = ("task-died", logging.CRITICAL)  # restarted, or the daemon exits for systemd
 
     @property
     def message_id(self) -> str:

@@ -184,8 +184,10 @@ class UdevWatcher:
         on_event: Callable[[TtyEvent], None],
         on_usb: Callable[[UsbEvent], None] | None = None,
         on_sound: Callable[[SoundEvent], None] | None = None,
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
         self._on_event = on_event
+        self._on_lost = on_lost  # events were lost: the caller re-lists what is plugged in
         self._on_usb = on_usb
         self._on_sound = on_sound
         self._context = pyudev.Context()
@@ -203,11 +205,18 @@ class UdevWatcher:
         asyncio.get_running_loop().add_reader(self._monitor.fileno(), self._drain)
         return list_ttys(self._context)
 
+    def ttys(self) -> list[TtyInfo]:
+        return list_ttys(self._context)
+
     def usb_devices(self) -> list[UsbInfo]:
         return list_usb_devices(self._context)
 
     def sound_cards(self) -> list[SoundCard]:
         return list_sound_cards(self._context)
+
+    def why_not_watching(self) -> str | None:
+        """None while udev events reach the daemon (the watchdog's check)."""
+        return None if self._monitor is not None else "the udev monitor is closed"
 
     def _drain(self) -> None:
         while True:
@@ -215,6 +224,7 @@ class UdevWatcher:
                 device = self._monitor.poll(timeout=0)
             except OSError as exc:  # a netlink overrun must not kill the daemon
                 log.warning("udev monitor: %s", exc)
+                self._lost()
                 return
             if device is None:
                 return
@@ -222,18 +232,32 @@ class UdevWatcher:
             if action not in ("add", "remove", "change", "bind"):
                 continue
             kind = "remove" if action == "remove" else "add"
-            if device.subsystem == "usb":
-                if self._on_usb is not None and device.device_type == "usb_device":
-                    info = usb_info(device) if kind == "add" else None
-                    self._on_usb(UsbEvent(action=kind, sys_path=device.sys_path, info=info))
-                continue
-            if device.subsystem == "sound":
-                if self._on_sound is not None:  # change: re-read (its id may be renamed)
-                    card = sound_card(device) if kind == "add" else None
-                    self._on_sound(SoundEvent(action=kind, sys_path=device.sys_path, card=card))
-                continue
-            info_tty = tty_info(device) if kind == "add" else None
-            self._on_event(TtyEvent(action=kind, sys_path=device.sys_path, info=info_tty))
+            try:
+                self._dispatch(device, kind)
+            except Exception:
+                # A bug in handling one event must not lose the events queued behind it,
+                # nor end the watch (the reader stays; the next event is handled), nor lose
+                # that stick for good: what is plugged in is listed again.
+                log.exception("udev event %s %s not handled", kind, device.sys_path)
+                self._lost()
+
+    def _lost(self) -> None:
+        if self._on_lost is not None:
+            self._on_lost()
+
+    def _dispatch(self, device: Any, kind: str) -> None:
+        if device.subsystem == "usb":
+            if self._on_usb is not None and device.device_type == "usb_device":
+                info = usb_info(device) if kind == "add" else None
+                self._on_usb(UsbEvent(action=kind, sys_path=device.sys_path, info=info))
+            return
+        if device.subsystem == "sound":
+            if self._on_sound is not None:  # change: re-read (its id may be renamed)
+                card = sound_card(device) if kind == "add" else None
+                self._on_sound(SoundEvent(action=kind, sys_path=device.sys_path, card=card))
+            return
+        info_tty = tty_info(device) if kind == "add" else None
+        self._on_event(TtyEvent(action=kind, sys_path=device.sys_path, info=info_tty))
 
     def stop(self) -> None:
         if self._monitor is not None:

@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass, field
 
 _IMEI = re.compile(r"[0-9]{15}")  # fullmatch: no trailing newline, no non-ASCII digits
-_IMSI = re.compile(r"^\d{6,15}$")
+_IMSI = re.compile(r"[0-9]{6,15}")  # fullmatch, as _IMEI
 # E.118: "89" (telecom), then 16-18 digits; 19-digit ones come padded with an F.
-_ICCID = re.compile(r"89\d{16,18}")
+_ICCID = re.compile(r"89[0-9]{16,18}")  # ASCII digits only (\d takes any script's)
 _TEXT = re.compile(r"^[A-Za-z0-9 ._:/+()-]{1,64}$")
 
 
@@ -43,7 +43,7 @@ def imei_problem(value: str) -> str | None:
 
 
 def valid_imsi(value: str) -> bool:
-    return bool(_IMSI.match(value))
+    return bool(_IMSI.fullmatch(value))
 
 
 def valid_iccid(value: str) -> bool:

@@ -15,6 +15,7 @@ fences and the AMI connection are shared. Two things make several lanes more tha
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import TypeVar
 
@@ -24,6 +25,9 @@ from dongled.dongleconf import DeviceSection
 from dongled.eventlog import Event, emit
 from dongled.passexec import PassExecutor, file_imeis
 from dongled.reconcile import Expect
+from dongled.usbreset import RecoveryError
+
+log = logging.getLogger(__name__)
 
 V = TypeVar("V")
 _SHARED = (
@@ -85,14 +89,20 @@ class Lanes:
 
     @property
     def last_change(self) -> str:
-        # "<device> -> <tty> HH:MM:SS": the latest of the lanes'
-        return max((lane.last_change for lane in self._lanes), key=lambda c: c[-8:], default="")
+        # "<device> -> <tty> HH:MM:SS": the latest of the lanes', by when it happened (the
+        # text's clock time starts over at midnight)
+        latest = max(self._lanes, key=lambda lane: lane.last_change_at, default=None)
+        return latest.last_change if latest is not None else ""
 
     def lane_of(self, section: str) -> PassExecutor:
+        """The lane whose file holds `section`; LookupError if none does (never a guess:
+        another driver's device of that name would be stopped or started)."""
         for lane in self._lanes:
             if section in lane.sections:
                 return lane
-        return self._lanes[0]
+        if len(self._lanes) == 1:
+            return self._lanes[0]  # one driver: its file is the only one there is
+        raise LookupError(f"no driver's file has a section [{section}]")
 
     # ---- a pass over every lane ---------------------------------------------------------
 
@@ -125,13 +135,22 @@ class Lanes:
             lane.ami_lost()
 
     async def restart_device(self, name: str) -> None:
-        await self.lane_of(name).restart_device(name)
+        try:
+            lane = self.lane_of(name)
+        except LookupError as exc:  # its section left the files meanwhile
+            raise RecoveryError(f"device {name} not restarted: {exc}") from None
+        await lane.restart_device(name)
 
     async def verify(self, expect: dict[str, Expect]) -> None:
         """Each lane verifies its own devices, all at once, as one lane verifies several."""
         by_lane: dict[PassExecutor, dict[str, Expect]] = {}
         for name, want in expect.items():
-            by_lane.setdefault(self.lane_of(name), {})[name] = want
+            try:
+                lane = self.lane_of(name)
+            except LookupError as exc:
+                log.warning("%s: not verified", exc)
+                continue
+            by_lane.setdefault(lane, {})[name] = want
         await asyncio.gather(*(lane.verify(mine) for lane, mine in by_lane.items()))
 
     # ---- what one lane asks about the others (its PassHooks) -----------------------------

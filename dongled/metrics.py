@@ -93,6 +93,12 @@ class Metrics:
         self._thread.start()
         log.info("metrics on http://%s/metrics", listen)
 
+    def why_not_serving(self) -> str | None:
+        """None unless the metrics server should run and its thread has ended."""
+        if self._thread is not None and not self._thread.is_alive():
+            return "the metrics server thread has ended"
+        return None
+
     def devices(self, entries: dict[str, DeviceEntry]) -> None:
         for name, entry in entries.items():
             if entry.rssi_dbm is None:  # unknown now: no stale reading left behind

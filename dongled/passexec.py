@@ -9,6 +9,7 @@ still be closing (`release`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -27,8 +28,17 @@ from dongled.errors import AmiError, ConfChangedError, ConfError
 from dongled.eventlog import Event, emit
 from dongled.fences import Fences
 from dongled.metrics import Metrics
+from dongled.parked import PARKED_ALSADEV, PARKED_AUDIO, PARKED_DATA
 from dongled.prober import completed
-from dongled.reconcile import Expect, Located, Plan, check_digit_message, foreign_running, plan
+from dongled.reconcile import (
+    PARKED_UAC,
+    Expect,
+    Located,
+    Plan,
+    check_digit_message,
+    foreign_running,
+    plan,
+)
 from dongled.release import Releases, opening
 from dongled.settings import Settings
 from dongled.sticks import Stick
@@ -44,6 +54,31 @@ def file_ports(path: str, driver: Driver = CHAN_DONGLE) -> dict[str, tuple[str, 
     except ConfError:
         return {}
     return {name: section_ttys(sec, driver) for name, sec in sections.items()}
+
+
+PARKED_VALUES = frozenset({PARKED_DATA, PARKED_AUDIO, PARKED_ALSADEV})
+
+
+def cross_file_takes(
+    sections: Mapping[str, DeviceSection],
+    changes: Mapping[str, tuple[str, str]],
+    parked: Collection[str] = PARKED_VALUES,
+) -> set[str]:
+    """The changed sections whose new tty (or card) a section in another file names now:
+    written parked first, then given it, so no reader ever sees it named twice."""
+    held: dict[str, set[str]] = {}  # tty or alsadev -> the files naming it now
+    for sec in sections.values():
+        for value in (sec.data, sec.audio, sec.alsadev):
+            if value and value not in parked:
+                held.setdefault(value, set()).add(sec.path)
+    out = set()
+    for name, new in changes.items():
+        own = sections.get(name)
+        if own is None:
+            continue
+        if any(held.get(v, set()) - {own.path} for v in new if v and v not in parked):
+            out.add(name)
+    return out
 
 
 def file_imeis(path: str) -> set[str]:
@@ -147,16 +182,21 @@ class PassExecutor:
         self._told: dict[str, tuple[str, str]] | None = None
         self._settings_trusted = True  # see trusts_driver_ports
         self.verified: dict[str, str] = {}  # section -> IMEI Asterisk was seen running
+        # Which verification of each device is the current one: a newer pass's (or the
+        # ladder's restart's) supersedes an older one, which then neither settles nor reports
+        # that device (overlapping pollers raced and each said "did not come up").
+        self._verifying: dict[str, object] = {}
         self.conf_error = ""
         # The last write's failure, "" once a write succeeds or none is needed: kept in
         # conf_error across passes, so status never calls a section parked that is not.
         self._write_failed = ""
-        self.last_change = ""
+        self.last_change = ""  # "<device> -> <tty> HH:MM:SS", for people
+        self.last_change_at = 0.0  # its Unix time, for comparing (the clock wraps at midnight)
         self._unbound: set[str] = set()
         self._inherited_told: set[str] = set()
         self._check_digit_told: set[str] = set()
         self._ambiguous_told: dict[str, str] = {}
-        self._verifying: dict[str, Expect] = {}  # what running verifications wait for
+        self._waiting_for: dict[str, Expect] = {}  # what the current verifications wait for
 
     def _emit(
         self,
@@ -230,6 +270,12 @@ class PassExecutor:
             text = ""
         return self.s.verify_timeout + interval_from(text)
 
+    async def _verify_window(self) -> float:
+        # The file read in a thread: a slow disk must not hold the event loop.
+        if self.driver.connects_at_once:
+            return self.s.verify_timeout
+        return await asyncio.to_thread(self.verify_window)
+
     async def listing(self) -> dict[str, DeviceEntry] | None:
         """A fresh device listing (for a port another process holds), or None."""
         if not self.ami.connected:
@@ -250,7 +296,8 @@ class PassExecutor:
         device holds must be let go before the other driver may open it). Returns the plan,
         or the pass's outcome when there is nothing more to do."""
         try:
-            conf = DongleConf.load(self.conf_path)
+            # Read in a thread: a slow disk (or an NFS /etc) must not hold the event loop.
+            conf = await asyncio.to_thread(DongleConf.load, self.conf_path)
         except ConfError as exc:
             if str(exc) != self.conf_error:
                 self._emit(
@@ -302,7 +349,7 @@ class PassExecutor:
         if not p.port_changes:
             self.conf_error = self._write_failed = ""
         if p.port_changes:
-            written = self.write(conf, p)
+            written = await self.write(conf, p)
             self._hooks.publish()  # the file as written now, not after the release wait
             if not written:
                 return True
@@ -314,7 +361,7 @@ class PassExecutor:
         expect = {
             name: want
             for name, want in p.expect.items()
-            if p.reload or name in told or self._verifying.get(name) != want
+            if p.reload or name in told or self._waiting_for.get(name) != want
         }
         if expect and ok:
             self._hooks.spawn(self.verify(expect), "verify")
@@ -464,16 +511,38 @@ class PassExecutor:
             why = await self._hooks.settle_elsewhere(ttys)
         return why
 
-    def write(self, conf: DongleConf, p: Plan) -> bool:
+    async def write(self, conf: DongleConf, p: Plan) -> bool:
+        """Write the plan's port changes. The files of an include tree are each replaced
+        atomically, one after the other, not as a set: a reader between two renames sees
+        some files new and others old. So a section that takes a tty another file's section
+        names now is first written parked (with the rest of the changes), and given its tty
+        in a second round, once no file names that tty any more: a reader in between sees no
+        tty named twice, at worst that section parked for a moment."""
         try:
             read = conf.render()
             written, files = conf.with_ports(p.port_changes, alsa=p.alsa, data_only=p.data_only)
+            later = cross_file_takes(self.sections, p.port_changes, PARKED_VALUES)
+            rounds: list[dict[str, bytes]] = [files]
+            if later:
+                interim = {
+                    n: ((PARKED_UAC if n in p.alsa else self.driver.parked) if n in later else v)
+                    for n, v in p.port_changes.items()
+                }
+                _, first = conf.with_ports(interim, alsa=p.alsa, data_only=p.data_only)
+                rounds = [first, files]
             on_disk = dict(read)
-            for path, content in files.items():
-                replace_atomically(path, content, expected=read[path])
-                on_disk[path] = content
-                if self._hooks.conf_seen is not None:  # dongled's own write: no pass for it
-                    self._hooks.conf_seen(on_disk)
+            for batch in rounds:
+                for path, content in batch.items():
+                    if content == on_disk[path]:
+                        continue
+                    # In a thread: two fsyncs and a backup link, seconds on a busy disk, must
+                    # not hold the event loop (nor the watchdog's pings, nor other sticks').
+                    await asyncio.to_thread(
+                        replace_atomically, path, content, expected=on_disk[path]
+                    )
+                    on_disk[path] = content
+                    if self._hooks.conf_seen is not None:  # dongled's own write: no pass for it
+                        self._hooks.conf_seen(on_disk)
         except ConfChangedError as exc:
             # Someone saved the file while we asked Asterisk: their edit wins, and the plan
             # is made again from what they wrote.
@@ -522,6 +591,7 @@ class PassExecutor:
                     audio=audio,
                 )
                 self.last_change = f"{name} -> {data.rsplit('/', 1)[-1]} {now}"
+                self.last_change_at = time.time()
             else:
                 usb_audio = name in p.alsa  # then the second value is alsadev=
                 self._emit(
@@ -539,6 +609,7 @@ class PassExecutor:
                     audio=audio,
                 )
                 self.last_change = f"{name} -> {data.rsplit('/', 1)[-1]} {now}"
+                self.last_change_at = time.time()
         return True
 
     async def kick(self, p: Plan) -> bool:
@@ -581,6 +652,9 @@ class PassExecutor:
             del expect[name]
             changed = True
             if want.matches(entry.imei_state, entry.imsi_state) and entry.connected:
+                # Said once per return of the device: a pass that finds it still running on
+                # its own stick (a reload for another device re-verifies it) says nothing.
+                known = self.verified.get(name) == want.imei
                 self.verified[name] = want.imei
                 stick = self.registry.stick_with(want.imei)
                 if stick is not None:
@@ -590,6 +664,8 @@ class PassExecutor:
                 gone = self.registry.back(want.imei)
                 if gone is not None:
                     self.metrics.recovery_seconds.observe(gone)
+                if known:
+                    continue
                 self._emit(
                     Event.VERIFIED,
                     "device %s runs IMEI %s on %s",
@@ -623,25 +699,35 @@ class PassExecutor:
             )
 
     async def verify(self, expect: dict[str, Expect]) -> None:
-        mine = dict(expect)
-        self._verifying.update(mine)
-        try:
-            await self._verify(expect)
-        finally:
-            for name, want in mine.items():
-                if self._verifying.get(name) == want:
-                    del self._verifying[name]
+        """Wait until each device in `expect` runs its IMEI; journal each outcome once. This
+        verification becomes the current one of its devices: an older one drops them."""
+        me, mine = object(), dict(expect)
+        for name, want in mine.items():
+            self._verifying[name] = me
+            self._waiting_for[name] = want
 
-    async def _verify(self, expect: dict[str, Expect]) -> None:
-        window = self.verify_window()
+        def drop_superseded() -> None:
+            for name in list(expect):
+                if self._verifying.get(name) is not me:
+                    del expect[name]
+
         try:
+            window = await self._verify_window()
+            drop_superseded()
             async for poll in device_polls(self.ami, expect, window):
+                drop_superseded()
                 entries = poll.entries
                 self.asterisk = entries if poll.whole else {**(self.asterisk or {}), **entries}
                 if self._settled(expect, entries):
                     self._hooks.publish()
         except AmiError:
             return  # reconnect brings a full pass, which verifies again
+        finally:
+            drop_superseded()
+            for name in mine:
+                if self._verifying.get(name) is me:
+                    del self._verifying[name]
+                    self._waiting_for.pop(name, None)
         for name, want in expect.items():
             self._emit(
                 Event.NOT_VERIFIED,

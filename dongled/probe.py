@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import struct
+import threading
 from dataclasses import dataclass
 
 import serial
@@ -39,6 +40,11 @@ log = logging.getLogger(__name__)
 
 _ATI_IMEI_SHOWN = re.compile(r"[0-9A-Za-z*#. -]{1,32}")
 TIOCGEXCL = 0x80045440  # Linux >= 3.8: is TIOCEXCL set on this tty?
+TIOCGSERIAL, TIOCSSERIAL = 0x541E, 0x541F
+# struct serial_struct: closing_wait (unsigned short) sits at byte 40 on every Linux ABI
+# (only fixed-size fields come before it); 65535 is ASYNC_CLOSING_WAIT_NONE.
+CLOSING_WAIT_AT, CLOSING_WAIT_NONE = 40, 65535
+SERIAL_STRUCT_SIZE = 128  # at least sizeof(struct serial_struct) (72 on 64-bit)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,19 +145,57 @@ class AtChannel:
         except TooLongAnswer:
             raise ProbeError(self.port, f"endless answer to {cmd}") from None
 
-    def close(self) -> None:
+    async def close(self) -> None:
         if not self._gone:
             asyncio.get_running_loop().remove_reader(self._fd)
+        await close_off_loop(self._ser)
+
+
+async def close_off_loop(ser: serial.Serial) -> None:
+    """Close a port in a thread: on a hung usb_wwan stick close() waits for the output to
+    drain, the kernel's closing_wait (30 s unless set to none, see `no_closing_wait`), as
+    long as systemd's watchdog; the event loop must not wait with it."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def finish() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    def close() -> None:
         with contextlib.suppress(OSError, serial.SerialException):
-            self._ser.close()
+            ser.close()
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile (shutdown)
+            loop.call_soon_threadsafe(finish)
+
+    # A thread of its own, not the shared I/O pool: a hung stick's close holds only itself,
+    # never the file writes queued behind it; the thread ends once the kernel lets go.
+    threading.Thread(target=close, name="dongled-close", daemon=True).start()
+    await asyncio.shield(done)
+
+
+def no_closing_wait(fd: int) -> bool:
+    """Set closing_wait to none on a serial port (TIOCSSERIAL, as ModemManager does), so its
+    close() never waits for a hung stick to drain. A pty or odd tty (ENOTTY, EINVAL) or a
+    refusal (EPERM) leaves it as it is: False."""
+    try:
+        buf = bytearray(fcntl.ioctl(fd, TIOCGSERIAL, bytes(SERIAL_STRUCT_SIZE)))
+        struct.pack_into("H", buf, CLOSING_WAIT_AT, CLOSING_WAIT_NONE)
+        fcntl.ioctl(fd, TIOCSSERIAL, bytes(buf))
+    except OSError as exc:
+        log.debug("closing_wait left as it is (fd %d): %s", fd, exc.strerror)
+        return False
+    return True
 
 
 def _open_serial(port: str) -> serial.Serial:
     try:
         # exclusive=True takes flock() for the probe's duration, like other well-behaved tools.
-        return serial.Serial(port, baudrate=115200, timeout=0, exclusive=True)
+        ser = serial.Serial(port, baudrate=115200, timeout=0, exclusive=True)
     except (OSError, serial.SerialException) as exc:
         raise ProbeError(port, f"cannot open: {exc}") from None
+    no_closing_wait(ser.fileno())
+    return ser
 
 
 async def identify_port(
@@ -177,7 +221,7 @@ async def identify_port(
                 return await _lte_conversation(chan, timeouts, family)
             return await _conversation(chan, timeouts)
         finally:
-            chan.close()
+            await chan.close()
 
 
 async def _lean_conversation(
@@ -340,7 +384,7 @@ async def answers_at(port: str, lock_dir: str, limit: float) -> bool:
             try:
                 return (await chan.command("AT", limit)).ok
             finally:
-                chan.close()
+                await chan.close()
     except ProbeError:
         return False
 
@@ -361,8 +405,7 @@ async def line_quiet(port: str, lock_dir: str, quiet: float, limit: float) -> bo
             try:
                 return await _drain(ser.fileno(), quiet, limit)
             finally:
-                with contextlib.suppress(OSError, serial.SerialException):
-                    ser.close()
+                await close_off_loop(ser)
     except PortBusyError:
         return False
     except ProbeError:

@@ -90,7 +90,26 @@ class Recovery:
         self._timers.clear()
 
     def failing(self, usb_port: str, reason: str, device: str | None, sys_path: str) -> None:
-        self._d.spawn(self._recover(usb_port, reason, device, sys_path), f"recover {usb_port}")
+        self._d.spawn(self._guarded(usb_port, reason, device, sys_path), f"recover {usb_port}")
+
+    async def _guarded(self, usb_port: str, reason: str, device: str | None, sys_path: str) -> None:
+        """A bug in one climb must not end this stick's ladder for good (nothing else would
+        ever look at it again): journaled, and looked at again after the ladder's backoff."""
+        try:
+            await self._recover(usb_port, reason, device, sys_path)
+        except Exception as exc:
+            log.exception("recovery of USB %s failed unexpectedly", usb_port)
+            emit(
+                Event.TASK_DIED,
+                "recovery of USB %s failed: %s: %s; looking again in %g s",
+                usb_port,
+                type(exc).__name__,
+                exc,
+                self._d.s.recovery.backoff,
+                usb_port=usb_port,
+                device=device,
+            )
+            self._follow_up(usb_port, reason, device, sys_path, self._d.s.recovery.backoff)
 
     def recovered(self, usb_port: str) -> None:
         timer = self._timers.pop(usb_port, None)

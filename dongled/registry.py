@@ -26,7 +26,7 @@ from dongled.hotplug import SoundEvent, TtyEvent, TtyInfo, read_card
 from dongled.identity import Identity, limitations
 from dongled.metrics import Metrics
 from dongled.probe import ProbeTimeouts
-from dongled.prober import Found, Listing, asterisk_holds, identify, identity_from
+from dongled.prober import Found, Listing, NotFound, asterisk_holds, identify, identity_from
 from dongled.reconcile import Located, located
 from dongled.settings import Settings
 from dongled.sticks import Stick, StickState
@@ -34,6 +34,8 @@ from dongled.sticks import Stick, StickState
 log = logging.getLogger(__name__)
 
 ARRIVAL_QUIET = 0.1  # the ports of sticks on one hub appear within ms of each other
+GONE_KEEP = 86400.0  # a stick gone longer is not timed when it comes back ...
+GONE_MAX = 1024  # ... nor kept beyond this many vanished sticks
 RETRY_BASE, RETRY_MAX = 2.0, 60.0
 ARRIVALS_KEPT = 64  # enough to tell a storm from a stick on its own
 BOOT_RETRY = 1.0  # first re-probe of a new stick that is still silent (it may be booting)
@@ -115,6 +117,17 @@ class StickRegistry:
         """Whether a new stick appeared between `start` and `end` (monotonic seconds)."""
         return any(start <= t <= end for t in self._arrivals)
 
+    def _note_gone(self, imei: str, now: float) -> None:
+        """Remember when a stick vanished (for the time it takes to come back), forgetting
+        the ones gone for good: a stick replaced, not returned, must not be kept forever."""
+        self._gone_at.pop(imei, None)  # re-inserted last: the dict stays oldest-first
+        self._gone_at[imei] = now
+        while self._gone_at:
+            oldest, at = next(iter(self._gone_at.items()))
+            if now - at <= GONE_KEEP and len(self._gone_at) <= GONE_MAX:
+                break
+            del self._gone_at[oldest]
+
     def back(self, imei: str) -> float | None:
         """The stick with `imei` runs on its device again: seconds since it vanished, if it did."""
         gone = self._gone_at.pop(imei, None)
@@ -166,6 +179,16 @@ class StickRegistry:
                 self.remove_stick(usb)
         elif event.info is not None:
             self.add_port(event.info)
+
+    def resync(self, present: list[TtyInfo]) -> None:
+        """Make the sticks what udev lists now (after udev events were lost: a netlink
+        overrun, or a bug handling one): ports gone are removed, new ones added."""
+        listed = {info.sys_path for info in present}
+        for sys_path, usb_device in list(self._by_syspath.items()):
+            if sys_path not in listed:
+                self.remove_stick(usb_device)
+        for info in present:
+            self.add_port(info)
 
     def add_port(self, info: TtyInfo) -> None:
         stick = self.sticks.get(info.usb_device)
@@ -243,7 +266,7 @@ class StickRegistry:
             usb_port=stick.usb_port,
         )
         if imei is not None:
-            self._gone_at[imei] = time.monotonic()
+            self._note_gone(imei, time.monotonic())
             self._metrics.reenumerations.inc()
             self._hooks.request(True)
         self._changed()
@@ -266,18 +289,24 @@ class StickRegistry:
             stick.state = StickState.SETTLING
             self._schedule_probe(stick, self.s.settle_time)
             return
-        result = await identify(
-            dict(stick.ports),
-            layouts,
-            lock_dir=self.s.lock_dir,
-            timeouts=self._timeouts,
-            probe_timeout=self.s.probe_timeout,
-            listing=self._hooks.listing,
-            counted=self._count_probe,
-            family=models.family(stick.vid, stick.pid),
-            lock_files=self._lock_files,
-            lean=True,  # the line waits for every command: only what binding needs
-        )
+        try:
+            result: Found | NotFound = await identify(
+                dict(stick.ports),
+                layouts,
+                lock_dir=self.s.lock_dir,
+                timeouts=self._timeouts,
+                probe_timeout=self.s.probe_timeout,
+                listing=self._hooks.listing,
+                counted=self._count_probe,
+                family=models.family(stick.vid, stick.pid),
+                lock_files=self._lock_files,
+                lean=True,  # the line waits for every command: only what binding needs
+            )
+        except Exception as exc:
+            # A bug (ours, pyserial's) must not leave the stick "probing" for good, holding
+            # every pass back and never identified: a failed probe, tried again with backoff.
+            log.exception("probe of the stick at USB %s failed unexpectedly", stick.usb_port)
+            result = NotFound(error=f"probe failed unexpectedly: {type(exc).__name__}: {exc}")
         if self.sticks.get(stick.usb_device) is not stick:
             return  # unplugged while we talked to it
         if isinstance(result, Found):

@@ -111,6 +111,9 @@ class Releases:
         self._quiet = quiet
         self._timeout = timeout
         self._stopped: dict[str, Stopped] = {}
+        # The one drain of each record under way: a second wait for the same device (a pass
+        # and the ladder's restart) shares it instead of finding the tty locked by the first.
+        self._draining: dict[str, tuple[Stopped, asyncio.Future[bool]]] = {}
 
     def stopped(self, name: str, entry: DeviceEntry | None) -> None:
         """Remember a device just stopped (after DongleStop answered Success)."""
@@ -144,17 +147,12 @@ class Releases:
                 f"within {self._timeout:g} s of DongleStop"
             )
         closed = time.monotonic() - start
-        quiet = await asyncio.gather(
-            *(
-                line_quiet(st.data, self._lock_dir, self._quiet, QUIET_LIMIT)
-                for st in waiting.values()
-            )
-        )
+        quiet = await asyncio.gather(*(self._drain(name, st) for name, st in waiting.items()))
         noisy = [name for name, ok in zip(waiting, quiet, strict=True) if not ok]
         if noisy:
             return f"the data tty of {', '.join(noisy)} is not quiet yet"
-        for name in waiting:
-            del self._stopped[name]
+        for name, st in waiting.items():
+            self._forget(name, st)
         log.info(
             "stopped device(s) %s let go of their ttys %.3f s after the wait began; quiet "
             "%.3f s later",
@@ -163,6 +161,29 @@ class Releases:
             time.monotonic() - start - closed,
         )
         return None
+
+    def _forget(self, name: str, st: Stopped) -> None:
+        """Forget `st`, the record a wait began with: only if it is still the one kept. Another
+        wait (or prune) may have forgotten it already, or the device may have been stopped
+        again meanwhile; that newer record must be waited for by the next reload."""
+        if self._stopped.get(name) is st:
+            del self._stopped[name]
+
+    def _drain(self, name: str, st: Stopped) -> asyncio.Future[bool]:
+        """The quiet check of `st`'s data tty: the one under way, or a new one."""
+        running = self._draining.get(name)
+        if running is not None and running[0] is st and not running[1].done():
+            return asyncio.shield(running[1])
+        task = asyncio.ensure_future(line_quiet(st.data, self._lock_dir, self._quiet, QUIET_LIMIT))
+        task.set_name(f"drain {name}")
+        self._draining[name] = (st, task)
+
+        def done(_: asyncio.Future[bool]) -> None:
+            if self._draining.get(name, (None, None))[1] is task:
+                del self._draining[name]
+
+        task.add_done_callback(done)
+        return asyncio.shield(task)
 
     def prune(self, entries: Mapping[str, DeviceEntry]) -> None:
         """Forget devices long let go (a reply in flight has arrived by QUIET_LIMIT), so a

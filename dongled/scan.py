@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import difflib
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -27,7 +28,9 @@ from dongled.atomicfile import replace_atomically
 from dongled.dongleconf import DeviceSection, DongleConf
 from dongled.drivers.alsa import SoundCard, card_of
 from dongled.drivers.base import Driver
+from dongled.drivers.chan_dongle import CHAN_DONGLE
 from dongled.drivers.known import drivers_for
+from dongled.drivers.quectel import Family
 from dongled.errors import AmiError, ConfError, PortBusyError, ProbeError
 from dongled.fences import Fences
 from dongled.hotplug import TtyInfo, list_sound_cards, list_ttys
@@ -276,6 +279,13 @@ async def apply_scan(
 # ---- adopt -----------------------------------------------------------------------------------
 
 
+def _dialect(path: str, ports: Mapping[str, tuple[str, str]]) -> tuple[Family | None, bool]:
+    """The AT dialect of the stick at `path` by udev's (vid, pid) of its tty, and whether
+    the path exists at all."""
+    vid, pid = ports.get(os.path.realpath(path), ("", ""))
+    return models.family(vid, pid), os.path.exists(path)
+
+
 async def adopt(s: Settings, asterisk: Asterisk, driver: Driver) -> AdoptResult:
     """Learn the IMEI of each section without imei= and propose the imei= lines (no writes)."""
     conf = DongleConf.load(conf_path(s, driver.conf_key))
@@ -284,6 +294,7 @@ async def adopt(s: Settings, asterisk: Asterisk, driver: Driver) -> AdoptResult:
     named = {sec.imei: n for n, sec in sections.items() if sec.imei and valid_imei(sec.imei)}
     learned: dict[str, tuple[str, str]] = {}
     skipped: dict[str, str] = {}
+    ports = {info.devnode: (info.vid, info.pid) for info in await asyncio.to_thread(list_ttys)}
     for name, sec in sorted(sections.items()):
         if sec.imei:
             if not valid_imei(sec.imei):
@@ -307,9 +318,18 @@ async def adopt(s: Settings, asterisk: Asterisk, driver: Driver) -> AdoptResult:
                 continue
             learned[name] = (entry.imei_state, "asterisk")
             continue
+        # The stick's dialect, from udev's view of the port: never a Huawei `^` command to an
+        # LTE module (the daemon's probe asks the same table).
+        family, exists = _dialect(sec.data, ports)
+        if family is None and driver.name != CHAN_DONGLE.name and exists:
+            skipped[name] = (
+                f"cannot tell which LTE module is at {sec.data} (udev does not list it as a "
+                "USB modem's tty): not probed"
+            )
+            continue
         try:
             async with asyncio.timeout(s.probe_timeout):
-                ident = await identify_port(sec.data, s.lock_dir, _timeouts(s))
+                ident = await identify_port(sec.data, s.lock_dir, _timeouts(s), family)
         except PortBusyError as exc:
             skipped[name] = f"{exc} (and Asterisk does not run it)"
             continue

@@ -78,3 +78,5 @@ class StatusDoc(TypedDict):
     recovery: dict[str, RecoveryRow]
     counters: dict[str, int]
     ok: bool
+    published_at: float  # Unix time of this snapshot: a reader can tell an old one
+    publish_every: float  # the daemon rewrites it at least this often (seconds)

@@ -7,7 +7,9 @@ code. It holds no secret and is written atomically, so a reader never sees half 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -18,6 +20,8 @@ from dongled.identity import limitations, valid_imei
 from dongled.linestatus import LineStatus, line_status
 from dongled.reconcile import Located, choose, located
 from dongled.statusdoc import RecoveryRow, SectionRow, StatusDoc, StickRow, SwitchingRow
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from dongled.ami import DeviceEntry
@@ -66,7 +70,13 @@ if TYPE_CHECKING:
 
 SCHEMA = 1
 FILENAME = "status.json"
-_last: dict[str, bytes] = {}
+# The daemon rewrites the snapshot at least this often, changed or not; a reader that finds
+# one older than STALE_AFTER does not show it as current (the daemon hangs or cannot write).
+PUBLISH_EVERY = 10.0
+STALE_AFTER = 3 * PUBLISH_EVERY
+# directory -> (the last document written without its time, when)
+_last: dict[str, tuple[bytes, float]] = {}
+_write_failed: dict[str, str] = {}  # directory -> the error last logged
 # (state_dir, row key) -> (what the row looked like, when that last changed)
 _seen: dict[tuple[str, str], tuple[tuple[object, ...], str]] = {}
 
@@ -88,6 +98,13 @@ def _changed(state_dir: str, key: str, signature: tuple[object, ...]) -> str:
     stamp = _now()
     _seen[(state_dir, key)] = (signature, stamp)
     return stamp
+
+
+def _forget_unseen(state_dir: str, shown: set[str]) -> None:
+    """Rows no longer shown (a stick unplugged, a section removed) are forgotten: when one
+    is back, its appearance is its last change. Keeps `_seen` to what is shown."""
+    for key in [k for k in _seen if k[0] == state_dir and k[1] not in shown]:
+        del _seen[key]
 
 
 def _sections(path: str) -> dict[str, DeviceSection]:
@@ -253,6 +270,11 @@ def snapshot(d: StatusSource) -> StatusDoc:
         )
         stick_row["last_change"] = _changed(state_dir, "stick:" + s.usb_device, sig)
         sticks.append(stick_row)
+    _forget_unseen(
+        state_dir,
+        {"section:" + r["section"] for r in rows}
+        | {"stick:" + s.usb_device for s in d.sticks.values()},
+    )
     doc: StatusDoc = {
         "schema": SCHEMA,
         "running": True,
@@ -270,6 +292,8 @@ def snapshot(d: StatusSource) -> StatusDoc:
         "recovery": _recovery(d),
         "counters": dict(d.counters),
         "ok": False,
+        "published_at": round(time.time(), 3),
+        "publish_every": PUBLISH_EVERY,
     }
     doc["ok"] = exit_ok(doc)
     return doc
@@ -319,24 +343,49 @@ def exit_ok(doc: Mapping[str, Any]) -> bool:
 
 
 def publish(d: StatusSource) -> None:
-    directory = d.s.state_dir
-    data = json.dumps(snapshot(d), indent=1, sort_keys=True).encode()
-    if _last.get(directory) == data:
-        return
+    """Snapshot and write at once (the daemon splits the two: `snapshot` on its loop, `write`
+    in a thread)."""
+    write(d.s.state_dir, snapshot(d))
+
+
+def write(directory: str, doc: StatusDoc) -> bool:
+    """Replace the status file with `doc` (blocking I/O). Skipped when only its time changed
+    since a write less than PUBLISH_EVERY / 2 ago. False when it could not be written: said
+    once per error, in the log (status is a convenience; it never takes the daemon down, but
+    an old file must not go unexplained)."""
+    now = doc["published_at"]
+    body = json.dumps({**doc, "published_at": 0}, sort_keys=True).encode()
+    last = _last.get(directory)
+    if last is not None and last[0] == body and now - last[1] < PUBLISH_EVERY / 2:
+        return True
+    data = json.dumps(doc, indent=1, sort_keys=True).encode()
+    path = os.path.join(directory, FILENAME)
     try:
         os.makedirs(directory, mode=0o755, exist_ok=True)
         import tempfile  # the daemon's side only: `dongled status` never writes
 
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".status.")
         try:
-            os.write(fd, data)
-            os.fchmod(fd, 0o644)
-        finally:
-            os.close(fd)
-        os.replace(tmp, os.path.join(directory, FILENAME))
-    except OSError:
-        return  # status is a convenience; never let it take the daemon down
-    _last[directory] = data
+            try:
+                os.write(fd, data)
+                os.fchmod(fd, 0o644)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        if _write_failed.get(directory) != str(exc):
+            _write_failed[directory] = str(exc)
+            log.error("cannot write the status file %s: %s", path, exc)
+        return False
+    if directory in _write_failed:
+        del _write_failed[directory]
+        log.info("status file %s written again", path)
+    _last[directory] = (body, now)
+    return True
 
 
 # ---- the reader's side: `dongled status` ---------------------------------------------------

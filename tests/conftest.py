@@ -19,7 +19,7 @@ from tests.support import devguard
 collect_ignore = (
     []
     if os.environ.get("DONGLED_REL_CHILD") == "1"
-    else ["test_rel_ami.py", "test_rel_ports.py", "test_rel_soak.py"]
+    else ["test_rel_ami.py", "test_rel_ports.py", "test_rel_soak.py", "test_rel_faults.py"]
 )
 
 # Property tests draw the same examples on every run, so CI is a stable gate (a random draw

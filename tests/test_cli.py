@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ def _doc(*sections: dict[str, Any], ami: bool = True, **extra: Any) -> dict[str,
         "sticks": [],
         "switching": [],
         "recovery": {},
+        "published_at": time.time(),  # written just now, as the daemon does every 10 s
+        "publish_every": 10.0,
         **extra,
     }
 

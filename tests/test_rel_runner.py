@@ -21,9 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.e2e
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1200)
 @needs_umockdev
-@pytest.mark.parametrize("module", ["test_rel_ami.py", "test_rel_ports.py", "test_rel_soak.py"])
+@pytest.mark.parametrize(
+    "module", ["test_rel_ami.py", "test_rel_ports.py", "test_rel_soak.py", "test_rel_faults.py"]
+)
 def test_campaign_in_a_fresh_process(module: str) -> None:
     env = {**os.environ, "DONGLED_REL_CHILD": "1"}
     out = subprocess.run(

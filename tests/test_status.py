@@ -77,6 +77,8 @@ TOP_KEYS = {
     "recovery",
     "counters",
     "ok",
+    "published_at",
+    "publish_every",
 }
 
 

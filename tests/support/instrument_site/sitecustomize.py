@@ -1,7 +1,8 @@
 """Put this directory first on PYTHONPATH of a `dongled run` subprocess (with
 DONGLED_TASKS_FILE set) and SIGUSR1 makes the daemon write its live asyncio task names
 to that file as a JSON list. dongled's code is not touched: asyncio.run is wrapped so
-the handler runs on the daemon's own loop. Used by the soak and AMI campaigns.
+the handler runs on the daemon's own loop. Used by the soak and AMI campaigns. With
+DONGLED_FAULTS set, tests/support/faults.py's faults are put in at start-up.
 
 Always: installs tests/support/devguard.py's hook, so a daemon under test cannot open a
 device node outside its testbed either (the rig puts this directory on every daemon's path)."""
@@ -30,6 +31,21 @@ def _install_devguard() -> None:
 
 
 _install_devguard()
+
+
+def _install_faults() -> None:
+    # DONGLED_FAULTS: the faults of tests/support/faults.py, put in before dongled runs
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "faults.py")
+    spec = importlib.util.spec_from_file_location("_dongled_test_faults", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    module.install()
+
+
+if os.environ.get("DONGLED_FAULTS"):
+    _install_faults()
 
 _real_run = asyncio.run
 

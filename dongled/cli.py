@@ -185,7 +185,8 @@ def _read_snapshot(conf: settings.Settings) -> tuple[dict[str, Any] | None, str]
         return None, f"dongled's status is unreadable: {path}: {exc.strerror}"
     except ValueError:
         return None, f"dongled's status is unreadable: {path} is not a JSON document"
-    if not isinstance(snap, dict) or not isinstance(snap.get("pid"), int):
+    pid = snap.get("pid") if isinstance(snap, dict) else None
+    if not isinstance(snap, dict) or not isinstance(pid, int) or isinstance(pid, bool):
         return None, f"dongled's status is unreadable: {path} is not a status document"
     if not pid_alive(snap["pid"]):
         return None, f"dongled is not running (no live state in {path})"

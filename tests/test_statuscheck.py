@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,8 @@ def _doc(*sections: dict[str, Any], ami: bool = True, **extra: Any) -> dict[str,
         "sticks": [],
         "switching": [],
         "recovery": {},
+        "published_at": time.time(),  # a current snapshot (an old one is UNKNOWN)
+        "publish_every": 10.0,
     }
     return doc | extra
 

@@ -7,6 +7,7 @@ and the pty simulators. Each asserts what a user would see: no device ever ran a
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -46,77 +47,51 @@ def _parked(r: Rig) -> int:
     return sum(p.read_bytes().count(PARKED_DATA.encode()) for p in r.confs)
 
 
+def _storm(r: Rig, order: list[int]) -> None:
+    """dongled runs; every stick drops (each section parked), then all come back on new
+    numbers in `order`: each device on its own stick."""
+    _settled(r)
+    pid = _real(r).pid
+    r.start_daemon()
+    r.unplug(*range(len(r.sticks)))
+    wait_until(lambda: _parked(r) == len(r.sticks), 10, "every section parked")
+    for i in order:
+        r.replug(i)
+    r.wait_all_right(timeout=30)
+    _assert_safe(r, pid)
+    r.assert_only_ports_changed()
+
+
 @pytest.mark.parametrize("driver", ALL)
 def test_every_stick_back_on_new_numbers(tmp_path: Path, driver: str) -> None:
     with real_rig(tmp_path, driver) as r:
-        _settled(r)
-        pid = _real(r).pid
-        r.start_daemon()
-        r.unplug(*range(len(r.sticks)))
-        wait_until(lambda: _parked(r) == len(r.sticks), 10, "every section parked")
-        for i in range(len(r.sticks)):
-            r.replug(i)
-        r.wait_all_right(timeout=30)
-        _assert_safe(r, pid)
-        r.assert_only_ports_changed()
+        _storm(r, list(range(len(r.sticks))))
 
 
 def test_ten_sticks_back_on_new_numbers(tmp_path: Path) -> None:
     with real_rig(tmp_path, "chan_dongle", 10) as r:
-        _settled(r)
-        pid = _real(r).pid
-        r.start_daemon()
-        r.unplug(*range(10))
-        wait_until(lambda: _parked(r) == 10, 10, "every section parked")
-        for i in reversed(range(10)):
-            r.replug(i)
-        r.wait_all_right(timeout=30)
-        _assert_safe(r, pid)
-        r.assert_only_ports_changed()
+        _storm(r, list(reversed(range(10))))
 
 
-@pytest.mark.parametrize("driver", SINGLE)
-def test_rotated_onto_each_others_numbers_one_at_a_time(tmp_path: Path, driver: str) -> None:
+# The scenarios the test Asterisk's end-to-end tests run too (tests/support/scenarios.py);
+# rotations need sticks alike in their ttys, so not on a mixed box.
+SHARED = [
+    *((rotated_one_at_a_time, d) for d in SINGLE),
+    *((rotated_all_at_once, d) for d in SINGLE),
+    *((back_on_the_same_numbers, d) for d in ALL),
+    *((one_never_back, d) for d in ALL),
+    *((stale_config_at_startup, d) for d in ALL),
+]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "driver"), SHARED, ids=[f"{f.__name__}-{d}" for f, d in SHARED]
+)
+def test_shared_scenario(tmp_path: Path, scenario: Callable[[Rig], None], driver: str) -> None:
     with real_rig(tmp_path, driver) as r:
         _settled(r)
         pid = _real(r).pid
-        rotated_one_at_a_time(r)
-        _assert_safe(r, pid)
-
-
-@pytest.mark.parametrize("driver", SINGLE)
-def test_rotated_all_at_once(tmp_path: Path, driver: str) -> None:
-    with real_rig(tmp_path, driver) as r:
-        _settled(r)
-        pid = _real(r).pid
-        rotated_all_at_once(r)
-        _assert_safe(r, pid)
-
-
-@pytest.mark.parametrize("driver", ALL)
-def test_back_on_the_same_numbers(tmp_path: Path, driver: str) -> None:
-    with real_rig(tmp_path, driver) as r:
-        _settled(r)
-        pid = _real(r).pid
-        back_on_the_same_numbers(r)
-        _assert_safe(r, pid)
-
-
-@pytest.mark.parametrize("driver", ALL)
-def test_one_never_back_and_an_admins_reload(tmp_path: Path, driver: str) -> None:
-    with real_rig(tmp_path, driver) as r:
-        _settled(r)
-        pid = _real(r).pid
-        one_never_back(r)
-        _assert_safe(r, pid)
-
-
-@pytest.mark.parametrize("driver", ALL)
-def test_stale_config_at_startup(tmp_path: Path, driver: str) -> None:
-    with real_rig(tmp_path, driver) as r:
-        _settled(r)
-        pid = _real(r).pid
-        stale_config_at_startup(r)
+        scenario(r)
         _assert_safe(r, pid)
 
 

@@ -242,12 +242,12 @@ async def _lean_conversation(
     if imei is None and family is not None:
         gsn = await chan.command(lte.IMEI_FALLBACK, t)
         imei = imei_from_cgsn(gsn.lines) if gsn.ok else None
-    elif imei is None:
-        ati = await chan.command("ATI", t)
-        fallback = (parse_ati(ati.lines) if ati.ok else {}).get("imei", "")
-        imei = fallback if valid_imei(fallback) else None
+    ati_said = ""
+    if imei is None:  # ATI's `IMEI:` line, where the firmware prints one (SIMCom too)
+        ati = await chan.command(lte.ATI_FALLBACK if family is not None else "ATI", t)
+        imei, ati_said = _imei_from_ati(parse_ati(ati.lines) if ati.ok else {})
     if imei is None:
-        raise ProbeError(chan.port, f"no valid IMEI (AT+CGSN: {cgsn.final})")
+        raise ProbeError(chan.port, f"no valid IMEI (AT+CGSN: {cgsn.final}; {ati_said})")
     cimi = await chan.command("AT+CIMI", t)
     imsi = imsi_from_cimi(cimi.lines) if cimi.ok else None
     iccid, voice = None, None

@@ -52,7 +52,9 @@ def test_an_admins_save_during_a_pass_is_kept(proxied: tuple[Rig, AmiProxy], how
 
     wait_until(lambda: "/dev/null/dongled-stick-absent" in r.conf.read_text(), 10, "parked")
     assert r.conf.read_bytes().endswith(NOTE), "the admin's edit was overwritten"
-    assert "changed on disk while dongled was editing it" in r.daemon_log()
+    # Since removal passes park without a listing (issue 21's passes), the held answer is
+    # no longer always inside the pass's read-list-write window: the edit must survive
+    # either way; test_atomicfile pins the window itself (the write refuses a changed file).
     r.replug(0)
     r.wait_all_right(timeout=15)
     r.original = theirs  # from here on, the admin's file is the hand-written one

@@ -32,7 +32,9 @@ pytestmark = [
 ]
 
 BACKOFF_MAX = 1.0  # the rig's [ami] backoff_max
-BASE_TASKS = 6  # ami, reconcile, watchdog (if any), a verify or a probe in flight: generous
+# The daemon's own (the main task, ami, reconcile, lines, status, the stop and fatal waits,
+# the watchdog) and a verify or a probe in flight: no task may pile up beyond them.
+BASE_TASKS = 10
 
 
 @pytest.fixture

@@ -29,7 +29,9 @@ def test_an_admins_swap_and_reload_is_set_right(tmp_path: Path, driver: str) -> 
         r.wait_notification("STATUS=2 sticks, 2 on their devices", 20)
         save_by_rename(r.conf, swapped_ports(r, 0, 1))
         r.asterisk.admin_reload()
-        wait_until(lambda: r.conf.read_bytes() == r.original, 10, "the ports put back")
+        # RE's own stop of a device can take 10 s (its monitor thread sleeps out a read), and
+        # dongled sends RE the next command only once the last is done.
+        wait_until(lambda: r.conf.read_bytes() == r.original, 30, "the ports put back")
         r.wait_all_right(timeout=30)
         print(f"\n[real] {driver}: swap and reload: {len(r.asterisk.foreign_bindings)} foreign")
         assert foreign_ended_by_stop(r, STOP[driver]) == []

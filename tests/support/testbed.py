@@ -322,6 +322,15 @@ def _paragraph(path: str, props: dict[str, str], attrs: dict[str, str], node: st
     return "\n".join(lines) + "\n\n"
 
 
+def _open_fds() -> dict[int, str]:
+    """This process's open fds and what each is (/proc/self/fd's link)."""
+    out: dict[int, str] = {}
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            out[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+    return out
+
+
 class Testbed:
     """A umockdev testbed (one per process at a time: it sets $UMOCKDEV_DIR)."""
 
@@ -331,7 +340,12 @@ class Testbed:
         if not self.available():
             raise TestbedError("not running under umockdev-wrapper (libumockdev-preload)")
         self._lib, self._glib, self._gobject = _load()
+        before = _open_fds()
         tb = self._lib.umockdev_testbed_new()
+        # libumockdev keeps an eventfd and a socket of each testbed open after its last unref
+        # (seen: ~2.4 fds per testbed); the suite's 400-odd testbeds then pushed the test
+        # process past fd 1024, where pyserial's select() fails. close() reclaims them.
+        self._own_fds = {fd: target for fd, target in _open_fds().items() if fd not in before}
         if not tb:
             raise TestbedError("umockdev_testbed_new failed")
         self._tb: int | None = tb
@@ -688,6 +702,11 @@ class Testbed:
         self._gobject.g_object_unref(self._tb)
         self._tb = None
         self._ioctl.close()
+        now = _open_fds()
+        for fd, target in self._own_fds.items():
+            if now.get(fd) == target and target.startswith(("socket:", "anon_inode:[eventfd]")):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     def __enter__(self) -> Testbed:
         return self

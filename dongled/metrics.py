@@ -102,7 +102,10 @@ class Metrics:
     def devices(self, entries: dict[str, DeviceEntry]) -> None:
         for name, entry in entries.items():
             if entry.rssi_dbm is None:  # unknown now: no stale reading left behind
-                self.rssi.remove(name)
+                # prometheus-client 0.16 (Debian 12) raises for a series never set; 0.26
+                # does not.
+                with contextlib.suppress(KeyError):
+                    self.rssi.remove(name)
             else:
                 self.rssi.labels(device=name).set(entry.rssi_dbm)
             registered = entry.registration is Registration.REGISTERED

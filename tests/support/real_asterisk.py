@@ -215,7 +215,6 @@ class RealAsterisk:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
-        self._session: AmiSession | None = None
         self.polls = 0
         self._ttys: dict[str, str] = {}
         self._running: dict[str, str] = {}  # device -> the IMEI the last listing showed
@@ -289,7 +288,7 @@ class RealAsterisk:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                self._session = AmiSession(self.ami_port)
+                AmiSession(self.ami_port).close()  # AMI answers a login: it is up
                 break
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -308,8 +307,7 @@ class RealAsterisk:
         """Asterisk runs without umockdev's preload: its realpath() wrapper (0.17.16)
         corrupts the heap of a C caller that passes its own buffer, as chan_dongle's lock
         naming does. Its ttys are the testbed's ptys, bound into its own /dev instead."""
-        env = {k: v for k, v in self.env.items() if k not in ("LD_PRELOAD", "UMOCKDEV_DIR")}
-        return env
+        return {k: v for k, v in self.env.items() if k not in ("LD_PRELOAD", "UMOCKDEV_DIR")}
 
     def testbed_ttys(self) -> dict[str, str]:
         """The testbed's ttys now: /dev name -> the pty slave it is."""
@@ -338,9 +336,6 @@ class RealAsterisk:
         if self._poller is not None:
             self._poller.join(5)
             self._poller = None
-        if self._session is not None:
-            self._session.close()
-            self._session = None
         proc, self.proc = self.proc, None
         if proc is None:
             return
@@ -366,9 +361,6 @@ class RealAsterisk:
 
     def restart(self) -> None:
         """Asterisk stopped and started again (the same private tree and AMI port)."""
-        self._stop.set()
-        if self._poller is not None:
-            self._poller.join(5)
         self.stop()
         self.start()
 

@@ -157,11 +157,18 @@ def test_im_usb_audio_each_section_follows_its_own_card(tmp_path: Path) -> None:
         wait_until(lambda: _alsadevs(r)[0] == PARKED_ALSADEV, 5, "dongle0's card parked")
         r.wait_all_right([1])
         r.assert_never_foreign()
-        rows = r.status()["sections"]
-        assert isinstance(rows, list)
-        row = next(s for s in rows if s["section"] == "dongle0")
-        assert row["status"] == "absent" and row["data"] == PARKED_DATA
-        assert row["alsadev"] == PARKED_ALSADEV
+
+        def dongle0_row() -> dict[str, object]:
+            rows = r.status()["sections"]
+            assert isinstance(rows, list)
+            row = next(s for s in rows if s["section"] == "dongle0")
+            assert isinstance(row, dict)
+            return row
+
+        # The status task writes the file within about 0.1 s of the pass that parked the card.
+        wait_until(lambda: dongle0_row()["data"] == PARKED_DATA, 5, "status shows the parked port")
+        row = dongle0_row()
+        assert row["status"] == "absent" and row["alsadev"] == PARKED_ALSADEV
         assert r.status_stick("1-1.2")["card"] == "Android"
         table = r.cli("status").stdout
         assert "hw:CARD=Android " in table and PARKED_ALSADEV in table

@@ -76,10 +76,13 @@ def line_status(
     ami_up: bool,
     given_up: str = "",
     file_problem: str = "",
+    unidentified: int = 0,
 ) -> Line:
     """The line for `sec`; `choice` is what `reconcile.choose` returned for it. `file_problem`
     is why the daemon could not write (or read) the section's file, "" when it could: an absent
-    stick's section that still names a port is then said not to be parked, and why."""
+    stick's section that still names a port is then said not to be parked, and why.
+    `unidentified`: how many plugged sticks have no known IMEI yet (busy, booting, failed):
+    with any, an absent section's stick may well be plugged in, and the line says so."""
     imei = sec.imei if sec.imei and valid_imei(sec.imei) else None
     stick = choice if isinstance(choice, Located) else None
     running = entry.imei_state if entry is not None and entry.imei_state else None
@@ -108,18 +111,25 @@ def line_status(
     if isinstance(choice, str):
         return line(LineStatus.AMBIGUOUS, choice)
     if stick is None:
+        # A stick dongled could not identify (held by another program, still booting) may be
+        # this section's: "not plugged in" would send the admin looking for a stick in place.
+        gone = (
+            "its stick is not plugged in"
+            if not unidentified
+            else f"no plugged stick is known to carry it ({unidentified} not identified: see "
+            f"{'its row' if unidentified == 1 else 'their rows'})"
+        )
         if sec.data == PARKED_DATA:
-            return line(LineStatus.ABSENT, "its stick is not plugged in; the section is parked")
+            return line(LineStatus.ABSENT, f"{gone}; the section is parked")
         named = sec.data or "no data="
         if file_problem:
             return line(
                 LineStatus.ABSENT,
-                f"its stick is not plugged in, but the section is NOT parked: it still names "
-                f"{named}; the file was not written: {file_problem}",
+                f"{gone}, but the section is NOT parked: it still names {named}; the file was "
+                f"not written: {file_problem}",
             )
         return line(
-            LineStatus.ABSENT,
-            f"its stick is not plugged in; the section is not parked yet (it still names {named})",
+            LineStatus.ABSENT, f"{gone}; the section is not parked yet (it still names {named})"
         )
     if given_up:
         return line(LineStatus.GIVEN_UP, f"recovery of its stick was given up: {given_up}")

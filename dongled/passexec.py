@@ -569,8 +569,11 @@ class PassExecutor:
             if data == self.driver.parked[0]:  # parked: both ports (or data and the card)
                 self._emit(
                     Event.PARKED,
-                    "device %s: its stick is absent, parked on %s",
+                    # absent, or plugged but not identified (busy, booting): either way
+                    # no verified port to name
+                    "device %s: no plugged stick is identified as IMEI %s, parked on %s",
                     name,
+                    sec.imei,
                     data,
                     device=name,
                     imei=sec.imei,

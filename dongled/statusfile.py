@@ -154,12 +154,19 @@ def _section_row(
     given_up: str = "",
     uac: bool = False,
     file_problem: str = "",
+    unidentified: int = 0,
 ) -> SectionRow:
     """One section's row; its status is decided by `linestatus`, as the daemon decides it.
     `uac`: the driver takes the section's voice from alsadev= (USB audio; its module's card or
     an external one)."""
     decided = line_status(
-        sec, choice, entry, ami_up=ami_up, given_up=given_up, file_problem=file_problem
+        sec,
+        choice,
+        entry,
+        ami_up=ami_up,
+        given_up=given_up,
+        file_problem=file_problem,
+        unidentified=unidentified,
     )
     imei = sec.imei if sec.imei and valid_imei(sec.imei) else None
     running, verified = decided.running, decided.verified
@@ -222,6 +229,7 @@ def snapshot(d: StatusSource) -> StatusDoc:
             sections.update(read)
             drivers.update(dict.fromkeys(read, driver))
     plugged = list(d.sticks.values())
+    unidentified = sum(1 for s in plugged if s.identity is None)
     from dongled.drivers.known import DRIVERS  # here: the daemon has it loaded, status not
 
     named: dict[str, str] = {}  # usb_device of the stick carrying a section -> section
@@ -243,6 +251,7 @@ def snapshot(d: StatusSource) -> StatusDoc:
             given_up,
             alsa,
             d.conf_error,
+            unidentified,
         )
         if stick is not None:
             named[stick.usb_device] = name

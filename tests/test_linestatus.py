@@ -146,3 +146,29 @@ def test_absent_says_whether_the_section_is_really_parked() -> None:
         f"its stick is not plugged in, but the section is NOT parked: it still names {PA[0]}; "
         "the file was not written: /x: not replaced"
     )
+
+
+def test_absent_with_unidentified_sticks_does_not_say_its_stick_is_not_plugged_in() -> None:
+    """Replayed on a fresh box (issue 22): the README's step 1 (imei= added) before step 2 (the
+    AMI user), with both sticks held by Asterisk, so dongled could identify neither. Status
+    said "its stick is not plugged in" for both sections, beside two plugged `busy` sticks."""
+    from dataclasses import replace
+
+    from dongled.parked import PARKED_AUDIO, PARKED_DATA
+
+    parked = replace(sec(), data=PARKED_DATA, audio=PARKED_AUDIO)
+    two = line_status(parked, None, None, ami_up=False, unidentified=2)
+    assert two.status is LineStatus.ABSENT
+    assert two.detail == (
+        "no plugged stick is known to carry it (2 not identified: see their rows); "
+        "the section is parked"
+    )
+    one = line_status(sec(), None, None, ami_up=True, unidentified=1)
+    assert one.detail == (
+        "no plugged stick is known to carry it (1 not identified: see its row); the section "
+        f"is not parked yet (it still names {PA[0]})"
+    )
+    # every plugged stick identified: then it really is not plugged in
+    assert line_status(parked, None, None, ami_up=True).detail == (
+        "its stick is not plugged in; the section is parked"
+    )

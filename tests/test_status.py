@@ -381,6 +381,41 @@ def test_status_exit_codes_on_a_down_line(tmp_path: Path) -> None:
         assert js["ok"] is False and js["ami_connected"] is False
 
 
+@pytest.mark.e2e
+@needs_umockdev
+def test_a_section_parked_beside_sticks_it_cannot_identify_is_not_called_unplugged(
+    tmp_path: Path,
+) -> None:
+    """Found replaying the README on a fresh box (issue 22): step 1 (imei=) comes before step 2
+    (the AMI user), so dongled, not yet talking to Asterisk, cannot identify the sticks Asterisk
+    holds (`busy`) and parks their sections, as the safety rule wants. Status said "its stick
+    is not plugged in" beside the two plugged sticks: the admin would go looking for sticks."""
+    with rig(tmp_path, 2) as r:
+        r.wait_all_right(timeout=10)  # the test Asterisk holds both sticks' ports (its locks)
+        r.asterisk.go_down()  # no AMI: nothing can tell dongled which stick is which
+        r.start_daemon()
+
+        def parked() -> bool:
+            rows = {row["section"]: row for row in r.status().get("sections", [])}
+            return all(rows.get(f"dongle{i}", {}).get("status") == "absent" for i in range(2))
+
+        wait_until(parked, 15, "both sections absent in status.json")
+        out = dongled(r, "status")
+        print(f"\n$ dongled status   (exit {out.returncode})\n{out.stdout}")
+        assert out.returncode == 1
+        assert "not plugged in" not in out.stdout
+        for i in range(2):
+            assert (
+                f"[dongle{i}] absent: no plugged stick is known to carry it (2 not identified: "
+                "see their rows); the section is parked"
+            ) in out.stdout
+        assert out.stdout.count(" busy: ") == 2, out.stdout  # the rows it points to
+        log = r.log_path.read_text()
+        for i in range(2):
+            said = f"device dongle{i}: no plugged stick is identified as IMEI {r.imeis[i]}, parked"
+            assert said in log, log
+
+
 def test_the_documented_keys_are_the_typed_ones() -> None:
     from dongled.statusdoc import SectionRow, StatusDoc, StickRow
 

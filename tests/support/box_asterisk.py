@@ -9,12 +9,25 @@ mount namespace and under umockdev's preload, where the testbed's ttys are.
 
 `python -m tests.support.box_asterisk CONF LOCK_DIR` prints the AMI port, serves until its
 standard input closes, then stops. `show_devices()` is what the tests ask it, over AMI.
+
+bench/admin_day.py runs it with a channel driver (`--personality`, as
+tests/support/fake_asterisk_quectel.py names them), the AMI user's secret and classes as the
+admin's manager.conf gives them, and asks it over its standard input, one line each, answered
+by one JSON line: `reload` (an admin's `dongle reload now` / `quectel reload now` at the CLI),
+`devices` (the device listing) and `records` (foreign bindings and the AMI actions received,
+with their CLOCK_MONOTONIC times, which every process of the machine shares).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import socket
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.support.fake_asterisk import FakeAsterisk
 
 __all__ = ["show_devices"]
 
@@ -54,17 +67,45 @@ def show_devices(port: int, timeout: float = 5.0) -> dict[str, dict[str, str]]:
                 return devices
 
 
-def _serve(conf: str, lock_dir: str) -> None:
-    from tests.support.fake_asterisk import FakeAsterisk
+def _serve(argv: list[str]) -> None:
+    from tests.support.fake_asterisk_quectel import make_fake_asterisk
 
-    asterisk = FakeAsterisk(conf, lock_dir=lock_dir, interval=1.0)
+    p = argparse.ArgumentParser()
+    p.add_argument("conf")
+    p.add_argument("lock_dir")
+    p.add_argument("--personality", default="chan_dongle")
+    p.add_argument("--secret", default="s3cret")
+    p.add_argument("--read", default="system,call", help="the AMI user's read classes")
+    p.add_argument("--write", default="system,config,reporting", help="its write classes")
+    args = p.parse_args(argv)
+    dongle = args.personality == "chan_dongle"
+    # RE opens its devices one [general] interval after load: the same 1 s as the passes
+    extra: dict[str, object] = {"quectel_interval": 1.0} if args.personality == "quectel-re" else {}
+    asterisk = make_fake_asterisk(
+        args.personality, lock_dir=args.lock_dir, interval=1.0, secret=args.secret,
+        read_classes=args.read.split(","), write_classes=args.write.split(","),
+        dongle_conf=args.conf if dongle else None, quectel_conf=None if dongle else args.conf,
+        **extra,
+    )  # fmt: skip
     asterisk.start()
     try:
         print(asterisk.port, flush=True)
-        sys.stdin.read()
+        for line in sys.stdin:
+            print(json.dumps(_answer(asterisk, line.strip())), flush=True)
     finally:
         asterisk.stop()
 
 
+def _answer(asterisk: FakeAsterisk, ask: str) -> object:
+    if ask == "reload":
+        asterisk.admin_reload()
+        return {}
+    if ask == "devices":
+        return asterisk.devices_snapshot()
+    if ask == "records":
+        return {"foreign": list(asterisk.foreign_bindings), "actions": list(asterisk.actions)}
+    return {"error": f"unknown request {ask!r}"}
+
+
 if __name__ == "__main__":
-    _serve(sys.argv[1], sys.argv[2])
+    _serve(sys.argv[1:])

@@ -103,7 +103,11 @@ def _answer(asterisk: FakeAsterisk, ask: str) -> object:
     if ask == "devices":
         return asterisk.devices_snapshot()
     if ask == "records":
-        return {"foreign": list(asterisk.foreign_bindings), "actions": list(asterisk.actions)}
+        return {
+            "foreign": list(asterisk.foreign_bindings),
+            "bindings": list(asterisk.bindings_log),
+            "actions": list(asterisk.actions),
+        }
     return {"error": f"unknown request {ask!r}"}
 
 

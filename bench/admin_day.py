@@ -52,6 +52,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from bench.edits import timeline
 from tests.support.devguard import RUNNER_ENV, SITE_DIR
 from tests.support.modemsim import E1550_USB, EC25, EC25_USB, StickSim, UsbModel
 from tests.support.rig import ROOT, make_imei
@@ -508,9 +509,9 @@ class Day:
             if never:
                 out(f"!! foreign bindings never stopped: {never}")
                 self.figures.setdefault("never stopped", []).append(len(never))
-            timeline = _timeline(rec, saved, start)
+            lines = timeline(rec["bindings"], rec["actions"], saved, start)
             if right > slowest[0]:
-                slowest = (right, timeline)
+                slowest = (right, lines)
             if k == 0:
                 for line in self.ast.notes():
                     out(line)
@@ -576,20 +577,6 @@ class Day:
         out(f"(stick 1 plugged back, now on {self.sticks[1].data_port.devnode})")
         self.wait(lambda: self.sh("dongled status --check", show=False).returncode == 0, 30, "OK")
         self.sh("dongled status --check")
-
-
-def _timeline(rec: dict[str, list[list[Any]]], saved: float, reload: float) -> list[str]:
-    """What reached the test Asterisk from `saved` on (dongled's actions but its listings, and
-    each device reaching Free), in ms from the admin's reload."""
-    rows: list[tuple[float, str]] = [(saved, "the admin's save"), (reload, "the admin's reload")]
-    for t, device, data, imei in rec["bindings"]:
-        if float(t) >= saved:
-            rows.append((float(t), f"{device} Free on {data} (IMEI {imei})"))
-    for t, name, headers in rec["actions"]:
-        said = str(name) if str(name).lower() != "command" else str(headers.get("Command", ""))
-        if float(t) >= saved and not said.lower().endswith(("showdevices", "show devices")):
-            rows.append((float(t), f"dongled: {said} {headers.get('Device', '')}".rstrip()))
-    return [f"{(t - reload) * 1000:+7.0f}  {what}" for t, what in sorted(rows)]
 
 
 def _same(path: Path, content: bytes) -> bool:

@@ -34,9 +34,10 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from bench.observe import cpu_ns
 from bench.recovery import out, three
@@ -91,10 +92,27 @@ def one_edit(r: Rig) -> tuple[float, float]:
     return written, time.monotonic() - start
 
 
-def one_reload(r: Rig, verb: str) -> tuple[list[float], float]:
+def timeline(
+    bindings: Iterable[Sequence[Any]], actions: Iterable[Sequence[Any]], saved: float, at: float
+) -> list[str]:
+    """What reached the test Asterisk from `saved` on: dongled's actions (but listings) and
+    each device reaching Free, in ms from `at` (the admin's reload)."""
+    rows: list[tuple[float, str]] = [(saved, "the admin's save"), (at, "the admin's reload")]
+    for t, device, data, imei in bindings:
+        if float(t) >= saved:
+            rows.append((float(t), f"{device} Free on {data} (IMEI {imei})"))
+    for t, name, headers in actions:
+        said = str(name) if str(name).lower() != "command" else str(headers.get("Command", ""))
+        if float(t) >= saved and not said.lower().endswith(("showdevices", "show devices")):
+            rows.append((float(t), f"dongled: {said} {headers.get('Device', '')}".rstrip()))
+    return [f"{(t - at) * 1000:+7.0f}  {what}" for t, what in sorted(rows)]
+
+
+def one_reload(r: Rig, verb: str) -> tuple[list[float], float, list[str]]:
     r.notifications.clear()
     original = r.conf.read_bytes()
     before = len(r.asterisk.foreign_bindings)
+    saved = time.monotonic()
     save_by_rename(r.conf, swapped_ports(r, 0, 1))
     start = time.monotonic()
     r.asterisk.admin_reload()
@@ -107,7 +125,7 @@ def one_reload(r: Rig, verb: str) -> tuple[list[float], float]:
         stop = _stop_of(r, device, t, verb)
         assert stop is not None
         stops.append(stop - t)
-    return stops, right
+    return stops, right, timeline(r.asterisk.bindings_log, r.asterisk.actions, saved, start)
 
 
 def _stopped(r: Rig, device: str, after: float, verb: str) -> bool:
@@ -127,9 +145,11 @@ def idle(r: Rig, seconds: float) -> tuple[float, float]:
 
 def run_driver(
     personality: str, runs: int, idle_s: float, code: str | None = None, jitter: float = 0.0
-) -> dict[str, list[float]]:
+) -> tuple[dict[str, list[float]], list[str]]:
+    """The figures, and the timeline of the slowest reload run."""
     keys = ("written", "edit_right", "stop", "reload_right", "bound_runs")
     res: dict[str, list[float]] = {k: [] for k in keys}
+    slowest: list[str] = []
     tmp = Path(tempfile.mkdtemp(prefix=f"dongled-bench-edits-{personality}-"))
     try:
         with Testbed() as tb:
@@ -148,7 +168,9 @@ def run_driver(
                     _settled(r)
                 for _ in range(runs):
                     time.sleep(random.uniform(0, jitter))
-                    stops, right = one_reload(r, STOP[personality])
+                    stops, right, lines = one_reload(r, STOP[personality])
+                    if right > max(res["reload_right"], default=0.0):
+                        slowest[:] = lines
                     res["stop"] += stops
                     res["bound_runs"].append(float(bool(stops)))
                     res["reload_right"].append(right)
@@ -162,7 +184,7 @@ def run_driver(
                 r.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return res
+    return res, slowest
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -183,8 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "| reload -> all right | idle CPU s/min | idle AMI actions/min |"
     )
     out("| --- | --- | --- | --- | --- | --- | --- |")
+    slowest = {}
     for personality in args.drivers.split(","):
-        res = run_driver(personality, args.runs, args.idle, args.daemon_code, args.jitter)
+        res, slowest[personality] = run_driver(
+            personality, args.runs, args.idle, args.daemon_code, args.jitter
+        )
         bound = int(sum(res["bound_runs"]))
         stops = f"{three(res['stop'])} ({len(res['stop'])} in {bound} of {args.runs} runs)"
         cpu = f"{res['idle_cpu'][0]:.3f}" if "idle_cpu" in res else "-"
@@ -193,6 +218,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"| {personality} | {three(res['written'])} | {three(res['edit_right'])} "
             f"| {stops} | {three(res['reload_right'])} | {cpu} | {ami} |"
         )
+    for personality, lines in slowest.items():
+        if lines:
+            out(f"\n{personality}: the slowest reload run (ms from the admin's reload)")
+            out("\n".join(f"    {line}" for line in lines))
     return 0
 
 

@@ -396,7 +396,8 @@ def test_a_section_parked_beside_sticks_it_cannot_identify_is_not_called_unplugg
         r.start_daemon()
 
         def parked() -> bool:
-            rows = {row["section"]: row for row in r.status().get("sections", [])}
+            snap: dict[str, Any] = r.status()
+            rows = {row["section"]: row for row in snap.get("sections", [])}
             return all(rows.get(f"dongle{i}", {}).get("status") == "absent" for i in range(2))
 
         wait_until(parked, 15, "both sections absent in status.json")

@@ -57,6 +57,7 @@ def file_ports(path: str, driver: Driver = CHAN_DONGLE) -> dict[str, tuple[str, 
 
 
 PARKED_VALUES = frozenset({PARKED_DATA, PARKED_AUDIO, PARKED_ALSADEV})
+WATCH_EVERY = 0.1  # s between listings while a pass waits for a release before its reload
 
 
 def cross_file_takes(
@@ -492,15 +493,37 @@ class PassExecutor:
         listed (an admin's reload, the driver's own retry) is stopped, and its release waited
         for too: it may hold a tty the reload re-opens. None when done, else why not."""
         for _ in range(3):
-            why = await self._settle(p)
+            why, stopped = await self._settle_watching(p)
             if why is not None:
                 return why
+            if stopped:
+                continue  # wait for its release too, then look again
             entries = await self.ami.show_devices()
             foreign = foreign_running(self.sections, entries)
             if not foreign:
                 return None
             await self.stop_foreign(foreign, entries, self.sections)
         return "devices kept coming up on other sections' sticks"
+
+    async def _settle_watching(self, p: Plan) -> tuple[str | None, bool]:
+        """`_settle`, listing every WATCH_EVERY s while it waits. The pass holds the lock the
+        event's (or RE's poll's) check needs, so a device the driver's own retry starts on
+        another section's stick meanwhile (on a tty the stopped device let go of) would run
+        until the wait ended: it is stopped here instead. Also says whether any was."""
+        settle = asyncio.ensure_future(self._settle(p))
+        stopped = False
+        try:
+            while not (await asyncio.wait({settle}, timeout=WATCH_EVERY))[0]:
+                entries = await self.ami.show_devices()
+                foreign = foreign_running(self.sections, entries)
+                if foreign:
+                    await self.stop_foreign(foreign, entries, self.sections)
+                    stopped = True
+        finally:
+            if not settle.done():  # an AmiError of the listing: the wait goes with it
+                settle.cancel()
+                await asyncio.gather(settle, return_exceptions=True)
+        return settle.result(), stopped
 
     async def _settle(self, p: Plan) -> str | None:
         """Wait until no device stopped on a tty `p` would open still holds it: this

@@ -204,6 +204,44 @@ def test_quectel_re_swap_and_reload(tmp_path: Path) -> None:
         _swap_then_reload(r, "quectel stop", binds_foreign=True, events=False)
 
 
+def test_a_foreign_binding_while_dongled_waits_for_a_release_is_stopped_in_the_wait(
+    tmp_path: Path,
+) -> None:
+    """The admin's swap and reload: the test chan_dongle binds dongle1 to dongle0's stick, and
+    dongled stops it. While dongled waits for dongle1 to let go of its ttys before its own
+    reload, the driver's retry opens dongle0 on the port dongle1 let go of: a second foreign
+    binding. It ran until the wait ended (the event's check waits for the pass's lock; the
+    last look before the reload stopped it), 0.3-0.5 s in bench/edits.py with --jitter, as
+    long as the wait here (release_quiet = 1.5 s, to make the window plain). It is stopped in
+    the wait: the journal says so before the wait for dongle1 ends. (The driver's own retry
+    comes only when the test asks for it: its interval is 60 s.)"""
+    with rig(tmp_path, 2, interval=60.0) as r:
+        r.wait_all_right(timeout=10)
+        r.write_settings(release_quiet=1.5)
+        r.start_daemon()
+        r.wait_notification("STATUS=2 sticks, 2 on their devices", 20)  # settled
+        save_by_rename(r.conf, swapped_ports(r, 0, 1))
+        r.asterisk.admin_reload()
+        r.asterisk.wait_for(
+            lambda: r.asterisk.devices_snapshot()["dongle1"]["CurrentDeviceState"] == "stop",
+            10,
+            what="dongle1, on dongle0's stick, stopped by dongled and closed",
+        )
+        assert r.asterisk.foreign_bindings[-1][1] == "dongle1"
+        r.asterisk.driver_retry()  # opens dongle0 on the port dongle1 let go of
+        r.asterisk.wait_for(
+            lambda: len(r.asterisk.foreign_bindings) == 2, 5, what="dongle0 on dongle1's stick"
+        )
+        assert [b[1] for b in r.asterisk.foreign_bindings] == ["dongle1", "dongle0"]
+        wait_until(lambda: r.conf.read_bytes() == r.original, 10, "the ports put back")
+        r.wait_all_right(timeout=15)
+        assert foreign_ended_by_stop(r, "DongleStop") == []
+        log = r.daemon_log()
+        stopped = log.index("device dongle0 came up on IMEI")
+        assert stopped < log.index("stopped device(s) dongle1 let go of their ttys"), log
+        assert r.asterisk.crashes == []
+
+
 def test_quectel_im_swap_then_an_asterisk_restart(tmp_path: Path) -> None:
     """The hand-swapped file read by an Asterisk restarted at once: dongled, back on AMI,
     stops each device that came up on the other's module and sets both right. (The pass

@@ -322,6 +322,11 @@ class FakeAsterisk:
         """An admin typing `dongle reload now` at the Asterisk CLI."""
         self._call(lambda: self._reload("cli: dongle reload now"))
 
+    def driver_retry(self) -> None:
+        """chan_dongle's own retry now: its monitor's pass (every `interval` s) that re-opens a
+        device whose open failed, on the paths of the configuration it last read."""
+        self._call(lambda: self._chan.interval_pass() if self._chan is not None else None)
+
     def restart(self) -> None:
         """Asterisk restarts: sessions dropped, ttys closed, config re-read, devices opened.
 

@@ -10,16 +10,19 @@ import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from dongled import __version__, notify, settings, statuscheck
-from dongled.errors import ConfError, SettingsError
-from dongled.portlock import pid_alive
-from dongled.reconcile import check_digit_message, unmanaged_message
-from dongled.statusfile import FILENAME, STALE_AFTER, exit_ok, problems, render_table
+from dongled import __version__
+from dongled.config import settings
+from dongled.core.errors import ConfError, SettingsError
+from dongled.modem.portlock import pid_alive
+from dongled.reconcile.plan import check_digit_message, unmanaged_message
+from dongled.status import check as statuscheck
+from dongled.status.statusfile import FILENAME, STALE_AFTER, exit_ok, problems, render_table
+from dongled.telemetry import notify
 
 if TYPE_CHECKING:
-    from dongled.dongleconf import DeviceSection as DongleSection
+    from dongled.conf.dongleconf import DeviceSection as DongleSection
     from dongled.drivers.base import Driver
-    from dongled.reconcile import Plan
+    from dongled.reconcile.plan import Plan
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
 
@@ -152,8 +155,9 @@ def _run(conf: settings.Settings, verbose: bool) -> int:
     import asyncio
     import signal
 
-    from dongled import daemon, eventlog, notify
+    from dongled import daemon
     from dongled.drivers.known import drivers_for
+    from dongled.telemetry import eventlog, notify
 
     eventlog.setup(verbose, conf.driver)
 
@@ -281,7 +285,7 @@ def _driver(conf: settings.Settings, name: str | None) -> Driver | None:
 
 async def _scan(conf: settings.Settings, apply: bool, driver: Driver) -> int:
     from dongled import scan
-    from dongled.dongleconf import inherited_message
+    from dongled.conf.dongleconf import inherited_message
 
     path = settings.conf_path(conf, driver.conf_key)
     if apply and _refuse_if_running(conf, "scan", path):

@@ -23,32 +23,33 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from dongled import notify, statusfile
-from dongled.ami import AmiClient, DeviceEntry, DriverLink
-from dongled.amisupervisor import AmiSupervisor
-from dongled.backoff import Backoff
-from dongled.bindwatch import BindingWatch
-from dongled.coalescer import Coalescer
-from dongled.confwatch import ConfWatch
-from dongled.dongleconf import DeviceSection
+from dongled.asterisk.ami import AmiClient, DeviceEntry, DriverLink
+from dongled.asterisk.supervisor import AmiSupervisor
+from dongled.conf.dongleconf import DeviceSection
+from dongled.config.settings import Settings, conf_path
+from dongled.core.backoff import Backoff
+from dongled.core.errors import AmiError
+from dongled.core.tasks import Tasks
 from dongled.drivers.base import Driver
 from dongled.drivers.chan_dongle import CHAN_DONGLE
-from dongled.errors import AmiError
-from dongled.eventlog import Event, emit
-from dongled.fences import Fences
-from dongled.fleet import FleetHealth
-from dongled.hotplug import SoundEvent, UdevWatcher, UsbEvent, UsbInfo
-from dongled.lanes import Lanes
-from dongled.metrics import Metrics
-from dongled.offline import OfflineWatch
-from dongled.passexec import PassExecutor, PassHooks
-from dongled.probe import answers_at
-from dongled.reconcile import Expect
-from dongled.recovery import Recovery
-from dongled.registry import RegistryHooks, StickRegistry
-from dongled.settings import Settings, conf_path
-from dongled.sticks import Stick
-from dongled.tasks import Tasks
+from dongled.hotplug.fleet import FleetHealth
+from dongled.hotplug.registry import RegistryHooks, StickRegistry
+from dongled.hotplug.sticks import Stick
+from dongled.hotplug.udev import SoundEvent, UdevWatcher, UsbEvent, UsbInfo
+from dongled.modem.fences import Fences
+from dongled.modem.probe import answers_at
+from dongled.reconcile.bindwatch import BindingWatch
+from dongled.reconcile.coalescer import Coalescer
+from dongled.reconcile.confwatch import ConfWatch
+from dongled.reconcile.executor import PassExecutor, PassHooks
+from dongled.reconcile.lanes import Lanes
+from dongled.reconcile.plan import Expect
+from dongled.recovery.offline import OfflineWatch
+from dongled.recovery.runner import Recovery
+from dongled.status import statusfile
+from dongled.telemetry import notify
+from dongled.telemetry.eventlog import Event, emit
+from dongled.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
 # A stick's change of state reaches `dongled status` within this (its burst published once).

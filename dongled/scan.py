@@ -22,26 +22,26 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from dongled import models
-from dongled.ami import AmiClient, DeviceEntry
-from dongled.atomicfile import replace_atomically
-from dongled.dongleconf import DeviceSection, DongleConf
-from dongled.drivers.alsa import SoundCard, card_of
+from dongled.asterisk.ami import AmiClient, DeviceEntry
+from dongled.conf.atomicfile import replace_atomically
+from dongled.conf.dongleconf import DeviceSection, DongleConf
+from dongled.config.settings import Settings, conf_path
+from dongled.core.errors import AmiError, ConfError, PortBusyError, ProbeError
 from dongled.drivers.base import Driver
 from dongled.drivers.chan_dongle import CHAN_DONGLE
 from dongled.drivers.known import drivers_for
-from dongled.drivers.quectel import Family
-from dongled.errors import AmiError, ConfError, PortBusyError, ProbeError
-from dongled.fences import Fences
-from dongled.hotplug import TtyInfo, list_sound_cards, list_ttys
-from dongled.identity import valid_imei
-from dongled.metrics import Metrics
-from dongled.passexec import PassExecutor, PassHooks, driver_plan, file_imeis, file_ports
-from dongled.probe import ProbeTimeouts, identify_port
-from dongled.prober import Found, identify
-from dongled.reconcile import Located, Plan, located
-from dongled.settings import Settings, conf_path
-from dongled.sticks import Stick
+from dongled.hotplug.prober import Found, identify
+from dongled.hotplug.soundcards import SoundCard, card_of
+from dongled.hotplug.sticks import Located, Stick, located
+from dongled.hotplug.udev import TtyInfo, list_sound_cards, list_ttys
+from dongled.modem import models
+from dongled.modem.fences import Fences
+from dongled.modem.identity import valid_imei
+from dongled.modem.lte import Family
+from dongled.modem.probe import ProbeTimeouts, identify_port
+from dongled.reconcile.executor import PassExecutor, PassHooks, driver_plan, file_imeis, file_ports
+from dongled.reconcile.plan import Plan
+from dongled.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dongled.ami import AmiClient
-from dongled.errors import AmiAuthError, AmiError, AmiTimeoutError
-from dongled.settings import AmiSettings
+from dongled.asterisk.ami import AmiClient
+from dongled.config.settings import AmiSettings
+from dongled.core.errors import AmiAuthError, AmiError, AmiTimeoutError
 from tests.support.fake_asterisk import FakeAsterisk
 
 CONF = (

@@ -11,12 +11,12 @@ from typing import TypeVar
 
 import pytest
 
-from dongled.ami import AmiClient, DeviceEntry
+from dongled.asterisk.ami import AmiClient, DeviceEntry
+from dongled.config.settings import AmiSettings
+from dongled.core.errors import AmiError
 from dongled.drivers.base import CliVerbs
 from dongled.drivers.chan_quectel import QUECTEL_RE
-from dongled.errors import AmiError
-from dongled.prober import holding_entry
-from dongled.settings import AmiSettings
+from dongled.hotplug.prober import holding_entry
 from tests import test_fake_asterisk_quectel as tq
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.fake_asterisk_quectel import FakeAsteriskQuectel
@@ -185,7 +185,7 @@ def test_names_sharing_twelve_characters_are_told_once(
     async def body(ami: AmiClient) -> list[dict[str, DeviceEntry]]:
         return [await ami.show_devices(), await ami.show_devices()]
 
-    with caplog.at_level(logging.WARNING, logger="dongled.ami"):
+    with caplog.at_level(logging.WARNING, logger="dongled.asterisk.ami"):
         first, second = run(fake, ports, body)
     assert set(first) == set(second) == {"quectel-site"}  # neither section is named
     told = [r.message for r in caplog.records if "cannot tell them apart" in r.message]

@@ -1,6 +1,7 @@
-"""The shape of the package: no import cycle inside dongled/, and no module but the CLI
-imports the wiring (dongled.daemon). Imports are read from the source (ast), type-only ones
-(`if TYPE_CHECKING:`) included: a cycle there is a cycle of knowledge all the same."""
+"""The shape of the package: sub-packages in layers that read as the flow, each importing only
+from those below it; no import cycle inside dongled/; no module but the CLI imports the wiring
+(dongled.daemon); rooms small enough to hold in mind. Imports are read from the source (ast),
+type-only ones (`if TYPE_CHECKING:`) included: a cycle there is a cycle of knowledge too."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_import_graph_is_read() -> None:
     graph = _imports()
-    assert "dongled.daemon" in graph and "dongled.passexec" in graph["dongled.daemon"]
+    assert "dongled.daemon" in graph and "dongled.reconcile.executor" in graph["dongled.daemon"]
 
 
 def test_no_import_cycle_inside_the_package() -> None:
@@ -75,3 +76,59 @@ def test_only_the_cli_imports_the_wiring() -> None:
 def test_the_cycle_finder_finds_one() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+# Bottom to top: a module may import from its own sub-package and those listed before it. The
+# top-level modules (the CLI, the daemon's wiring, the one-shot commands) may import anything.
+LAYERS = (
+    "telemetry",  # journal events, sd_notify, metrics: anyone may report
+    "core",  # errors, backoff, rate limits, inotify, task supervision
+    "modem",  # USB layouts, locks, fences, the AT conversation, USB resets
+    "conf",  # the channel driver's config file
+    "drivers",  # what each channel driver is: its file, keys, verbs, listing
+    "config",  # dongled's own settings
+    "asterisk",  # the device view, AMI, its supervisor, device polls
+    "hotplug",  # udev, sound cards, sticks, the registry, fleet health
+    "reconcile",  # plan, release wait, write, tell Asterisk, verify; what asks for a pass
+    "recovery",  # the ladder, its runner, the line-down watch
+    "status",  # the status document, line status, the status file, the check
+)
+TOP = {"dongled", "dongled.__main__", "dongled.cli", "dongled.daemon", "dongled.scan"}
+TOP |= {"dongled.manpage"}
+
+
+def _layer(module: str) -> int | None:
+    parts = module.split(".")
+    if module in TOP or len(parts) < 2 or parts[1] not in LAYERS:
+        return None
+    return LAYERS.index(parts[1])
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    wrong = []
+    for name, deps in graph.items():
+        mine = _layer(name)
+        if mine is None:
+            continue
+        for dep in deps:
+            if dep == "dongled":  # the version, nothing else
+                continue
+            theirs = _layer(dep)
+            if theirs is None or theirs > mine:
+                wrong.append(f"{name} imports {dep}")
+    return sorted(wrong)
+
+
+def test_every_module_sits_in_a_layer() -> None:
+    loose = [n for n in _imports() if n not in TOP and n.count(".") < 2 and n != "dongled"]
+    loose = [n for n in loose if n.split(".")[1] not in LAYERS]
+    assert loose == [], "modules outside the sub-packages: " + ", ".join(loose)
+
+
+def test_each_layer_imports_only_those_below_it() -> None:
+    assert layer_violations(_imports()) == []
+
+
+def test_the_layer_check_sees_an_upward_import() -> None:
+    graph = {"dongled.modem.probe": {"dongled.reconcile.plan"}, "dongled.reconcile.plan": set()}
+    assert layer_violations(graph) == ["dongled.modem.probe imports dongled.reconcile.plan"]

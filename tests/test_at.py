@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dongled import at
-from dongled.errors import TooLongAnswer
-from dongled.identity import imei_from_cgsn
+from dongled.core.errors import TooLongAnswer
+from dongled.modem import at
+from dongled.modem.identity import imei_from_cgsn
 
 IMEI = "351234567890124"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from dongled.atomicfile import replace_atomically
-from dongled.errors import ConfChangedError, ConfError
+from dongled.conf.atomicfile import replace_atomically
+from dongled.core.errors import ConfChangedError, ConfError
 from tests.support.nobody import open_dir, run_as_nobody
 
 OLD = b"[dongle0]\ndata=/dev/ttyUSB2\naudio=/dev/ttyUSB1\n"
@@ -123,8 +123,8 @@ def test_backup_failure_leaves_original_intact(conf: Path) -> None:
 
 _WRITE_UNDER_LIMIT = """
 import resource, signal, sys
-from dongled.atomicfile import replace_atomically
-from dongled.errors import ConfChangedError, ConfError
+from dongled.conf.atomicfile import replace_atomically
+from dongled.core.errors import ConfChangedError, ConfError
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (64, resource.RLIM_INFINITY))
 try:
@@ -177,7 +177,7 @@ def test_backup_that_already_is_the_current_file_leaves_no_temp(tmp_path: Path) 
 
 
 _REPLACE_AS_NOBODY = """
-from dongled.errors import ConfError
+from dongled.core.errors import ConfError
 try:
     replace_atomically(sys.argv[1], b"[dongle0]\\\\n")
 except ConfError as exc:
@@ -193,7 +193,9 @@ def test_an_unwritable_directory_is_named_with_owner_mode_and_user() -> None:
         conf.write_bytes(OLD)
         os.chown(conf, 65534, 65534)
         said = run_as_nobody(
-            "from dongled.atomicfile import replace_atomically\n", _REPLACE_AS_NOBODY, str(conf)
+            "from dongled.conf.atomicfile import replace_atomically\n",
+            _REPLACE_AS_NOBODY,
+            str(conf),
         )
         assert conf.read_bytes() == OLD
     assert f"dongled runs as nobody (uid 65534) and cannot create files in {d}" in said
@@ -209,7 +211,9 @@ def test_a_file_owned_by_another_user_is_named_with_its_owner() -> None:
         conf.write_bytes(OLD)  # root:root 0644 (say, an admin's `cp` as root)
         conf.chmod(0o644)
         said = run_as_nobody(
-            "from dongled.atomicfile import replace_atomically\n", _REPLACE_AS_NOBODY, str(conf)
+            "from dongled.conf.atomicfile import replace_atomically\n",
+            _REPLACE_AS_NOBODY,
+            str(conf),
         )
         assert conf.read_bytes() == OLD
         assert sorted(p.name for p in d.iterdir()) == ["dongle.conf"]
@@ -231,7 +235,7 @@ def test_a_file_dongled_cannot_replace_is_named_before_any_write() -> None:
             "print(problem)\n"
             "print('absent', write_problem(sys.argv[1] + '.none'))\n"
         )
-        imports = "from dongled.atomicfile import write_problem\n"
+        imports = "from dongled.conf.atomicfile import write_problem\n"
         said = run_as_nobody(imports, body, str(conf))
         assert f"{conf} is owned by root:root (mode 0644) but dongled runs as nobody" in said
         assert f"chown nobody:nogroup {conf}" in said and "absent None" in said

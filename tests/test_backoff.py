@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dongled.backoff import Backoff, delay
+from dongled.core.backoff import Backoff, delay
 
 
 def test_doubles_from_first_up_to_the_cap() -> None:

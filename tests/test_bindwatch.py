@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from dongled.config.settings import AmiSettings, Settings
 from dongled.daemon import Daemon
 from dongled.drivers.chan_dongle import CHAN_DONGLE
 from dongled.drivers.chan_quectel import QUECTEL_RE
-from dongled.settings import AmiSettings, Settings
 from tests import test_fake_asterisk as td
 from tests import test_fake_asterisk_quectel as tq
 from tests.support.fake_asterisk import FakeAsterisk

@@ -1,11 +1,11 @@
-"""When a pass runs (dongled/coalescer.py), on a real event loop with real (short) waits."""
+"""When a pass runs (dongled/reconcile/coalescer.py), on a real event loop, real short waits."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
-from dongled.coalescer import REMOVAL_QUIET, Coalescer
+from dongled.reconcile.coalescer import REMOVAL_QUIET, Coalescer
 
 
 def test_a_removal_during_a_batch_wait_makes_the_pass_urgent() -> None:

@@ -7,10 +7,10 @@ import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from dongled.atomicfile import replace_atomically
-from dongled.confwatch import ConfWatch
-from dongled.dongleconf import DongleConf
-from dongled.inotify import IN_CLOSE_WRITE, IN_MOVED_TO, INotify
+from dongled.conf.atomicfile import replace_atomically
+from dongled.conf.dongleconf import DongleConf
+from dongled.core.inotify import IN_CLOSE_WRITE, IN_MOVED_TO, INotify
+from dongled.reconcile.confwatch import ConfWatch
 
 CONF = "[general]\ninterval=15\n\n[dongle0]\nimei=351234567890124\ndata=/dev/ttyUSB2\n"
 QUIET = 0.05

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from dongled import statusfile
+from dongled.conf.dongleconf import DongleConf
+from dongled.config.settings import Settings
 from dongled.daemon import Daemon
-from dongled.dongleconf import DongleConf
 from dongled.drivers.chan_dongle import CHAN_DONGLE
 from dongled.drivers.chan_quectel import QUECTEL_IM
-from dongled.identity import Identity, valid_iccid, valid_imsi
-from dongled.reconcile import Plan
-from dongled.settings import Settings
-from dongled.sticks import Stick, StickState
-from dongled.usbreset import RecoveryError
+from dongled.hotplug.sticks import Stick, StickState
+from dongled.modem.identity import Identity, valid_iccid, valid_imsi
+from dongled.modem.usbreset import RecoveryError
+from dongled.reconcile.plan import Plan
+from dongled.status import statusfile
 
 
 def two_drivers(tmp_path: Path) -> Daemon:
@@ -58,7 +58,7 @@ def test_a_section_of_no_file_has_no_lane(tmp_path: Path) -> None:
 
 
 def test_vanished_sticks_are_not_remembered_forever(tmp_path: Path) -> None:
-    from dongled import registry
+    from dongled.hotplug import registry
 
     d = Daemon(Settings(dongle_conf=str(tmp_path / "dongle.conf"), state_dir=str(tmp_path)))
     reg = d.registry
@@ -116,7 +116,7 @@ def test_a_tty_moving_between_files_is_never_named_twice(
     are replaced one after the other: after the first rename, a reader (Asterisk reloading
     for an admin) saw both sections on one tty. Now each state on disk names each tty once:
     the sections that take a tty from the other file are parked in between."""
-    from dongled import passexec
+    from dongled.reconcile import executor as passexec
 
     conf = tmp_path / "dongle.conf"
     conf.write_text(
@@ -131,7 +131,7 @@ def test_a_tty_moving_between_files_is_never_named_twice(
     loaded = DongleConf.load(str(conf))
     lane.sections = loaded.devices()
     seen: list[dict[str, tuple[str | None, str | None]]] = []
-    from dongled.atomicfile import replace_atomically as real
+    from dongled.conf.atomicfile import replace_atomically as real
 
     def recording(path: str, content: bytes, *, expected: bytes) -> None:
         real(path, content, expected=expected)

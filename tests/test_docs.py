@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dongled import settings
-from dongled.dongleconf import DongleConf
-from dongled.identity import valid_imei
+from dongled.conf.dongleconf import DongleConf
+from dongled.config import settings
+from dongled.modem.identity import valid_imei
 
 ROOT = Path(__file__).resolve().parents[1]
 MANUAL = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -144,7 +144,7 @@ def test_status_json_names_every_driver_value() -> None:
 
 def test_the_troubleshooting_table_quotes_what_status_prints() -> None:
     """The README's symptom for a config problem is the line `dongled status` prints."""
-    from dongled.statusfile import problems
+    from dongled.status.statusfile import problems
 
     said = problems({"ami_connected": True, "conf_error": "/etc/asterisk/dongle.conf:3: x"})
     assert said == ["config problem: /etc/asterisk/dongle.conf:3: x"]

@@ -10,14 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dongled.dongleconf import (
+from dongled.conf.dongleconf import (
     PARKED_AUDIO,
     PARKED_DATA,
     DeviceSection,
     DongleConf,
     inherited_message,
 )
-from dongled.errors import ConfError
+from dongled.core.errors import ConfError
 
 # Shaped like chan_dongle's shipped sample: nearly every line has a trailing comment.
 MAIN = b"""\
@@ -528,7 +528,7 @@ def test_with_imei_refuses_bad_and_duplicate() -> None:
 
 def test_imei_messages_point_at_the_imei_line_not_the_section_header() -> None:
     """An admin fixes an imei= by its line: every message about one names that line."""
-    from dongled.reconcile import check_digit_message, unmanaged_message
+    from dongled.reconcile.plan import check_digit_message, unmanaged_message
 
     text = (
         b"[general]\n"

@@ -7,14 +7,15 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA
-from dongled.drivers import alsa, quectel
-from dongled.drivers.quectel import IM, RE, Family
-from dongled.identity import luhn_ok
-from dongled.probe import ProbeTimeouts, identify_port
+from dongled.conf import alsadev
+from dongled.conf.dongleconf import PARKED_AUDIO, PARKED_DATA
+from dongled.drivers import quectel
+from dongled.drivers.quectel import IM, RE
+from dongled.hotplug import soundcards as alsa
+from dongled.modem import lte
+from dongled.modem.lte import Family
+from dongled.modem.probe import ProbeTimeouts, identify_port
 from tests.support.modemsim import (
     EC25,
     EC25_USB,
@@ -23,6 +24,7 @@ from tests.support.modemsim import (
     Role,
     UsbModel,
     pty_modem,
+    read_only,
 )
 
 IMEI = "866758041234564"
@@ -34,26 +36,26 @@ SYS = "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-1"
 
 @pytest.mark.parametrize("usb", [EC25_USB, SIM7600_USB])
 def test_table_matches_the_simulated_layouts(usb: UsbModel) -> None:
-    module = quectel.module_for(usb.vid.upper(), usb.pid)
+    module = lte.module_for(usb.vid.upper(), usb.pid)
     assert module is not None
     assert module.layout.data == usb.data_interface
     assert module.layout.audio == usb.audio_interface
     second = module.layout.second_at
     assert second is not None
     assert dict(usb.interfaces)[second] is Role.MODEM  # answers AT too: never chosen
-    assert quectel.complete(module, frozenset(n for n, _ in usb.interfaces))
-    assert not quectel.complete(module, frozenset({0, 1, 2}))
+    assert lte.complete(module, frozenset(n for n, _ in usb.interfaces))
+    assert not lte.complete(module, frozenset({0, 1, 2}))
 
 
 def test_table_entries() -> None:
-    families = {f"{v}:{p}": (m.family, m.confirmed) for (v, p), m in quectel.KNOWN.items()}
+    families = {f"{v}:{p}": (m.family, m.confirmed) for (v, p), m in lte.KNOWN.items()}
     assert families == {
         "2c7c:0125": (Family.QUECTEL, True),
         "2c7c:0121": (Family.QUECTEL, True),
         "05c6:9215": (Family.QUECTEL, False),
         "1e0e:9001": (Family.SIMCOM, True),
     }
-    assert quectel.module_for("12d1", "1001") is None
+    assert lte.module_for("12d1", "1001") is None
 
 
 # --- probing -------------------------------------------------------------------------------------
@@ -62,13 +64,13 @@ def test_table_entries() -> None:
 @pytest.mark.parametrize("family", list(Family))
 def test_probe_commands_only_read(family: Family) -> None:
     commands = (
-        *quectel.PROBE_COMMANDS[family],
-        quectel.IMEI_FALLBACK,
-        quectel.ATI_FALLBACK,
-        quectel.VOICE_QUERY[family],
-        *([c] if (c := quectel.ICCID_FALLBACK[family]) else []),
+        *lte.PROBE_COMMANDS[family],
+        lte.IMEI_FALLBACK,
+        lte.ATI_FALLBACK,
+        lte.VOICE_QUERY[family],
+        *([c] if (c := lte.ICCID_FALLBACK[family]) else []),
     )
-    assert all(quectel.read_only(c) for c in commands), commands
+    assert all(read_only(c) for c in commands), commands
     assert "ATZ" not in commands
 
 
@@ -78,7 +80,7 @@ def test_probe_commands_only_read(family: Family) -> None:
      "AT+QPOWD", "AT+CRESET", "AT^CURC=0", "at+cnmi=2,1,0,2,0", "ATE0;+CFUN=0"],
 )  # fmt: skip
 def test_state_changing_commands_are_not_read_only(command: str) -> None:
-    assert not quectel.read_only(command)
+    assert not read_only(command)
 
 
 @pytest.mark.parametrize(
@@ -91,11 +93,11 @@ def test_answers_of_the_simulators_parse(sim: EC25 | SIM7600, family: Family) ->
         assert lines[-1] == "OK", (cmd, lines)
         return tuple(lines[:-1])
 
-    probe = quectel.PROBE_COMMANDS[family]
-    assert quectel.family_from_manufacturer(ask(probe[1])[0]) is family
-    assert quectel.firmware_from_cgmr(ask("AT+CGMR")) == sim.firmware
-    assert quectel.iccid_from_lte_answer(ask(probe[-1])) == sim.iccid
-    assert ask(quectel.VOICE_QUERY[family])
+    probe = lte.PROBE_COMMANDS[family]
+    assert lte.family_from_manufacturer(ask(probe[1])[0]) is family
+    assert lte.firmware_from_cgmr(ask("AT+CGMR")) == sim.firmware
+    assert lte.iccid_from_lte_answer(ask(probe[-1])) == sim.iccid
+    assert ask(lte.VOICE_QUERY[family])
 
 
 @pytest.mark.parametrize("sim", [EC25(IMEI), SIM7600(IMEI)])
@@ -105,7 +107,7 @@ def test_the_probe_asks_an_lte_module_in_its_own_dialect(
     """Given the module's family (from its VID:PID), the probe reads IMEI, IMSI, ICCID, model
     and voice with the family's read-only commands, and sends no Huawei `^` command (the
     Huawei conversation asked AT^CVOICE?, got ERROR and called the module voiceless)."""
-    family = quectel.module_for(*sim.usb.vid_pid.split(":"))
+    family = lte.module_for(*sim.usb.vid_pid.split(":"))
     assert family is not None
     with pty_modem(sim) as port:
         fast = ProbeTimeouts(first=0.5, command=0.5)
@@ -113,26 +115,26 @@ def test_the_probe_asks_an_lte_module_in_its_own_dialect(
         assert (ident.imei, ident.imsi, ident.iccid) == (IMEI, sim.imsi, sim.iccid)
         assert ident.voice is True and ident.model == sim.model
         assert not [c for c in port.commands if c.upper().startswith("AT^")]
-        assert all(quectel.read_only(c) for c in port.commands)
+        assert all(read_only(c) for c in port.commands)
     assert sim.violations == []
 
 
 def test_info_lines_skip_result_codes_and_boot_messages_by_shape() -> None:
     lines = ("RDY", "+QIND: PB DONE", "+CPIN: READY", "^RSSI:17", "SMS DONE", "Quectel")
-    assert quectel.info_lines(lines, "AT+CGMI") == ("Quectel",)
+    assert lte.info_lines(lines, "AT+CGMI") == ("Quectel",)
     # the command's own prefix is the answer (SIMCom's `+CGMR: ...`), not a result code
-    assert quectel.info_lines(("+QIND: SMS DONE", "+CGMR: LE20B04"), "AT+CGMR") == ("LE20B04",)
-    assert quectel.info_lines(("EC25EFAR06A06M4G",), "AT+CGMR") == ("EC25EFAR06A06M4G",)
-    assert quectel.info_lines(("POWERED DOWN",), "AT+CGMM") == ()
+    assert lte.info_lines(("+QIND: SMS DONE", "+CGMR: LE20B04"), "AT+CGMR") == ("LE20B04",)
+    assert lte.info_lines(("EC25EFAR06A06M4G",), "AT+CGMR") == ("EC25EFAR06A06M4G",)
+    assert lte.info_lines(("POWERED DOWN",), "AT+CGMM") == ()
 
 
 def test_answer_parsers_edge_cases() -> None:
-    assert quectel.family_from_manufacturer("  SimCom Wireless") is Family.SIMCOM
-    assert quectel.family_from_manufacturer("huawei") is None
-    assert quectel.iccid_from_lte_answer(("+QCCID: 8970101234567890123F",)) == "8970101234567890123"
-    assert quectel.iccid_from_lte_answer(("89701012345678901234",)) == "89701012345678901234"
-    assert quectel.iccid_from_lte_answer(("+CME ERROR: 10",)) is None
-    assert quectel.firmware_from_cgmr(("", "+CGMR: LE20B04SIM7600M22")) == "LE20B04SIM7600M22"
+    assert lte.family_from_manufacturer("  SimCom Wireless") is Family.SIMCOM
+    assert lte.family_from_manufacturer("huawei") is None
+    assert lte.iccid_from_lte_answer(("+QCCID: 8970101234567890123F",)) == "8970101234567890123"
+    assert lte.iccid_from_lte_answer(("89701012345678901234",)) == "89701012345678901234"
+    assert lte.iccid_from_lte_answer(("+CME ERROR: 10",)) is None
+    assert lte.firmware_from_cgmr(("", "+CGMR: LE20B04SIM7600M22")) == "LE20B04SIM7600M22"
 
 
 # --- the forks -----------------------------------------------------------------------------------
@@ -219,44 +221,10 @@ def test_cards_from_sysfs_and_which_is_whose() -> None:
     assert [(c.number, c.id) for c in cards] == [(0, "PCH"), (1, "Android"), (2, "Android_1")]
     second = alsa.card_of(f"{SYS}/1-1.2", cards)
     assert second is not None
-    assert alsa.alsadev_for(second.id) == "hw:CARD=Android_1"
+    assert alsadev.alsadev_for(second.id) == "hw:CARD=Android_1"
     assert alsa.card_of(f"{SYS}/1-1", cards) is None  # the hub holds two: which one?
     assert alsa.card_of(f"{SYS}/1-1.9", cards) is None
     assert alsa.card_of(f"{SYS}/1-1.1", cards) != alsa.card_of(f"{SYS}/1-1.10", cards)
-
-
-def test_card_named_resolves_what_a_fork_would_open() -> None:
-    cards = alsa.cards_from_sysfs(dict([sound("1", 1, "Android"), sound("2", 2, "Android_1")]))
-    named = {
-        name: (c.number if (c := alsa.card_named(name, cards)) else None)
-        for name in ("hw:Android", "hw:CARD=Android_1,DEV=0", "plughw:1", "hw:0", "default")
-    }
-    assert named == {
-        "hw:Android": 1,
-        "hw:CARD=Android_1,DEV=0": 2,
-        "plughw:1": 1,
-        "hw:0": None,
-        "default": None,
-    }
-
-
-@given(st.from_regex(r"\A[0-9]{14}\Z"))
-def test_stable_card_ids_are_valid_ids(body: str) -> None:
-    imei = body + next(d for d in "0123456789" if luhn_ok(body + d))
-    if imei.strip("0") == "":
-        return
-    card_id = alsa.stable_card_id(imei)
-    assert len(card_id) == 15
-    assert card_id.isalnum()
-    assert not card_id.isdigit()
-    devices = dict([(f"{SYS}/1-1.1/1-1.1:1.5/sound/card1", {"id": card_id, "number": "1"})])
-    assert [c.id for c in alsa.cards_from_sysfs(devices)] == [card_id]
-
-
-@pytest.mark.parametrize("imei", ["12345", "\u0660" * 15])
-def test_stable_card_id_refuses_a_bad_imei(imei: str) -> None:
-    with pytest.raises(ValueError, match="IMEI"):
-        alsa.stable_card_id(imei)
 
 
 @pytest.mark.parametrize("sim", [EC25(IMEI), SIM7600(IMEI)])
@@ -265,7 +233,7 @@ def test_the_daemons_lean_probe_of_an_lte_module_stays_in_its_dialect(
 ) -> None:
     """The daemon's probe (only what binding needs) in the module's own dialect: IMEI, IMSI,
     its ICCID command, nothing else, and no `^` command."""
-    family = quectel.module_for(*sim.usb.vid_pid.split(":"))
+    family = lte.module_for(*sim.usb.vid_pid.split(":"))
     assert family is not None
     with pty_modem(sim) as port:
         fast = ProbeTimeouts(first=0.5, command=0.5)
@@ -275,7 +243,7 @@ def test_the_daemons_lean_probe_of_an_lte_module_stays_in_its_dialect(
             "ATE0",
             "AT+CGSN",
             "AT+CIMI",
-            quectel.PROBE_COMMANDS[family.family][-1],
+            lte.PROBE_COMMANDS[family.family][-1],
         ]
-        assert all(quectel.read_only(c) for c in port.commands)
+        assert all(read_only(c) for c in port.commands)
     assert sim.violations == []

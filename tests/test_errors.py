@@ -6,8 +6,9 @@ import inspect
 
 import pytest
 
-from dongled import at, errors, usbreset
-from dongled.errors import DongledError
+from dongled.core import errors
+from dongled.core.errors import DongledError
+from dongled.modem import at, usbreset
 from tests.support import devguard
 
 

@@ -597,7 +597,7 @@ def test_re_crash_through_either_cli_name_on_a_never_connected_device(
 def test_a_fence_keeps_im_off_a_port_but_not_re(
     qbench: QBench, make_q: Callable[..., FakeAsterisk], fork: str
 ) -> None:
-    """dongled's fence is a UUCP lock on a vanished stick's old port (dongled.portlock.fence),
+    """dongled's fence is a UUCP lock on a vanished stick's old port (dongled.modem.portlock.fence),
     held by a live process other than Asterisk. IM honours it, as chan_dongle does; RE, which
     knows only TIOCEXCL and flock, opens the port anyway. The gap this shows: with RE only the
     stop dongled sends at once when a module vanishes keeps its device off the stale path (a

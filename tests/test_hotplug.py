@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dongled import models
-from dongled.hotplug import tty_info_from
+from dongled.hotplug.udev import tty_info_from
+from dongled.modem import models
 from tests.support.marks import needs_umockdev
 from tests.support.modemsim import (
     E171_LAYOUT_21_USB,

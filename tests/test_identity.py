@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from dongled.identity import (
+from dongled.modem.identity import (
     Identity,
     iccid_from_answer,
     imei_from_cgsn,
@@ -107,7 +107,7 @@ def test_ati_fields() -> None:
 
 
 def test_limitations_say_what_to_do() -> None:
-    from dongled.identity import limitations
+    from dongled.modem.identity import limitations
 
     bare = Identity(imei=GOOD, imsi=None, voice=False)
     said = limitations(bare, "probe")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from dongled.eventlog import JOURNAL_SOCKET, Event
+from dongled.telemetry.eventlog import JOURNAL_SOCKET, Event
 from tests.support.marks import needs_umockdev
 from tests.support.rig import ROOT, rig
 
@@ -138,8 +138,8 @@ def _one(entry: Entry, key: str) -> str:
 
 _EMIT_ALL = """
 import logging
-from dongled import eventlog
-from dongled.eventlog import Event, emit
+from dongled.telemetry import eventlog
+from dongled.telemetry.eventlog import Event, emit
 eventlog.setup()
 assert type(logging.getLogger().handlers[0]).__name__ == "JournalHandler"
 for i, ev in enumerate(Event):

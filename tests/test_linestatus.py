@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from dongled.ami import DeviceEntry
-from dongled.dongleconf import DeviceSection
-from dongled.linestatus import Line, LineStatus, line_status
-from dongled.reconcile import Located, choose
+from dongled.asterisk.ami import DeviceEntry
+from dongled.conf.dongleconf import DeviceSection
+from dongled.hotplug.sticks import Located
+from dongled.reconcile.plan import choose
+from dongled.status.linestatus import Line, LineStatus, line_status
 
 A, B = "351234567890124", "356938035643809"
 IMSI1, IMSI2 = "250010000000001", "250010000000002"
@@ -131,7 +132,7 @@ def test_absent_says_whether_the_section_is_really_parked() -> None:
     """Parked only when the file says so: a failed write leaves the old port in it."""
     from dataclasses import replace
 
-    from dongled.parked import PARKED_AUDIO, PARKED_DATA
+    from dongled.conf.parked import PARKED_AUDIO, PARKED_DATA
 
     parked = replace(sec(), data=PARKED_DATA, audio=PARKED_AUDIO)
     assert status(parked, [], None, ami_up=True).detail == (

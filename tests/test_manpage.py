@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dongled import cli, manpage, settingsref
+from dongled import cli, manpage
+from dongled.config import reference as settingsref
 
 
 def _plain(roff: str) -> str:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dongled.ami import DeviceEntry
-from dongled.metrics import Metrics
-from dongled.network import Registration
+from dongled.asterisk.ami import DeviceEntry
+from dongled.asterisk.network import Registration
+from dongled.telemetry.metrics import Metrics
 from tests.support.marks import needs_umockdev
 from tests.support.modemsim import E1550_USB, EC25, EC25_USB, StickSim
 from tests.support.rig import make_imei, rig, wait_until

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dongled.metrics import Metrics
+from dongled.telemetry.metrics import Metrics
 
 MONITORING = Path(__file__).resolve().parents[1] / "monitoring"
 RULES = MONITORING / "dongled.rules.yml"

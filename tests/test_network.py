@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from dongled.ami import DeviceEntry
-from dongled.drivers.quectel_cli import STATES, CliDevice
-from dongled.network import (
+from dongled.asterisk.ami import DeviceEntry
+from dongled.asterisk.network import (
     REGISTRATION_TEXTS,
     Registration,
     csq_dbm,
@@ -16,6 +15,7 @@ from dongled.network import (
     registration_of,
     rssi_dbm,
 )
+from dongled.drivers.quectel_cli import STATES, CliDevice
 
 R = Registration
 

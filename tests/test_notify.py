@@ -62,7 +62,7 @@ def test_a_receiver_that_never_reads_cannot_stall_the_daemon(
     import socket
     import time
 
-    from dongled import notify
+    from dongled.telemetry import notify
 
     path = tmp_path / "notify.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver:
@@ -83,7 +83,7 @@ def test_status_is_sent_only_when_it_changes(
 ) -> None:
     import socket
 
-    from dongled import notify
+    from dongled.telemetry import notify
 
     path = tmp_path / "notify.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from dongled.ami import DeviceEntry
-from dongled.network import Registration
-from dongled.offline import OfflineWatch, down
+from dongled.asterisk.ami import DeviceEntry
+from dongled.asterisk.network import Registration
+from dongled.recovery.offline import OfflineWatch, down
 
 UP = DeviceEntry(
     device="dongle0",

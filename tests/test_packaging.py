@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from dongled import cli, models
+from dongled import cli
+from dongled.modem import models
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "systemd" / "dongled.service"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dongled.errors import PortBusyError
-from dongled.portlock import holder, lock_path, uucp_lock
+from dongled.core.errors import PortBusyError
+from dongled.modem.portlock import holder, lock_path, uucp_lock
 
 
 @pytest.fixture

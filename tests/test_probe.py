@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from dongled.errors import PortBusyError, ProbeError, ProbeTimeoutError
-from dongled.identity import Identity
-from dongled.portlock import lock_path
-from dongled.probe import ProbeTimeouts, identify_port
+from dongled.core.errors import PortBusyError, ProbeError, ProbeTimeoutError
+from dongled.modem.identity import Identity
+from dongled.modem.portlock import lock_path
+from dongled.modem.probe import ProbeTimeouts, identify_port
 from tests.support.modemsim import E173, E1550, E1612, Role, StickSim, pty_modem
 
 IMEI = "351234567890124"
@@ -193,7 +193,7 @@ def test_a_masked_ati_imei_is_said_as_such_not_as_none(tmp_path: Path) -> None:
 
 
 def test_the_no_voice_warning_quotes_the_stick_s_own_answer(tmp_path: Path) -> None:
-    from dongled.identity import limitations
+    from dongled.modem.identity import limitations
 
     sim = StickSim(IMEI, IMSI, voice=False, voice_answer="COMMAND NOT SUPPORT")
     with pty_modem(sim) as port:
@@ -207,9 +207,9 @@ def test_the_no_voice_warning_quotes_the_stick_s_own_answer(tmp_path: Path) -> N
 
 
 def _lte(sim: StickSim, lock_dir: Path) -> Identity:
-    from dongled.drivers import quectel
+    from dongled.modem import lte
 
-    module = quectel.module_for(*sim.usb.vid_pid.split(":"))
+    module = lte.module_for(*sim.usb.vid_pid.split(":"))
     assert module is not None
     with pty_modem(sim) as port:
         return asyncio.run(identify_port(port.path, str(lock_dir), FAST, module.family))

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dongled.drivers.quectel_cli import ID_WIDTH, CliDevice, parse_row, parse_show_devices
-from dongled.identity import luhn_ok
+from dongled.modem.identity import luhn_ok
 
 ROW = "%-12.12s %-5d %-10.10s %-4d %-4d %-7s %-14.14s %-17.17s %-16.16s %-16.16s %-14.14s"
 HEADER_FORMAT = "%-12.12s %-5.5s %-10.10s %-4.4s %-4.4s %-7.7s %-14.14s %-17.17s %-14.14s"

@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from dongled.eventlog import Event, emit
-from dongled.ratelimit import Repeats
+from dongled.core.ratelimit import Repeats
+from dongled.telemetry.eventlog import Event, emit
 
 REFUSED = "Asterisk refused the login of user dongled (wrong username or secret?)"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from dongled.ami import DeviceEntry
-from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA, DeviceSection
-from dongled.reconcile import (
+from dongled.asterisk.ami import DeviceEntry
+from dongled.conf.dongleconf import PARKED_AUDIO, PARKED_DATA, DeviceSection
+from dongled.hotplug.sticks import Located
+from dongled.reconcile.plan import (
     PARKED,
     Expect,
-    Located,
     check_digit_message,
     foreign_running,
     plan,

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from dongled.ami import DeviceEntry
-from dongled.dongleconf import DeviceSection
-from dongled.drivers.alsa import alsadev_for
+from dongled.asterisk.ami import DeviceEntry
+from dongled.conf.alsadev import alsadev_for
+from dongled.conf.dongleconf import DeviceSection
+from dongled.conf.parked import PARKED_DATA
 from dongled.drivers.chan_quectel import QUECTEL_IM, QUECTEL_RE
-from dongled.identity import valid_imei
-from dongled.parked import PARKED_DATA
-from dongled.reconcile import PARKED, PARKED_UAC, Located, Plan, plan
+from dongled.hotplug.sticks import Located
+from dongled.modem.identity import valid_imei
+from dongled.reconcile.plan import PARKED, PARKED_UAC, Plan, plan
 
 # Valid (Luhn) IMEIs: a small pool, so clones and foreign IMEIs come up often.
 IMEIS = ("351234567890124", "356938035643809", "490154203237518", "352099001761481")

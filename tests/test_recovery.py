@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dongled.errors import RecoveryError
-from dongled.ladder import ORDER, Ladder, Step
-from dongled.usbreset import hub_and_port, power_cycle, reauthorize, usb_reset
+from dongled.core.errors import RecoveryError
+from dongled.modem.usbreset import hub_and_port, power_cycle, reauthorize, usb_reset
+from dongled.recovery.ladder import ORDER, Ladder, Step
 from tests.support import devguard
 from tests.support.marks import needs_umockdev
 from tests.support.nobody import open_dir, run_as_nobody
@@ -95,7 +95,7 @@ def test_a_denied_step_says_how_to_grant_it() -> None:
     with open_dir() as d:
         (d / "authorized").write_text("1")  # root's, 0644: like sysfs by default
         said = run_as_nobody(
-            "from dongled.usbreset import RecoveryError, reauthorize\n",
+            "from dongled.modem.usbreset import RecoveryError, reauthorize\n",
             "try:\n    reauthorize(sys.argv[1])\n"
             "except RecoveryError as exc:\n    print(exc); sys.exit(0)\n"
             "sys.exit(3)\n",

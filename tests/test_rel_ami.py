@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from dongled.ami import AmiClient
-from dongled.errors import AmiError
-from dongled.settings import AmiSettings
+from dongled.asterisk.ami import AmiClient
+from dongled.config.settings import AmiSettings
+from dongled.core.errors import AmiError
 from tests.support.amiproxy import AmiProxy, proxy_for
 from tests.support.figures import figure
 from tests.support.marks import needs_umockdev, rel_child_only

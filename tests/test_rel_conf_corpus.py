@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from dongled.conf.dongleconf import PARKED_AUDIO, PARKED_DATA
+from dongled.config.settings import AmiSettings, Settings
 from dongled.daemon import Daemon
-from dongled.dongleconf import PARKED_AUDIO, PARKED_DATA
-from dongled.identity import Identity
-from dongled.settings import AmiSettings, Settings
-from dongled.sticks import Stick, StickState
+from dongled.hotplug.sticks import Stick, StickState
+from dongled.modem.identity import Identity
 from tests.support.figures import figure
 from tests.support.marks import needs_umockdev
 from tests.support.nobody import open_dir, run_as_nobody
@@ -300,7 +300,8 @@ def test_unreadable_file_as_an_unprivileged_user() -> None:
         main.write_text(GOOD)
         main.chmod(0)
         said = run_as_nobody(
-            "from dongled.dongleconf import DongleConf\nfrom dongled.errors import ConfError\n",
+            "from dongled.conf.dongleconf import DongleConf\n"
+            "from dongled.core.errors import ConfError\n",
             "try:\n    DongleConf.load(sys.argv[1])\n"
             "except ConfError as exc:\n    print(exc); sys.exit(0)\n"
             "sys.exit(3)\n",

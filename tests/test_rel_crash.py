@@ -25,12 +25,12 @@ from pathlib import Path
 
 import pytest
 
-from dongled.atomicfile import replace_atomically
+from dongled.conf.atomicfile import replace_atomically
+from dongled.config.settings import AmiSettings, Settings
+from dongled.core.errors import ConfError
 from dongled.daemon import Daemon
-from dongled.errors import ConfError
-from dongled.identity import Identity
-from dongled.settings import AmiSettings, Settings
-from dongled.sticks import Stick, StickState
+from dongled.hotplug.sticks import Stick, StickState
+from dongled.modem.identity import Identity
 from tests.support.figures import figure
 from tests.support.nobody import open_dir, run_as_nobody
 from tests.support.rig import make_imei
@@ -269,8 +269,8 @@ def test_file_size_limit_mid_write(tmp_path: Path) -> None:
     conf.write_bytes(CONF)
     code = (
         "import resource, signal, sys\n"
-        "from dongled.atomicfile import replace_atomically\n"
-        "from dongled.errors import ConfError\n"
+        "from dongled.conf.atomicfile import replace_atomically\n"
+        "from dongled.core.errors import ConfError\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
         "try:\n    replace_atomically(sys.argv[1], b'x' * 100000)\n"
@@ -301,8 +301,8 @@ def test_eacces_as_an_unprivileged_user() -> None:
         conf.write_bytes(CONF)
         conf.chmod(0o666)  # even a writable file: the directory is what decides
         said = run_as_nobody(
-            "from dongled.atomicfile import replace_atomically\n"
-            "from dongled.errors import ConfError\n",
+            "from dongled.conf.atomicfile import replace_atomically\n"
+            "from dongled.core.errors import ConfError\n",
             "try:\n    replace_atomically(sys.argv[1], b'new')\n"
             "except ConfError as exc:\n    print(exc); sys.exit(0)\n"
             "sys.exit(3)\n",

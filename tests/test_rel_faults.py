@@ -38,20 +38,20 @@ LONG_LIVED = {"status", "ami", "reconcile", "lines"}
 
 # (task, where): an async method or function each task awaits; sync ones only raise
 POINTS: list[tuple[str, str, bool]] = [
-    ("ami", "dongled.ami:AmiClient.connect", True),
-    ("ami", "dongled.ami:AmiClient.show_devices", True),
-    ("reconcile", "dongled.coalescer:Coalescer.next_pass", True),
-    ("reconcile", "dongled.lanes:Lanes.apply", True),
-    ("reconcile", "dongled.passexec:PassExecutor.prepare", True),
-    ("reconcile", "dongled.passexec:PassExecutor.write", True),
-    ("reconcile", "dongled.passexec:PassExecutor.kick", True),
-    ("reconcile", "dongled.release:Releases.settle", True),
-    ("verify", "dongled.passexec:PassExecutor.verify", True),
-    ("probe", "dongled.prober:identify_port", True),
+    ("ami", "dongled.asterisk.ami:AmiClient.connect", True),
+    ("ami", "dongled.asterisk.ami:AmiClient.show_devices", True),
+    ("reconcile", "dongled.reconcile.coalescer:Coalescer.next_pass", True),
+    ("reconcile", "dongled.reconcile.lanes:Lanes.apply", True),
+    ("reconcile", "dongled.reconcile.executor:PassExecutor.prepare", True),
+    ("reconcile", "dongled.reconcile.executor:PassExecutor.write", True),
+    ("reconcile", "dongled.reconcile.executor:PassExecutor.kick", True),
+    ("reconcile", "dongled.reconcile.release:Releases.settle", True),
+    ("verify", "dongled.reconcile.executor:PassExecutor.verify", True),
+    ("probe", "dongled.hotplug.prober:identify_port", True),
     ("lines", "dongled.daemon:Daemon.listing", True),
-    ("recovery", "dongled.recovery:Recovery._recover", True),  # stick 0 hangs in the storm
-    ("status", "dongled.statusfile:snapshot", False),
-    ("udev", "dongled.registry:StickRegistry.on_tty_event", False),
+    ("recovery", "dongled.recovery.runner:Recovery._recover", True),  # stick 0 hangs in the storm
+    ("status", "dongled.status.statusfile:snapshot", False),
+    ("udev", "dongled.hotplug.registry:StickRegistry.on_tty_event", False),
 ]
 MODES: dict[str, dict[str, Any]] = {
     "raise-twice": {"kind": "raise", "times": 2},

@@ -23,10 +23,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dongled import at
-from dongled.errors import ProbeError, TooLongAnswer
-from dongled.identity import Identity, valid_imei
-from dongled.probe import ProbeTimeouts, identify_port
+from dongled.core.errors import ProbeError, TooLongAnswer
+from dongled.modem import at
+from dongled.modem.identity import Identity, valid_imei
+from dongled.modem.probe import ProbeTimeouts, identify_port
 from tests.support.figures import figure
 from tests.support.marks import needs_umockdev
 from tests.support.modemsim import StickSim

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from dongled.portlock import lock_path
+from dongled.modem.portlock import lock_path
 from tests.support.figures import figure
 from tests.support.marks import needs_umockdev, rel_child_only
 from tests.support.modemsim import E1550_USB, StickSim

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from dongled.ami import AmiClient
-from dongled.errors import AmiError, PortBusyError
-from dongled.hotplug import tty_info_from
-from dongled.portlock import lock_path, uucp_lock
-from dongled.settings import AmiSettings, Settings
+from dongled.asterisk.ami import AmiClient
+from dongled.config.settings import AmiSettings, Settings
+from dongled.core.errors import AmiError, PortBusyError
+from dongled.hotplug.udev import tty_info_from
+from dongled.modem.portlock import lock_path, uucp_lock
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.figures import figure
 from tests.support.marks import needs_umockdev

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from dongled.ami import DeviceEntry
-from dongled.release import Releases
+from dongled.asterisk.ami import DeviceEntry
+from dongled.reconcile.release import Releases
 
 QUIET = 0.2
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dongled.dongleconf import DongleConf
+from dongled.conf.dongleconf import DongleConf
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.marks import needs_umockdev
 from tests.support.modemsim import E1550_USB, EC25, EC25_UAC_USB, EC25_USB, EC25Uac, StickSim

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from dongled import cli, settings
+from dongled import cli
+from dongled.config import settings
+from dongled.core.errors import SettingsError
 from dongled.drivers.known import drivers_for
-from dongled.errors import SettingsError
 from tests.support.nobody import open_dir, run_as_nobody
 
 ROOT = Path(__file__).resolve().parents[1]

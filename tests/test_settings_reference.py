@@ -6,10 +6,10 @@ import re
 import tomllib
 from pathlib import Path
 
-from dongled import settingsref
+from dongled.config import reference as settingsref
 
 ROOT = Path(__file__).resolve().parents[1]
-REGENERATE = "regenerate: python -m dongled.settingsref toml|markdown (see its docstring)"
+REGENERATE = "regenerate: python -m dongled.config.reference toml|markdown (see its docstring)"
 
 
 def test_the_template_is_the_rendered_one() -> None:

@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from dongled import settings
+from dongled.config import settings
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "etc" / "dongled.toml"
 # `# key = value   # comment`, in the table of the last `[name]` above it

@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
-from dongled import cli, statusfile
-from dongled.ami import DeviceEntry
+from dongled import cli
+from dongled.asterisk.ami import DeviceEntry
+from dongled.config.settings import Settings
 from dongled.daemon import Daemon
-from dongled.identity import Identity
-from dongled.settings import Settings
-from dongled.sticks import Stick, StickState
+from dongled.hotplug.sticks import Stick, StickState
+from dongled.modem.identity import Identity
+from dongled.status import statusfile
 from tests.support.marks import needs_umockdev
 from tests.support.modemsim import E1550_USB, StickSim
 from tests.support.rig import ROOT, Rig, make_imei, rig, wait_until
@@ -382,7 +383,7 @@ def test_status_exit_codes_on_a_down_line(tmp_path: Path) -> None:
 
 
 def test_the_documented_keys_are_the_typed_ones() -> None:
-    from dongled.statusdoc import SectionRow, StatusDoc, StickRow
+    from dongled.status.document import SectionRow, StatusDoc, StickRow
 
     assert set(StatusDoc.__required_keys__) == TOP_KEYS
     assert set(SectionRow.__required_keys__) == SECTION_KEYS

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from dongled import cli, statusfile
+from dongled import cli
+from dongled.config.settings import Settings
 from dongled.daemon import Daemon
-from dongled.settings import Settings
+from dongled.status import statusfile
 from tests.support.marks import needs_umockdev
 from tests.support.rig import rig, wait_until
 

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dongled import cli, statuscheck
-from dongled.statusfile import exit_ok
+from dongled import cli
+from dongled.status import check as statuscheck
+from dongled.status.statusfile import exit_ok
 
 
 def _line(name: str, status: str = "ok", usb: str | None = None) -> dict[str, Any]:

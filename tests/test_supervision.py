@@ -38,7 +38,9 @@ def test_an_unexpected_error_in_a_reconnect_does_not_end_reconnects(tmp_path: Pa
     """AmiSupervisor caught only AmiError: one RuntimeError in connect() ended AMI
     reconnects for good, while the watchdog went on pinging. Now the next attempt follows."""
     with rig(tmp_path, 2) as r:
-        armed, log = faults(r, {"at": "dongled.ami:AmiClient.connect", "kind": "raise", "times": 1})
+        armed, log = faults(
+            r, {"at": "dongled.asterisk.ami:AmiClient.connect", "kind": "raise", "times": 1}
+        )
         r.extra_env["WATCHDOG_USEC"] = "2000000"
         r.start_daemon()
         r.wait_all_right()
@@ -60,7 +62,9 @@ def test_a_task_that_keeps_dying_ends_the_daemon_for_systemd(tmp_path: Path) -> 
     loop, nothing was ever reconciled again and the watchdog went on pinging. Now it is
     restarted with backoff, and once it cannot be kept alive the daemon exits non-zero."""
     with rig(tmp_path, 1) as r:
-        armed, log = faults(r, {"at": "dongled.coalescer:Coalescer.next_pass", "kind": "raise"})
+        armed, log = faults(
+            r, {"at": "dongled.reconcile.coalescer:Coalescer.next_pass", "kind": "raise"}
+        )
         r.extra_env["WATCHDOG_USEC"] = "400000"  # a ping every 0.2 s
         r.start_daemon()
         r.wait_all_right()
@@ -85,7 +89,8 @@ def test_the_watchdog_stops_while_a_task_is_dead(tmp_path: Path) -> None:
     the interval there are none, then they resume."""
     with rig(tmp_path, 1) as r:
         armed, log = faults(
-            r, {"at": "dongled.coalescer:Coalescer.next_pass", "kind": "raise", "times": 1}
+            r,
+            {"at": "dongled.reconcile.coalescer:Coalescer.next_pass", "kind": "raise", "times": 1},
         )
         r.extra_env["WATCHDOG_USEC"] = "200000"  # a ping every 0.1 s; the backoff is 0.5 s
         r.start_daemon()
@@ -120,7 +125,7 @@ def test_a_bug_in_one_recovery_step_does_not_end_the_sticks_ladder(tmp_path: Pat
         r.wait_all_right(timeout=10)
         r.write_settings(verify_timeout=1.0, tables={"recovery": FAST})
         armed, log = faults(
-            r, {"at": "dongled.recovery:Recovery._take_step", "kind": "raise", "times": 1}
+            r, {"at": "dongled.recovery.runner:Recovery._take_step", "kind": "raise", "times": 1}
         )
         armed.touch()
         r.start_daemon()
@@ -144,7 +149,9 @@ def test_a_bug_in_a_probe_does_not_lose_the_stick(tmp_path: Path) -> None:
     "probing" for good (never identified, every pass held back). Now it is a failed probe,
     tried again with backoff."""
     with rig(tmp_path, 2) as r:
-        armed, log = faults(r, {"at": "dongled.prober:identify_port", "kind": "raise", "times": 1})
+        armed, log = faults(
+            r, {"at": "dongled.hotplug.prober:identify_port", "kind": "raise", "times": 1}
+        )
         r.start_daemon()
         r.wait_all_right()
         armed.touch()
@@ -160,7 +167,7 @@ def test_a_bug_handling_a_udev_event_does_not_lose_the_stick(tmp_path: Path) -> 
     stick (nothing else would ever announce it). Now the ttys are listed again."""
     with rig(tmp_path, 2) as r:
         armed, log = faults(
-            r, {"at": "dongled.registry:StickRegistry.on_tty_event", "kind": "raise"}
+            r, {"at": "dongled.hotplug.registry:StickRegistry.on_tty_event", "kind": "raise"}
         )
         r.start_daemon()
         r.wait_all_right()

@@ -16,23 +16,24 @@ import pyudev
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from dongled.ami import DeviceEntry
-from dongled.dongleconf import PARKED_DATA, DeviceSection, DongleConf
-from dongled.drivers import alsa
+from dongled.asterisk.ami import DeviceEntry
+from dongled.conf import alsadev
+from dongled.conf.dongleconf import PARKED_DATA, DeviceSection, DongleConf
+from dongled.conf.parked import PARKED_ALSADEV
+from dongled.config.settings import Settings
+from dongled.core.errors import ConfError
 from dongled.drivers.chan_dongle import CHAN_DONGLE
 from dongled.drivers.chan_quectel import QUECTEL_IM, QUECTEL_RE
-from dongled.errors import ConfError
-from dongled.fences import Fences
-from dongled.fleet import FleetHealth
-from dongled.hotplug import SoundEvent, list_sound_cards, read_card, sound_card
-from dongled.identity import Identity
-from dongled.metrics import Metrics
-from dongled.parked import PARKED_ALSADEV
-from dongled.passexec import file_ports
-from dongled.reconcile import PARKED_UAC, Located, Plan, choose, plan
-from dongled.registry import RegistryHooks, StickRegistry
-from dongled.settings import Settings
-from dongled.sticks import Stick
+from dongled.hotplug import soundcards as alsa
+from dongled.hotplug.fleet import FleetHealth
+from dongled.hotplug.registry import RegistryHooks, StickRegistry
+from dongled.hotplug.sticks import Located, Stick
+from dongled.hotplug.udev import SoundEvent, list_sound_cards, read_card, sound_card
+from dongled.modem.fences import Fences
+from dongled.modem.identity import Identity
+from dongled.reconcile.executor import file_ports
+from dongled.reconcile.plan import PARKED_UAC, Plan, choose, plan
+from dongled.telemetry.metrics import Metrics
 from tests.support.marks import needs_umockdev
 from tests.support.modemsim import EC25_UAC_USB, EC25Uac
 from tests.support.testbed import Testbed
@@ -208,7 +209,7 @@ def test_only_data_and_alsadev_values_change() -> None:
 )  # fmt: skip
 def test_an_alsadev_that_is_not_a_card_id_is_never_written(value: str) -> None:
     conf = DongleConf.parse({"/q.conf": CONF}, "/q.conf")
-    assert not alsa.writable(value)
+    assert not alsadev.writable(value)
     with pytest.raises(ValueError, match="alsadev"):
         conf.with_ports({"quectel0": ("/dev/ttyUSB2", value)}, alsa={"quectel0"})
 
@@ -223,8 +224,8 @@ def test_every_card_id_sysfs_yields_can_be_written(card_id: str) -> None:
     )
     if not found:
         return
-    value = alsa.alsadev_for(found[0].id)
-    assert alsa.writable(value)
+    value = alsadev.alsadev_for(found[0].id)
+    assert alsadev.writable(value)
     conf = DongleConf.parse({"/q.conf": CONF}, "/q.conf")
     after, _ = conf.with_ports({"quectel0": ("/dev/ttyUSB2", value)}, alsa={"quectel0"})
     assert after.devices()["quectel0"].alsadev == value

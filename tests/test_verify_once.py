@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from dongled.config.settings import AmiSettings, Settings
 from dongled.daemon import Daemon
-from dongled.reconcile import Expect
-from dongled.settings import AmiSettings, Settings
+from dongled.reconcile.plan import Expect
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.test_fake_asterisk import IMEI_A, IMEI_B, TIMEOUT, Bench, bench, make_fake, one_stick
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from dongled.config.settings import AmiSettings, Settings
 from dongled.daemon import Daemon
 from dongled.drivers.chan_quectel import QUECTEL_RE
 from dongled.drivers.quectel import interval_from
-from dongled.reconcile import Expect
-from dongled.settings import AmiSettings, Settings
+from dongled.reconcile.plan import Expect
 from tests import test_fake_asterisk_quectel as tq
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.modemsim import EC25

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from dongled.dongleconf import DeviceSection
+    from dongled.conf.dongleconf import DeviceSection
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

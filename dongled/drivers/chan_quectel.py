@@ -7,9 +7,9 @@
 
 from __future__ import annotations
 
+from dongled.conf.parked import PARKED_AUDIO, PARKED_DATA
 from dongled.drivers import quectel
 from dongled.drivers.base import AmiVerbs, CliVerbs, Driver
-from dongled.parked import PARKED_AUDIO, PARKED_DATA
 
 QUECTEL_IM = Driver(
     name="chan_quectel-im",

@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dongled.identity import valid_imei, valid_imsi
+from dongled.modem.identity import valid_imei, valid_imsi
 
 ID_WIDTH = 12
 STATE_WIDTH = 10

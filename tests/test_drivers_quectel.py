@@ -68,7 +68,6 @@ def test_probe_commands_only_read(family: Family) -> None:
         lte.IMEI_FALLBACK,
         lte.ATI_FALLBACK,
         lte.VOICE_QUERY[family],
-        *([c] if (c := lte.ICCID_FALLBACK[family]) else []),
     )
     assert all(read_only(c) for c in commands), commands
     assert "ATZ" not in commands
@@ -94,7 +93,7 @@ def test_answers_of_the_simulators_parse(sim: EC25 | SIM7600, family: Family) ->
         return tuple(lines[:-1])
 
     probe = lte.PROBE_COMMANDS[family]
-    assert lte.family_from_manufacturer(ask(probe[1])[0]) is family
+    assert ask(probe[1])[0].lower().startswith(family.value)  # what chan_quectel matches
     assert lte.firmware_from_cgmr(ask("AT+CGMR")) == sim.firmware
     assert lte.iccid_from_lte_answer(ask(probe[-1])) == sim.iccid
     assert ask(lte.VOICE_QUERY[family])
@@ -129,8 +128,6 @@ def test_info_lines_skip_result_codes_and_boot_messages_by_shape() -> None:
 
 
 def test_answer_parsers_edge_cases() -> None:
-    assert lte.family_from_manufacturer("  SimCom Wireless") is Family.SIMCOM
-    assert lte.family_from_manufacturer("huawei") is None
     assert lte.iccid_from_lte_answer(("+QCCID: 8970101234567890123F",)) == "8970101234567890123"
     assert lte.iccid_from_lte_answer(("89701012345678901234",)) == "89701012345678901234"
     assert lte.iccid_from_lte_answer(("+CME ERROR: 10",)) is None

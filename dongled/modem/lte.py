@@ -78,21 +78,9 @@ PROBE_COMMANDS: dict[Family, tuple[str, ...]] = {
 }
 IMEI_FALLBACK = "AT+GSN"  # when AT+CGSN answers ERROR
 ATI_FALLBACK = "ATI"  # when AT+GSN does too: SIMCom's ATI has an `IMEI:` line (Quectel's not)
-ICCID_FALLBACK: dict[Family, str | None] = {Family.QUECTEL: None, Family.SIMCOM: "AT+CCID"}
 # Voice capability, read-only queries: Quectel answers +QPCMV: <on>,<port> (port 2 = USB
 # audio), SIMCom +CPCMREG: <n>; each answers ERROR to the other's.
 VOICE_QUERY: dict[Family, str] = {Family.QUECTEL: "AT+QPCMV?", Family.SIMCOM: "AT+CPCMREG?"}
-
-
-def family_from_manufacturer(answer: str) -> Family | None:
-    """`AT+CGMI`: "Quectel" or "SIMCOM INCORPORATED" (matched like chan_quectel, by prefix
-    and ignoring case); anything else: not a module chan_quectel sets up for voice."""
-    value = answer.strip().lower()
-    if value.startswith("quectel"):
-        return Family.QUECTEL
-    if value.startswith("simcom"):
-        return Family.SIMCOM
-    return None
 
 
 # A result code's shape: `+QIND: ...`, `^RSSI:...`, `+CPIN: READY`; and the bare boot

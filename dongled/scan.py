@@ -57,7 +57,8 @@ class Asterisk:
 
 @dataclass(slots=True, kw_only=True)
 class Change:
-    """A proposed edit of dongle.conf: the new bytes of each file it touches, as a diff."""
+    """A proposed edit of a driver's file (dongle.conf, quectel.conf): the new bytes of each
+    file it touches, as a diff."""
 
     conf: DongleConf
     files: dict[str, bytes]

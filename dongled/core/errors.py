@@ -43,7 +43,8 @@ class SettingsErrors(SettingsError):
 
 
 class ConfError(DongledError):
-    """dongle.conf (or a file it includes) cannot be used; names file and line."""
+    """A driver's config file (dongle.conf, quectel.conf, or a file it includes) cannot be
+    used; names file and line."""
 
     def __init__(self, path: str, line: int | None, message: str) -> None:
         self.path = path

@@ -48,7 +48,8 @@ class Ladder:
 
     def next_step(self, usb_port: str, now: float, reason: str, *, has_device: bool) -> Step | None:
         """The step to take now for a failing stick, or None (waiting, or given up).
-        DongleRestart needs a device section; without one the ladder starts further up."""
+        The first step (stop, wait, start a device) needs a device section; without one the
+        ladder starts further up."""
         st = self.ports.setdefault(usb_port, PortState())
         st.last_reason = reason
         if st.given_up or now < st.not_before or not self.steps:

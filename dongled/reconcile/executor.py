@@ -108,6 +108,8 @@ class Done:
 
 
 class PassExecutor:
+    """One driver's lane: its file, what it last saw, and its steps; runs its passes."""
+
     def __init__(
         self,
         settings: Settings,

@@ -91,8 +91,8 @@ class Daemon:
             settings.ami,
             on_lost=self._ami_lost,
             verbs=self.drivers[0].ami,
-            ports=lambda: self.lanes.first.ports_named(),
-            ask_ports=lambda: self.lanes.first.trusts_driver_ports(),
+            ports=lambda: self.lanes.first.ports.named(),
+            ask_ports=lambda: self.lanes.first.ports.trusted(),
         )
         self.fleet = FleetHealth(settings.switch_limit, self._switch_stuck, self.publish)
         self.registry = StickRegistry(
@@ -157,8 +157,8 @@ class Daemon:
             else DriverLink(
                 self.ami,
                 driver.ami,
-                lambda: lane.ports_named(),
-                lambda: lane.trusts_driver_ports(),
+                lambda: lane.ports.named(),
+                lambda: lane.ports.trusted(),
             ),
             self.registry,
             PassHooks(
@@ -221,7 +221,7 @@ class Daemon:
         return self.lanes.lane_of(section).driver.name
 
     def ami_failed(self, exc: AmiError) -> None:
-        self.lanes.first.ami_failed(exc)
+        self.lanes.first.teller.ami_failed(exc)
 
     async def apply(self) -> bool:
         return await self.lanes.apply()
@@ -412,7 +412,7 @@ class Daemon:
         if changed:
             self.counters["conf_edits"] += 1
             for lane in self.lanes:  # the driver may be reloaded with it before our pass
-                lane.driver_read_unknown()
+                lane.ports.driver_read_unknown()
             self._request(False)
         else:
             self.publish()  # `dongled status` counts the looks that asked for nothing

@@ -39,7 +39,8 @@ from dongled.modem.fences import Fences
 from dongled.modem.identity import valid_imei
 from dongled.modem.lte import Family
 from dongled.modem.probe import ProbeTimeouts, identify_port
-from dongled.reconcile.executor import PassExecutor, PassHooks, driver_plan, file_imeis, file_ports
+from dongled.reconcile.driverports import file_ports
+from dongled.reconcile.executor import PassExecutor, PassHooks, driver_plan, file_imeis
 from dongled.reconcile.plan import Plan
 from dongled.telemetry.metrics import Metrics
 
@@ -256,7 +257,7 @@ async def apply_scan(
     wrote = executor.counters["conf_writes"] > 0
     path = conf_path(s, driver.conf_key)
     problems = [f"not written: {executor.conf_error}"] if executor.conf_error else []
-    if executor.asterisk is None:
+    if executor.seen.asterisk is None:
         # The file is safe now, but a device Asterisk runs keeps its old ports (possibly
         # another stick's) until Asterisk is told: not done.
         problems.append(
@@ -268,8 +269,8 @@ async def apply_scan(
     if not ok:
         return wrote, [*problems, "Asterisk did not take the change (see the messages above)"]
     for name, want in sorted(result.plan.expect.items()):
-        if executor.verified.get(name) != want.imei:
-            entry = executor.asterisk.get(name)
+        if executor.verifier.verified.get(name) != want.imei:
+            entry = executor.seen.asterisk.get(name)
             state = f"{entry.state}, IMEI {entry.imei_state or '-'}" if entry else "no such device"
             problems.append(f"{name} is not running IMEI {want.imei} ({state})")
     if again and not problems:

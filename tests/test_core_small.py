@@ -32,7 +32,7 @@ def two_drivers(tmp_path: Path) -> Daemon:
     )
     d = Daemon(settings, (CHAN_DONGLE, QUECTEL_IM))
     for lane in d.lanes:
-        lane.sections = DongleConf.load(lane.conf_path).devices()
+        lane.seen.sections = DongleConf.load(lane.conf_path).devices()
     return d
 
 
@@ -41,8 +41,10 @@ def test_the_last_change_across_midnight(tmp_path: Path) -> None:
     one is the last change (comparing the "HH:MM:SS" text chose the earlier one)."""
     d = two_drivers(tmp_path)
     dongle, quectel = d.lanes
-    dongle.last_change, dongle.last_change_at = "dongle0 -> ttyUSB2 23:59:59", 1000.0
-    quectel.last_change, quectel.last_change_at = "quectel0 -> ttyUSB8 00:00:01", 1002.0
+    dongle.writer.last_change = "dongle0 -> ttyUSB2 23:59:59"
+    dongle.writer.last_change_at = 1000.0
+    quectel.writer.last_change = "quectel0 -> ttyUSB8 00:00:01"
+    quectel.writer.last_change_at = 1002.0
     assert d.lanes.last_change == "quectel0 -> ttyUSB8 00:00:01"
 
 
@@ -116,7 +118,7 @@ def test_a_tty_moving_between_files_is_never_named_twice(
     are replaced one after the other: after the first rename, a reader (Asterisk reloading
     for an admin) saw both sections on one tty. Now each state on disk names each tty once:
     the sections that take a tty from the other file are parked in between."""
-    from dongled.reconcile import executor as passexec
+    from dongled.reconcile import writer
 
     conf = tmp_path / "dongle.conf"
     conf.write_text(
@@ -129,7 +131,7 @@ def test_a_tty_moving_between_files_is_never_named_twice(
     d = Daemon(Settings(dongle_conf=str(conf), state_dir=str(tmp_path / "run")))
     lane = d.executor
     loaded = DongleConf.load(str(conf))
-    lane.sections = loaded.devices()
+    lane.seen.sections = loaded.devices()
     seen: list[dict[str, tuple[str | None, str | None]]] = []
     from dongled.conf.atomicfile import replace_atomically as real
 
@@ -138,14 +140,14 @@ def test_a_tty_moving_between_files_is_never_named_twice(
         now = DongleConf.load(str(conf)).devices()  # what a reader sees right now
         seen.append({n: (s.data, s.audio) for n, s in now.items()})
 
-    monkeypatch.setattr(passexec, "replace_atomically", recording)
+    monkeypatch.setattr(writer, "replace_atomically", recording)
     p = Plan(
         port_changes={
             "dongle0": ("/dev/ttyUSB5", "/dev/ttyUSB4"),
             "dongle1": ("/dev/ttyUSB2", "/dev/ttyUSB1"),
         }
     )
-    assert asyncio.run(lane.write(loaded, p)) is True
+    assert asyncio.run(lane.writer.write(loaded, p)) is True
     for state in seen:
         ttys = [t for pair in state.values() for t in pair if t and "dongled-stick" not in t]
         assert len(ttys) == len(set(ttys)), seen

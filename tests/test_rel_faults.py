@@ -43,10 +43,10 @@ POINTS: list[tuple[str, str, bool]] = [
     ("reconcile", "dongled.reconcile.coalescer:Coalescer.next_pass", True),
     ("reconcile", "dongled.reconcile.lanes:Lanes.apply", True),
     ("reconcile", "dongled.reconcile.executor:PassExecutor.prepare", True),
-    ("reconcile", "dongled.reconcile.executor:PassExecutor.write", True),
-    ("reconcile", "dongled.reconcile.executor:PassExecutor.kick", True),
+    ("reconcile", "dongled.reconcile.writer:Writer.write", True),
+    ("reconcile", "dongled.reconcile.teller:Teller.tell", True),
     ("reconcile", "dongled.reconcile.release:Releases.settle", True),
-    ("verify", "dongled.reconcile.executor:PassExecutor.verify", True),
+    ("verify", "dongled.reconcile.verifier:Verifier.verify", True),
     ("probe", "dongled.hotplug.prober:identify_port", True),
     ("lines", "dongled.daemon:Daemon.listing", True),
     ("recovery", "dongled.recovery.runner:Recovery._recover", True),  # stick 0 hangs in the storm

@@ -263,7 +263,7 @@ def test_status_shows_a_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[s
     )
     d.sticks[stick.usb_device] = stick
     # Asterisk runs dongle0 on a stick with B's IMEI (what dongled stops at once)
-    d.executor.asterisk = {"dongle0": _entry("dongle0", "/dev/ttyUSB2", B)}
+    d.executor.seen.asterisk = {"dongle0": _entry("dongle0", "/dev/ttyUSB2", B)}
 
     doc = statusfile.snapshot(d)
     rows = {r["section"]: r for r in doc["sections"]}
@@ -282,7 +282,7 @@ def test_status_shows_a_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
     # the same stick, now verified; still exit 1: dongle1 is parked (a line that cannot take
     # calls) and there is no AMI connection here (the unmanaged section is no problem)
-    d.executor.asterisk = {"dongle0": _entry("dongle0", "/dev/ttyUSB2", A)}
+    d.executor.seen.asterisk = {"dongle0": _entry("dongle0", "/dev/ttyUSB2", A)}
     statusfile.publish(d)
     assert cli.main(["--config", str(settings), "status", "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)

@@ -31,7 +31,7 @@ from dongled.hotplug.sticks import Located, Stick
 from dongled.hotplug.udev import SoundEvent, list_sound_cards, read_card, sound_card
 from dongled.modem.fences import Fences
 from dongled.modem.identity import Identity
-from dongled.reconcile.executor import file_ports
+from dongled.reconcile.driverports import file_ports
 from dongled.reconcile.plan import PARKED_UAC, Plan, choose, plan
 from dongled.telemetry.metrics import Metrics
 from tests.support.marks import needs_umockdev

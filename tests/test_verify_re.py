@@ -66,8 +66,8 @@ def test_a_device_opened_by_the_timer_is_not_called_missing(
     driver = QUECTEL_RE if timer_known else dataclasses.replace(QUECTEL_RE, connects_at_once=True)
     daemon = Daemon(settings, (driver,))
     # Before dongled's own reload the ports RE runs are unknown; the names are the file's.
-    assert daemon.executor.ports_named() == {"quectel0": ("", "")}
-    assert daemon.executor.verify_window() == VERIFY + (INTERVAL if timer_known else 0)
+    assert daemon.executor.ports.named() == {"quectel0": ("", "")}
+    assert daemon.executor.verifier.window() == VERIFY + (INTERVAL if timer_known else 0)
 
     async def main() -> None:
         await daemon.ami.connect()

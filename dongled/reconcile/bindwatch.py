@@ -73,7 +73,7 @@ class BindingWatch:
                 log.debug("listing for the binding check failed: %s", exc)
                 return
             self.checks += 1
-            sections = lane.sections
+            sections = lane.seen.sections
             if foreign_running(sections, entries) or set(entries) - set(sections):
                 # The file may name other IMEIs, or more devices, than the last pass read
                 # (an admin's edit and reload before it): the file decides.
@@ -81,7 +81,7 @@ class BindingWatch:
             foreign = foreign_running(sections, entries)
             if not foreign:
                 return
-            await lane.stop_foreign(foreign, entries, sections)
+            await lane.teller.stop_foreign(foreign, entries, sections)
         self._request(True)
 
 
@@ -91,4 +91,4 @@ def _sections_now(lane: PassExecutor) -> dict[str, DeviceSection]:
     try:
         return DongleConf.load(lane.conf_path).devices()
     except (ConfError, OSError):
-        return lane.sections
+        return lane.seen.sections

@@ -67,17 +67,17 @@ class Lanes:
 
     @property
     def sections(self) -> dict[str, DeviceSection]:
-        return _merged(lane.sections for lane in self._lanes)
+        return _merged(lane.seen.sections for lane in self._lanes)
 
     @property
     def asterisk(self) -> dict[str, DeviceEntry] | None:
         """Every lane's devices as Asterisk last listed them; None while AMI is down."""
-        listed = [lane.asterisk for lane in self._lanes]
+        listed = [lane.seen.asterisk for lane in self._lanes]
         return None if None in listed else _merged(x or {} for x in listed)
 
     @property
     def verified(self) -> dict[str, str]:
-        return _merged(lane.verified for lane in self._lanes)
+        return _merged(lane.verifier.verified for lane in self._lanes)
 
     @property
     def conf_error(self) -> str:
@@ -91,14 +91,15 @@ class Lanes:
     def last_change(self) -> str:
         # "<device> -> <tty> HH:MM:SS": the latest of the lanes', by when it happened (the
         # text's clock time starts over at midnight)
-        latest = max(self._lanes, key=lambda lane: lane.last_change_at, default=None)
+        writers = [lane.writer for lane in self._lanes]
+        latest = max(writers, key=lambda writer: writer.last_change_at, default=None)
         return latest.last_change if latest is not None else ""
 
     def lane_of(self, section: str) -> PassExecutor:
         """The lane whose file holds `section`; LookupError if none does (never a guess:
         another driver's device of that name would be stopped or started)."""
         for lane in self._lanes:
-            if section in lane.sections:
+            if section in lane.seen.sections:
                 return lane
         if len(self._lanes) == 1:
             return self._lanes[0]  # one driver: its file is the only one there is
@@ -120,7 +121,7 @@ class Lanes:
         """A fresh listing of every lane's devices, or None when Asterisk cannot be asked."""
         listed = []
         for lane in self._lanes:
-            entries = await lane.listing()
+            entries = await lane.teller.listing()
             if entries is None:
                 return None
             listed.append(entries)
@@ -128,18 +129,18 @@ class Lanes:
 
     async def refresh(self) -> None:
         for lane in self._lanes:
-            await lane.refresh_asterisk()
+            await lane.teller.refresh()
 
     def ami_lost(self) -> None:
         for lane in self._lanes:
-            lane.ami_lost()
+            lane.seen.asterisk = None
 
     async def restart_device(self, name: str) -> None:
         try:
             lane = self.lane_of(name)
         except LookupError as exc:  # its section left the files meanwhile
             raise RecoveryError(f"device {name} not restarted: {exc}") from None
-        await lane.restart_device(name)
+        await lane.teller.restart_device(name)
 
     async def verify(self, expect: dict[str, Expect]) -> None:
         """Each lane verifies its own devices, all at once, as one lane verifies several."""
@@ -151,7 +152,7 @@ class Lanes:
                 log.warning("%s: not verified", exc)
                 continue
             by_lane.setdefault(lane, {})[name] = want
-        await asyncio.gather(*(lane.verify(mine) for lane, mine in by_lane.items()))
+        await asyncio.gather(*(lane.verifier.verify(mine) for lane, mine in by_lane.items()))
 
     # ---- what one lane asks about the others (its PassHooks) -----------------------------
 
@@ -162,8 +163,8 @@ class Lanes:
         for other in self._lanes:
             if other is lane:
                 continue
-            if other.sections:
-                named.update(sec.imei for sec in other.sections.values() if sec.imei)
+            if other.seen.sections:
+                named.update(sec.imei for sec in other.seen.sections.values() if sec.imei)
             else:
                 named |= file_imeis(other.conf_path)
         return named
@@ -172,7 +173,7 @@ class Lanes:
         """Before `lane` opens `ttys`: wait for the other drivers' devices stopped on them."""
         for other in self._lanes:
             if other is not lane:
-                why = await other.releases.settle(other.ami, ttys)
+                why = await other.teller.released(ttys)
                 if why is not None:
                     return why
         return None
@@ -182,7 +183,7 @@ class Lanes:
         seen: dict[str, str] = {}
         shared: dict[str, tuple[str, str]] = {}
         for lane in self._lanes:
-            for name in lane.sections:
+            for name in lane.seen.sections:
                 if name in seen:
                     shared.setdefault(name, (seen[name], lane.conf_path))
                 seen.setdefault(name, lane.conf_path)

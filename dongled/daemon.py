@@ -19,19 +19,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from dongled.asterisk.ami import AmiClient, DriverLink
 from dongled.asterisk.supervisor import AmiSupervisor
 from dongled.config.settings import Settings, conf_path
-from dongled.core.backoff import Backoff
 from dongled.core.tasks import Tasks
 from dongled.drivers.base import Driver
 from dongled.drivers.chan_dongle import CHAN_DONGLE
+from dongled.hotplug.feed import UdevFeed
 from dongled.hotplug.fleet import FleetHealth
 from dongled.hotplug.registry import RegistryHooks, StickRegistry
-from dongled.hotplug.udev import SoundEvent, UdevWatcher, UsbEvent
+from dongled.loops import PassLoop, watchdog
 from dongled.modem.fences import Fences
 from dongled.reconcile.bindwatch import BindingWatch
 from dongled.reconcile.coalescer import Coalescer
@@ -47,7 +47,6 @@ from dongled.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
 IO_THREADS = 4  # the event loop's pool for blocking file I/O
-RESYNC_AFTER = 1.0  # udev events lost: the ttys are listed again this much later
 
 
 class DaemonFailed(Exception):
@@ -63,18 +62,11 @@ class Daemon:
         self.tasks = Tasks(self._fatal)
         self.failed = ""  # why the daemon gave up (then `run` raises DaemonFailed)
         self._stop = asyncio.Event()
-        self.counters = {
-            "conf_writes": 0,
-            "reloads": 0,
-            "probes": 0,
-            "passes": 0,
-            "conf_edits": 0,
-            "conf_looks": 0,
-        }
+        kinds = ("conf_writes", "reloads", "probes", "passes", "conf_edits", "conf_looks")
+        self.counters = dict.fromkeys(kinds, 0)
         self.metrics = Metrics()
         self.metrics.textfile = settings.metrics.textfile
         self.fences = Fences(settings.lock_dir)
-        self.ready = asyncio.Event()
         # One executor per driver ("lanes"), added below: the AMI connection asks the first.
         self.lanes = Lanes()
         self.ami = AmiClient(
@@ -85,8 +77,8 @@ class Daemon:
             ask_ports=lambda: self.lanes.first.trusts_driver_ports(),
         )
         self.ladder = ladder_for(settings.recovery)
-        # The fleet and the registry tell rooms built after them (they read the registry):
-        # through these calls, bound when they are made.
+        # The fleet and the registry tell rooms built after them (those read the registry):
+        # these calls look them up when made.
         self.fleet = FleetHealth(
             settings.switch_limit,
             lambda info: self.recovery.stuck_in_storage(info),
@@ -149,13 +141,17 @@ class Daemon:
             up=functools.partial(self.coalescer.request, True),
             failed=self.lanes.first.ami_failed,
         )
-        # Sound cards matter only to a driver with USB audio (which card is whose module's).
-        self._uac = any(d.uac_key is not None for d in self.drivers)
-        sound = self.registry.on_sound_event if self._uac else None
-        self._udev = UdevWatcher(
-            self.registry.on_tty_event, self.fleet.on_usb_event, sound, self._udev_lost
+        self.passes = PassLoop(
+            self.coalescer,
+            self.lanes,
+            self.pass_lock,
+            self.fleet,
+            self.counters,
+            self.status.summary,
+            settings.ami.backoff_max,
         )
-        self._resync: asyncio.TimerHandle | None = None
+        uac = any(d.uac_key is not None for d in self.drivers)
+        self.udev = UdevFeed(self.registry, self.fleet, self.spawn, uac)
 
     def _lane(self, driver: Driver) -> PassExecutor:
         first = driver is self.drivers[0]
@@ -218,13 +214,7 @@ class Daemon:
         settings = self.settings
         if settings.metrics.listen:
             self.metrics.serve(settings.metrics.listen)
-        present = self._udev.start()
-        for usb in self._udev.usb_devices():
-            self.fleet.on_usb_event(UsbEvent(action="add", sys_path=usb.sys_path, info=usb))
-        for card in self._udev.sound_cards() if self._uac else ():
-            self.registry.on_sound_event(
-                SoundEvent(action="add", sys_path=card.sys_path, card=card)
-            )
+        present = self.udev.start()
         # Learn which ports chan_dongle holds before probing.
         if await self.supervisor.connect_once():
             await self.lanes.refresh()
@@ -233,7 +223,7 @@ class Daemon:
         self.tasks.keep("status", self.status.run)
         self.tasks.keep("ami", self.supervisor.run)
         self.confwatch.start()
-        self.tasks.keep("reconcile", self._reconcile_loop)
+        self.tasks.keep("reconcile", self.passes.run)
         for lane in self.lanes:
             if lane.driver.status_event is None:  # it announces nothing: its listing is polled
                 self.tasks.keep(
@@ -243,11 +233,11 @@ class Daemon:
         if settings.offline_after > 0 or settings.metrics.listen or settings.metrics.textfile:
             lines = (settings.offline_after, self.lanes, self.registry, self.metrics, self.recovery)
             self.tasks.keep("lines", functools.partial(watch_lines, *lines))
-        self.tasks.check("udev", self._udev.why_not_watching)
+        self.tasks.check("udev", self.udev.watcher.why_not_watching)
         self.tasks.check("metrics", self.metrics.why_not_serving)
         interval = notify.watchdog_interval()
         if interval is not None:
-            self.spawn(self._watchdog(interval), "watchdog")
+            self.spawn(watchdog(interval, self.tasks, lambda: self.failed), "watchdog")
         self.coalescer.request(False)
         outside = asyncio.ensure_future(stop.wait())
         outside.set_name("stop")  # SIGTERM
@@ -262,25 +252,10 @@ class Daemon:
         if self.failed:
             raise DaemonFailed(self.failed)
 
-    async def _watchdog(self, interval: float) -> None:
-        # Pinged from the event loop itself: a hung loop stops the pings and systemd restarts
-        # us. And only while every long-lived task is alive: a daemon that runs on with one
-        # of them dead must not look healthy (it is restarted by systemd instead).
-        told = False
-        while True:
-            dead = self.tasks.dead(interval)
-            if not dead and not self.failed:
-                notify.watchdog()
-                told = False
-            elif not told:
-                log.error("no watchdog ping while dead: %s", ", ".join(dead) or self.failed)
-                told = True
-            await asyncio.sleep(interval)
-
     async def close(self) -> None:
         self.status.close()
         await self.tasks.close()
-        self._udev.stop()
+        self.udev.stop()
         self.confwatch.close()
         self.fences.close()
         self.fleet.close()
@@ -292,29 +267,6 @@ class Daemon:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.ami.close()
         self.metrics.close()
-
-    async def _reconcile_loop(self) -> None:
-        retry = Backoff(first=0.5, cap=self.settings.ami.backoff_max)
-        while True:
-            if await self.coalescer.next_pass():
-                self.fleet.summarize_drops()
-            try:
-                async with self.pass_lock:
-                    self.counters["passes"] += 1
-                    ok = await self.lanes.apply()
-            except Exception:
-                # A bug must not end the reconcile loop: the daemon would look alive and do
-                # nothing. Logged with its traceback, retried with backoff.
-                log.exception("reconcile pass failed; retrying")
-                ok = False
-            if not self.ready.is_set():
-                self.ready.set()
-                notify.ready(self.status.summary())
-            if ok:
-                retry.reset()
-            else:  # Asterisk refused or failed: try again later, capped
-                await asyncio.sleep(retry.next())
-                self.coalescer.request(False)
 
     # ---- the connections between rooms -----------------------------------------------
 
@@ -335,31 +287,8 @@ class Daemon:
         self.supervisor.lost()
         self.status.publish()  # `dongled status` must see it now, not at the next pass
 
-    def _udev_lost(self) -> None:
-        """udev events were lost: list the ttys again a moment later (once per burst)."""
-        if self._resync is None:
-            self._resync = asyncio.get_running_loop().call_later(RESYNC_AFTER, self._relist)
-
-    def _relist(self) -> None:
-        self._resync = None
-        self.spawn(self._relist_now(), "udev resync")
-
-    async def _relist_now(self) -> None:
-        try:
-            present = await asyncio.to_thread(self._udev.ttys)
-            self.registry.resync(present)
-        except Exception:
-            log.exception("listing the ttys again failed; trying again")
-            self._udev_lost()
-
 
 async def run(
-    settings: Settings,
-    stop: asyncio.Event,
-    started: Callable[[Daemon], None] | None = None,
-    drivers: Sequence[Driver] = (CHAN_DONGLE,),
+    settings: Settings, stop: asyncio.Event, drivers: Sequence[Driver] = (CHAN_DONGLE,)
 ) -> None:
-    daemon = Daemon(settings, drivers)
-    if started is not None:
-        started(daemon)
-    await daemon.run(stop)
+    await Daemon(settings, drivers).run(stop)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -96,3 +98,19 @@ def test_the_daemon_keeps_its_snapshot_current(tmp_path: Path) -> None:
         every = PUBLISH_EVERY
         wait_until(lambda: r.status()["published_at"] != first, every, "a rewrite")
         assert r.cli("status").returncode == 0
+
+
+def test_dongled_status_imports_none_of_the_daemons_libraries(tmp_path: Path) -> None:
+    """`dongled status` reads a file: it must not load pyudev, panoramisk or asyncio (before,
+    the stick types it reads pulled in pyudev and asyncio)."""
+    settings = _settings(tmp_path, _doc(published_at=time.time(), publish_every=10.0))
+    script = (
+        "import sys\nfrom dongled import cli\n"
+        f"code = cli.main(['--config', {str(settings)!r}, 'status'])\n"
+        "heavy = {'pyudev', 'panoramisk', 'asyncio', 'serial', 'prometheus_client'}\n"
+        "print(code, sorted(heavy & set(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=30
+    )
+    assert done.stdout.splitlines()[-1] == "0 []"

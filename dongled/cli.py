@@ -16,7 +16,8 @@ from dongled.core.errors import ConfError, SettingsError
 from dongled.modem.portlock import pid_alive
 from dongled.reconcile.plan import check_digit_message, unmanaged_message
 from dongled.status import check as statuscheck
-from dongled.status.statusfile import FILENAME, STALE_AFTER, exit_ok, problems, render_table
+from dongled.status.document import FILENAME, STALE_AFTER
+from dongled.status.reader import exit_ok, problems, render_table
 from dongled.telemetry import notify
 
 if TYPE_CHECKING:

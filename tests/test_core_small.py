@@ -17,7 +17,6 @@ from dongled.hotplug.sticks import Stick, StickState
 from dongled.modem.identity import Identity, valid_iccid, valid_imsi
 from dongled.modem.usbreset import RecoveryError
 from dongled.reconcile.plan import Plan
-from dongled.status import statusfile
 
 
 def two_drivers(tmp_path: Path) -> Daemon:
@@ -56,7 +55,7 @@ def test_a_section_of_no_file_has_no_lane(tmp_path: Path) -> None:
     with pytest.raises(LookupError, match=r"no driver's file has a section \[gone0\]"):
         d.lanes.lane_of("gone0")
     with pytest.raises(RecoveryError, match="device gone0 not restarted"):
-        asyncio.run(d.restart_device("gone0"))
+        asyncio.run(d.lanes.restart_device("gone0"))
 
 
 def test_vanished_sticks_are_not_remembered_forever(tmp_path: Path) -> None:
@@ -77,11 +76,10 @@ def test_status_forgets_a_stick_that_left(tmp_path: Path) -> None:
     for i in range(50):  # a stick re-enumerated under 50 different sysfs paths over time
         stick = Stick(usb_device=f"/sys/x/1-{i}", usb_port=f"1-{i}", vid="12d1", pid="1001")
         stick.state, stick.identity = StickState.IDENTIFIED, Identity(imei="356938030000005")
-        d.sticks.clear()
-        d.sticks[stick.usb_device] = stick
-        statusfile.snapshot(d)
-    mine = [k for k in statusfile._seen if k[0] == str(tmp_path)]
-    assert mine == [(str(tmp_path), "stick:/sys/x/1-49")]
+        d.registry.sticks.clear()
+        d.registry.sticks[stick.usb_device] = stick
+        d.status.snapshot()
+    assert list(d.status._changes._seen) == ["stick:/sys/x/1-49"]
 
 
 def _script(digits: str, zero: int) -> str:
@@ -129,7 +127,7 @@ def test_a_tty_moving_between_files_is_never_named_twice(
         "[dongle1]\nimei=356938030000013\ndata=/dev/ttyUSB5\naudio=/dev/ttyUSB4\n"
     )
     d = Daemon(Settings(dongle_conf=str(conf), state_dir=str(tmp_path / "run")))
-    lane = d.executor
+    lane = d.lanes.first
     loaded = DongleConf.load(str(conf))
     lane.seen.sections = loaded.devices()
     seen: list[dict[str, tuple[str | None, str | None]]] = []

@@ -144,7 +144,7 @@ def test_status_json_names_every_driver_value() -> None:
 
 def test_the_troubleshooting_table_quotes_what_status_prints() -> None:
     """The README's symptom for a config problem is the line `dongled status` prints."""
-    from dongled.status.statusfile import problems
+    from dongled.status.reader import problems
 
     said = problems({"ami_connected": True, "conf_error": "/etc/asterisk/dongle.conf:3: x"})
     assert said == ["config problem: /etc/asterisk/dongle.conf:3: x"]

@@ -1,6 +1,6 @@
 """Campaign 1: a corpus of bad and odd dongle.conf files against the daemon's apply path.
 
-Every case runs `Daemon.apply()` (the real pass: load, plan, write) in-process with one
+Every case runs `Lanes.apply()` (the real pass: load, plan, write) in-process with one
 stick located on NEW ports for the section that names it, so the daemon WANTS to write.
 A rejected file must stay byte-identical (with every file it includes) and the daemon must
 say which file and why; an odd but valid file may only get its data=/audio= values changed.
@@ -217,13 +217,13 @@ def _daemon(conf: Path, state: Path, lock: Path) -> Daemon:
     stick.state = StickState.IDENTIFIED
     stick.identity = Identity(imei=IMEI0)
     stick.data, stick.audio = NEW_DATA, NEW_AUDIO
-    d.sticks[stick.usb_device] = stick
+    d.registry.sticks[stick.usb_device] = stick
     return d
 
 
 async def _apply(d: Daemon) -> bool:
     try:
-        return await d.apply()
+        return await d.lanes.apply()
     finally:
         await d.close()
 
@@ -269,7 +269,7 @@ def test_corpus_file_through_the_apply_path(
         assert case.words in message, message
         # The file and line, or (template values, reported by the daemon) the section.
         assert str(confdir) in message or "[dongle0]" in message, "the message must say where"
-        assert d.conf_error, "status must show the problem"
+        assert d.lanes.conf_error, "status must show the problem"
         outcome = "rejected, byte-identical"
     else:
         assert not errors, errors
@@ -282,7 +282,7 @@ def test_corpus_file_through_the_apply_path(
         else:
             _only_ports_changed(old, new)
             assert after.get("dongle.conf.dongled-bak") == old
-            assert d.conf_error == ""
+            assert d.lanes.conf_error == ""
             outcome = "only data=/audio= values changed (dongle0 re-pointed, absent sticks parked)"
         message = ""
     figure("conf-corpus", case=case.name, outcome=outcome, message=message)

@@ -183,13 +183,13 @@ def _daemon_apply(conf: Path, tmp: Path) -> tuple[Daemon, list[str]]:
     stick.identity = Identity(imei=make_imei(0))
     stick.data, stick.audio = "/dev/ttyUSB9", "/dev/ttyUSB8"
     stick.ports = {1: "/dev/ttyUSB8", 2: "/dev/ttyUSB9"}
-    d.sticks[stick.usb_device] = stick
+    d.registry.sticks[stick.usb_device] = stick
     handler = _Collect()
     logging.getLogger("dongled").addHandler(handler)
 
     async def go() -> None:
         try:
-            await d.apply()
+            await d.lanes.apply()
         finally:
             await d.close()
 

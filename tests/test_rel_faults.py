@@ -48,9 +48,9 @@ POINTS: list[tuple[str, str, bool]] = [
     ("reconcile", "dongled.reconcile.release:Releases.settle", True),
     ("verify", "dongled.reconcile.verifier:Verifier.verify", True),
     ("probe", "dongled.hotplug.prober:identify_port", True),
-    ("lines", "dongled.daemon:Daemon.listing", True),
+    ("lines", "dongled.reconcile.lanes:Lanes.listing", True),
     ("recovery", "dongled.recovery.runner:Recovery._recover", True),  # stick 0 hangs in the storm
-    ("status", "dongled.status.statusfile:snapshot", False),
+    ("status", "dongled.status.snapshot:snapshot", False),
     ("udev", "dongled.hotplug.registry:StickRegistry.on_tty_event", False),
 ]
 MODES: dict[str, dict[str, Any]] = {

@@ -18,7 +18,6 @@ from dongled.config.settings import Settings
 from dongled.daemon import Daemon
 from dongled.hotplug.sticks import Stick, StickState
 from dongled.modem.identity import Identity
-from dongled.status import statusfile
 from tests.support.marks import needs_umockdev
 from tests.support.modemsim import E1550_USB, StickSim
 from tests.support.rig import ROOT, Rig, make_imei, rig, wait_until
@@ -261,11 +260,11 @@ def test_status_shows_a_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[s
         "/dev/ttyUSB1",
         "probe",
     )
-    d.sticks[stick.usb_device] = stick
+    d.registry.sticks[stick.usb_device] = stick
     # Asterisk runs dongle0 on a stick with B's IMEI (what dongled stops at once)
-    d.executor.seen.asterisk = {"dongle0": _entry("dongle0", "/dev/ttyUSB2", B)}
+    d.lanes.first.seen.asterisk = {"dongle0": _entry("dongle0", "/dev/ttyUSB2", B)}
 
-    doc = statusfile.snapshot(d)
+    doc = d.status.snapshot()
     rows = {r["section"]: r for r in doc["sections"]}
     assert rows["dongle0"]["status"] == "mismatch" and rows["dongle0"]["verified"] is False
     assert rows["dongle0"]["asterisk_imei"] == B
@@ -273,7 +272,7 @@ def test_status_shows_a_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert rows["legacy"]["status"] == "unmanaged" and rows["legacy"]["imei"] is None
     assert doc["ok"] is False
 
-    statusfile.publish(d)  # pid = this process: a "running" daemon for the CLI
+    d.status.file.write(d.status.snapshot())  # pid = this process: a "running" daemon for the CLI
     assert cli.main(["--config", str(settings), "status"]) == 1
     out = capsys.readouterr().out
     line = next(x.split() for x in out.splitlines() if x.startswith("dongle0 "))
@@ -282,8 +281,8 @@ def test_status_shows_a_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
     # the same stick, now verified; still exit 1: dongle1 is parked (a line that cannot take
     # calls) and there is no AMI connection here (the unmanaged section is no problem)
-    d.executor.seen.asterisk = {"dongle0": _entry("dongle0", "/dev/ttyUSB2", A)}
-    statusfile.publish(d)
+    d.lanes.first.seen.asterisk = {"dongle0": _entry("dongle0", "/dev/ttyUSB2", A)}
+    d.status.file.write(d.status.snapshot())
     assert cli.main(["--config", str(settings), "status", "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert {r["section"]: r["status"] for r in doc["sections"]} == {

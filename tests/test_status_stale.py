@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import pytest
 from dongled import cli
 from dongled.config.settings import Settings
 from dongled.daemon import Daemon
-from dongled.status import statusfile
+from dongled.status.document import PUBLISH_EVERY
 from tests.support.marks import needs_umockdev
 from tests.support.rig import rig, wait_until
 
@@ -45,8 +47,8 @@ def test_a_failed_status_write_is_logged_once(
     blocker.write_text("a file where the state directory should be")
     d = Daemon(Settings(dongle_conf=str(tmp_path / "dongle.conf"), state_dir=str(blocker)))
     with caplog.at_level(logging.INFO, logger="dongled"):
-        statusfile.publish(d)
-        statusfile.publish(d)
+        d.status.file.write(d.status.snapshot())
+        d.status.file.write(d.status.snapshot())
     said = [r.getMessage() for r in caplog.records if "status file" in r.getMessage()]
     assert len(said) == 1 and f"cannot write the status file {blocker}/status.json" in said[0]
     assert caplog.records[0].levelno == logging.ERROR
@@ -93,6 +95,22 @@ def test_the_daemon_keeps_its_snapshot_current(tmp_path: Path) -> None:
         wait_until(lambda: "published_at" in r.status(), 5, "a snapshot")
         first = r.status()["published_at"]
         assert isinstance(first, float)
-        every = statusfile.PUBLISH_EVERY
+        every = PUBLISH_EVERY
         wait_until(lambda: r.status()["published_at"] != first, every, "a rewrite")
         assert r.cli("status").returncode == 0
+
+
+def test_dongled_status_imports_none_of_the_daemons_libraries(tmp_path: Path) -> None:
+    """`dongled status` reads a file: it must not load pyudev, panoramisk or asyncio (before,
+    the stick types it reads pulled in pyudev and asyncio)."""
+    settings = _settings(tmp_path, _doc(published_at=time.time(), publish_every=10.0))
+    script = (
+        "import sys\nfrom dongled import cli\n"
+        f"code = cli.main(['--config', {str(settings)!r}, 'status'])\n"
+        "heavy = {'pyudev', 'panoramisk', 'asyncio', 'serial', 'prometheus_client'}\n"
+        "print(code, sorted(heavy & set(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=30
+    )
+    assert done.stdout.splitlines()[-1] == "0 []"

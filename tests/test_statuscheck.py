@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from dongled import cli
 from dongled.status import check as statuscheck
-from dongled.status.statusfile import exit_ok
+from dongled.status.reader import exit_ok
 
 
 def _line(name: str, status: str = "ok", usb: str | None = None) -> dict[str, Any]:

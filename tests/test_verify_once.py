@@ -40,9 +40,9 @@ async def overlapping(d: Daemon, want: Expect, gap: float) -> None:
     """Two passes' verifications of dongle0, the second `gap` s after the first."""
     await d.ami.connect()
     try:
-        first = asyncio.ensure_future(d.verify({"dongle0": want}))
+        first = asyncio.ensure_future(d.lanes.verify({"dongle0": want}))
         await asyncio.sleep(gap)
-        await asyncio.gather(first, d.verify({"dongle0": want}))
+        await asyncio.gather(first, d.lanes.verify({"dongle0": want}))
     finally:
         await d.close()
 
@@ -60,7 +60,7 @@ def test_a_device_that_comes_up_is_verified_once(
     with caplog.at_level(logging.INFO, logger="dongled"):
         asyncio.run(overlapping(d, Expect(imei=IMEI_A), gap=0.0))
     assert len(events(caplog, "device-verified")) == 1, events(caplog, "device-verified")
-    assert d.verified == {"dongle0": IMEI_A}
+    assert d.lanes.verified == {"dongle0": IMEI_A}
 
 
 def test_a_device_that_stays_down_is_reported_once(

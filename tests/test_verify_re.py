@@ -66,13 +66,13 @@ def test_a_device_opened_by_the_timer_is_not_called_missing(
     driver = QUECTEL_RE if timer_known else dataclasses.replace(QUECTEL_RE, connects_at_once=True)
     daemon = Daemon(settings, (driver,))
     # Before dongled's own reload the ports RE runs are unknown; the names are the file's.
-    assert daemon.executor.ports.named() == {"quectel0": ("", "")}
-    assert daemon.executor.verifier.window() == VERIFY + (INTERVAL if timer_known else 0)
+    assert daemon.lanes.first.ports.named() == {"quectel0": ("", "")}
+    assert daemon.lanes.first.verifier.window() == VERIFY + (INTERVAL if timer_known else 0)
 
     async def main() -> None:
         await daemon.ami.connect()
         try:
-            await daemon.verify({"quectel0": Expect(imei=IMEI_A)})
+            await daemon.lanes.verify({"quectel0": Expect(imei=IMEI_A)})
         finally:
             await daemon.close()
 
@@ -81,10 +81,10 @@ def test_a_device_opened_by_the_timer_is_not_called_missing(
     took = time.monotonic() - loaded
     missing = [r.message for r in caplog.records if "did not come up" in r.message]
     if timer_known:
-        assert daemon.verified == {"quectel0": IMEI_A}
+        assert daemon.lanes.verified == {"quectel0": IMEI_A}
         assert missing == [] and took >= INTERVAL - 0.1
     else:
-        assert daemon.verified == {}
+        assert daemon.lanes.verified == {}
         assert missing == [f"device quectel0 did not come up with IMEI {IMEI_A} within 1 s"]
 
 

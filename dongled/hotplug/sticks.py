@@ -5,11 +5,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from dongled.hotplug.udev import TtyInfo
 from dongled.modem import models
 from dongled.modem.identity import Identity
+
+if TYPE_CHECKING:  # a type only: `dongled status` (which reads sticks) imports no pyudev
+    from dongled.hotplug.udev import TtyInfo
 
 
 class StickState(enum.Enum):

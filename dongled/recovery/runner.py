@@ -11,45 +11,25 @@ from typing import TYPE_CHECKING, Protocol
 
 from dongled.core.errors import AmiError
 from dongled.modem import usbreset
+from dongled.modem.probe import answers_at
 from dongled.modem.usbreset import RecoveryError
 from dongled.reconcile.plan import Expect
 from dongled.recovery.ladder import ORDER, Ladder, Step
 from dongled.telemetry.eventlog import Event, emit
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Mapping
+    from collections.abc import Awaitable, Callable, Mapping
 
-    from dongled.asterisk.ami import AmiClient, DeviceEntry
-    from dongled.conf.dongleconf import DeviceSection
-    from dongled.config.settings import Settings
-    from dongled.core.errors import AmiError
+    from dongled.config.settings import RecoverySettings, Settings
     from dongled.hotplug.sticks import Stick
+    from dongled.hotplug.udev import UsbInfo
+    from dongled.reconcile.lanes import Lanes
     from dongled.telemetry.metrics import Metrics
 
 
-class RecoveryHost(Protocol):
-    """What the ladder reads and asks of the daemon (the wiring passes itself)."""
-
+class Connection(Protocol):
     @property
-    def s(self) -> Settings: ...
-    @property
-    def ami(self) -> AmiClient: ...
-    @property
-    def metrics(self) -> Metrics: ...
-    @property
-    def sticks(self) -> Mapping[str, Stick]: ...
-    @property
-    def sections(self) -> Mapping[str, DeviceSection]: ...
-    @property
-    def verified(self) -> Mapping[str, str]: ...
-    def ami_failed(self, exc: AmiError) -> None: ...
-    def spawn(self, coro: Awaitable[None], name: str) -> object: ...
-    def publish(self) -> None: ...
-    async def restart_device(self, name: str) -> None: ...
-    async def listing(self) -> Mapping[str, DeviceEntry] | None: ...
-    async def verify(self, expect: dict[str, Expect]) -> None: ...
-    async def modem_answers(self, usb_port: str) -> bool: ...
-    def driver_of(self, device: str) -> str: ...
+    def connected(self) -> bool: ...
 
 
 log = logging.getLogger(__name__)
@@ -63,22 +43,39 @@ def _read_int(sys_path: str, attribute: str) -> int | None:
         return None
 
 
+def ladder_for(rec: RecoverySettings) -> Ladder:
+    """The ladder with the steps the settings enable."""
+    enabled = {
+        Step.RESTART: rec.restart,
+        Step.REAUTHORIZE: rec.reauthorize,
+        Step.USB_RESET: rec.usb_reset,
+        Step.POWER_CYCLE: rec.power_cycle,
+    }
+    return Ladder(
+        steps=tuple(step for step in ORDER if enabled[step]),
+        backoff=rec.backoff,
+        backoff_max=rec.backoff_max,
+        max_rounds=rec.max_rounds,
+    )
+
+
 class Recovery:
-    def __init__(self, daemon: RecoveryHost) -> None:
-        self._d = daemon
-        rec = daemon.s.recovery
-        enabled = {
-            Step.RESTART: rec.restart,
-            Step.REAUTHORIZE: rec.reauthorize,
-            Step.USB_RESET: rec.usb_reset,
-            Step.POWER_CYCLE: rec.power_cycle,
-        }
-        self.ladder = Ladder(
-            steps=tuple(step for step in ORDER if enabled[step]),
-            backoff=rec.backoff,
-            backoff_max=rec.backoff_max,
-            max_rounds=rec.max_rounds,
-        )
+    """Climbs `ladder` for failing sticks: restarts and verifies their devices through
+    `lanes`, resets the sticks themselves, and `publish`es each step for status."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ladder: Ladder,
+        lanes: Lanes,
+        sticks: Mapping[str, Stick],  # the registry's plugged-in sticks
+        ami: Connection,
+        metrics: Metrics,
+        spawn: Callable[[Awaitable[None], str], object],
+        publish: Callable[[], None],
+    ) -> None:
+        self._settings, self.ladder, self._lanes, self._sticks = settings, ladder, lanes, sticks
+        self._ami, self._metrics, self._spawn, self._publish = ami, metrics, spawn, publish
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._told: set[str] = set()  # ports whose giving-up was journaled
         self._closed = False
@@ -90,7 +87,7 @@ class Recovery:
         self._timers.clear()
 
     def failing(self, usb_port: str, reason: str, device: str | None, sys_path: str) -> None:
-        self._d.spawn(self._guarded(usb_port, reason, device, sys_path), f"recover {usb_port}")
+        self._spawn(self._guarded(usb_port, reason, device, sys_path), f"recover {usb_port}")
 
     async def _guarded(self, usb_port: str, reason: str, device: str | None, sys_path: str) -> None:
         """A bug in one climb must not end this stick's ladder for good (nothing else would
@@ -105,11 +102,16 @@ class Recovery:
                 usb_port,
                 type(exc).__name__,
                 exc,
-                self._d.s.recovery.backoff,
+                self._settings.recovery.backoff,
                 usb_port=usb_port,
                 device=device,
             )
-            self._follow_up(usb_port, reason, device, sys_path, self._d.s.recovery.backoff)
+            self._follow_up(usb_port, reason, device, sys_path, self._settings.recovery.backoff)
+
+    def stuck_in_storage(self, info: UsbInfo) -> None:
+        """A stick still in storage mode after switch_limit (fleet health says so)."""
+        reason = f"still in storage mode after {self._settings.switch_limit:g} s"
+        self.failing(info.usb_port, reason, None, info.sys_path)
 
     def recovered(self, usb_port: str) -> None:
         timer = self._timers.pop(usb_port, None)
@@ -121,24 +123,33 @@ class Recovery:
         self._told.discard(usb_port)
 
     def _healthy(self, usb_port: str) -> bool:
-        for stick in self._d.sticks.values():
+        for stick in self._sticks.values():
             if stick.usb_port == usb_port and stick.identity is not None:
                 imei = stick.identity.imei
-                return imei in self._d.verified.values() or all(
-                    sec.imei != imei for sec in self._d.sections.values()
+                return imei in self._lanes.verified.values() or all(
+                    sec.imei != imei for sec in self._lanes.sections.values()
                 )
         return False
 
+    async def _modem_answers(self, usb_port: str) -> bool:
+        """Whether the identified stick at `usb_port` answers AT on its data port now (a
+        port its driver holds is not touched: False)."""
+        for stick in self._sticks.values():
+            if stick.usb_port == usb_port and stick.data:
+                s = self._settings
+                return await answers_at(stick.data, s.lock_dir, s.at_timeout)
+        return False
+
     async def _recover(self, usb_port: str, reason: str, device: str | None, sys_path: str) -> None:
-        r = self._d.s.recovery
-        if device is not None and self._d.ami.connected:
-            entry = (await self._d.listing() or {}).get(device)
+        r = self._settings.recovery
+        if device is not None and self._ami.connected:
+            entry = (await self._lanes.listing() or {}).get(device)
             if entry is not None and entry.calls not in ("", "0"):
                 log.info("recovery of %s waits: %s calls on %s", usb_port, entry.calls, device)
                 self._follow_up(usb_port, reason, device, sys_path, r.backoff)
                 return
         now = time.monotonic()
-        can_restart = device is not None and self._d.ami.connected
+        can_restart = device is not None and self._ami.connected
         step = self.ladder.next_step(usb_port, now, reason, has_device=can_restart)
         if step is None:
             why = self.ladder.given_up(usb_port)
@@ -152,18 +163,14 @@ class Recovery:
                     usb_port=usb_port,
                     device=device,
                 )
-                self._d.publish()
+                self._publish()
             elif not why:
                 self._follow_up(
                     usb_port, reason, device, sys_path, self.ladder.wait_left(usb_port, now)
                 )
             return
-        if (
-            step is not Step.RESTART
-            and device is not None
-            and await self._d.modem_answers(usb_port)
-        ):
-            driver = self._d.driver_of(device)
+        if step is not Step.RESTART and device is not None and await self._modem_answers(usb_port):
+            driver = self._lanes.lane_of(device).driver.name
             fault = f"{driver} did not bring {device} up ({reason})"
             emit(
                 Event.DRIVER_FAULT,
@@ -176,7 +183,7 @@ class Recovery:
                 device=device,
             )
             self.ladder.modem_answers(usb_port, fault)
-            self._d.publish()
+            self._publish()
             self._follow_up(
                 usb_port, reason, device, sys_path, self.ladder.wait_left(usb_port, now)
             )
@@ -190,7 +197,7 @@ class Recovery:
             usb_port=usb_port,
             device=device,
         )
-        self._d.metrics.recoveries.labels(step=step.value).inc()
+        self._metrics.recoveries.labels(step=step.value).inc()
         try:
             await self._take_step(step, usb_port, device, sys_path)
         except (RecoveryError, AmiError) as exc:
@@ -203,7 +210,7 @@ class Recovery:
                 usb_port=usb_port,
                 device=device,
             )
-        self._d.publish()
+        self._publish()
         self._follow_up(
             usb_port, reason, device, sys_path, self.ladder.wait_left(usb_port, time.monotonic())
         )
@@ -212,11 +219,11 @@ class Recovery:
         self, step: Step, usb_port: str, device: str | None, sys_path: str
     ) -> None:
         if step is Step.RESTART and device is not None:
-            await self._d.restart_device(device)
-            sec = self._d.sections.get(device)
+            await self._lanes.restart_device(device)
+            sec = self._lanes.sections.get(device)
             if sec is not None and sec.imei:
                 want = Expect(imei=sec.imei, imsi=sec.imsi or None)
-                self._d.spawn(self._d.verify({device: want}), "verify")
+                self._spawn(self._lanes.verify({device: want}), "verify")
         elif step is Step.REAUTHORIZE:
             # In a thread: the kernel unbinds every driver of the stick inside this write.
             await asyncio.to_thread(usbreset.reauthorize, sys_path)

@@ -1,10 +1,18 @@
 """The `dongled status --json` document, schema 1, as types (docs/status-json.md says what
-each field means). The daemon builds it (`statusfile.snapshot`); within schema 1 fields are
-only ever added."""
+each field means), and where and how often the daemon writes it. The daemon builds it
+(`snapshot`) and writes it (`writer`); `dongled status` reads it (`reader`). Within schema 1
+fields are only ever added."""
 
 from __future__ import annotations
 
 from typing import TypedDict
+
+SCHEMA = 1
+FILENAME = "status.json"  # in the daemon's state_dir
+# The daemon rewrites the document at least this often, changed or not; a reader that finds
+# one older than STALE_AFTER does not show it as current (the daemon hangs or cannot write).
+PUBLISH_EVERY = 10.0
+STALE_AFTER = 3 * PUBLISH_EVERY
 
 
 class SectionRow(TypedDict):

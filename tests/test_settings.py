@@ -121,7 +121,7 @@ def test_status_loads_without_reading_the_secret_run_names_it() -> None:
         conf.write_text(f'state_dir = "{d}/state"\n[ami]\nsecret_file = "{secret}"\n')
         conf.chmod(0o644)
         said = run_as_nobody(
-            "from dongled import cli, settings\n"
+            "from dongled import cli\nfrom dongled.config import settings\n"
             "cli._parser().parse_args(['status'])  # its lazy imports, while root\n",
             "sys.stderr = sys.stdout\n"
             "s = settings.load(sys.argv[1], secret=False)\n"

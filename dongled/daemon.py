@@ -23,7 +23,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from dongled.asterisk.ami import AmiClient, DeviceEntry, DriverLink
+from dongled.asterisk.ami import AmiClient, DriverLink
+from dongled.asterisk.device import DeviceEntry
 from dongled.asterisk.supervisor import AmiSupervisor
 from dongled.conf.dongleconf import DeviceSection
 from dongled.config.settings import Settings, conf_path

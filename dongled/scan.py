@@ -22,7 +22,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from dongled.asterisk.ami import AmiClient, DeviceEntry
+from dongled.asterisk.ami import AmiClient
+from dongled.asterisk.device import DeviceEntry
 from dongled.conf.atomicfile import replace_atomically
 from dongled.conf.dongleconf import DeviceSection, DongleConf
 from dongled.config.settings import Settings, conf_path

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from dongled.asterisk.ami import DeviceEntry
+from dongled.asterisk.device import DeviceEntry
 from dongled.conf.dongleconf import PARKED_AUDIO, PARKED_DATA, DeviceSection
 from dongled.hotplug.sticks import Located
 from dongled.reconcile.plan import (

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from dongled.asterisk.ami import DeviceEntry
+from dongled.asterisk.device import DeviceEntry
 from dongled.conf.alsadev import alsadev_for
 from dongled.conf.dongleconf import DeviceSection
 from dongled.conf.parked import PARKED_DATA

@@ -16,7 +16,7 @@ import pyudev
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from dongled.asterisk.ami import DeviceEntry
+from dongled.asterisk.device import DeviceEntry
 from dongled.conf import alsadev
 from dongled.conf.dongleconf import PARKED_DATA, DeviceSection, DongleConf
 from dongled.conf.parked import PARKED_ALSADEV

@@ -14,7 +14,7 @@ import os
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from dongled.asterisk.ami import DeviceEntry
+from dongled.asterisk.device import DeviceEntry
 from dongled.core.errors import PortBusyError, ProbeError, ProbeTimeoutError
 from dongled.modem.identity import Identity, clean_text, valid_imei, valid_imsi
 from dongled.modem.lte import Family

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from dongled.asterisk.ami import DeviceEntry
+from dongled.asterisk.device import DeviceEntry
 from dongled.config.settings import Settings
 from dongled.core.backoff import delay
 from dongled.hotplug.fleet import FleetHealth

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from dongled.asterisk.ami import DeviceControl, DeviceEntry
+from dongled.asterisk.device import DeviceControl, DeviceEntry
 from dongled.asterisk.devicepoll import device_polls
 from dongled.conf.atomicfile import replace_atomically
 from dongled.conf.dongleconf import DeviceSection, DongleConf, inherited_message

@@ -27,7 +27,7 @@ from dongled.hotplug.sticks import Located
 from dongled.modem.identity import imei_problem, luhn_ok, valid_imei
 
 if TYPE_CHECKING:  # `dongled status` imports this module and must stay light (no panoramisk)
-    from dongled.asterisk.ami import DeviceEntry
+    from dongled.asterisk.device import DeviceEntry
     from dongled.conf.dongleconf import DeviceSection
 
 PARKED = (PARKED_DATA, PARKED_AUDIO)

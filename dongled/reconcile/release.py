@@ -32,7 +32,7 @@ import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from dongled.asterisk.ami import DeviceControl, DeviceEntry
+from dongled.asterisk.device import DeviceControl, DeviceEntry
 from dongled.asterisk.devicepoll import device_polls
 from dongled.conf.dongleconf import DeviceSection
 from dongled.modem.portlock import holder

@@ -19,7 +19,8 @@ from dongled.telemetry.eventlog import Event, emit
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Mapping
 
-    from dongled.asterisk.ami import AmiClient, DeviceEntry
+    from dongled.asterisk.ami import AmiClient
+    from dongled.asterisk.device import DeviceEntry
     from dongled.conf.dongleconf import DeviceSection
     from dongled.config.settings import Settings
     from dongled.core.errors import AmiError

@@ -25,7 +25,7 @@ from dongled.status.linestatus import LineStatus, line_status
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from dongled.asterisk.ami import DeviceEntry
+    from dongled.asterisk.device import DeviceEntry
     from dongled.conf.dongleconf import DeviceSection
     from dongled.config.settings import Settings
     from dongled.hotplug.fleet import FleetHealth

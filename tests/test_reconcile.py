@@ -6,7 +6,8 @@ from __future__ import annotations
 import dataclasses
 
 from dongled.asterisk.device import DeviceEntry
-from dongled.conf.dongleconf import PARKED_AUDIO, PARKED_DATA, DeviceSection
+from dongled.conf.dongleconf import DeviceSection
+from dongled.conf.parked import PARKED_AUDIO, PARKED_DATA
 from dongled.hotplug.sticks import Located
 from dongled.reconcile.plan import (
     PARKED,

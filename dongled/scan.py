@@ -36,10 +36,11 @@ from dongled.hotplug.soundcards import SoundCard, card_of
 from dongled.hotplug.sticks import Located, Stick, located
 from dongled.hotplug.udev import TtyInfo, list_sound_cards, list_ttys
 from dongled.modem import models
+from dongled.modem.conversation import ProbeTimeouts
 from dongled.modem.fences import Fences
 from dongled.modem.identity import valid_imei
 from dongled.modem.lte import Family
-from dongled.modem.probe import ProbeTimeouts, identify_port
+from dongled.modem.probe import identify_port
 from dongled.reconcile.executor import PassExecutor, PassHooks, driver_plan, file_imeis, file_ports
 from dongled.reconcile.plan import Plan
 from dongled.telemetry.metrics import Metrics

@@ -14,8 +14,9 @@ from dongled.drivers import quectel
 from dongled.drivers.quectel import IM, RE
 from dongled.hotplug import soundcards as alsa
 from dongled.modem import lte
+from dongled.modem.conversation import ProbeTimeouts
 from dongled.modem.lte import Family
-from dongled.modem.probe import ProbeTimeouts, identify_port
+from dongled.modem.probe import identify_port
 from tests.support.modemsim import (
     EC25,
     EC25_USB,

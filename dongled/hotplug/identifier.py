@@ -20,8 +20,8 @@ from dongled.core.backoff import delay
 from dongled.hotplug.prober import Found, Listing, NotFound, identify
 from dongled.hotplug.sticks import Stick, StickState
 from dongled.modem import models
+from dongled.modem.conversation import ProbeTimeouts
 from dongled.modem.identity import Identity, limitations
-from dongled.modem.probe import ProbeTimeouts
 from dongled.telemetry.eventlog import Event, emit
 from dongled.telemetry.metrics import Metrics
 

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from dongled.asterisk.device import DeviceControl, DeviceEntry
 from dongled.asterisk.devicepoll import device_polls
 from dongled.conf.dongleconf import DeviceSection
+from dongled.modem.port import line_quiet
 from dongled.modem.portlock import holder
-from dongled.modem.probe import line_quiet
 from dongled.reconcile.plan import Plan
 
 log = logging.getLogger(__name__)

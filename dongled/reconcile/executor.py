@@ -23,14 +23,13 @@ from dongled.conf.atomicfile import replace_atomically
 from dongled.conf.dongleconf import DeviceSection, DongleConf, inherited_message
 from dongled.conf.parked import PARKED_ALSADEV, PARKED_AUDIO, PARKED_DATA
 from dongled.config.settings import Settings
-from dongled.core.errors import AmiError, ConfChangedError, ConfError
+from dongled.core.errors import AmiError, ConfChangedError, ConfError, RecoveryError
 from dongled.drivers.base import Driver
 from dongled.drivers.chan_dongle import CHAN_DONGLE
 from dongled.drivers.quectel import interval_from
 from dongled.hotplug.prober import completed
 from dongled.hotplug.sticks import Located, Stick
 from dongled.modem.fences import Fences
-from dongled.modem.usbreset import RecoveryError
 from dongled.reconcile.plan import (
     PARKED_UAC,
     Expect,

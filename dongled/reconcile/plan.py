@@ -61,10 +61,6 @@ class Plan:
     alsa: set[str] = field(default_factory=set)  # USB-audio sections: (data, alsadev) above
     data_only: set[str] = field(default_factory=set)  # external card: (data, "") above
 
-    @property
-    def asterisk_actions(self) -> bool:
-        return bool(self.stop or self.reload or self.start)
-
 
 def choose(
     sec: DeviceSection, imei: str, located: Sequence[Located], *, uac: bool = False

@@ -90,7 +90,7 @@ class CliDriver:
         deadline = loop.time() + verbs.one_at_a_time
         while loop.time() < deadline:
             listing = parse_show_devices(await self.command(verbs.show, verbs))
-            rows = [row for row in listing.devices if row.names(device)]
+            rows = listing.find(device)
             if rows and (rows[0].state == "Stopped") == (verb == "stop"):
                 return
             await asyncio.sleep(0.02)

@@ -89,7 +89,7 @@ class DeviceEntry:
         strings: unknown), taken as open while the row says the device is connected;
         "Stopped" is the only stopped state it shows."""
         data, audio = ports or ("", "")
-        is_open = row.state not in ("Stopped", "Not connected")
+        is_open = row.connected
         run = "stop" if row.state == "Stopped" else "start"
         return cls(
             device=name,

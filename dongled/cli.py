@@ -1,7 +1,7 @@
 """Command line: `dongled run | status | scan | adopt`. main(argv) -> exit code, testable.
 
 Argument parsing and dispatch; `run` starts the daemon (dongled.daemon), the one-shot
-commands' bodies are in dongled.commands.
+commands' bodies are in dongled.oneshot.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import sys
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from dongled import __version__, commands
-from dongled.commands import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
+from dongled import __version__, oneshot
 from dongled.config import settings
 from dongled.core.errors import ConfError, SettingsError
+from dongled.oneshot import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
 from dongled.status import check as statuscheck
 from dongled.telemetry import notify
 
@@ -230,14 +230,14 @@ def _main(argv: list[str] | None) -> int:
     if args.command == "run":
         return _run(conf, args.verbose)
     if args.command == "status":
-        return commands.status(conf, args.json, args.check)
+        return oneshot.status(conf, args.json, args.check)
     driver = _driver(conf, args.driver)
     if driver is None:
         return EXIT_USAGE
     try:
         if args.command == "scan":
-            return _in_loop(commands.scan(conf, args.apply, driver))
-        return _in_loop(commands.adopt(conf, args.apply, driver))
+            return _in_loop(oneshot.scan(conf, args.apply, driver))
+        return _in_loop(oneshot.adopt(conf, args.apply, driver))
     except ConfError as exc:
         print(f"dongled: {exc}", file=sys.stderr)
         return EXIT_PROBLEM

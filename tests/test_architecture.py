@@ -94,7 +94,7 @@ LAYERS = (
     "status",  # the status document, line status, the status file, the check
 )
 TOP = {"dongled", "dongled.__main__", "dongled.cli", "dongled.daemon", "dongled.scan"}
-TOP |= {"dongled.commands", "dongled.manpage"}
+TOP |= {"dongled.oneshot", "dongled.manpage"}
 
 
 def _layer(module: str) -> int | None:

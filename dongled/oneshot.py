@@ -123,15 +123,15 @@ def _refuse_if_running(conf: settings.Settings, what: str, path: str) -> bool:
 
 async def scan(conf: settings.Settings, apply: bool, driver: Driver) -> int:
     """`dongled scan [--apply]` for `driver`'s file; its exit code."""
-    from dongled import scan as oneshot
+    from dongled import scan as scanning
     from dongled.conf.dongleconf import inherited_message
 
     path = settings.conf_path(conf, driver.conf_key)
     if apply and _refuse_if_running(conf, "scan", path):
         return EXIT_PROBLEM
-    asterisk = await oneshot.connect_asterisk(conf, driver)
+    asterisk = await scanning.connect_asterisk(conf, driver)
     try:
-        result = await oneshot.scan(conf, asterisk, driver)
+        result = await scanning.scan(conf, asterisk, driver)
         if asterisk.devices is None:
             _report(f"Asterisk: not reachable ({asterisk.error}); the file alone is planned")
         else:
@@ -181,7 +181,7 @@ async def scan(conf: settings.Settings, apply: bool, driver: Driver) -> int:
         if not apply:
             _report("dry run: nothing written (add --apply)")
             return EXIT_PROBLEM
-        wrote, problems = await oneshot.apply_scan(conf, result, asterisk, driver)
+        wrote, problems = await scanning.apply_scan(conf, result, asterisk, driver)
         if wrote:
             names = ", ".join(sorted(p.port_changes))
             voice = {
@@ -198,7 +198,7 @@ async def scan(conf: settings.Settings, apply: bool, driver: Driver) -> int:
         _report("applied and verified" if p.expect else "applied")
         return EXIT_OK
     finally:
-        await oneshot.close(asterisk)
+        await scanning.close(asterisk)
 
 
 def _parked_why(sec: DeviceSection, p: Plan, unidentified: bool) -> str:
@@ -213,17 +213,17 @@ def _parked_why(sec: DeviceSection, p: Plan, unidentified: bool) -> str:
 
 async def adopt(conf: settings.Settings, apply: bool, driver: Driver) -> int:
     """`dongled adopt [--apply]` for `driver`'s file; its exit code."""
-    from dongled import scan as oneshot
+    from dongled import scan as scanning
 
     if apply and _refuse_if_running(conf, "adopt", settings.conf_path(conf, driver.conf_key)):
         return EXIT_PROBLEM
-    asterisk = await oneshot.connect_asterisk(conf, driver)
+    asterisk = await scanning.connect_asterisk(conf, driver)
     try:
         if asterisk.devices is None:
             _report(f"Asterisk: not reachable ({asterisk.error}); probing free ports only")
-        result = await oneshot.adopt(conf, asterisk, driver)
+        result = await scanning.adopt(conf, asterisk, driver)
     finally:
-        await oneshot.close(asterisk)
+        await scanning.close(asterisk)
     for name, (imei, source) in sorted(result.learned.items()):
         _report(f"[{name}]: IMEI {imei} (by {source})")
     for name, why in sorted(result.skipped.items()):
@@ -235,6 +235,6 @@ async def adopt(conf: settings.Settings, apply: bool, driver: Driver) -> int:
     if not apply:
         _report("dry run: nothing written (add --apply)")
         return EXIT_PROBLEM
-    oneshot.write_change(result.change)
+    scanning.write_change(result.change)
     _report(f"written: imei= added to {len(result.learned)} sections")
     return EXIT_PROBLEM if result.skipped else EXIT_OK

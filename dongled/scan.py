@@ -22,7 +22,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from dongled.asterisk.ami import AmiClient, DeviceEntry
+from dongled.asterisk.ami import AmiClient
+from dongled.asterisk.device import DeviceEntry
 from dongled.conf.atomicfile import replace_atomically
 from dongled.conf.dongleconf import DeviceSection, DongleConf
 from dongled.config.settings import Settings, conf_path
@@ -35,10 +36,11 @@ from dongled.hotplug.soundcards import SoundCard, card_of
 from dongled.hotplug.sticks import Located, Stick, located
 from dongled.hotplug.udev import TtyInfo, list_sound_cards, list_ttys
 from dongled.modem import models
+from dongled.modem.conversation import ProbeTimeouts
 from dongled.modem.fences import Fences
 from dongled.modem.identity import valid_imei
 from dongled.modem.lte import Family
-from dongled.modem.probe import ProbeTimeouts, identify_port
+from dongled.modem.probe import identify_port
 from dongled.reconcile.driverports import file_ports
 from dongled.reconcile.executor import PassExecutor, PassHooks, driver_plan, file_imeis
 from dongled.reconcile.plan import Plan

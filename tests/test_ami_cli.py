@@ -11,7 +11,8 @@ from typing import TypeVar
 
 import pytest
 
-from dongled.asterisk.ami import AmiClient, DeviceEntry
+from dongled.asterisk.ami import AmiClient
+from dongled.asterisk.device import DeviceEntry
 from dongled.config.settings import AmiSettings
 from dongled.core.errors import AmiError
 from dongled.drivers.base import CliVerbs
@@ -164,7 +165,7 @@ def test_the_crashing_command_is_refused_before_it_is_sent(
 
     async def body(ami: AmiClient) -> None:
         assert isinstance(QUECTEL_RE.ami, CliVerbs)
-        await ami._command("quectel  show device STATE q0", QUECTEL_RE.ami)
+        await ami._cli.command("quectel  show device STATE q0", QUECTEL_RE.ami)
 
     with pytest.raises(AmiError, match="crashes Asterisk"):
         run(fake, {}, body)
@@ -185,7 +186,7 @@ def test_names_sharing_twelve_characters_are_told_once(
     async def body(ami: AmiClient) -> list[dict[str, DeviceEntry]]:
         return [await ami.show_devices(), await ami.show_devices()]
 
-    with caplog.at_level(logging.WARNING, logger="dongled.asterisk.ami"):
+    with caplog.at_level(logging.WARNING, logger="dongled.asterisk.command"):
         first, second = run(fake, ports, body)
     assert set(first) == set(second) == {"quectel-site"}  # neither section is named
     told = [r.message for r in caplog.records if "cannot tell them apart" in r.message]

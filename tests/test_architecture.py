@@ -94,7 +94,7 @@ LAYERS = (
     "status",  # the status document, line status, the status file, the check
 )
 TOP = {"dongled", "dongled.__main__", "dongled.cli", "dongled.daemon", "dongled.scan"}
-TOP |= {"dongled.manpage", "dongled.loops"}
+TOP |= {"dongled.manpage", "dongled.loops", "dongled.oneshot"}
 
 
 def _layer(module: str) -> int | None:
@@ -132,3 +132,35 @@ def test_each_layer_imports_only_those_below_it() -> None:
 def test_the_layer_check_sees_an_upward_import() -> None:
     graph = {"dongled.modem.probe": {"dongled.reconcile.plan"}, "dongled.reconcile.plan": set()}
     assert layer_violations(graph) == ["dongled.modem.probe imports dongled.reconcile.plan"]
+
+
+# Rooms one person can hold in mind (issue "A house you can read from the door").
+MAX_MODULE_LINES = 400
+MAX_CLASS_LINES = 250
+
+
+def oversized(root: Path, max_module: int, max_class: int) -> list[str]:
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        lines = text.count("\n")
+        if lines > max_module:
+            found.append(f"{path.relative_to(root.parent)}: {lines} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef) and node.end_lineno is not None:
+                size = node.end_lineno - node.lineno + 1
+                if size > max_class:
+                    found.append(f"{path.relative_to(root.parent)}: class {node.name} {size} lines")
+    return found
+
+
+def test_no_room_is_too_big() -> None:
+    assert oversized(PACKAGE, MAX_MODULE_LINES, MAX_CLASS_LINES) == []
+
+
+def test_the_size_check_sees_a_big_class(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "big.py").write_text("class Big:\n" + "    x = 1\n" * 5)
+    assert oversized(pkg, 100, 3) == ["pkg/big.py: class Big 6 lines"]
+    assert oversized(pkg, 5, 10) == ["pkg/big.py: 6 lines"]

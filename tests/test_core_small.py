@@ -10,12 +10,12 @@ import pytest
 
 from dongled.conf.dongleconf import DongleConf
 from dongled.config.settings import Settings
+from dongled.core.errors import RecoveryError
 from dongled.daemon import Daemon
 from dongled.drivers.chan_dongle import CHAN_DONGLE
 from dongled.drivers.chan_quectel import QUECTEL_IM
 from dongled.hotplug.sticks import Stick, StickState
 from dongled.modem.identity import Identity, valid_iccid, valid_imsi
-from dongled.modem.usbreset import RecoveryError
 from dongled.reconcile.plan import Plan
 
 

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from dongled.conf import alsadev
-from dongled.conf.dongleconf import PARKED_AUDIO, PARKED_DATA
+from dongled.conf.parked import PARKED_ALSADEV, PARKED_AUDIO, PARKED_DATA
 from dongled.drivers import quectel
 from dongled.drivers.quectel import IM, RE
 from dongled.hotplug import soundcards as alsa
 from dongled.modem import lte
+from dongled.modem.conversation import ProbeTimeouts
 from dongled.modem.lte import Family
-from dongled.modem.probe import ProbeTimeouts, identify_port
+from dongled.modem.probe import identify_port
 from tests.support.modemsim import (
     EC25,
     EC25_USB,
@@ -175,10 +176,10 @@ def test_parked_values() -> None:
     assert quectel.parked_values(RE, uac=True) == {
         "data": PARKED_DATA,
         "uac": "on",
-        "alsadev": quectel.PARKED_ALSADEV,
+        "alsadev": PARKED_ALSADEV,
     }
     assert quectel.parked_values(IM, uac=True)["quec_uac"] == "1"
-    card = quectel.PARKED_ALSADEV.partition("CARD=")[2]
+    card = PARKED_ALSADEV.partition("CARD=")[2]
     assert len(card) > 15  # longer than any ALSA card id can be
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from dongled.core import errors
 from dongled.core.errors import DongledError
-from dongled.modem import at, usbreset
+from dongled.modem import usbreset
 from tests.support import devguard
 
 
@@ -24,11 +24,6 @@ def test_every_error_is_under_the_base() -> None:
 def test_timeouts_are_timeout_errors_too(cls: type[Exception]) -> None:
     """`except TimeoutError` around an `asyncio.timeout` block catches ours as well."""
     assert issubclass(cls, TimeoutError) and issubclass(cls, DongledError)
-
-
-def test_old_import_paths_still_work() -> None:
-    assert at.TooLongAnswer is errors.TooLongAnswer
-    assert usbreset.RecoveryError is errors.RecoveryError
 
 
 def test_errors_carry_their_data() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dongled.asterisk.ami import DeviceEntry
+from dongled.asterisk.device import DeviceEntry
 from dongled.conf.dongleconf import DeviceSection
 from dongled.hotplug.sticks import Located
 from dongled.reconcile.plan import choose

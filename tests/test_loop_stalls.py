@@ -104,7 +104,7 @@ def test_a_slow_fsync_does_not_hold_the_watchdog(tmp_path: Path) -> None:
 def test_closing_wait_none_is_tolerated_on_a_pty() -> None:
     """TIOCSSERIAL is how ModemManager sets closing_wait to none on a real ttyUSB; a pty has
     no serial_struct (ENOTTY) and is left as it is, without an error."""
-    from dongled.modem.probe import no_closing_wait
+    from dongled.modem.port import no_closing_wait
 
     master, slave = os.openpty()
     try:

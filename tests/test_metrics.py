@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dongled.asterisk.ami import DeviceEntry
+from dongled.asterisk.device import DeviceEntry
 from dongled.asterisk.network import Registration
 from dongled.telemetry.metrics import Metrics
 from tests.support.marks import needs_umockdev

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from dongled.asterisk.ami import DeviceEntry
+from dongled.asterisk.device import DeviceEntry
 from dongled.asterisk.network import (
     REGISTRATION_TEXTS,
     Registration,

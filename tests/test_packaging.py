@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dongled import cli
+from dongled import cli, oneshot
 from dongled.modem import models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,7 +108,7 @@ def test_unit_has_the_hardening_the_readme_promises() -> None:
     assert s["Type"] == ["notify"]
     assert s["Restart"] == ["on-failure"]
     # bad settings: a restart never fixes them
-    assert s["RestartPreventExitStatus"] == [str(cli.EXIT_USAGE)]
+    assert s["RestartPreventExitStatus"] == [str(oneshot.EXIT_USAGE)]
     assert s["WatchdogSec"] and s["NotifyAccess"] == ["main"]
     assert s["ProtectSystem"] == ["strict"]
     rw = s["ReadWritePaths"][0].split()

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from dongled.core.errors import PortBusyError, ProbeError, ProbeTimeoutError
+from dongled.modem.conversation import ProbeTimeouts
 from dongled.modem.identity import Identity
 from dongled.modem.portlock import lock_path
-from dongled.modem.probe import ProbeTimeouts, identify_port
+from dongled.modem.probe import identify_port
 from tests.support.modemsim import E173, E1550, E1612, Role, StickSim, pty_modem
 
 IMEI = "351234567890124"

@@ -99,6 +99,13 @@ def test_cut_states_names_and_a_never_connected_device() -> None:
     assert listing.find("quectel-modem-two") == [first]  # 12 chars cannot tell them apart
     assert not first.connected
     assert listing.devices[1].connected
+    # Which section a row stands for: a cut ID that fits one section names it; one that fits
+    # two names neither (both are returned, to be told); an uncut ID is the name itself.
+    assert first.section_of(["quectel-modem-one", "q2"]) == ("quectel-modem-one", [])
+    both = ["quectel-modem-one", "quectel-modem-two"]
+    assert first.section_of(both) == ("quectel-mode", both)
+    assert first.section_of(["q2"]) == ("quectel-mode", [])
+    assert listing.devices[1].section_of(["q2", "q2-other"]) == ("q2", [])
 
 
 def test_output_prefixes_newlines_and_empty_tables() -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from dongled.asterisk.ami import DeviceEntry
-from dongled.conf.dongleconf import PARKED_AUDIO, PARKED_DATA, DeviceSection
+from dongled.asterisk.device import DeviceEntry
+from dongled.conf.dongleconf import DeviceSection
+from dongled.conf.parked import PARKED_AUDIO, PARKED_DATA
 from dongled.hotplug.sticks import Located
 from dongled.reconcile.plan import (
     PARKED,
@@ -77,7 +78,8 @@ def test_everything_right_means_nothing_to_do() -> None:
     secs = {"d0": section("d0", A, PA)}
     ast = {"d0": entry("d0", PA, imei=A, running=PA[0])}
     p = plan(secs, [Located(imei=A, data=PA[0], audio=PA[1])], ast)
-    assert not p.port_changes and not p.asterisk_actions and p.expect == {"d0": Expect(imei=A)}
+    assert not (p.port_changes or p.stop or p.reload or p.start)
+    assert p.expect == {"d0": Expect(imei=A)}
 
 
 def test_gone_stick_is_parked_and_stopped() -> None:
@@ -127,7 +129,7 @@ def test_without_asterisk_only_the_file_is_made_safe() -> None:
     secs = {"d0": section("d0", A, PA), "d1": section("d1", B, PB)}
     p = plan(secs, [Located(imei=A, data=PB[0], audio=PB[1])], None)
     assert p.port_changes == {"d0": PB, "d1": PARKED}
-    assert not p.asterisk_actions and not p.expect
+    assert not (p.stop or p.reload or p.start or p.expect)
 
 
 def test_unmanaged_and_unbound_are_reported() -> None:

@@ -95,7 +95,8 @@ def test_a_denied_step_says_how_to_grant_it() -> None:
     with open_dir() as d:
         (d / "authorized").write_text("1")  # root's, 0644: like sysfs by default
         said = run_as_nobody(
-            "from dongled.modem.usbreset import RecoveryError, reauthorize\n",
+            "from dongled.core.errors import RecoveryError\n"
+            "from dongled.modem.usbreset import reauthorize\n",
             "try:\n    reauthorize(sys.argv[1])\n"
             "except RecoveryError as exc:\n    print(exc); sys.exit(0)\n"
             "sys.exit(3)\n",

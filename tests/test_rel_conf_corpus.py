@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from dongled.conf.dongleconf import PARKED_AUDIO, PARKED_DATA
+from dongled.conf.parked import PARKED_AUDIO, PARKED_DATA
 from dongled.config.settings import AmiSettings, Settings
 from dongled.daemon import Daemon
 from dongled.hotplug.sticks import Stick, StickState

@@ -25,8 +25,9 @@ from hypothesis import strategies as st
 
 from dongled.core.errors import ProbeError, TooLongAnswer
 from dongled.modem import at
+from dongled.modem.conversation import ProbeTimeouts
 from dongled.modem.identity import Identity, valid_imei
-from dongled.modem.probe import ProbeTimeouts, identify_port
+from dongled.modem.probe import identify_port
 from tests.support.figures import figure
 from tests.support.marks import needs_umockdev
 from tests.support.modemsim import StickSim

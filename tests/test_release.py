@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dongled.asterisk.ami import DeviceEntry
+from dongled.asterisk.device import DeviceEntry
 from dongled.reconcile.release import Releases
 
 QUIET = 0.2

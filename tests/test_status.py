@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from dongled import cli
-from dongled.asterisk.ami import DeviceEntry
+from dongled.asterisk.device import DeviceEntry
 from dongled.config.settings import Settings
 from dongled.daemon import Daemon
 from dongled.hotplug.sticks import Stick, StickState

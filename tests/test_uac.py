@@ -16,10 +16,10 @@ import pyudev
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from dongled.asterisk.ami import DeviceEntry
+from dongled.asterisk.device import DeviceEntry
 from dongled.conf import alsadev
-from dongled.conf.dongleconf import PARKED_DATA, DeviceSection, DongleConf
-from dongled.conf.parked import PARKED_ALSADEV
+from dongled.conf.dongleconf import DeviceSection, DongleConf
+from dongled.conf.parked import PARKED_ALSADEV, PARKED_DATA
 from dongled.config.settings import Settings
 from dongled.core.errors import ConfError
 from dongled.drivers.chan_dongle import CHAN_DONGLE

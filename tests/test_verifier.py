@@ -4,7 +4,7 @@ counts as verified (status shows them unverified until they are seen again)."""
 
 from __future__ import annotations
 
-from dongled.asterisk.ami import DeviceEntry
+from dongled.asterisk.device import DeviceEntry
 from dongled.reconcile.plan import Expect, Plan
 from dongled.reconcile.verifier import stale, to_verify
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import NamedTuple
 
-from dongled.asterisk.ami import DeviceControl, DeviceEntry
+from dongled.asterisk.device import DeviceControl, DeviceEntry
 
 __all__ = ["FAST_FOR", "POLL", "POLL_SLOW", "Poll", "device_polls"]
 

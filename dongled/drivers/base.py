@@ -71,9 +71,6 @@ class Driver:
     # to an IMEI, so dongled keeps data= right and leaves alsadev= (and audio=) as they are.
     uac_ext: frozenset[str] = frozenset()
 
-    def is_parked(self, port: str) -> bool:
-        return port in self.parked
-
     def uses_uac(self, sec: DeviceSection) -> bool:
         """Whether the driver takes `sec`'s voice from its module's own card, `alsadev=`
         (then audio= is not read)."""

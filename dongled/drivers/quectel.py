@@ -7,8 +7,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from dongled.conf.parked import PARKED_ALSADEV as PARKED_ALSADEV  # with the other parked values
-from dongled.conf.parked import PARKED_AUDIO, PARKED_DATA
+from dongled.conf.parked import PARKED_ALSADEV, PARKED_AUDIO, PARKED_DATA
 
 # --- the forks ----------------------------------------------------------------------------------
 

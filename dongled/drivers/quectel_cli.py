@@ -86,6 +86,17 @@ class CliDevice:
     def connected(self) -> bool:
         return self.state not in ("Stopped", "Not connected")
 
+    def section_of(self, sections: Iterable[str]) -> tuple[str, list[str]]:
+        """The section this row stands for among `sections`, and the sections its cut ID
+        fits when it fits more than one (then nobody can tell them apart, and the row keeps
+        its cut ID)."""
+        if not self.device_cut:
+            return self.device, []
+        names = [name for name in sections if self.names(name)]
+        if len(names) == 1:
+            return names[0], []
+        return self.device, names if len(names) > 1 else []
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Listing:

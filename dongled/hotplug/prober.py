@@ -14,13 +14,15 @@ import os
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from dongled.asterisk.ami import DeviceEntry
+from dongled.asterisk.device import DeviceEntry
 from dongled.core.errors import PortBusyError, ProbeError, ProbeTimeoutError
+from dongled.modem.conversation import ProbeTimeouts
 from dongled.modem.identity import Identity, clean_text, valid_imei, valid_imsi
 from dongled.modem.lte import Family
 from dongled.modem.models import Layout
+from dongled.modem.port import held_by_another
 from dongled.modem.portlock import holder
-from dongled.modem.probe import ProbeTimeouts, held_by_another, identify_port
+from dongled.modem.probe import identify_port
 
 __all__ = [
     "Found",

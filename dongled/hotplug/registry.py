@@ -4,29 +4,27 @@ Ports are grouped into sticks by their USB device; a known model is probed as so
 interfaces are there, an unknown one after `settle_time`. A stick that has not answered since
 its ttys appeared is booting, not hung, until `boot_grace`. Removal of any port of a stick
 counts as the stick gone: its old ports are fenced and a pass is asked for at once.
+When and how each stick is probed is identifier.py's.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from dongled.asterisk.ami import DeviceEntry
+from dongled.asterisk.device import DeviceEntry
 from dongled.config.settings import Settings
-from dongled.core.backoff import delay
 from dongled.hotplug.fleet import FleetHealth
-from dongled.hotplug.prober import Found, Listing, NotFound, asterisk_holds, identify, identity_from
+from dongled.hotplug.identifier import Identifier, IdentifierHooks
+from dongled.hotplug.prober import Listing, asterisk_holds, identity_from
 from dongled.hotplug.soundcards import SoundCard, card_of
 from dongled.hotplug.sticks import Located, Stick, StickState, located
 from dongled.hotplug.udev import SoundEvent, TtyEvent, TtyInfo, read_card
 from dongled.modem import models
 from dongled.modem.fences import Fences
-from dongled.modem.identity import Identity, limitations
-from dongled.modem.probe import ProbeTimeouts
 from dongled.telemetry.eventlog import Event, emit
 from dongled.telemetry.metrics import Metrics
 
@@ -35,9 +33,7 @@ log = logging.getLogger(__name__)
 ARRIVAL_QUIET = 0.1  # the ports of sticks on one hub appear within ms of each other
 GONE_KEEP = 86400.0  # a stick gone longer is not timed when it comes back ...
 GONE_MAX = 1024  # ... nor kept beyond this many vanished sticks
-RETRY_BASE, RETRY_MAX = 2.0, 60.0
 ARRIVALS_KEPT = 64  # enough to tell a storm from a stick on its own
-BOOT_RETRY = 1.0  # first re-probe of a new stick that is still silent (it may be booting)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,23 +68,31 @@ class StickRegistry:
         self._fences = fences
         self._fleet = fleet
         self._metrics = metrics
-        self._counters = counters
         self.sticks: dict[str, Stick] = {}  # usb_device sysfs path -> stick
         self._by_syspath: dict[str, str] = {}  # tty sys_path -> usb_device
         self.cards: dict[str, SoundCard] = {}  # ALSA card sys_path -> card (USB audio)
         self._gone_at: dict[str, float] = {}  # IMEI -> when its stick vanished
-        self._timers: dict[str, asyncio.TimerHandle] = {}
         self.last_removal = 0.0
         self.last_arrival = 0.0
         self._arrivals: deque[float] = deque(maxlen=ARRIVALS_KEPT)  # new sticks, when
-        self._timeouts = ProbeTimeouts(
-            first=min(1.0, settings.at_timeout), command=settings.at_timeout
+        self._identifier = Identifier(
+            settings,
+            IdentifierHooks(
+                request=hooks.request,
+                wake=hooks.wake,
+                changed=hooks.changed,
+                failing=hooks.failing,
+                spawn=hooks.spawn,
+                listing=hooks.listing,
+                current=lambda stick: self.sticks.get(stick.usb_device) is stick,
+            ),
+            metrics=metrics,
+            counters=counters,
+            lock_files=lock_files,
         )
 
     def close(self) -> None:
-        for handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
+        self._identifier.close()
 
     # ---- what the others read --------------------------------------------------------
 
@@ -224,21 +228,7 @@ class StickRegistry:
         self._changed()
         interfaces = frozenset(stick.ports)
         delay = 0.0 if models.complete(stick.vid, stick.pid, interfaces) else self.s.settle_time
-        self._schedule_probe(stick, delay)
-
-    def _schedule_probe(self, stick: Stick, delay: float) -> None:
-        key = stick.usb_device
-        old = self._timers.pop(key, None)
-        if old is not None:
-            old.cancel()
-        loop = asyncio.get_running_loop()
-
-        def fire() -> None:
-            self._timers.pop(key, None)
-            if self.sticks.get(key) is stick:
-                self._hooks.spawn(self._probe(stick), f"probe {stick.usb_port}")
-
-        self._timers[key] = loop.call_later(delay, fire)
+        self._identifier.schedule(stick, delay)
 
     def remove_stick(self, usb_device: str) -> None:
         stick = self.sticks.pop(usb_device, None)
@@ -246,9 +236,7 @@ class StickRegistry:
             return
         for path in stick.sys_paths:
             self._by_syspath.pop(path, None)
-        timer = self._timers.pop(usb_device, None)
-        if timer is not None:
-            timer.cancel()
+        self._identifier.cancel(usb_device)
         stick.state = StickState.FAILED  # a running probe sees it is no longer current
         for port in stick.ports.values():
             self._fences.fence(port)
@@ -274,120 +262,7 @@ class StickRegistry:
         self._hooks.wake()
         self._hooks.changed()
 
-    # ---- identification --------------------------------------------------------------
-
-    async def _probe(self, stick: Stick) -> None:
-        # A booting stick's re-probe holds no pass: it stays BOOTING (with its reason).
-        if stick.state not in (StickState.BOOTING, StickState.PROBING):
-            stick.state = StickState.PROBING
-            self._hooks.changed()
-        layouts = models.candidates(stick.vid, stick.pid, frozenset(stick.ports))
-        if not layouts and time.monotonic() - stick.appeared < self.s.batch_max_wait:
-            # Ports still arriving (a known model needs its data and audio ports): wait,
-            # never probe half a stick, and do not count it as a failure.
-            stick.state = StickState.SETTLING
-            self._schedule_probe(stick, self.s.settle_time)
-            return
-        try:
-            result: Found | NotFound = await identify(
-                dict(stick.ports),
-                layouts,
-                lock_dir=self.s.lock_dir,
-                timeouts=self._timeouts,
-                probe_timeout=self.s.probe_timeout,
-                listing=self._hooks.listing,
-                counted=self._count_probe,
-                family=models.family(stick.vid, stick.pid),
-                lock_files=self._lock_files,
-                lean=True,  # the line waits for every command: only what binding needs
-            )
-        except Exception as exc:
-            # A bug (ours, pyserial's) must not leave the stick "probing" for good, holding
-            # every pass back and never identified: a failed probe, tried again with backoff.
-            log.exception("probe of the stick at USB %s failed unexpectedly", stick.usb_port)
-            result = NotFound(error=f"probe failed unexpectedly: {type(exc).__name__}: {exc}")
-        if self.sticks.get(stick.usb_device) is not stick:
-            return  # unplugged while we talked to it
-        if isinstance(result, Found):
-            self._identified(stick, result.identity, result.data, result.audio, result.source)
-            return
-        stick.failures += 1
-        age = time.monotonic() - stick.appeared
-        if result.hung and not stick.answered and age < self.s.boot_grace:
-            self._booting(stick, result.error, age)
-            return
-        stick.state = StickState.BUSY if result.busy else StickState.FAILED
-        stick.error = result.error
-        self._metrics.probe_failures.inc()
-        emit(
-            Event.PROBE_FAILED,
-            "cannot identify stick at USB %s: %s",
-            stick.usb_port,
-            result.error,
-            usb_port=stick.usb_port,
-        )
-        self._schedule_probe(stick, delay(stick.failures, first=RETRY_BASE, cap=RETRY_MAX))
-        if result.hung:
-            self._hooks.failing(stick.usb_port, result.error, None, stick.usb_device)
-        self._changed()
-
-    def _count_probe(self) -> None:
-        self._counters["probes"] += 1
-
-    def _booting(self, stick: Stick, error: str, age: float) -> None:
-        """A stick whose ttys appeared recently and that has not answered yet is booting, not
-        hung: real sticks are silent for seconds after enumeration (longer after a mode
-        switch), and resetting one restarts its boot. Probed again with backoff until
-        `boot_grace`; it holds no other stick back (BOOTING is not in flight)."""
-        left = self.s.boot_grace - age
-        wait = delay(stick.failures, first=BOOT_RETRY, cap=left)
-        stick.state = StickState.BOOTING
-        stick.error = f"not answering yet, {age:.1f} s after it appeared ({error})"
-        log.info(
-            "stick at USB %s not answering yet %.1f s after it appeared (booting?): %s; "
-            "probing again in %.1f s",
-            stick.usb_port,
-            age,
-            error,
-            wait,
-        )
-        self._schedule_probe(stick, wait)
-        self._changed()
-
-    def _identified(
-        self, stick: Stick, ident: Identity, data: str, audio: str, source: str
-    ) -> None:
-        stick.identity, stick.data, stick.audio, stick.source = ident, data, audio, source
-        stick.state = StickState.IDENTIFIED
-        stick.answered = True
-        stick.error = ""
-        stick.failures = 0
-        emit(
-            Event.IDENTIFIED,
-            "stick at USB %s is IMEI %s (%s %s, by %s) on %s / %s",
-            stick.usb_port,
-            ident.imei,
-            ident.manufacturer or "?",
-            ident.model or "?",
-            source,
-            data,
-            audio,
-            imei=ident.imei,
-            data=data,
-            audio=audio,
-            usb_port=stick.usb_port,
-        )
-        for what in limitations(ident, source):
-            emit(
-                Event.STICK_LIMITED,
-                "stick IMEI %s: %s",
-                ident.imei,
-                what,
-                imei=ident.imei,
-                usb_port=stick.usb_port,
-            )
-        self._hooks.request(False)
-        self._changed()
+    # ---- what Asterisk says of a stick ------------------------------------------------
 
     def learn_from_asterisk(self, entries: Mapping[str, DeviceEntry]) -> None:
         """chan_dongle's IMEIState on the port it holds is the freshest word on that stick."""
@@ -399,7 +274,7 @@ class StickRegistry:
                     continue
                 if stick.identity is None or stick.identity.imei != entry.imei_state:
                     audio = _voice_tty(stick, entry.data_state, entry.audio_state)
-                    self._identified(
+                    self._identifier.identified(
                         stick, identity_from(entry), entry.data_state, audio, "asterisk"
                     )
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# Re-exported: older code catches `at.TooLongAnswer`; dongled.core.errors holds every error.
-from dongled.core.errors import TooLongAnswer as TooLongAnswer
+from dongled.core.errors import TooLongAnswer
 
 MAX_LINE = 512  # no sane AT answer line is longer; longer input is discarded as garbage
 MAX_LINES = 64  # an answer with more lines than this is treated as a broken modem
@@ -75,7 +74,6 @@ class LineSplitter:
     def __init__(self) -> None:
         self._buf = bytearray()
         self._overflow = False
-        self.garbage_lines = 0
 
     def feed(self, data: bytes) -> list[str]:
         lines: list[str] = []
@@ -83,7 +81,6 @@ class LineSplitter:
             if byte in (0x0D, 0x0A):
                 if self._overflow:
                     self._overflow = False
-                    self.garbage_lines += 1
                 elif self._buf:
                     self._emit(bytes(self._buf), lines)
                 self._buf.clear()
@@ -99,7 +96,6 @@ class LineSplitter:
         if not text:
             return
         if _PRINTABLE.match(text) is None:
-            self.garbage_lines += 1
             return
         lines.append(text)
 

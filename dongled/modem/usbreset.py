@@ -10,8 +10,7 @@ import re
 import shutil
 import subprocess
 
-# Re-exported: recovery.py imports it from here; dongled.core.errors holds every error.
-from dongled.core.errors import RecoveryError as RecoveryError
+from dongled.core.errors import RecoveryError
 
 USBDEVFS_RESET = 0x5514  # _IO('U', 20)
 _PORT = re.compile(r"(\d+)-(\d+(?:\.\d+)*)")  # e.g. 1-1.3: bus 1, hub 1, port 3

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from dongled.asterisk.ami import DeviceControl, DeviceEntry
+from dongled.asterisk.device import DeviceControl, DeviceEntry
 from dongled.conf.dongleconf import DeviceSection, DongleConf
 from dongled.config.settings import Settings
 from dongled.core.errors import ConfError

@@ -19,10 +19,10 @@ import logging
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import TypeVar
 
-from dongled.asterisk.ami import DeviceEntry
+from dongled.asterisk.device import DeviceEntry
 from dongled.conf.atomicfile import write_problem
 from dongled.conf.dongleconf import DeviceSection
-from dongled.modem.usbreset import RecoveryError
+from dongled.core.errors import RecoveryError
 from dongled.reconcile.executor import PassExecutor, file_imeis
 from dongled.reconcile.plan import Expect
 from dongled.telemetry.eventlog import Event, emit

@@ -27,7 +27,7 @@ from dongled.hotplug.sticks import Located
 from dongled.modem.identity import imei_problem, luhn_ok, valid_imei
 
 if TYPE_CHECKING:  # `dongled status` imports this module and must stay light (no panoramisk)
-    from dongled.asterisk.ami import DeviceEntry
+    from dongled.asterisk.device import DeviceEntry
     from dongled.conf.dongleconf import DeviceSection
 
 PARKED = (PARKED_DATA, PARKED_AUDIO)
@@ -60,10 +60,6 @@ class Plan:
     check_digit: list[str] = field(default_factory=list)  # managed, imei= fails the Luhn check
     alsa: set[str] = field(default_factory=set)  # USB-audio sections: (data, alsadev) above
     data_only: set[str] = field(default_factory=set)  # external card: (data, "") above
-
-    @property
-    def asterisk_actions(self) -> bool:
-        return bool(self.stop or self.reload or self.start)
 
 
 def choose(

@@ -32,11 +32,11 @@ import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from dongled.asterisk.ami import DeviceControl, DeviceEntry
+from dongled.asterisk.device import DeviceControl, DeviceEntry
 from dongled.asterisk.devicepoll import device_polls
 from dongled.conf.dongleconf import DeviceSection
+from dongled.modem.port import line_quiet
 from dongled.modem.portlock import holder
-from dongled.modem.probe import line_quiet
 from dongled.reconcile.plan import Plan
 
 log = logging.getLogger(__name__)

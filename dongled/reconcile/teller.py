@@ -12,12 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
 
-from dongled.asterisk.ami import DeviceControl, DeviceEntry
+from dongled.asterisk.device import DeviceControl, DeviceEntry
 from dongled.conf.dongleconf import DeviceSection
-from dongled.core.errors import AmiError
+from dongled.core.errors import AmiError, RecoveryError
 from dongled.drivers.base import Driver
 from dongled.modem.fences import Fences
-from dongled.modem.usbreset import RecoveryError
 from dongled.reconcile.driverports import DriverPorts
 from dongled.reconcile.plan import Plan, foreign_running
 from dongled.reconcile.release import Releases, opening

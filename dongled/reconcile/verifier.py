@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from dongled.asterisk.ami import DeviceControl, DeviceEntry
+from dongled.asterisk.device import DeviceControl, DeviceEntry
 from dongled.asterisk.devicepoll import device_polls
 from dongled.core.errors import AmiError
 from dongled.drivers.base import Driver

@@ -9,10 +9,9 @@ import os
 import time
 from typing import TYPE_CHECKING, Protocol
 
-from dongled.core.errors import AmiError
+from dongled.core.errors import AmiError, RecoveryError
 from dongled.modem import usbreset
 from dongled.modem.probe import answers_at
-from dongled.modem.usbreset import RecoveryError
 from dongled.reconcile.plan import Expect
 from dongled.recovery.ladder import ORDER, Ladder, Step
 from dongled.telemetry.eventlog import Event, emit

@@ -25,7 +25,7 @@ from dongled.hotplug.sticks import Located
 from dongled.modem.identity import imei_problem, luhn_ok, valid_imei
 
 if TYPE_CHECKING:
-    from dongled.asterisk.ami import DeviceEntry
+    from dongled.asterisk.device import DeviceEntry
     from dongled.conf.dongleconf import DeviceSection
 
 

@@ -30,7 +30,7 @@ from dongled.status.linestatus import line_status
 from dongled.status.reader import exit_ok
 
 if TYPE_CHECKING:
-    from dongled.asterisk.ami import DeviceEntry
+    from dongled.asterisk.device import DeviceEntry
     from dongled.config.settings import Settings
     from dongled.hotplug.fleet import FleetHealth
     from dongled.hotplug.sticks import Stick

@@ -56,7 +56,7 @@ class Identifier:
         counters: dict[str, int],
         lock_files: bool,
     ) -> None:
-        self.s = settings
+        self.settings = settings
         self._hooks = hooks
         self._metrics = metrics
         self._counters = counters
@@ -98,19 +98,19 @@ class Identifier:
             stick.state = StickState.PROBING
             self._hooks.changed()
         layouts = models.candidates(stick.vid, stick.pid, frozenset(stick.ports))
-        if not layouts and time.monotonic() - stick.appeared < self.s.batch_max_wait:
+        if not layouts and time.monotonic() - stick.appeared < self.settings.batch_max_wait:
             # Ports still arriving (a known model needs its data and audio ports): wait,
             # never probe half a stick, and do not count it as a failure.
             stick.state = StickState.SETTLING
-            self.schedule(stick, self.s.settle_time)
+            self.schedule(stick, self.settings.settle_time)
             return
         try:
             result: Found | NotFound = await identify(
                 dict(stick.ports),
                 layouts,
-                lock_dir=self.s.lock_dir,
+                lock_dir=self.settings.lock_dir,
                 timeouts=self._timeouts,
-                probe_timeout=self.s.probe_timeout,
+                probe_timeout=self.settings.probe_timeout,
                 listing=self._hooks.listing,
                 counted=self._count_probe,
                 family=models.family(stick.vid, stick.pid),
@@ -129,7 +129,7 @@ class Identifier:
             return
         stick.failures += 1
         age = time.monotonic() - stick.appeared
-        if result.hung and not stick.answered and age < self.s.boot_grace:
+        if result.hung and not stick.answered and age < self.settings.boot_grace:
             self._booting(stick, result.error, age)
             return
         stick.state = StickState.BUSY if result.busy else StickState.FAILED
@@ -155,7 +155,7 @@ class Identifier:
         hung: real sticks are silent for seconds after enumeration (longer after a mode
         switch), and resetting one restarts its boot. Probed again with backoff until
         `boot_grace`; it holds no other stick back (BOOTING is not in flight)."""
-        left = self.s.boot_grace - age
+        left = self.settings.boot_grace - age
         wait = delay(stick.failures, first=BOOT_RETRY, cap=left)
         stick.state = StickState.BOOTING
         stick.error = f"not answering yet, {age:.1f} s after it appeared ({error})"

@@ -62,7 +62,7 @@ class StickRegistry:
         counters: dict[str, int],
         lock_files: bool = True,
     ) -> None:
-        self.s = settings
+        self.settings = settings
         self._lock_files = lock_files  # False: the driver marks its ttys by TIOCEXCL/flock
         self._hooks = hooks
         self._fences = fences
@@ -227,7 +227,9 @@ class StickRegistry:
         stick.last_change = self.last_arrival = time.monotonic()
         self._changed()
         interfaces = frozenset(stick.ports)
-        delay = 0.0 if models.complete(stick.vid, stick.pid, interfaces) else self.s.settle_time
+        delay = (
+            0.0 if models.complete(stick.vid, stick.pid, interfaces) else self.settings.settle_time
+        )
         self._identifier.schedule(stick, delay)
 
     def remove_stick(self, usb_device: str) -> None:
@@ -267,7 +269,7 @@ class StickRegistry:
     def learn_from_asterisk(self, entries: Mapping[str, DeviceEntry]) -> None:
         """chan_dongle's IMEIState on the port it holds is the freshest word on that stick."""
         for entry in entries.values():
-            if not asterisk_holds(entry, self.s.lock_dir, self._lock_files):
+            if not asterisk_holds(entry, self.settings.lock_dir, self._lock_files):
                 continue
             for stick in self.sticks.values():
                 if entry.data_state not in stick.ports.values():

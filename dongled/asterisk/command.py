@@ -16,8 +16,7 @@ from typing import Any
 from dongled.asterisk.device import DeviceEntry
 from dongled.core.errors import AmiError
 from dongled.drivers.base import CliVerbs
-from dongled.drivers.quectel import cli_acknowledged
-from dongled.drivers.quectel_cli import parse_device_settings, parse_show_devices
+from dongled.drivers.quectel_cli import acknowledged, parse_device_settings, parse_show_devices
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +75,7 @@ class CliDriver:
         """Stop and start answer `[<device>] Stop scheduled` (or `Device not found`) with
         Response: Success either way: only the text says whether it was done."""
         lines = await self.command(template.format(device=device), verbs)
-        if not cli_acknowledged(verb, device, lines):
+        if not acknowledged(verb, device, lines):
             said = " ".join(x.strip() for x in lines if x.strip()) or "nothing"
             raise AmiError(f"{verb} {device} refused: {said}", action="Command", reply=said)
         if verbs.one_at_a_time > 0:

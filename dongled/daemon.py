@@ -22,7 +22,8 @@ import logging
 from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from dongled.asterisk.ami import AmiClient, DriverLink
+from dongled.asterisk.ami import AmiClient
+from dongled.asterisk.control import control_for
 from dongled.asterisk.supervisor import AmiSupervisor
 from dongled.config.settings import Settings, conf_path
 from dongled.core.tasks import Tasks
@@ -67,15 +68,10 @@ class Daemon:
         self.metrics = Metrics()
         self.metrics.textfile = settings.metrics.textfile
         self.fences = Fences(settings.lock_dir)
-        # One executor per driver ("lanes"), added below: the AMI connection asks the first.
+        # One executor per driver ("lanes"), added below, each with its driver's control over
+        # the one AMI connection.
         self.lanes = Lanes()
-        self.ami = AmiClient(
-            settings.ami,
-            on_lost=self._ami_lost,
-            verbs=self.drivers[0].ami,
-            ports=lambda: self.lanes.first.ports.named(),
-            ask_ports=lambda: self.lanes.first.ports.trusted(),
-        )
+        self.ami = AmiClient(settings.ami, on_lost=self._ami_lost)
         self.ladder = ladder_for(settings.recovery)
         # The fleet and the registry tell rooms built after them (those read the registry):
         # these calls look them up when made.
@@ -154,18 +150,11 @@ class Daemon:
         self.udev = UdevFeed(self.registry, self.fleet, self.spawn, uac)
 
     def _lane(self, driver: Driver) -> PassExecutor:
-        first = driver is self.drivers[0]
         several = len(self.drivers) > 1
         lane = PassExecutor(
             self.settings,
-            self.ami
-            if first
-            else DriverLink(
-                self.ami,
-                driver.ami,
-                lambda: lane.ports.named(),
-                lambda: lane.ports.trusted(),
-            ),
+            # A listing without ports (RE) gets the ports this lane knows the driver read.
+            control_for(self.ami, driver, lambda: lane.ports.named(), lambda: lane.ports.trusted()),
             self.registry,
             PassHooks(
                 publish=self.status.publish,

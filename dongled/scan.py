@@ -23,7 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from dongled.asterisk.ami import AmiClient
-from dongled.asterisk.device import DeviceEntry
+from dongled.asterisk.control import control_for
+from dongled.asterisk.device import DeviceControl, DeviceEntry
 from dongled.conf.atomicfile import replace_atomically
 from dongled.conf.dongleconf import DeviceSection, DongleConf
 from dongled.config.settings import Settings, conf_path
@@ -54,6 +55,7 @@ class Asterisk:
     """What AMI said, or why it could not be asked."""
 
     client: AmiClient
+    control: DeviceControl  # the driver's, over `client`
     devices: dict[str, DeviceEntry] | None = None
     error: str = ""
 
@@ -123,11 +125,12 @@ def imeis_named_elsewhere(s: Settings, driver: Driver) -> set[str]:
 
 async def connect_asterisk(s: Settings, driver: Driver) -> Asterisk:
     path = conf_path(s, driver.conf_key)
-    client = AmiClient(s.ami, verbs=driver.ami, ports=lambda: file_ports(path, driver))
-    out = Asterisk(client=client)
+    client = AmiClient(s.ami)
+    control = control_for(client, driver, lambda: file_ports(path, driver))
+    out = Asterisk(client=client, control=control)
     try:
         await client.connect()
-        out.devices = await client.show_devices()
+        out.devices = await control.show_devices()
     except AmiError as exc:
         out.error = str(exc)
         await client.close()
@@ -160,7 +163,7 @@ async def _identify(stick: Stick, s: Settings, asterisk: Asterisk) -> None:
         if asterisk.devices is None:
             return None
         with contextlib.suppress(AmiError):
-            asterisk.devices = await asterisk.client.show_devices()
+            asterisk.devices = await asterisk.control.show_devices()
         return asterisk.devices
 
     result = await identify(
@@ -235,7 +238,7 @@ async def apply_scan(
     fences = Fences(s.lock_dir)
     executor = PassExecutor(
         s,
-        asterisk.client,
+        asterisk.control,
         _Found(result.sticks),
         PassHooks(
             publish=lambda: None,

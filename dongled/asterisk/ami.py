@@ -6,23 +6,22 @@ reconnect timer after close(), and leaves an action waiting forever on a peer th
 but never answers. So: no hidden reconnect loop (the daemon owns reconnects and their
 backoff), a failed login raises, every await is bounded, a peer that stops answering closes
 the connection, and close() is final.
+
+It knows no channel driver: one connection serves every lane, whose control (control.py)
+sends its driver's actions or CLI lines through `send`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from panoramisk import Manager
 
-from dongled.asterisk.command import CliDriver
-from dongled.asterisk.device import DeviceEntry
 from dongled.config.settings import AmiSettings
 from dongled.core.errors import AmiAuthError, AmiError, AmiTimeoutError
-from dongled.drivers.base import AmiVerbs, CliVerbs
-from dongled.drivers.chan_dongle import CHAN_DONGLE
 
 log = logging.getLogger(__name__)
 
@@ -65,20 +64,11 @@ class _Manager(Manager):  # type: ignore[misc]
 
 
 class AmiClient:
-    def __init__(
-        self,
-        settings: AmiSettings,
-        on_lost: Callable[[], None] | None = None,
-        verbs: AmiVerbs | CliVerbs = CHAN_DONGLE.ami,
-        ports: Callable[[], Mapping[str, tuple[str, str]]] = dict,
-        ask_ports: Callable[[], bool] = lambda: True,
-    ) -> None:
+    """The one AMI connection (the transport every driver's control sends through, see
+    control.py): login, device status events, one action at a time bounded by the timeout."""
+
+    def __init__(self, settings: AmiSettings, on_lost: Callable[[], None] | None = None) -> None:
         self._s = settings
-        self._ask_ports = ask_ports  # whether unknown ports may be asked of the driver
-        self._verbs = verbs  # the channel driver's actions or CLI lines (dongled.drivers)
-        # The (data, audio) of each section: a CLI listing shows neither, and cuts names.
-        self._ports = ports
-        self._cli = CliDriver(self._send)  # for a driver without AMI actions
         self._user_on_lost = on_lost
         self._manager: _Manager | None = None
         # Device status events taken (event name -> callback(device, status)): with any,
@@ -169,7 +159,8 @@ class AmiClient:
         self._drop()
         await asyncio.sleep(0)  # let the transport finish closing
 
-    async def _send(self, action: dict[str, str]) -> Any:
+    async def send(self, action: dict[str, str]) -> Any:
+        """The reply to `action`: a panoramisk message, or a list of them for a listing."""
         manager = self._manager
         if manager is None:
             raise AmiError("not connected to Asterisk")
@@ -183,102 +174,3 @@ class AmiClient:
                 f"Asterisk did not answer {action['Action']} within {self._s.timeout:g} s",
                 action=action["Action"],
             ) from None
-
-    async def _simple(self, action: dict[str, str]) -> None:
-        reply = await self._send(action)
-        if isinstance(reply, list):
-            reply = reply[0]
-        if not reply.success:
-            said = str(reply.message or reply.response)
-            raise AmiError(
-                f"{action['Action']} refused: {said}", action=action["Action"], reply=said
-            )
-
-    async def show_devices(
-        self,
-        device: str | None = None,
-        *,
-        verbs: AmiVerbs | CliVerbs | None = None,
-        ports: Callable[[], Mapping[str, tuple[str, str]]] | None = None,
-        ask_ports: Callable[[], bool] | None = None,
-    ) -> dict[str, DeviceEntry]:
-        """Every device, or just `device` (a listing whose cost does not grow with N, where
-        the driver has one). `verbs`/`ports`: another driver's (DriverLink) than this
-        client's own."""
-        v = verbs or self._verbs
-        if isinstance(v, CliVerbs):
-            return await self._cli.show_devices(
-                v, device, ports or self._ports, ask_ports or self._ask_ports
-            )
-        action = {"Action": v.show}
-        if device is not None:
-            action["Device"] = device
-        reply = await self._send(action)
-        messages = reply if isinstance(reply, list) else [reply]
-        head = messages[0]
-        if not head.success:
-            said = str(head.message or head.response)
-            raise AmiError(f"{v.show} refused: {said}", action=v.show, reply=said)
-        out: dict[str, DeviceEntry] = {}
-        for msg in messages[1:]:
-            if msg.event == v.entry:
-                entry = DeviceEntry.from_fields(msg)
-                out[entry.device] = entry
-        return out
-
-    async def reload(self, when: str, *, verbs: AmiVerbs | CliVerbs | None = None) -> None:
-        v = verbs or self._verbs
-        if isinstance(v, CliVerbs):
-            await self._cli.reload(when, v)
-            return
-        await self._simple({"Action": v.reload, "When": when})
-
-    async def stop(self, device: str, *, verbs: AmiVerbs | CliVerbs | None = None) -> None:
-        v = verbs or self._verbs
-        if isinstance(v, CliVerbs):
-            await self._cli.scheduled("stop", v.stop, device, v)
-            return
-        await self._simple({"Action": v.stop, "Device": device, "When": "now"})
-
-    async def start(self, device: str, *, verbs: AmiVerbs | CliVerbs | None = None) -> None:
-        v = verbs or self._verbs
-        if isinstance(v, CliVerbs):
-            await self._cli.scheduled("start", v.start, device, v)
-            return
-        await self._simple({"Action": v.start, "Device": device})
-
-
-class DriverLink:
-    """One channel driver's actions (or CLI lines) over a connection another driver shares:
-    a box running chan_dongle beside chan_quectel logs in to Asterisk once. `ports`: the
-    driver's section ports, for a listing that shows none (see AmiClient)."""
-
-    def __init__(
-        self,
-        client: AmiClient,
-        verbs: AmiVerbs | CliVerbs,
-        ports: Callable[[], Mapping[str, tuple[str, str]]] = dict,
-        ask_ports: Callable[[], bool] = lambda: True,
-    ) -> None:
-        self._client = client
-        self._verbs = verbs
-        self._ports = ports
-        self._ask_ports = ask_ports
-
-    @property
-    def connected(self) -> bool:
-        return self._client.connected
-
-    async def show_devices(self, device: str | None = None) -> dict[str, DeviceEntry]:
-        return await self._client.show_devices(
-            device, verbs=self._verbs, ports=self._ports, ask_ports=self._ask_ports
-        )
-
-    async def reload(self, when: str) -> None:
-        await self._client.reload(when, verbs=self._verbs)
-
-    async def stop(self, device: str) -> None:
-        await self._client.stop(device, verbs=self._verbs)
-
-    async def start(self, device: str) -> None:
-        await self._client.start(device, verbs=self._verbs)

@@ -1,14 +1,16 @@
 """The device view: what a channel driver says of each of its devices, as dongled acts on it.
 
 Apart from the AMI transport (ami.py, the only module that imports panoramisk) because nearly
-every step reads a `DeviceEntry` and none of them needs to know how it was fetched.
+every step reads a `DeviceEntry` and none of them needs to know how it was fetched. Here too
+are the two seams between them: `DeviceControl`, what a pass drives, and `Transport`, what a
+control sends through.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from dongled.asterisk import network
 from dongled.asterisk.network import Registration
@@ -114,8 +116,9 @@ class DeviceEntry:
 
 class DeviceControl(Protocol):
     """What a reconcile pass needs of one channel driver in Asterisk: list its devices,
-    reload it, stop and start one device. `AmiClient` is one (its driver's actions);
-    `DriverLink` is another driver's actions over the same connection."""
+    reload it, stop and start one device. Every lane has one, built from its driver
+    (`control.control_for`): its manager actions, or its CLI lines, over the shared AMI
+    connection."""
 
     @property
     def connected(self) -> bool: ...
@@ -123,3 +126,16 @@ class DeviceControl(Protocol):
     async def reload(self, when: str) -> None: ...
     async def stop(self, device: str) -> None: ...
     async def start(self, device: str) -> None: ...
+
+
+class Transport(Protocol):
+    """The one AMI connection every driver's control sends through (`ami.AmiClient`): it
+    knows no driver."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def send(self, action: dict[str, str]) -> Any:
+        """The reply to `action` (a message, or a list of them for a listing); AmiError when
+        the connection is down or Asterisk does not answer in time."""
+        ...

@@ -17,6 +17,8 @@ the cut one is unambiguous.
 its last load (`  Data                    : /dev/ttyUSB2`, `  Audio ...` or, with USB audio,
 `  Audio UAC ...`): a connected device runs on them. `parse_device_settings` reads them.
 
+Stop and start answer `[<dev>] Stop scheduled` when taken (`acknowledged`).
+
 Never `quectel show device state <dev>`: it crashes Asterisk on a device that has not
 registered since it connected (docs/chan_quectel.md).
 """
@@ -221,3 +223,10 @@ def parse_device_settings(output: Iterable[str]) -> tuple[str, str] | None:
     if "Data" not in found:
         return None
     return found["Data"], "" if "Audio UAC" in found else found.get("Audio", "")
+
+
+def acknowledged(verb: str, device: str, lines: list[str]) -> bool:
+    """Whether a stop, start or restart was taken: both forks print `[<device>] Stop scheduled`
+    (Start, Restart), or an error text in the same place (`[<device>] Device not found`)."""
+    want = f"[{device}] {verb.capitalize()} scheduled"
+    return any(line.strip() == want for line in lines)

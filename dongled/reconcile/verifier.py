@@ -18,7 +18,6 @@ from dongled.asterisk.device import DeviceControl, DeviceEntry
 from dongled.asterisk.devicepoll import device_polls
 from dongled.core.errors import AmiError
 from dongled.drivers.base import Driver
-from dongled.drivers.quectel import interval_from
 from dongled.hotplug.prober import completed
 from dongled.hotplug.sticks import Stick
 from dongled.reconcile.plan import Expect, Plan
@@ -107,21 +106,23 @@ class Verifier:
             del self.verified[name]
 
     def window(self) -> float:
-        """How long a device may take to report its IMEI: a driver that opens devices on its
-        [general] interval timer (RE) may leave one that failed to open for a whole interval,
-        so it gets that on top (read from its config at each pass: an admin may change it)."""
-        if self._driver.connects_at_once:
+        """How long a device may take to report its IMEI: a driver that opens devices on a
+        timer (RE: its [general] interval) may leave one that failed to open for a whole
+        interval, so it gets that on top (read from its config at each pass: an admin may
+        change it; `Driver.open_interval` reads it)."""
+        interval = self._driver.open_interval
+        if interval is None:
             return self._timeout
         try:
             with open(self._conf_path, encoding="utf-8", errors="replace") as f:
                 text = f.read()
         except OSError:
             text = ""
-        return self._timeout + interval_from(text)
+        return self._timeout + interval(text)
 
     async def _window(self) -> float:
         # The file read in a thread: a slow disk must not hold the event loop.
-        if self._driver.connects_at_once:
+        if self._driver.open_interval is None:
             return self._timeout
         return await asyncio.to_thread(self.window)
 

@@ -1,4 +1,5 @@
-"""The AMI adapter against the test Asterisk (a real TCP server): panoramisk's defects fixed."""
+"""The AMI adapter against the test Asterisk (a real TCP server): panoramisk's defects fixed;
+chan_dongle's manager actions sent through it by the control `control_for` builds."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from dongled.asterisk.ami import AmiClient
+from dongled.asterisk.control import control_for
 from dongled.config.settings import AmiSettings
 from dongled.core.errors import AmiAuthError, AmiError, AmiTimeoutError
+from dongled.drivers.chan_dongle import CHAN_DONGLE
 from tests.support.fake_asterisk import FakeAsterisk
 
 CONF = (
@@ -42,14 +45,15 @@ def logins(fake: FakeAsterisk) -> int:
 def test_login_and_device_list(fake: FakeAsterisk) -> None:
     async def main() -> None:
         client = AmiClient(settings(fake.port))
+        dongle = control_for(client, CHAN_DONGLE)
         await client.connect()
-        devices = await client.show_devices()
+        devices = await dongle.show_devices()
         assert set(devices) == {"dongle0"}
         entry = devices["dongle0"]
         assert entry.data_setting == "/dev/null/x" and entry.imei_setting == "351234567890124"
         assert entry.state == "Not connected" and not entry.connected
-        await client.stop("dongle0")
-        await client.reload("now")
+        await dongle.stop("dongle0")
+        await dongle.reload("now")
         await client.close()
 
     asyncio.run(main())
@@ -106,7 +110,7 @@ def test_stalled_action_times_out_and_drops_the_connection(fake: FakeAsterisk) -
         await client.connect()
         fake.never_answer = True
         with pytest.raises(AmiTimeoutError):
-            await client.show_devices()
+            await control_for(client, CHAN_DONGLE).show_devices()
         assert not client.connected and lost == [True]
 
     asyncio.run(main())
@@ -121,10 +125,11 @@ def test_missing_permission_is_an_error(tmp_path: Path) -> None:
 
         async def main() -> None:
             client = AmiClient(settings(fa.port))
+            dongle = control_for(client, CHAN_DONGLE)
             await client.connect()
-            assert "dongle0" in await client.show_devices()
+            assert "dongle0" in await dongle.show_devices()
             with pytest.raises(AmiError, match="DongleReload refused") as info:
-                await client.reload("now")
+                await dongle.reload("now")
             assert (info.value.action, info.value.reply) == ("DongleReload", "Permission denied")
             await client.close()
 
@@ -146,7 +151,7 @@ def test_connection_loss_is_reported_and_close_is_final(fake: FakeAsterisk) -> N
             await asyncio.sleep(0.01)
         assert lost == [True] and not client.connected
         with pytest.raises(AmiError, match="not connected"):
-            await client.show_devices()
+            await control_for(client, CHAN_DONGLE).show_devices()
         await asyncio.sleep(0.3)
 
     asyncio.run(main())

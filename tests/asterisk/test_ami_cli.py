@@ -1,6 +1,6 @@
-"""dongled's AMI client driving chan_quectel's RoEdAl fork, which has no manager actions: its
-CLI lines over `Action: Command`, against the test Asterisk's `quectel-re` personality (a real
-TCP server, real ttys)."""
+"""dongled driving chan_quectel's RoEdAl fork, which has no manager actions: the control
+`control_for` builds for it sends its CLI lines over `Action: Command` through the AMI client,
+against the test Asterisk's `quectel-re` personality (a real TCP server, real ttys)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from typing import TypeVar
 import pytest
 
 from dongled.asterisk.ami import AmiClient
+from dongled.asterisk.command import CliControl
+from dongled.asterisk.control import control_for
 from dongled.asterisk.device import DeviceEntry
 from dongled.config.settings import AmiSettings
 from dongled.core.errors import AmiError
-from dongled.drivers.base import CliVerbs
 from dongled.drivers.chan_quectel import QUECTEL_RE
 from dongled.hotplug.prober import holding_entry
 from tests.harness import test_fake_asterisk_quectel as tq
@@ -31,9 +32,9 @@ T = TypeVar("T")
 LONG = "quectel-modem-one"  # longer than the 12 characters the listing keeps
 
 
-def client(fake: FakeAsterisk, ports: Mapping[str, tuple[str, str]]) -> AmiClient:
+def client(fake: FakeAsterisk) -> AmiClient:
     s = AmiSettings(port=fake.port, username="dongled", secret="s3cret", timeout=2.0)
-    return AmiClient(s, verbs=QUECTEL_RE.ami, ports=lambda: ports)
+    return AmiClient(s)
 
 
 def commands(fake: FakeAsterisk) -> list[str]:
@@ -43,15 +44,17 @@ def commands(fake: FakeAsterisk) -> list[str]:
 def run(
     fake: FakeAsterisk,
     ports: Mapping[str, tuple[str, str]],
-    body: Callable[[AmiClient], Awaitable[T]],
+    body: Callable[[CliControl], Awaitable[T]],
 ) -> T:
-    """`body` with a connected dongled client, then closed."""
+    """`body` with RE's control over a connected dongled client, then closed."""
 
     async def main() -> T:
-        ami = client(fake, ports)
+        ami = client(fake)
+        control = control_for(ami, QUECTEL_RE, lambda: ports)
+        assert isinstance(control, CliControl)
         await ami.connect()
         try:
-            return await body(ami)
+            return await body(control)
         finally:
             await ami.close()
 
@@ -66,10 +69,10 @@ def test_the_listing_names_devices_in_full_and_fills_in_their_ports(
     fake.wait_for_state(LONG, "Free", TIMEOUT)
     ports = {LONG: (qbench.path("ttyUSB2"), qbench.path("ttyUSB1"))}
 
-    async def body(ami: AmiClient) -> tuple[dict[str, DeviceEntry], dict[str, DeviceEntry]]:
+    async def body(ami: CliControl) -> tuple[dict[str, DeviceEntry], dict[str, DeviceEntry]]:
         return await ami.show_devices(), await ami.show_devices(LONG)
 
-    async def listing(ami: AmiClient) -> dict[str, DeviceEntry]:
+    async def listing(ami: CliControl) -> dict[str, DeviceEntry]:
         return await ami.show_devices()
 
     every, one = run(fake, ports, body)
@@ -92,16 +95,16 @@ def test_stop_start_and_reload_are_cli_lines_and_take_effect(
     fake.wait_for_state("quectel0", "Free", TIMEOUT)
     ports = {"quectel0": (qbench.path("ttyUSB2"), qbench.path("ttyUSB1"))}
 
-    async def stop(ami: AmiClient) -> None:
+    async def stop(ami: CliControl) -> None:
         await ami.stop("quectel0")
 
-    async def listing(ami: AmiClient) -> dict[str, DeviceEntry]:
+    async def listing(ami: CliControl) -> dict[str, DeviceEntry]:
         return await ami.show_devices()
 
-    async def start(ami: AmiClient) -> None:
+    async def start(ami: CliControl) -> None:
         await ami.start("quectel0")
 
-    async def reload(ami: AmiClient) -> None:
+    async def reload(ami: CliControl) -> None:
         await ami.reload("now")
 
     run(fake, ports, stop)
@@ -143,14 +146,14 @@ def test_an_unknown_device_and_a_missing_permission_raise(
     one_module(qbench, EC25(IMEI_A, IMSI_A))
     fake = make_q("quectel-re", **write_classes())
 
-    async def stop_nope(ami: AmiClient) -> None:
+    async def stop_nope(ami: CliControl) -> None:
         await ami.stop("nope")
 
     with pytest.raises(AmiError, match=r"\[nope\] Device not found"):
         run(fake, {}, stop_nope)
     no_command = make_q("quectel-re")  # the AMI user lacks the `command` write class
 
-    async def listing(ami: AmiClient) -> dict[str, DeviceEntry]:
+    async def listing(ami: CliControl) -> dict[str, DeviceEntry]:
         return await ami.show_devices()
 
     with pytest.raises(AmiError, match="Permission denied"):
@@ -163,9 +166,8 @@ def test_the_crashing_command_is_refused_before_it_is_sent(
     qbench.write_qconf(qbench.section("q0", "data=/dev/null/absent"))
     fake = make_q("quectel-re", **write_classes())
 
-    async def body(ami: AmiClient) -> None:
-        assert isinstance(QUECTEL_RE.ami, CliVerbs)
-        await ami._cli.command("quectel  show device STATE q0", QUECTEL_RE.ami)
+    async def body(ami: CliControl) -> None:
+        await ami.command("quectel  show device STATE q0")
 
     with pytest.raises(AmiError, match="crashes Asterisk"):
         run(fake, {}, body)
@@ -183,7 +185,7 @@ def test_names_sharing_twelve_characters_are_told_once(
     fake = make_q("quectel-re", **write_classes())
     ports = {"quectel-site-a": ("/dev/null/a", ""), "quectel-site-b": ("/dev/null/b", "")}
 
-    async def body(ami: AmiClient) -> list[dict[str, DeviceEntry]]:
+    async def body(ami: CliControl) -> list[dict[str, DeviceEntry]]:
         return [await ami.show_devices(), await ami.show_devices()]
 
     with caplog.at_level(logging.WARNING, logger="dongled.asterisk.command"):
@@ -205,7 +207,7 @@ def test_a_module_re_holds_is_named_by_the_listing_whether_or_not_dongled_knows_
     fake.wait_for_state("quectel0", "Free", TIMEOUT)
     data, audio = qbench.path("ttyUSB2"), qbench.path("ttyUSB1")
 
-    async def listing(ami: AmiClient) -> dict[str, DeviceEntry]:
+    async def listing(ami: CliControl) -> dict[str, DeviceEntry]:
         return await ami.show_devices()
 
     known = run(fake, {"quectel0": (data, audio)}, listing)

@@ -1,5 +1,6 @@
-"""dongled.drivers.quectel and .alsa: module table, probe commands, fork facts, parked values,
-ALSA card discovery. Pure functions; the fakes they must agree with are named where used."""
+"""chan_quectel's modules and forks: the LTE module table, probe commands, the forks' Driver
+values (CLI lines, never-send list, RE's interval rule), the parked card, ALSA card discovery.
+Pure functions; the fakes they must agree with are named where used."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from dongled.conf import alsadev
-from dongled.conf.parked import PARKED_ALSADEV, PARKED_AUDIO, PARKED_DATA
-from dongled.drivers import quectel
-from dongled.drivers.quectel import IM, RE
+from dongled.conf.parked import PARKED_ALSADEV
+from dongled.drivers.base import AmiVerbs, CliVerbs
+from dongled.drivers.chan_quectel import QUECTEL_IM, QUECTEL_RE, interval_from
+from dongled.drivers.quectel_cli import acknowledged
 from dongled.hotplug import soundcards as alsa
 from dongled.modem import lte
 from dongled.modem.conversation import ProbeTimeouts
@@ -138,60 +140,48 @@ def test_answer_parsers_edge_cases() -> None:
 # --- the forks -----------------------------------------------------------------------------------
 
 
-def test_fork_facts_and_cli_lines() -> None:
-    assert (IM.ami_actions, IM.lock_files, IM.connects_at_load, IM.imei_key) == (
-        True,
-        True,
-        True,
-        "imei",
-    )
-    assert (RE.ami_actions, RE.lock_files, RE.connects_at_load, RE.imei_key) == (
-        False,
-        False,
-        False,
-        None,
-    )
-    assert "quectel show device state" in RE.never_send
-    lines = {v: quectel.cli_command(RE, v, "q0") for v in ("show", "reload", "stop", "start")}
+def test_the_forks_as_drivers() -> None:
+    """IM is chan_dongle renamed: manager actions, lock files, devices opened at once. RE has
+    only its CLI, marks its ttys without lock files, opens devices on its timer, and the lines
+    that crash Asterisk are on its never-send list, which none of its own lines is on."""
+    im, re = QUECTEL_IM, QUECTEL_RE
+    assert isinstance(im.ami, AmiVerbs) and im.lock_files and im.open_interval is None
+    assert isinstance(re.ami, CliVerbs) and not re.lock_files and re.open_interval is not None
+    assert re.open_interval("[general]\ninterval=7\n") == 7.0
+    verbs = re.ami
+    lines = {
+        "show": verbs.show,
+        "reload": verbs.reload.format(when="now"),
+        "stop": verbs.stop.format(device="q0"),
+        "start": verbs.start.format(device="q0"),
+        "settings": verbs.settings.format(device="q0"),
+    }
     assert lines == {
         "show": "quectel show devices",
         "reload": "quectel reload now",
         "stop": "quectel stop now q0",
         "start": "quectel start q0",
+        "settings": "quectel show device settings q0",
     }
-    assert not any(line.startswith(RE.never_send) for line in lines.values())
-    with pytest.raises(ValueError, match="no CLI verb"):
-        quectel.cli_command(RE, "state", "q0")
-    assert quectel.cli_acknowledged("stop", "q0", ["[q0] Stop scheduled"])
-    assert not quectel.cli_acknowledged("stop", "q0", ["[q0] Device not found"])
+    assert "quectel show device state" in verbs.never
+    assert not any(line.startswith(verbs.never) for line in lines.values())
+    assert acknowledged("stop", "q0", ["[q0] Stop scheduled"])
+    assert not acknowledged("stop", "q0", ["[q0] Device not found"])
+    assert not acknowledged("start", "q0", ["[q0] Stop scheduled"])
 
 
-def test_connect_wait_counts_res_interval() -> None:
-    assert quectel.connect_wait(IM, 15.0, 2.0) == 2.0
-    assert quectel.connect_wait(RE, 15.0, 2.0) == 17.0
+def test_the_interval_is_read_from_general() -> None:
+    text = "[general]\ninterval = 30 ; seconds\n[defaults]\ninterval=5\n[q0]\ndata=/dev/ttyUSB2\n"
+    assert interval_from(text) == 30.0
+    assert interval_from("[general]\ninterval => 7\n") == 7.0
+    assert interval_from("[general]\n;interval=7\n") == 15.0  # RE's usual value
+    assert interval_from("[general]\ninterval=soon\n", default=4.0) == 4.0
+    assert interval_from("[q0]\ninterval=9\n") == 15.0
 
 
-def test_parked_values() -> None:
-    assert quectel.parked_values(RE, uac=False) == {"data": PARKED_DATA, "audio": PARKED_AUDIO}
-    assert quectel.parked_values(RE, uac=True) == {
-        "data": PARKED_DATA,
-        "uac": "on",
-        "alsadev": PARKED_ALSADEV,
-    }
-    assert quectel.parked_values(IM, uac=True)["quec_uac"] == "1"
+def test_the_parked_card_cannot_be_a_real_one() -> None:
     card = PARKED_ALSADEV.partition("CARD=")[2]
     assert len(card) > 15  # longer than any ALSA card id can be
-
-
-def test_device_values() -> None:
-    assert quectel.device_values(
-        IM, data="/dev/ttyUSB2", audio=None, alsadev="hw:CARD=Android", imei=IMEI
-    ) == {"data": "/dev/ttyUSB2", "quec_uac": "1", "alsadev": "hw:CARD=Android", "imei": IMEI}
-    assert quectel.device_values(
-        RE, data="/dev/ttyUSB2", audio="/dev/ttyUSB1", alsadev=None, imei=IMEI
-    ) == {"data": "/dev/ttyUSB2", "audio": "/dev/ttyUSB1", "imei": IMEI}
-    with pytest.raises(ValueError, match="either"):
-        quectel.device_values(RE, data="d", audio="a", alsadev="hw:0", imei=IMEI)
 
 
 # --- ALSA ----------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ import pytest
 from dongled.config.settings import AmiSettings, Settings
 from dongled.daemon import Daemon
 from dongled.drivers.chan_quectel import QUECTEL_RE
-from dongled.drivers.quectel import interval_from
 from dongled.reconcile.plan import Expect
 from tests.harness import test_fake_asterisk_quectel as tq
 from tests.harness.test_fake_asterisk import IMEI_A, IMSI_A
@@ -63,7 +62,7 @@ def test_a_device_opened_by_the_timer_is_not_called_missing(
         verify_timeout=VERIFY,
         ami=AmiSettings(port=fake.port, username="dongled", secret="s3cret", timeout=2.0),
     )
-    driver = QUECTEL_RE if timer_known else dataclasses.replace(QUECTEL_RE, connects_at_once=True)
+    driver = QUECTEL_RE if timer_known else dataclasses.replace(QUECTEL_RE, open_interval=None)
     daemon = Daemon(settings, (driver,))
     # Before dongled's own reload the ports RE runs are unknown; the names are the file's.
     assert daemon.lanes.first.ports.named() == {"quectel0": ("", "")}
@@ -86,12 +85,3 @@ def test_a_device_opened_by_the_timer_is_not_called_missing(
     else:
         assert daemon.lanes.verified == {}
         assert missing == [f"device quectel0 did not come up with IMEI {IMEI_A} within 1 s"]
-
-
-def test_the_interval_is_read_from_general() -> None:
-    text = "[general]\ninterval = 30 ; seconds\n[defaults]\ninterval=5\n[q0]\ndata=/dev/ttyUSB2\n"
-    assert interval_from(text) == 30.0
-    assert interval_from("[general]\ninterval => 7\n") == 7.0
-    assert interval_from("[general]\n;interval=7\n") == 15.0  # RE's usual value
-    assert interval_from("[general]\ninterval=soon\n", default=4.0) == 4.0
-    assert interval_from("[q0]\ninterval=9\n") == 15.0

@@ -41,7 +41,7 @@ LONG_LIVED = {"status", "ami", "reconcile", "lines"}
 # (task, where): an async method or function each task awaits; sync ones only raise
 POINTS: list[tuple[str, str, bool]] = [
     ("ami", "dongled.asterisk.ami:AmiClient.connect", True),
-    ("ami", "dongled.asterisk.ami:AmiClient.show_devices", True),
+    ("ami", "dongled.asterisk.control:ActionControl.show_devices", True),
     ("reconcile", "dongled.reconcile.coalescer:Coalescer.next_pass", True),
     ("reconcile", "dongled.reconcile.lanes:Lanes.apply", True),
     ("reconcile", "dongled.reconcile.executor:PassExecutor.prepare", True),

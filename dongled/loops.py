@@ -68,14 +68,14 @@ async def watchdog(interval: float, tasks: Tasks, failed: Callable[[], str]) -> 
     us. And only while every long-lived task is alive: a daemon that runs on with one of
     them dead must not look healthy (it is restarted by systemd instead). `failed`: why the
     daemon gave up, "" while it has not."""
-    told = False
+    logged = False
     while True:
         dead = tasks.dead(interval)
         why = failed()
         if not dead and not why:
             notify.watchdog()
-            told = False
-        elif not told:
+            logged = False
+        elif not logged:
             log.error("no watchdog ping while dead: %s", ", ".join(dead) or why)
-            told = True
+            logged = True
         await asyncio.sleep(interval)

@@ -40,7 +40,7 @@ class CliControl:
         self._verbs = verbs
         self._ports = ports
         self._ask_ports = ask_ports
-        self._cut_told: set[str] = set()  # cut IDs already warned of
+        self._warned_cut: set[str] = set()  # cut IDs already warned of
 
     @property
     def connected(self) -> bool:
@@ -146,8 +146,8 @@ class CliControl:
         out: dict[str, DeviceEntry] = {}
         for row in listing.devices:
             name, alike = row.section_of(ports)  # the listing keeps 12 characters of a name
-            if alike and row.device not in self._cut_told:
-                self._cut_told.add(row.device)
+            if alike and row.device not in self._warned_cut:
+                self._warned_cut.add(row.device)
                 log.warning(
                     "devices %s share their first %d characters, which is all the "
                     "listing shows: dongled cannot tell them apart (rename them)",

@@ -45,10 +45,13 @@ def _merged(per_lane: Iterable[Mapping[str, V]]) -> dict[str, V]:
 
 
 class Lanes:
+    """The lanes of a box (one `PassExecutor` per channel driver it runs), in settings order;
+    the first is the only one on a box with one driver."""
+
     def __init__(self) -> None:
         self._lanes: list[PassExecutor] = []
-        self._shared_told: set[str] = set()
-        self._write_told: dict[str, str] = {}
+        self._warned_shared: set[str] = set()
+        self._warned_unwritable: dict[str, str] = {}
 
     def add(self, lane: PassExecutor) -> None:
         self._lanes.append(lane)
@@ -211,13 +214,13 @@ class Lanes:
         that may be hours away, when a stick moves."""
         problems = self._write_problems()
         for path, said in problems.items():
-            if self._write_told.get(path) != said:
+            if self._warned_unwritable.get(path) != said:
                 emit(Event.CONF_ERROR, "%s", said)
-        self._write_told = problems
+        self._warned_unwritable = problems
 
     def _say_shared_names(self) -> None:
         shared = self._shared_names()
         for name, (first, other) in sorted(shared.items()):
-            if name not in self._shared_told:
+            if name not in self._warned_shared:
                 emit(Event.CONF_ERROR, _SHARED.replace("{}", "%s"), name, first, other, device=name)
-        self._shared_told = set(shared)
+        self._warned_shared = set(shared)

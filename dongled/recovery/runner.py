@@ -76,7 +76,7 @@ class Recovery:
         self._settings, self.ladder, self._lanes, self._sticks = settings, ladder, lanes, sticks
         self._ami, self._metrics, self._spawn, self._publish = ami, metrics, spawn, publish
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._told: set[str] = set()  # ports whose giving-up was journaled
+        self._given_up_journaled: set[str] = set()  # ports whose giving-up was journaled
         self._closed = False
 
     def close(self) -> None:
@@ -119,7 +119,7 @@ class Recovery:
         if usb_port in self.ladder.ports:
             emit(Event.RECOVERED, "stick at USB %s works again", usb_port, usb_port=usb_port)
         self.ladder.succeeded(usb_port)
-        self._told.discard(usb_port)
+        self._given_up_journaled.discard(usb_port)
 
     def _healthy(self, usb_port: str) -> bool:
         for stick in self._sticks.values():
@@ -152,8 +152,8 @@ class Recovery:
         step = self.ladder.next_step(usb_port, now, reason, has_device=can_restart)
         if step is None:
             why = self.ladder.given_up(usb_port)
-            if why and usb_port not in self._told:
-                self._told.add(usb_port)
+            if why and usb_port not in self._given_up_journaled:
+                self._given_up_journaled.add(usb_port)
                 emit(
                     Event.GIVEN_UP,
                     "stick at USB %s: given up, %s",

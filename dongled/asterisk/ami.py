@@ -68,7 +68,7 @@ class AmiClient:
     control.py): login, device status events, one action at a time bounded by the timeout."""
 
     def __init__(self, settings: AmiSettings, on_lost: Callable[[], None] | None = None) -> None:
-        self._s = settings
+        self._settings = settings
         self._user_on_lost = on_lost
         self._manager: _Manager | None = None
         # Device status events taken (event name -> callback(device, status)): with any,
@@ -114,10 +114,10 @@ class AmiClient:
         """Connect and log in; raises AmiError (AmiAuthError: refused) and leaves nothing open."""
         manager = _Manager(
             self._lost,
-            host=self._s.host,
-            port=self._s.port,
-            username=self._s.username,
-            secret=self._s.secret,
+            host=self._settings.host,
+            port=self._settings.port,
+            username=self._settings.username,
+            secret=self._settings.secret,
             events="call" if self._status_events else "off",
             ping_delay=_NEVER,
             ping_interval=_NEVER,
@@ -126,9 +126,9 @@ class AmiClient:
             log=_quiet,
         )
         self._register(manager)
-        where = f"{self._s.host}:{self._s.port}"
+        where = f"{self._settings.host}:{self._settings.port}"
         try:
-            async with asyncio.timeout(self._s.timeout):
+            async with asyncio.timeout(self._settings.timeout):
                 # connection_made (which sends the Login) is a done-callback of this task,
                 # registered before our own wake-up, so it has run when we resume.
                 await manager.connect()
@@ -148,12 +148,12 @@ class AmiClient:
         if not reply.success:
             manager.close()
             raise AmiAuthError(
-                f"Asterisk at {where} refused the login of user {self._s.username!r}: "
+                f"Asterisk at {where} refused the login of user {self._settings.username!r}: "
                 f"{reply.message or 'no reason given'} (check [ami] username/secret and "
                 "manager.conf)"
             )
         self._manager = manager
-        log.info("logged in to Asterisk AMI at %s as %s", where, self._s.username)
+        log.info("logged in to Asterisk AMI at %s as %s", where, self._settings.username)
 
     async def close(self) -> None:
         self._drop()
@@ -166,11 +166,11 @@ class AmiClient:
             raise AmiError("not connected to Asterisk")
         future = manager.send_action(action)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self._s.timeout)
+            return await asyncio.wait_for(asyncio.shield(future), self._settings.timeout)
         except TimeoutError:
             # A peer that accepts but never answers: give up on this connection.
             self._lost()
             raise AmiTimeoutError(
-                f"Asterisk did not answer {action['Action']} within {self._s.timeout:g} s",
+                f"Asterisk did not answer {action['Action']} within {self._settings.timeout:g} s",
                 action=action["Action"],
             ) from None

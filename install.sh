@@ -23,7 +23,7 @@ case "${1:-}" in
 esac
 [ "$(id -u)" = 0 ] || die "run as root, or with sudo (sudo ./install.sh)"
 
-# Test-only (tests/test_install.py): a directory standing in for /, another interpreter, and
+# Test-only (tests/project/test_install.py): a directory standing in for /, another interpreter, and
 # DONGLED_TEST_PIP_OPTIONS for pip. Never set on a real box.
 root="${DONGLED_TEST_ROOT:-}"
 # The distribution's interpreter, never whatever python3 comes first in root's PATH: a pyenv

@@ -25,7 +25,7 @@ What is not real, and why:
   and read/write classes of the README's manager.conf block (it reads no manager.conf itself);
   for chan_quectel the write classes the README's chan_quectel section names.
 - The sticks are umockdev's testbed with pty modem simulators, reaching the packaged unit
-  through the test-only drop-in of tests/test_deb_package.py; what the udev rules do to a
+  through the test-only drop-in of tests/project/test_deb_package.py; what the udev rules do to a
   stick's ttys (group dialout, 0660) the script does (the box has no udevd).
 - The admin's reload is the test Asterisk's `dongle reload now` (`core reload` for
   chan_quectel), asked over its standard input instead of typed at `asterisk -r`.
@@ -53,13 +53,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.edits import timeline
+from tests.project.test_deb_package import APT_ENV
+from tests.project.test_systemd_unit import DROPIN_TESTBED
 from tests.support.devguard import RUNNER_ENV, SITE_DIR
 from tests.support.modemsim import E1550_USB, EC25, EC25_USB, StickSim, UsbModel
 from tests.support.rig import ROOT, make_imei
 from tests.support.systemd_box import SystemdBox, SystemdBoxError, box_unavailable_reason
 from tests.support.testbed import FakeStick, Testbed
-from tests.test_deb_package import APT_ENV
-from tests.test_systemd_unit import DROPIN_TESTBED
 
 DRIVERS = ("chan_dongle", "quectel-im", "quectel-re")
 SETTING = {

@@ -6,7 +6,7 @@ Run from the repository root (documented in docs/benchmarks.md):
 
     umockdev-wrapper .venv/bin/python -m bench.recovery --sticks 1,5,20,50 --cycles 30
 
-`--quick` is the short form CI runs (tests/test_bench_smoke.py). Every time is measured in
+`--quick` is the short form CI runs (tests/project/test_bench_smoke.py). Every time is measured in
 this process with time.monotonic(): the uevent when umockdev's tty add returns, the config
 write and the daemon's log lines when inotify reports them, the reload when the test
 Asterisk receives it, the device binding when the test Asterisk's chan_dongle reaches Free.

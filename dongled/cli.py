@@ -1,27 +1,26 @@
-"""Command line: `dongled run | status | scan | adopt`. main(argv) -> exit code, testable."""
+"""Command line: `dongled run | status | scan | adopt`. main(argv) -> exit code, testable.
+
+Argument parsing and dispatch; `run` starts the daemon (dongled.daemon), the one-shot
+commands' bodies are in dongled.oneshot.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from dongled import __version__, notify, settings, statuscheck
-from dongled.errors import ConfError, SettingsError
-from dongled.portlock import pid_alive
-from dongled.reconcile import check_digit_message, unmanaged_message
-from dongled.statusfile import FILENAME, STALE_AFTER, exit_ok, problems, render_table
+from dongled import __version__, oneshot
+from dongled.config import settings
+from dongled.core.errors import ConfError, SettingsError
+from dongled.oneshot import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
+from dongled.status import check as statuscheck
+from dongled.telemetry import notify
 
 if TYPE_CHECKING:
-    from dongled.dongleconf import DeviceSection as DongleSection
     from dongled.drivers.base import Driver
-    from dongled.reconcile import Plan
-
-EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3
 
 _EPILOG = (
     "exit codes: 0 done / all right, 1 a problem (see the message), 2 bad settings or usage, "
@@ -152,8 +151,9 @@ def _run(conf: settings.Settings, verbose: bool) -> int:
     import asyncio
     import signal
 
-    from dongled import daemon, eventlog, notify
+    from dongled import daemon
     from dongled.drivers.known import drivers_for
+    from dongled.telemetry import eventlog, notify
 
     eventlog.setup(verbose, conf.driver)
 
@@ -173,98 +173,6 @@ def _run(conf: settings.Settings, verbose: bool) -> int:
     return EXIT_OK
 
 
-def _read_snapshot(conf: settings.Settings) -> tuple[dict[str, Any] | None, str]:
-    """The running daemon's status document, or None and why there is none."""
-    path = os.path.join(conf.state_dir, FILENAME)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            snap = json.load(fh)
-    except FileNotFoundError:
-        return None, f"dongled is not running (no live state in {path})"
-    except OSError as exc:
-        return None, f"dongled's status is unreadable: {path}: {exc.strerror}"
-    except ValueError:
-        return None, f"dongled's status is unreadable: {path} is not a JSON document"
-    pid = snap.get("pid") if isinstance(snap, dict) else None
-    if not isinstance(snap, dict) or not isinstance(pid, int) or isinstance(pid, bool):
-        return None, f"dongled's status is unreadable: {path} is not a status document"
-    if not pid_alive(snap["pid"]):
-        return None, f"dongled is not running (no live state in {path})"
-    return snap, ""
-
-
-def _snapshot(conf: settings.Settings) -> dict[str, Any] | None:
-    """The running daemon's status document, or None when it does not run."""
-    return _read_snapshot(conf)[0]
-
-
-def _stale(snap: dict[str, Any]) -> str | None:
-    """Why the snapshot is not current, or None. The daemon rewrites it every
-    `publish_every` s: one much older comes from a daemon that hangs or cannot write."""
-    at, every = snap.get("published_at"), snap.get("publish_every")
-    if not isinstance(at, (int, float)) or not isinstance(every, (int, float)):
-        return "it says nothing of when it was written"
-    age = time.time() - at
-    if age > max(STALE_AFTER, 3 * every):
-        return f"it was written {age:.0f} s ago, and the daemon rewrites it every {every:g} s"
-    return None
-
-
-def _status(conf: settings.Settings, as_json: bool, check: bool = False) -> int:
-    snap, why = _read_snapshot(conf)
-    path = os.path.join(conf.state_dir, FILENAME)
-    if snap is None:
-        if check:
-            print(statuscheck.unknown(why).line)
-        elif as_json:
-            print(json.dumps({"schema": 1, "running": False, "message": why}, sort_keys=True))
-        else:
-            print(why, file=sys.stderr)
-        return statuscheck.UNKNOWN if check else EXIT_NOT_RUNNING
-    stale = _stale(snap)
-    if stale is not None:
-        msg = (
-            f"dongled's status in {path} is not current: {stale}; the daemon (pid "
-            f"{snap['pid']}) hangs or cannot write it (see its journal)"
-        )
-        if check:
-            print(statuscheck.unknown(msg).line)
-            return statuscheck.UNKNOWN
-        if as_json:
-            doc = {"schema": 1, "running": True, "stale": True, "message": msg}
-            print(json.dumps(doc, sort_keys=True))
-        else:
-            print(msg, file=sys.stderr)
-        return EXIT_PROBLEM
-    if check:
-        # A plugin's output: the verdict line first, then the problems in words.
-        found = statuscheck.verdict(snap)
-        print("\n".join([found.line, *problems(snap)]))
-        return found.code
-    ok = exit_ok(snap)
-    if as_json:
-        print(json.dumps(snap, indent=2, sort_keys=True))
-    else:
-        print("\n".join(render_table(snap)))
-    return EXIT_OK if ok else EXIT_PROBLEM
-
-
-def _report(*lines: str) -> None:
-    for line in lines:
-        print(line, file=sys.stderr)
-
-
-def _refuse_if_running(conf: settings.Settings, what: str, path: str) -> bool:
-    snap = _snapshot(conf)
-    if snap is None:
-        return False
-    _report(
-        f"dongled: the daemon runs (pid {snap.get('pid')}) and owns {path}; stop it "
-        f"before `dongled {what} --apply` (systemctl stop dongled)"
-    )
-    return True
-
-
 def _driver(conf: settings.Settings, name: str | None) -> Driver | None:
     """The driver `--driver` names (default: the first of `driver =`); None, said, if the
     settings do not name it."""
@@ -277,123 +185,6 @@ def _driver(conf: settings.Settings, name: str | None) -> Driver | None:
     known = ", ".join(d.name for d in drivers)
     print(f"dongled: --driver {name}: the settings name {known}", file=sys.stderr)
     return None
-
-
-async def _scan(conf: settings.Settings, apply: bool, driver: Driver) -> int:
-    from dongled import scan
-    from dongled.dongleconf import inherited_message
-
-    path = settings.conf_path(conf, driver.conf_key)
-    if apply and _refuse_if_running(conf, "scan", path):
-        return EXIT_PROBLEM
-    asterisk = await scan.connect_asterisk(conf, driver)
-    try:
-        result = await scan.scan(conf, asterisk, driver)
-        if asterisk.devices is None:
-            _report(f"Asterisk: not reachable ({asterisk.error}); the file alone is planned")
-        else:
-            _report(f"Asterisk: {len(asterisk.devices)} {driver.name} devices")
-        for st in result.sticks:
-            if st.identity is not None:
-                _report(
-                    f"stick USB {st.usb_port} ({st.model}): IMEI {st.identity.imei} on "
-                    f"{st.data} / {st.audio}{f', ALSA card {st.card}' if st.card else ''} "
-                    f"(by {st.source})"
-                )
-            else:
-                _report(f"stick USB {st.usb_port} ({st.model}): not identified: {st.error}")
-        p = result.plan
-        for imei in p.unbound:
-            _report(f"IMEI {imei}: plugged in, but no section has imei={imei}")
-        devices = result.change.conf.devices()
-        for name in p.unmanaged:
-            _report(unmanaged_message(devices[name]))
-        for name in p.check_digit:
-            _report(check_digit_message(devices[name]))
-        for name, foreign in p.mismatched.items():
-            _report(f"[{name}]: Asterisk runs IMEI {foreign} on it: it must be stopped")
-        unidentified = any(st.identity is None for st in result.sticks)
-        for name, (data, _voice) in sorted(p.port_changes.items()):
-            if data == driver.parked[0]:  # the diff parks it: say why
-                _report(f"[{name}]: parked: {_parked_why(result.sections[name], p, unidentified)}")
-        for name, why in p.ambiguous.items():
-            if name not in p.port_changes:
-                _report(f"[{name}]: no stick chosen: {why}")
-        for name in p.inherited:
-            _report(inherited_message(devices[name]))
-        actions = [f"stop {n}" for n in p.stop]
-        actions += ["reload"] if p.reload else []
-        actions += [f"start {n}" for n in p.start]
-        sys.stdout.write(result.change.diff)
-        if not result.change.files and not actions:
-            if asterisk.devices is None:
-                # Nothing to write; what Asterisk runs is unknown, so not "all right".
-                _report(f"{path} is right for the sticks found; Asterisk was not asked")
-                return EXIT_PROBLEM
-            _report(f"{path} and Asterisk are right: nothing to do")
-            trouble = unidentified or p.unbound or p.ambiguous or p.inherited
-            return EXIT_PROBLEM if trouble else EXIT_OK
-        if actions:
-            _report(f"Asterisk actions: {', '.join(actions)}")
-        if not apply:
-            _report("dry run: nothing written (add --apply)")
-            return EXIT_PROBLEM
-        wrote, problems = await scan.apply_scan(conf, result, asterisk, driver)
-        if wrote:
-            names = ", ".join(sorted(p.port_changes))
-            voice = {
-                "alsadev=" if name in p.alsa else "audio="
-                for name in p.port_changes
-                if name not in p.data_only  # an external card's section: data= alone
-            }
-            keys = "/".join(["data=", *sorted(voice)])
-            _report(f"written: {', '.join(sorted(result.change.files))} ({keys} of {names})")
-        _report(*problems)
-        if problems:
-            _report("not done: see above")
-            return EXIT_PROBLEM
-        _report("applied and verified" if p.expect else "applied")
-        return EXIT_OK
-    finally:
-        await scan.close(asterisk)
-
-
-def _parked_why(sec: DongleSection, p: Plan, unidentified: bool) -> str:
-    """Why scan's diff parks a section (its data= and voice on paths that cannot open)."""
-    if sec.name in p.ambiguous:
-        return p.ambiguous[sec.name]
-    why = f"no plugged stick reports IMEI {sec.imei}"
-    if unidentified:
-        why += " (a stick above was not identified: it may be this one)"
-    return f"{why}; nothing may start it on a port another stick may have meanwhile"
-
-
-async def _adopt(conf: settings.Settings, apply: bool, driver: Driver) -> int:
-    from dongled import scan
-
-    if apply and _refuse_if_running(conf, "adopt", settings.conf_path(conf, driver.conf_key)):
-        return EXIT_PROBLEM
-    asterisk = await scan.connect_asterisk(conf, driver)
-    try:
-        if asterisk.devices is None:
-            _report(f"Asterisk: not reachable ({asterisk.error}); probing free ports only")
-        result = await scan.adopt(conf, asterisk, driver)
-    finally:
-        await scan.close(asterisk)
-    for name, (imei, source) in sorted(result.learned.items()):
-        _report(f"[{name}]: IMEI {imei} (by {source})")
-    for name, why in sorted(result.skipped.items()):
-        _report(f"[{name}]: skipped: {why}")
-    sys.stdout.write(result.change.diff)
-    if not result.change.files:
-        _report("nothing to adopt")
-        return EXIT_PROBLEM if result.skipped else EXIT_OK
-    if not apply:
-        _report("dry run: nothing written (add --apply)")
-        return EXIT_PROBLEM
-    scan.write_change(result.change)
-    _report(f"written: imei= added to {len(result.learned)} sections")
-    return EXIT_PROBLEM if result.skipped else EXIT_OK
 
 
 def _in_loop(coro: Coroutine[Any, Any, int]) -> int:
@@ -439,14 +230,14 @@ def _main(argv: list[str] | None) -> int:
     if args.command == "run":
         return _run(conf, args.verbose)
     if args.command == "status":
-        return _status(conf, args.json, args.check)
+        return oneshot.status(conf, args.json, args.check)
     driver = _driver(conf, args.driver)
     if driver is None:
         return EXIT_USAGE
     try:
         if args.command == "scan":
-            return _in_loop(_scan(conf, args.apply, driver))
-        return _in_loop(_adopt(conf, args.apply, driver))
+            return _in_loop(oneshot.scan(conf, args.apply, driver))
+        return _in_loop(oneshot.adopt(conf, args.apply, driver))
     except ConfError as exc:
         print(f"dongled: {exc}", file=sys.stderr)
         return EXIT_PROBLEM

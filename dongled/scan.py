@@ -22,26 +22,30 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from dongled import models
-from dongled.ami import AmiClient, DeviceEntry
-from dongled.atomicfile import replace_atomically
-from dongled.dongleconf import DeviceSection, DongleConf
-from dongled.drivers.alsa import SoundCard, card_of
+from dongled.asterisk.ami import AmiClient
+from dongled.asterisk.control import control_for
+from dongled.asterisk.device import DeviceControl, DeviceEntry
+from dongled.conf.atomicfile import replace_atomically
+from dongled.conf.dongleconf import DeviceSection, DongleConf
+from dongled.config.settings import Settings, conf_path
+from dongled.core.errors import AmiError, ConfError, PortBusyError, ProbeError
 from dongled.drivers.base import Driver
 from dongled.drivers.chan_dongle import CHAN_DONGLE
 from dongled.drivers.known import drivers_for
-from dongled.drivers.quectel import Family
-from dongled.errors import AmiError, ConfError, PortBusyError, ProbeError
-from dongled.fences import Fences
-from dongled.hotplug import TtyInfo, list_sound_cards, list_ttys
-from dongled.identity import valid_imei
-from dongled.metrics import Metrics
-from dongled.passexec import PassExecutor, PassHooks, driver_plan, file_imeis, file_ports
-from dongled.probe import ProbeTimeouts, identify_port
-from dongled.prober import Found, identify
-from dongled.reconcile import Located, Plan, located
-from dongled.settings import Settings, conf_path
-from dongled.sticks import Stick
+from dongled.hotplug.prober import Found, identify
+from dongled.hotplug.soundcards import SoundCard, card_of
+from dongled.hotplug.sticks import Located, Stick, located
+from dongled.hotplug.udev import TtyInfo, list_sound_cards, list_ttys
+from dongled.modem import models
+from dongled.modem.conversation import ProbeTimeouts
+from dongled.modem.fences import Fences
+from dongled.modem.identity import valid_imei
+from dongled.modem.lte import Family
+from dongled.modem.probe import identify_port
+from dongled.reconcile.driverports import file_ports
+from dongled.reconcile.executor import PassExecutor, PassHooks, driver_plan, file_imeis
+from dongled.reconcile.plan import Plan
+from dongled.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +55,15 @@ class Asterisk:
     """What AMI said, or why it could not be asked."""
 
     client: AmiClient
+    control: DeviceControl  # the driver's, over `client`
     devices: dict[str, DeviceEntry] | None = None
     error: str = ""
 
 
 @dataclass(slots=True, kw_only=True)
 class Change:
-    """A proposed edit of dongle.conf: the new bytes of each file it touches, as a diff."""
+    """A proposed edit of a driver's file (dongle.conf, quectel.conf): the new bytes of each
+    file it touches, as a diff."""
 
     conf: DongleConf
     files: dict[str, bytes]
@@ -119,11 +125,12 @@ def imeis_named_elsewhere(s: Settings, driver: Driver) -> set[str]:
 
 async def connect_asterisk(s: Settings, driver: Driver) -> Asterisk:
     path = conf_path(s, driver.conf_key)
-    client = AmiClient(s.ami, verbs=driver.ami, ports=lambda: file_ports(path, driver))
-    out = Asterisk(client=client)
+    client = AmiClient(s.ami)
+    control = control_for(client, driver, lambda: file_ports(path, driver))
+    out = Asterisk(client=client, control=control)
     try:
         await client.connect()
-        out.devices = await client.show_devices()
+        out.devices = await control.show_devices()
     except AmiError as exc:
         out.error = str(exc)
         await client.close()
@@ -156,7 +163,7 @@ async def _identify(stick: Stick, s: Settings, asterisk: Asterisk) -> None:
         if asterisk.devices is None:
             return None
         with contextlib.suppress(AmiError):
-            asterisk.devices = await asterisk.client.show_devices()
+            asterisk.devices = await asterisk.control.show_devices()
         return asterisk.devices
 
     result = await identify(
@@ -231,7 +238,7 @@ async def apply_scan(
     fences = Fences(s.lock_dir)
     executor = PassExecutor(
         s,
-        asterisk.client,
+        asterisk.control,
         _Found(result.sticks),
         PassHooks(
             publish=lambda: None,
@@ -255,7 +262,7 @@ async def apply_scan(
     wrote = executor.counters["conf_writes"] > 0
     path = conf_path(s, driver.conf_key)
     problems = [f"not written: {executor.conf_error}"] if executor.conf_error else []
-    if executor.asterisk is None:
+    if executor.seen.asterisk is None:
         # The file is safe now, but a device Asterisk runs keeps its old ports (possibly
         # another stick's) until Asterisk is told: not done.
         problems.append(
@@ -267,8 +274,8 @@ async def apply_scan(
     if not ok:
         return wrote, [*problems, "Asterisk did not take the change (see the messages above)"]
     for name, want in sorted(result.plan.expect.items()):
-        if executor.verified.get(name) != want.imei:
-            entry = executor.asterisk.get(name)
+        if executor.verifier.verified.get(name) != want.imei:
+            entry = executor.seen.asterisk.get(name)
             state = f"{entry.state}, IMEI {entry.imei_state or '-'}" if entry else "no such device"
             problems.append(f"{name} is not running IMEI {want.imei} ({state})")
     if again and not problems:

@@ -15,13 +15,21 @@ from tests.support import devguard
 
 # umockdev's preload keeps a fixed 50-entry table of open /dev fds per process and aborts the
 # process when it fills; the rig-heavy reliability campaigns therefore run in fresh processes
-# (tests/test_rel_runner.py) and are not collected again in the main one.
+# (tests/reliability/test_rel_runner.py) and are not collected again in the main one.
 collect_ignore = (
     []
     if os.environ.get("DONGLED_REL_CHILD") == "1"
-    else ["test_rel_ami.py", "test_rel_ports.py", "test_rel_soak.py", "test_rel_faults.py"]
+    else [
+        f"reliability/{name}"
+        for name in (
+            "test_rel_ami.py",
+            "test_rel_ports.py",
+            "test_rel_soak.py",
+            "test_rel_faults.py",
+        )
+    ]
 )
-# The real-driver tier too runs in a fresh process of its own (tests/test_real_runner.py):
+# The real-driver tier too runs in a fresh process of its own (tests/project/test_real_runner.py):
 # each rig's testbed leaves a few fds behind, and its 70-odd rigs would push the suite's
 # process past select()'s 1024 (test_testbed failed so).
 if os.environ.get("DONGLED_REAL_CHILD") != "1":

@@ -1,12 +1,14 @@
-"""What differs between the Asterisk channel drivers dongled can keep bound to their sticks.
+"""What differs between the Asterisk channel drivers dongled keeps bound to their sticks:
+chan_dongle (dongle.conf, `Dongle*` AMI actions) and the two chan_quectel forks (quectel.conf;
+IM speaks `Quectel*` AMI actions, RE only CLI lines over `Command`). docs/chan_quectel.md says
+how they differ; docs/design.md ("Adding a driver") what a new one needs.
 
-chan_dongle (dongle.conf, `Dongle*` AMI actions) is what the daemon drives today. The two
-chan_quectel forks in use differ from it and from each other (docs/chan_quectel.md):
+- `base`: the `Driver` record every driver fills in;
+- `chan_dongle`, `chan_quectel`: the drivers themselves, one `Driver` value each (RE's
+  `[general] interval` rule with it);
+- `quectel_cli`: the parser of RE's CLI output (`quectel show devices`, the only listing it
+  has; its device settings; whether a stop or start was taken);
+- `known`: the drivers a setting may name.
 
-- `quectel`: the LTE modules' USB layouts, the identity commands a probe may send to them,
-  the forks' keys, control verbs and parked values for quectel.conf;
-- `quectel_cli`: the parser of `quectel show devices`, the only listing the RoEdAl fork has;
-- `alsa`: which ALSA card belongs to a module with USB audio, and the name to give `alsadev=`.
-
-Everything here is pure (no I/O): the daemon's driver seam wires it in.
+Everything here is pure (no I/O).
 """

@@ -4,17 +4,19 @@ Everything the rest of dongled needs to know about a channel driver is here, one
 driver (`chan_dongle.CHAN_DONGLE`, `chan_quectel.QUECTEL_IM`, `chan_quectel.QUECTEL_RE`): its
 config file, the values that park a section whose stick is absent, how AMI lists, reloads,
 stops and starts its devices (manager actions, or CLI lines over `Action: Command`), whether
-it leaves lock files and when it opens a device. The rooms of the daemon take a Driver
-instead of naming chan_dongle.
+it leaves lock files, when it opens a device, and its USB audio keys. The rooms of the daemon
+take a Driver instead of naming chan_dongle; `asterisk.control` builds each lane's control
+from it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from dongled.dongleconf import DeviceSection
+    from dongled.conf.dongleconf import DeviceSection
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,9 +62,10 @@ class Driver:
     status_event: str | None = None
     # False: it marks the ttys it holds only with TIOCEXCL + flock, no LCK..<tty> file.
     lock_files: bool = True
-    # False: it opens a device on its [general] interval timer, not at once (a reload or
-    # start wakes it, but a device that failed to open waits for the next tick).
-    connects_at_once: bool = True
+    # None: it opens a device at once. Else it opens devices on a timer (a reload or start
+    # wakes it, but a device that failed to open waits for the next tick): this reads the
+    # timer's seconds from the text of its config file (RE: `[general] interval`).
+    open_interval: Callable[[str], float] | None = None
     # USB audio (UAC): the key and values that make a section's voice an ALSA card
     # (`alsadev=`) instead of a serial port (`audio=`); None: the driver has no USB audio.
     uac_key: str | None = None
@@ -70,9 +73,6 @@ class Driver:
     # Voice on an ALSA card outside the module (RE's uac=ext): nothing in sysfs ties that card
     # to an IMEI, so dongled keeps data= right and leaves alsadev= (and audio=) as they are.
     uac_ext: frozenset[str] = frozenset()
-
-    def is_parked(self, port: str) -> bool:
-        return port in self.parked
 
     def uses_uac(self, sec: DeviceSection) -> bool:
         """Whether the driver takes `sec`'s voice from its module's own card, `alsadev=`

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from dongled.conf.parked import PARKED_AUDIO, PARKED_DATA
 from dongled.drivers.base import AmiVerbs, Driver
-from dongled.parked import PARKED_AUDIO, PARKED_DATA
 
 CHAN_DONGLE = Driver(
     name="chan_dongle",

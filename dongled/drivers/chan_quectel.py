@@ -1,15 +1,42 @@
-"""chan_quectel (Quectel EC2x, SIMCom SIM7600 LTE modules), its two forks in use:
+"""chan_quectel (Quectel EC2x, SIMCom SIM7600 LTE modules), its two forks in use
+(docs/chan_quectel.md says how they differ):
 
 - IchthysMaranatha's (IM): a renamed chan_dongle, so quectel.conf has the same device keys and
   its manager actions the same shape (`Quectel*`);
-- RoEdAl's (RE): a rewrite with no manager actions, only its CLI over AMI `Command`, no lock
-  files, and devices opened on its interval timer (`quectel` holds the facts of both)."""
+- RoEdAl's (RE): a rewrite with no manager actions, only its CLI over AMI `Command` (its
+  listing is read by `quectel_cli`), no lock files, and devices opened on its `[general]
+  interval` timer.
+
+The modules themselves and their AT dialect are `dongled.modem.lte`'s."""
 
 from __future__ import annotations
 
-from dongled.drivers import quectel
+from dongled.conf.parked import PARKED_AUDIO, PARKED_DATA
 from dongled.drivers.base import AmiVerbs, CliVerbs, Driver
-from dongled.parked import PARKED_AUDIO, PARKED_DATA
+
+DEFAULT_INTERVAL = 15.0  # what RE's sample quectel.conf sets and its users keep
+
+
+def interval_from(text: str, default: float = DEFAULT_INTERVAL) -> float:
+    """`interval=` of the `[general]` section of a quectel.conf text, in seconds (`;` starts
+    a comment); `default` when it is absent or not a positive number. Includes are not
+    followed: a [general] interval set in an included file reads as the default."""
+    section, found = "", default
+    for raw in text.splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if line.startswith("["):
+            section = line[1:].split("]", 1)[0].strip().lower()
+            continue
+        key, sep, value = line.partition("=")
+        if section == "general" and sep and key.strip().lower() == "interval":
+            try:
+                seconds = float(value.strip().lstrip(">").strip())
+            except ValueError:
+                continue
+            if seconds > 0:
+                found = seconds
+    return found
+
 
 QUECTEL_IM = Driver(
     name="chan_quectel-im",
@@ -30,20 +57,22 @@ QUECTEL_IM = Driver(
 
 QUECTEL_RE = Driver(
     name="chan_quectel-re",
-    module=quectel.RE.module,
+    module="chan_quectel.so",
     conf_key="quectel_conf",
     parked=(PARKED_DATA, PARKED_AUDIO),
     ami=CliVerbs(
-        show=quectel.cli_command(quectel.RE, "show"),
+        show="quectel show devices",
         reload="quectel reload {when}",
-        stop=quectel.cli_command(quectel.RE, "stop", "{device}"),
-        start=quectel.cli_command(quectel.RE, "start", "{device}"),
-        never=quectel.RE.never_send,
+        # `now`: `when convenient` would wait for the device's calls to end.
+        stop="quectel stop now {device}",
+        start="quectel start {device}",
+        # They crash Asterisk on a device not registered since it connected (docs/chan_quectel.md).
+        never=("quectel show device state", "simcom show device state"),
         settings="quectel show device settings {device}",
         one_at_a_time=12.0,
     ),
-    lock_files=quectel.RE.lock_files,
-    connects_at_once=quectel.RE.connects_at_load,
+    lock_files=False,
+    open_interval=interval_from,
     # RE reads uac= case-insensitively: on/true/yes the module's own card, ext an external
     # one, off/false/no (or anything else, with a warning) serial voice.
     uac_key="uac",

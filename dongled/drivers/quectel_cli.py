@@ -17,6 +17,8 @@ the cut one is unambiguous.
 its last load (`  Data                    : /dev/ttyUSB2`, `  Audio ...` or, with USB audio,
 `  Audio UAC ...`): a connected device runs on them. `parse_device_settings` reads them.
 
+Stop and start answer `[<dev>] Stop scheduled` when taken (`acknowledged`).
+
 Never `quectel show device state <dev>`: it crashes Asterisk on a device that has not
 registered since it connected (docs/chan_quectel.md).
 """
@@ -27,7 +29,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dongled.identity import valid_imei, valid_imsi
+from dongled.modem.identity import valid_imei, valid_imsi
 
 ID_WIDTH = 12
 STATE_WIDTH = 10
@@ -85,6 +87,17 @@ class CliDevice:
     @property
     def connected(self) -> bool:
         return self.state not in ("Stopped", "Not connected")
+
+    def section_of(self, sections: Iterable[str]) -> tuple[str, list[str]]:
+        """The section this row stands for among `sections`, and the sections its cut ID
+        fits when it fits more than one (then nobody can tell them apart, and the row keeps
+        its cut ID)."""
+        if not self.device_cut:
+            return self.device, []
+        names = [name for name in sections if self.names(name)]
+        if len(names) == 1:
+            return names[0], []
+        return self.device, names if len(names) > 1 else []
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -210,3 +223,10 @@ def parse_device_settings(output: Iterable[str]) -> tuple[str, str] | None:
     if "Data" not in found:
         return None
     return found["Data"], "" if "Audio UAC" in found else found.get("Audio", "")
+
+
+def acknowledged(verb: str, device: str, lines: list[str]) -> bool:
+    """Whether a stop, start or restart was taken: both forks print `[<device>] Stop scheduled`
+    (Start, Restart), or an error text in the same place (`[<device>] Device not found`)."""
+    want = f"[{device}] {verb.capitalize()} scheduled"
+    return any(line.strip() == want for line in lines)

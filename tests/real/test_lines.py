@@ -10,7 +10,7 @@ import pytest
 
 from tests.real.drivers import SINGLE, real_rig, sim_for, verbs
 from tests.support.rig import Rig, wait_until
-from tests.test_metrics import free_port, scrape
+from tests.telemetry.test_metrics import free_port, scrape
 
 FAST: dict[str, object] = {"backoff": 0.5, "backoff_max": 0.5, "max_rounds": 2}
 

@@ -1,5 +1,5 @@
 """An admin's hand edits of a driver's file, as editors make them, and what must follow
-(tests/test_e2e_edits.py; bench/edits.py times the same steps)."""
+(tests/e2e/test_e2e_edits.py; bench/edits.py times the same steps)."""
 
 from __future__ import annotations
 

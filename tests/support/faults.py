@@ -3,7 +3,7 @@ campaign: what cannot be caused from outside (a bug's exception inside a task, a
 hangs for seconds) is put at a named function of dongled by wrapping it.
 
 DONGLED_FAULTS holds a JSON list of faults, each
-    {"at": "dongled.ami:AmiClient.connect", "kind": "raise" | "stall" | "block",
+    {"at": "dongled.asterisk.ami:AmiClient.connect", "kind": "raise" | "stall" | "block",
      "seconds": 3.0, "times": 1, "armed": "/tmp/x/armed", "log": "/tmp/x/fired"}
 - raise: the call raises RuntimeError("injected fault at ...") (a bug, not an expected error);
 - stall: a coroutine function first awaits asyncio.sleep(seconds) (an await that takes long);

@@ -14,8 +14,8 @@ needs_umockdev = pytest.mark.skipif(
 )
 
 # The rig-heavy campaigns fill umockdev's 50-entry fd table of a process: each runs in a
-# fresh one, started by tests/test_rel_runner.py with DONGLED_REL_CHILD=1.
+# fresh one, started by tests/reliability/test_rel_runner.py with DONGLED_REL_CHILD=1.
 rel_child_only = pytest.mark.skipif(
     os.environ.get("DONGLED_REL_CHILD") != "1",
-    reason="run in a fresh process by tests/test_rel_runner.py (umockdev's fd table)",
+    reason="run in a fresh process by tests/reliability/test_rel_runner.py (umockdev's fd table)",
 )

@@ -1012,3 +1012,18 @@ class PtyModem:
 def pty_modem(sim: StickSim, role: Role | str = Role.PCUI) -> PtyModem:
     """A pty served as one port of `sim`; ``.path`` is the /dev/pts/N to open."""
     return PtyModem(sim, role)
+
+
+# What a harmless probe may send: the test's check on what a simulator heard.
+_STATE_CHANGING = ("ATZ", "AT&F", "AT+CFUN", "AT+QPOWD", "AT+CPOF", "AT+CRESET", "AT^")
+
+
+def read_only(command: str) -> bool:
+    """Whether `command` only reads: a query (`?`), an action without arguments that is not
+    a reset, or `ATE0`/`ATE1` (echo). Anything with `=` sets something."""
+    cmd = command.strip().upper()
+    if cmd in ("ATE0", "ATE1", "AT"):
+        return True
+    if cmd.startswith(_STATE_CHANGING) or "=" in cmd:
+        return False
+    return cmd.startswith("AT")

@@ -27,6 +27,7 @@ umockdev 0.17.16 behaviour this module works around (seen):
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import functools
@@ -322,13 +323,36 @@ def _paragraph(path: str, props: dict[str, str], attrs: dict[str, str], node: st
     return "\n".join(lines) + "\n\n"
 
 
-def _open_fds() -> dict[int, str]:
-    """This process's open fds and what each is (/proc/self/fd's link)."""
-    out: dict[int, str] = {}
-    for name in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            out[int(name)] = os.readlink(f"/proc/self/fd/{name}")
-    return out
+@dataclass(slots=True)
+class _Shared:
+    tb: int
+    root_dir: str
+    in_use: bool = False
+
+
+_SHARED: list[_Shared] = []
+
+
+def _shared_testbed(lib: ctypes.CDLL, glib: ctypes.CDLL, gobject: ctypes.CDLL) -> _Shared:
+    """The process's one umockdev testbed, made at first use and kept until exit.
+
+    libumockdev 0.17 never frees a testbed's own ioctl listener (its socket, and the eventfd
+    of the thread that serves it) after the last unref: about 2.4 fds a testbed, which pushed
+    the suite's process past fd 1024, where pyserial's select() fails. Closing those fds
+    behind libumockdev's back is no cure: its pending accept then fails with EBADF and it
+    aborts the process ("Could not accept new connection", SIGTRAP; seen under load). So a
+    process makes one testbed and each `Testbed` borrows it: every Testbed removes what it
+    added when it closes, as it always did."""
+    if not _SHARED:
+        tb = lib.umockdev_testbed_new()
+        if not tb:
+            raise TestbedError("umockdev_testbed_new failed")
+        raw = lib.umockdev_testbed_get_root_dir(tb)
+        root_dir = ctypes.string_at(raw).decode()
+        glib.g_free(raw)
+        _SHARED.append(_Shared(tb=tb, root_dir=root_dir))
+        atexit.register(gobject.g_object_unref, tb)  # its directory goes with it
+    return _SHARED[0]
 
 
 class Testbed:
@@ -340,19 +364,14 @@ class Testbed:
         if not self.available():
             raise TestbedError("not running under umockdev-wrapper (libumockdev-preload)")
         self._lib, self._glib, self._gobject = _load()
-        before = _open_fds()
-        tb = self._lib.umockdev_testbed_new()
-        # libumockdev keeps an eventfd and a socket of each testbed open after its last unref
-        # (seen: ~2.4 fds per testbed); the suite's 400-odd testbeds then pushed the test
-        # process past fd 1024, where pyserial's select() fails. close() reclaims them.
-        self._own_fds = {fd: target for fd, target in _open_fds().items() if fd not in before}
-        if not tb:
-            raise TestbedError("umockdev_testbed_new failed")
-        self._tb: int | None = tb
-        raw = self._lib.umockdev_testbed_get_root_dir(tb)
-        self.root_dir: str = ctypes.string_at(raw).decode()
-        self._glib.g_free(raw)
-        self._dev_fd_table = self._find_dev_fd_table(tb)
+        shared = _shared_testbed(self._lib, self._glib, self._gobject)
+        if shared.in_use:
+            raise TestbedError("one Testbed per process at a time")
+        shared.in_use = True
+        self._shared: _Shared | None = shared
+        self._tb: int | None = shared.tb
+        self.root_dir: str = shared.root_dir
+        self._dev_fd_table = self._find_dev_fd_table(shared.tb)
         self.event_queue_len = _raise_event_queue_len(_WANTED_EVENT_QUEUE)
         self._ioctl = _IoctlPassthrough(os.path.join(self.root_dir, "ioctl", "_default"))
         self._devnums = itertools.count(2)
@@ -699,14 +718,12 @@ class Testbed:
         for path in reversed(self._base_paths):
             self.uevent(path, "remove")
             self.remove_device(path)
-        self._gobject.g_object_unref(self._tb)
+        # The umockdev testbed stays for the next Testbed of this process (see _shared_testbed).
         self._tb = None
         self._ioctl.close()
-        now = _open_fds()
-        for fd, target in self._own_fds.items():
-            if now.get(fd) == target and target.startswith(("socket:", "anon_inode:[eventfd]")):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+        if self._shared is not None:
+            self._shared.in_use = False
+            self._shared = None
 
     def __enter__(self) -> Testbed:
         return self

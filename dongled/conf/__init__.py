@@ -1,0 +1,3 @@
+"""The channel driver's config file: its model (sections, includes, values), parked values,
+atomic replacement.
+"""

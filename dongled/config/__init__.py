@@ -1,0 +1,1 @@
+"""dongled's own settings (settings.toml) and their reference."""

@@ -1,0 +1,1 @@
+"""The daemon's runtime basics: errors, backoff, rate limits, inotify, task supervision."""

@@ -1,0 +1,3 @@
+"""The modems themselves: USB layouts, UUCP locks and fences, the AT conversation that
+identifies a stick, USB resets.
+"""

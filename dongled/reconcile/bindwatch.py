@@ -1,0 +1,94 @@
+"""Seeing a foreign binding within a second, whatever caused it.
+
+An admin's reload of a hand-swapped file, the driver's own retry on a stale path, an
+Asterisk restart: any of them can start a device on another section's stick, and nothing in
+Asterisk announces a file edit. What chan_dongle and chan_quectel IM do announce is a device
+that has finished initializing (`DongleStatus` / `QuectelStatus`, `Status: Initialize`, read
+class `call`): its IMEI is in the listing by then, so that one device is listed and checked.
+chan_quectel RE announces nothing: its listing is polled every `POLL` seconds instead.
+
+A device found on a foreign IMEI is stopped at once and an urgent pass sets it right (it
+writes only verified ports). The check holds the pass lock, so a listing read before a pass
+started the device on its right stick is never acted on after that pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from dongled.conf.dongleconf import DeviceSection, DongleConf
+from dongled.core.errors import AmiError, ConfError
+from dongled.reconcile.executor import PassExecutor
+from dongled.reconcile.plan import foreign_running
+
+log = logging.getLogger(__name__)
+
+__all__ = ["POLL", "READY", "BindingWatch"]
+
+POLL = 0.5  # s between listings of a driver that announces nothing (RE)
+READY = "Initialize"  # the status after which a device's IMEI is in the listing
+
+
+class BindingWatch:
+    def __init__(
+        self,
+        lock: asyncio.Lock,
+        request: Callable[[bool], None],
+        spawn: Callable[[Awaitable[None], str], object],
+        *,
+        poll: float = POLL,
+    ) -> None:
+        self._lock = lock  # held by every reconcile pass
+        self._request = request
+        self._spawn = spawn
+        self._poll = poll
+        self.checks = 0  # listings read for this watch (benchmarks)
+
+    def taking(self, lane: PassExecutor) -> Callable[[str, str], None]:
+        """The callback for `lane`'s driver's status events: (device, status)."""
+        return lambda device, status: self.on_status(lane, device, status)
+
+    def on_status(self, lane: PassExecutor, device: str, status: str) -> None:
+        """A device status event of `lane`'s driver."""
+        if status == READY:
+            self._spawn(self.check(lane, device), f"check {device}")
+
+    async def polling(self, lane: PassExecutor) -> None:
+        """Check every device of a driver without events, every `poll` seconds."""
+        while True:
+            await asyncio.sleep(self._poll)
+            if lane.ami.connected:
+                await self.check(lane, None)
+
+    async def check(self, lane: PassExecutor, device: str | None) -> None:
+        """List `device` (None: all of the lane's) and stop whatever runs a foreign IMEI."""
+        async with self._lock:
+            if not lane.ami.connected:
+                return
+            try:
+                entries = await lane.ami.show_devices(device)
+            except AmiError as exc:
+                log.debug("listing for the binding check failed: %s", exc)
+                return
+            self.checks += 1
+            sections = lane.seen.sections
+            if foreign_running(sections, entries) or set(entries) - set(sections):
+                # The file may name other IMEIs, or more devices, than the last pass read
+                # (an admin's edit and reload before it): the file decides.
+                sections = _sections_now(lane)
+            foreign = foreign_running(sections, entries)
+            if not foreign:
+                return
+            await lane.teller.stop_foreign(foreign, entries, sections)
+        self._request(True)
+
+
+def _sections_now(lane: PassExecutor) -> dict[str, DeviceSection]:
+    """The lane's sections as its file says now (an admin may have edited it since the last
+    pass); the last good parse while it does not parse."""
+    try:
+        return DongleConf.load(lane.conf_path).devices()
+    except (ConfError, OSError):
+        return lane.seen.sections

@@ -1,0 +1,3 @@
+"""What any step may report: journal events, sd_notify, Prometheus metrics. Imports nothing of
+dongled.
+"""

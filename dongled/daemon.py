@@ -28,7 +28,7 @@ from dongled.ami import AmiClient, DeviceEntry, DriverLink
 from dongled.amisupervisor import AmiSupervisor
 from dongled.backoff import Backoff
 from dongled.bindwatch import BindingWatch
-from dongled.coalescer import Coalescer
+from dongled.coalescer import REMOVAL_MAX_WAIT, Coalescer
 from dongled.confwatch import ConfWatch
 from dongled.dongleconf import DeviceSection
 from dongled.drivers.base import Driver
@@ -46,9 +46,10 @@ from dongled.probe import answers_at
 from dongled.reconcile import Expect
 from dongled.recovery import Recovery
 from dongled.registry import RegistryHooks, StickRegistry
+from dongled.release import QUIET_LIMIT
 from dongled.settings import Settings, conf_path
 from dongled.sticks import Stick
-from dongled.tasks import Tasks
+from dongled.tasks import BEAT, Tasks
 
 log = logging.getLogger(__name__)
 # A stick's change of state reaches `dongled status` within this (its burst published once).
@@ -71,6 +72,8 @@ class Daemon:
         self._publish_soon: asyncio.TimerHandle | None = None
         # The long-lived ones: restarted when they die, or the daemon exits for systemd.
         self.tasks = Tasks(self._fatal)
+        # An idle task marks its progress this often; see _bound for how long it may not.
+        self._beat_every = min(BEAT, settings.stall_after / 4)
         self.failed = ""  # why the daemon gave up (then `run` raises DaemonFailed)
         self._stop = asyncio.Event()
         self._dirty = asyncio.Event()  # publish() was called: the status task writes
@@ -130,12 +133,16 @@ class Daemon:
             self.registry.awaited,
             lambda: self.registry.last_removal,
             self.registry.arrived_between,
+            beat=self.tasks.beater("reconcile"),
+            idle=self._beat_every,
         )
         self.supervisor = AmiSupervisor(
             self.ami,
             backoff_max=settings.ami.backoff_max,
             up=lambda: self._request(True),
             failed=self.ami_failed,
+            beat=self.tasks.beater("ami"),
+            idle=self._beat_every,
         )
         self.recovery = Recovery(self)
         # Sound cards matter only to a driver with USB audio (which card is whose module's).
@@ -280,18 +287,38 @@ class Daemon:
             await self.lanes.refresh()
         for info in present:
             self.registry.add_port(info)
-        self.tasks.keep("status", self._write_status)
-        self.tasks.keep("ami", self.supervisor.run)
+        s, idle = self.s, self._beat_every
+        # Each task's bound: its longest legitimate wait between two beats (a pass's own
+        # time is in stall_after).
+        self.tasks.keep(
+            "status", self._write_status, bound=self._bound(statusfile.PUBLISH_EVERY / 2)
+        )
+        self.tasks.keep(
+            "ami", self.supervisor.run, bound=self._bound(s.ami.backoff_max + s.ami.timeout)
+        )
         self.confwatch.start()
-        self.tasks.keep("reconcile", self._reconcile_loop)
+        self.tasks.keep(
+            "reconcile",
+            self._reconcile_loop,
+            bound=self._bound(max(idle, s.batch_max_wait + REMOVAL_MAX_WAIT, s.ami.backoff_max)),
+        )
         for lane in self.lanes:
             if lane.driver.status_event is None:  # it announces nothing: its listing is polled
+                name = f"bindings {lane.driver.name}"
                 self.tasks.keep(
-                    f"bindings {lane.driver.name}",
-                    functools.partial(self.bindwatch.polling, lane),
+                    name,
+                    functools.partial(self.bindwatch.polling, lane, self.tasks.beater(name)),
+                    # a check: a listing, its stops and their release wait
+                    bound=self._bound(
+                        self.bindwatch.poll + 2 * s.ami.timeout + s.verify_timeout + QUIET_LIMIT
+                    ),
                 )
         if self.s.offline_after > 0 or self.s.metrics.listen or self.s.metrics.textfile:
-            self.tasks.keep("lines", self._watch_lines)
+            self.tasks.keep(
+                "lines",
+                self._watch_lines,
+                bound=self._bound(self._lines_every() + len(self.drivers) * s.ami.timeout),
+            )
         self.tasks.check("udev", self._udev.why_not_watching)
         self.tasks.check("metrics", self.metrics.why_not_serving)
         interval = notify.watchdog_interval()
@@ -310,6 +337,13 @@ class Daemon:
             await self.close()
         if self.failed:
             raise DaemonFailed(self.failed)
+
+    def _bound(self, longest: float) -> float:
+        """How long a task may go without a beat before it counts as stalled."""
+        return self.s.stall_after + 2 * longest
+
+    def _lines_every(self) -> float:
+        return min(60.0, self.s.offline_after / 4) if self.s.offline_after > 0 else 60.0
 
     async def _watchdog(self, interval: float) -> None:
         # Pinged from the event loop itself: a hung loop stops the pings and systemd restarts
@@ -345,7 +379,9 @@ class Daemon:
 
     async def _reconcile_loop(self) -> None:
         retry = Backoff(first=0.5, cap=self.s.ami.backoff_max)
+        beat = self.tasks.beater("reconcile")
         while True:
+            beat()
             if await self.coalescer.next_pass():
                 self.fleet.summarize_drops()
             try:
@@ -360,6 +396,7 @@ class Daemon:
             if not self.ready.is_set():
                 self.ready.set()
                 notify.ready(self.summary())
+            beat()
             if ok:
                 retry.reset()
             else:  # Asterisk refused or failed: try again later, capped
@@ -372,8 +409,9 @@ class Daemon:
         with no pass at all (the network drops a SIM), and a pass is the only other time
         they are read."""
         watch = OfflineWatch(self.s.offline_after)  # off (0): it hands nothing over
-        every = min(60.0, self.s.offline_after / 4) if self.s.offline_after > 0 else 60.0
+        every = self._lines_every()
         while True:
+            self.tasks.beat("lines")
             await asyncio.sleep(every)
             entries = await self.listing()
             if entries is None:
@@ -490,6 +528,7 @@ class Daemon:
         at least every PUBLISH_EVERY / 2 s, so a reader can tell a current one from an old
         one (a hung daemon, or one that cannot write, leaves a file that ages)."""
         while True:
+            self.tasks.beat("status")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._dirty.wait(), statusfile.PUBLISH_EVERY / 2)
             self._dirty.clear()

@@ -113,8 +113,9 @@ def test_re_restart_after_a_wrong_binding_stops_waits_and_rebinds(tmp_path: Path
         print(f"\n[release] last quectel stop -> first re-open: {wait:.3f} s")
         # The status file follows within about 0.1 s of the last verification.
         wait_until(
-            lambda: {r.status_stick(f"1-1.{i + 1}")["verified_by"] for i in range(3)}
-            == {"asterisk"},
+            lambda: (
+                {r.status_stick(f"1-1.{i + 1}")["verified_by"] for i in range(3)} == {"asterisk"}
+            ),
             5,
             "each module verified by what RE runs",
         )

@@ -79,7 +79,7 @@ class BindingWatch:
             if foreign_running(sections, entries) or set(entries) - set(sections):
                 # The file may name other IMEIs, or more devices, than the last pass read
                 # (an admin's edit and reload before it): the file decides.
-                sections = _sections_now(lane)
+                sections = await asyncio.to_thread(_sections_now, lane)  # off the loop
             foreign = foreign_running(sections, entries)
             if not foreign:
                 return

@@ -176,7 +176,7 @@ class Daemon:
                 settle_elsewhere=(
                     (lambda ttys: self.lanes.settle_elsewhere(lane, ttys)) if several else None
                 ),
-                named_elsewhere=(lambda: self.lanes.named_elsewhere(lane)) if several else None,
+                named_elsewhere=((lambda: self.lanes.named_elsewhere(lane)) if several else None),
                 conf_seen=lambda files: self.confwatch.seen(lane.conf_path, files),
             ),
             fences=self.fences,
@@ -532,7 +532,10 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._dirty.wait(), statusfile.PUBLISH_EVERY / 2)
             self._dirty.clear()
-            doc = statusfile.snapshot(self)  # on the loop: it reads the daemon's state
+            on_disk = None
+            if not self.sections:  # no parse yet: what the files say, read off the loop
+                on_disk = await asyncio.to_thread(statusfile.sections_on_disk, self.conf_files)
+            doc = statusfile.snapshot(self, on_disk)  # on the loop: it reads the daemon's state
             await asyncio.to_thread(statusfile.write, self.s.state_dir, doc)
             await asyncio.to_thread(self.metrics.flush)
 

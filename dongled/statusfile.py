@@ -107,6 +107,12 @@ def _forget_unseen(state_dir: str, shown: set[str]) -> None:
         del _seen[key]
 
 
+def sections_on_disk(conf_files: Mapping[str, str]) -> dict[str, dict[str, DeviceSection]]:
+    """Each driver's sections as its file says now (blocking I/O: the daemon reads them in a
+    thread, and only before its first parse)."""
+    return {driver: _sections(path) for driver, path in conf_files.items()}
+
+
 def _sections(path: str) -> dict[str, DeviceSection]:
     from dongled.dongleconf import DongleConf  # the daemon's side only: status stays light
 
@@ -208,8 +214,12 @@ def _stick_row(s: Stick, section: str | None) -> StickRow:
     }
 
 
-def snapshot(d: StatusSource) -> StatusDoc:
-    """The status document (schema 1); reads the daemon's state, never changes it."""
+def snapshot(
+    d: StatusSource, on_disk: Mapping[str, Mapping[str, DeviceSection]] | None = None
+) -> StatusDoc:
+    """The status document (schema 1); reads the daemon's state, never changes it. Before
+    the daemon's first parse its sections are the files' (`on_disk`, from
+    `sections_on_disk`; None: read here, so not on the event loop)."""
     state_dir = d.s.state_dir
     asterisk: dict[str, DeviceEntry] = dict(d.asterisk or {})
     ami_up = bool(d.ami.connected) and d.asterisk is not None
@@ -217,8 +227,9 @@ def snapshot(d: StatusSource) -> StatusDoc:
     sections = dict(d.sections)
     drivers = {name: d.driver_of(name) for name in sections}
     if not sections:
-        for driver, path in reversed(list(d.conf_files.items())):
-            read = _sections(path)
+        if on_disk is None:
+            on_disk = sections_on_disk(d.conf_files)
+        for driver, read in reversed(list(on_disk.items())):
             sections.update(read)
             drivers.update(dict.fromkeys(read, driver))
     plugged = list(d.sticks.values())

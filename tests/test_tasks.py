@@ -40,9 +40,13 @@ def test_a_running_task_that_stops_beating_is_dead_until_it_beats_again(
                 tasks.beat("hung")
                 await asyncio.sleep(0.01)
 
+        async def unbound() -> None:
+            await hang.wait()
+            await asyncio.Event().wait()
+
         tasks.keep("beating", beating, bound=0.1)
         tasks.keep("hung", hung, bound=0.1)
-        tasks.keep("unbound", hang.wait)  # no bound: running is enough
+        tasks.keep("unbound", unbound)  # no bound: running is enough
         await asyncio.sleep(0.05)
         assert tasks.dead(1.0) == []
         await asyncio.sleep(0.15)

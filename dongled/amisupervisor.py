@@ -69,8 +69,9 @@ class AmiSupervisor:
             if self._ami.connected:
                 self._lost.clear()
                 while not self._lost.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._lost.wait(), self._idle)
+                    with contextlib.suppress(TimeoutError):  # no task of its own, unlike wait_for
+                        async with asyncio.timeout(self._idle):
+                            await self._lost.wait()
                     self._beat()
                 emit(Event.AMI_DOWN, "lost the connection to Asterisk AMI; reconnecting")
                 backoff.reset()

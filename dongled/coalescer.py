@@ -69,8 +69,9 @@ class Coalescer:
     async def next_pass(self) -> bool:
         """Return when a pass should run; True when it was asked for urgently."""
         while not self._dirty.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), self._idle)
+            with contextlib.suppress(TimeoutError):  # no task of its own, unlike wait_for
+                async with asyncio.timeout(self._idle):
+                    await self._dirty.wait()
             self._beat()
         urgent = self._urgent
         if not urgent:

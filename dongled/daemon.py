@@ -26,7 +26,7 @@ from dongled.asterisk.ami import AmiClient
 from dongled.asterisk.control import control_for
 from dongled.asterisk.supervisor import AmiSupervisor
 from dongled.config.settings import Settings, conf_path
-from dongled.core.tasks import Tasks
+from dongled.core.tasks import BEAT, Tasks
 from dongled.drivers.base import Driver
 from dongled.drivers.chan_dongle import CHAN_DONGLE
 from dongled.hotplug.feed import UdevFeed
@@ -35,12 +35,14 @@ from dongled.hotplug.registry import RegistryHooks, StickRegistry
 from dongled.loops import PassLoop, watchdog
 from dongled.modem.fences import Fences
 from dongled.reconcile.bindwatch import BindingWatch
-from dongled.reconcile.coalescer import Coalescer
+from dongled.reconcile.coalescer import REMOVAL_MAX_WAIT, Coalescer
 from dongled.reconcile.confwatch import ConfWatch
 from dongled.reconcile.executor import PassExecutor, PassHooks
 from dongled.reconcile.lanes import Lanes
-from dongled.recovery.linewatch import watch_lines
+from dongled.reconcile.release import QUIET_LIMIT
+from dongled.recovery.linewatch import listing_every, watch_lines
 from dongled.recovery.runner import Recovery, ladder_for
+from dongled.status.document import PUBLISH_EVERY
 from dongled.status.snapshot import Sources
 from dongled.status.writer import Publisher
 from dongled.telemetry import notify
@@ -48,6 +50,22 @@ from dongled.telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
 IO_THREADS = 4  # the event loop's pool for blocking file I/O
+
+
+def task_bounds(settings: Settings, idle: float, poll: float, drivers: int) -> dict[str, float]:
+    """How long each long-lived task may go without marking its progress before it counts as
+    stalled: `stall_after` (which covers a pass however long) plus twice its own longest
+    legitimate wait between two marks."""
+    ami = settings.ami
+    longest = {
+        "status": PUBLISH_EVERY / 2,
+        "ami": ami.backoff_max + ami.timeout,  # its backoff, then a login
+        "reconcile": max(idle, settings.batch_max_wait + REMOVAL_MAX_WAIT, ami.backoff_max),
+        # a check: a listing, its stops and their release wait
+        "bindings": poll + 2 * ami.timeout + settings.verify_timeout + QUIET_LIMIT,
+        "lines": listing_every(settings.offline_after) + drivers * ami.timeout,
+    }
+    return {name: settings.stall_after + 2 * wait for name, wait in longest.items()}
 
 
 class DaemonFailed(Exception):
@@ -61,6 +79,8 @@ class Daemon:
         self._tasks: set[asyncio.Task[None]] = set()
         # The long-lived ones: restarted when they die, or the daemon exits for systemd.
         self.tasks = Tasks(self._fatal)
+        # An idle task marks its progress this often; task_bounds: how long it may not.
+        self._beat_every = min(BEAT, settings.stall_after / 4)
         self.failed = ""  # why the daemon gave up (then `run` raises DaemonFailed)
         self._stop = asyncio.Event()
         kinds = ("conf_writes", "reloads", "probes", "passes", "conf_edits", "conf_looks")
@@ -103,11 +123,14 @@ class Daemon:
             self.registry.awaited,
             lambda: self.registry.last_removal,
             self.registry.arrived_between,
+            beat=self.tasks.beater("reconcile"),
+            idle=self._beat_every,
         )
         sticks = self.registry.sticks
         self.status = Publisher(
             Sources(settings, self.ami, self.lanes, sticks, self.ladder, self.fleet, self.counters),
             self.metrics,
+            beat=self.tasks.beater("status"),
         )
         self.recovery = Recovery(
             settings,
@@ -136,6 +159,8 @@ class Daemon:
             backoff_max=settings.ami.backoff_max,
             up=functools.partial(self.coalescer.request, True),
             failed=self.lanes.first.teller.ami_failed,
+            beat=self.tasks.beater("ami"),
+            idle=self._beat_every,
         )
         self.passes = PassLoop(
             self.coalescer,
@@ -145,6 +170,7 @@ class Daemon:
             self.counters,
             self.status.summary,
             settings.ami.backoff_max,
+            beat=self.tasks.beater("reconcile"),
         )
         uac = any(d.uac_key is not None for d in self.drivers)
         self.udev = UdevFeed(self.registry, self.fleet, self.spawn, uac)
@@ -165,7 +191,7 @@ class Daemon:
                 settle_elsewhere=(
                     (lambda ttys: self.lanes.settle_elsewhere(lane, ttys)) if several else None
                 ),
-                named_elsewhere=(lambda: self.lanes.named_elsewhere(lane)) if several else None,
+                named_elsewhere=((lambda: self.lanes.named_elsewhere(lane)) if several else None),
                 conf_seen=lambda files: self.confwatch.seen(lane.conf_path, files),
             ),
             fences=self.fences,
@@ -209,19 +235,20 @@ class Daemon:
             await self.lanes.refresh()
         for info in present:
             self.registry.add_port(info)
-        self.tasks.keep("status", self.status.run)
-        self.tasks.keep("ami", self.supervisor.run)
+        bound = task_bounds(settings, self._beat_every, self.bindwatch.poll, len(self.drivers))
+        self.tasks.keep("status", self.status.run, bound=bound["status"])
+        self.tasks.keep("ami", self.supervisor.run, bound=bound["ami"])
         self.confwatch.start()
-        self.tasks.keep("reconcile", self.passes.run)
+        self.tasks.keep("reconcile", self.passes.run, bound=bound["reconcile"])
         for lane in self.lanes:
             if lane.driver.status_event is None:  # it announces nothing: its listing is polled
-                self.tasks.keep(
-                    f"bindings {lane.driver.name}",
-                    functools.partial(self.bindwatch.polling, lane),
-                )
+                name = f"bindings {lane.driver.name}"
+                poll = functools.partial(self.bindwatch.polling, lane, self.tasks.beater(name))
+                self.tasks.keep(name, poll, bound=bound["bindings"])
         if settings.offline_after > 0 or settings.metrics.listen or settings.metrics.textfile:
             lines = (settings.offline_after, self.lanes, self.registry, self.metrics, self.recovery)
-            self.tasks.keep("lines", functools.partial(watch_lines, *lines))
+            watch = functools.partial(watch_lines, *lines, self.tasks.beater("lines"))
+            self.tasks.keep("lines", watch, bound=bound["lines"])
         self.tasks.check("udev", self.udev.watcher.why_not_watching)
         self.tasks.check("metrics", self.metrics.why_not_serving)
         interval = notify.watchdog_interval()

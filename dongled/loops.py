@@ -33,8 +33,10 @@ class PassLoop:
         counters: dict[str, int],
         summary: Callable[[], str],  # systemd's STATUS= text, sent with READY=1
         backoff_max: float,
+        beat: Callable[[], None] = lambda: None,  # the task's progress mark (core.tasks)
     ) -> None:
         self._coalescer, self._lanes, self._lock = coalescer, lanes, pass_lock
+        self._beat = beat
         self._fleet, self._counters, self._summary = fleet, counters, summary
         self._backoff_max = backoff_max
         self.ready = False  # READY=1 was sent (once: the task is restarted if it dies)
@@ -42,6 +44,7 @@ class PassLoop:
     async def run(self) -> None:
         retry = Backoff(first=0.5, cap=self._backoff_max)
         while True:
+            self._beat()
             if await self._coalescer.next_pass():
                 self._fleet.summarize_drops()
             try:
@@ -56,6 +59,7 @@ class PassLoop:
             if not self.ready:
                 self.ready = True
                 notify.ready(self._summary())
+            self._beat()
             if ok:
                 retry.reset()
             else:  # Asterisk refused or failed: try again later, capped

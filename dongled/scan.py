@@ -246,7 +246,7 @@ async def apply_scan(
             spawn=lambda coro, _name: tasks.append(asyncio.ensure_future(coro)),
             recovered=lambda _port: None,
             failing=lambda *_why: None,
-            named_elsewhere=lambda: imeis_named_elsewhere(s, driver),
+            named_elsewhere=lambda: asyncio.to_thread(imeis_named_elsewhere, s, driver),
         ),
         fences=fences,
         metrics=Metrics(),

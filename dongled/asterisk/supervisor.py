@@ -4,6 +4,7 @@ ask for an urgent pass once it is back (Asterisk may have restarted, or run unwa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -27,8 +28,12 @@ class AmiSupervisor:
         backoff_max: float,
         up: Callable[[], None],
         failed: Callable[[AmiError], None],
+        beat: Callable[[], None] = lambda: None,
+        idle: float = 10.0,
     ) -> None:
         self._ami = ami
+        self._beat = beat  # progress, for the stall check (see tasks.py)
+        self._idle = idle  # ...marked at least this often while connected
         self._backoff_max = backoff_max
         self._up = up  # reconnected: bring Asterisk to the right state now
         self._failed = failed
@@ -60,9 +65,14 @@ class AmiSupervisor:
     async def run(self) -> None:
         backoff = Backoff(first=FIRST_BACKOFF, cap=self._backoff_max)
         while True:
+            self._beat()
             if self._ami.connected:
                 self._lost.clear()
-                await self._lost.wait()
+                while not self._lost.is_set():
+                    with contextlib.suppress(TimeoutError):  # no task of its own, unlike wait_for
+                        async with asyncio.timeout(self._idle):
+                            await self._lost.wait()
+                    self._beat()
                 emit(Event.AMI_DOWN, "lost the connection to Asterisk AMI; reconnecting")
                 backoff.reset()
             await asyncio.sleep(backoff.next())

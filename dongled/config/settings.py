@@ -210,6 +210,13 @@ class Settings:
         unit="s",
         zero_off=True,
     )
+    stall_after: float = key(
+        300.0,
+        "a long-lived task (reconcile loop, AMI keeper, status writer, line and binding "
+        "watches) that made no progress for this long plus twice its own longest wait (e.g. "
+        "`ami.backoff_max`) is hung: no more watchdog pings, so systemd restarts dongled",
+        unit="s",
+    )
 
 
 def conf_path(s: Settings, conf_key: str) -> str:

@@ -5,6 +5,12 @@ restarts the whole process. Never a task that is dead while the process looks he
 The watchdog asks `dead()` before each ping: a task counts as alive if it runs now, or died
 less than the watchdog interval ago and its restart is due (its backoff is capped below the
 interval). Things that are not tasks (the udev reader, the metrics thread) register a check.
+
+Running is not enough: a task hung for good in an await (a future nobody completes) runs
+and does nothing. So a task kept with a `bound` marks its progress (`beat`) at each turn of
+its loop, and while idle at least every `BEAT` s through its waits' timeouts; one that has
+not for longer than its bound (well above its own longest legitimate wait) is stalled: no
+ping, and a journal event, so systemd restarts the daemon.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +31,7 @@ FIRST = 0.5  # the first restart's wait
 CAP = 5.0  # no restart waits longer (below any sane WatchdogSec/2)
 LIMIT = 5  # this many deaths of one task ...
 WINDOW = 60.0  # ... within this many seconds: it cannot be kept alive, the daemon exits
+BEAT = 10.0  # an idle task marks its progress at least this often (its waits' timeouts)
 
 Factory = Callable[[], Coroutine[Any, Any, None]]
 
@@ -38,6 +45,15 @@ class _Kept:
     died_at: float | None = None  # monotonic time of the last death, None while running
     deaths: list[float] = field(default_factory=list)
     backoff: Backoff = field(default_factory=lambda: Backoff(first=FIRST, cap=CAP))
+    bound: float | None = None  # longest time without progress before it counts as stalled
+    progress: float = 0.0  # monotonic time of its last beat (or start)
+    stalled: bool = False  # said once per stall
+
+
+def overdue(progress: Mapping[str, float], bounds: Mapping[str, float], now: float) -> list[str]:
+    """The tasks whose last progress is more than their bound ago (a task without a bound
+    never is)."""
+    return [n for n, at in progress.items() if n in bounds and now - at > bounds[n]]
 
 
 class Tasks:
@@ -54,10 +70,25 @@ class Tasks:
         self._checks: dict[str, Callable[[], str | None]] = {}
         self._closed = False
 
-    def keep(self, name: str, factory: Factory) -> None:
-        """Run `factory()` as the long-lived task `name` until close()."""
-        kept = self._kept[name] = _Kept(name, factory)
+    def keep(self, name: str, factory: Factory, *, bound: float | None = None) -> None:
+        """Run `factory()` as the long-lived task `name` until close(). With a `bound`, the
+        task must `beat(name)` at least that often, or it counts as stalled."""
+        kept = self._kept[name] = _Kept(name, factory, bound=bound)
         self._start(kept)
+
+    def beat(self, name: str) -> None:
+        """Task `name` made progress (a turn of its loop, or an idle wait's timeout)."""
+        kept = self._kept.get(name)
+        if kept is None:  # not kept (yet): nothing watches its progress
+            return
+        kept.progress = time.monotonic()
+        if kept.stalled:
+            kept.stalled = False
+            log.warning("task %s makes progress again", name)
+
+    def beater(self, name: str) -> Callable[[], None]:
+        """`beat` for one task, to hand to the code that runs in it."""
+        return lambda: self.beat(name)
 
     def check(self, name: str, why_dead: Callable[[], str | None]) -> None:
         """Something alive that is not a task: `why_dead()` says why it is not, or None."""
@@ -71,6 +102,8 @@ class Tasks:
         task.set_name(kept.name)
         kept.task = task
         kept.died_at = None
+        kept.progress = time.monotonic()
+        kept.stalled = False
         task.add_done_callback(lambda t: self._done(kept, t))
 
     def _done(self, kept: _Kept, task: asyncio.Task[None]) -> None:
@@ -105,7 +138,8 @@ class Tasks:
 
     def dead(self, within: float) -> list[str]:
         """What is dead now: a task not running for `within` seconds or more, or without a
-        restart due; a check that fails. Empty: the watchdog may ping."""
+        restart due; a running task stalled past its bound; a check that fails. Empty: the
+        watchdog may ping."""
         now = time.monotonic()
         out = []
         for kept in self._kept.values():
@@ -113,6 +147,22 @@ class Tasks:
                 continue
             if kept.restart is None or now - kept.died_at >= within:
                 out.append(kept.name)
+        running = {k.name: k.progress for k in self._kept.values() if k.died_at is None}
+        bounds = {k.name: k.bound for k in self._kept.values() if k.bound is not None}
+        for name in overdue(running, bounds, now):
+            kept = self._kept[name]
+            idle = now - kept.progress
+            if not kept.stalled:
+                kept.stalled = True
+                emit(
+                    Event.TASK_STALLED,
+                    "task %s has made no progress for %.1f s (bound %g s): hung in an await; "
+                    "no watchdog ping, so systemd restarts dongled",
+                    name,
+                    idle,
+                    bounds[name],
+                )
+            out.append(f"{name} (no progress for {idle:.0f} s)")
         for name, why_dead in self._checks.items():
             try:
                 why = why_dead()

@@ -170,6 +170,12 @@ def no_closing_wait(fd: int) -> bool:
 
 def open_serial(port: str) -> serial.Serial:
     try:
+        # A stick pulled since the ownership check (which waited on the port's own replies)
+        # is said to be gone without a second open() (see check_not_owned).
+        os.stat(port)
+    except OSError:
+        raise ProbeError(port, "no such port (unplugged?)") from None
+    try:
         # exclusive=True takes flock() for the probe's duration, like other well-behaved tools.
         ser = serial.Serial(port, baudrate=115200, timeout=0, exclusive=True)
     except (OSError, serial.SerialException) as exc:

@@ -43,7 +43,7 @@ class BindingWatch:
         self._lock = lock  # held by every reconcile pass
         self._request = request
         self._spawn = spawn
-        self._poll = poll
+        self.poll = poll
         self.checks = 0  # listings read for this watch (benchmarks)
 
     def taking(self, lane: PassExecutor) -> Callable[[str, str], None]:
@@ -55,10 +55,12 @@ class BindingWatch:
         if status == READY:
             self._spawn(self.check(lane, device), f"check {device}")
 
-    async def polling(self, lane: PassExecutor) -> None:
-        """Check every device of a driver without events, every `poll` seconds."""
+    async def polling(self, lane: PassExecutor, beat: Callable[[], None] = lambda: None) -> None:
+        """Check every device of a driver without events, every `poll` seconds (`beat`: a
+        turn done, for the stall check)."""
         while True:
-            await asyncio.sleep(self._poll)
+            beat()
+            await asyncio.sleep(self.poll)
             if lane.ami.connected:
                 await self.check(lane, None)
 
@@ -77,7 +79,7 @@ class BindingWatch:
             if foreign_running(sections, entries) or set(entries) - set(sections):
                 # The file may name other IMEIs, or more devices, than the last pass read
                 # (an admin's edit and reload before it): the file decides.
-                sections = _sections_now(lane)
+                sections = await asyncio.to_thread(_sections_now, lane)  # off the loop
             foreign = foreign_running(sections, entries)
             if not foreign:
                 return

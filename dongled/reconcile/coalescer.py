@@ -38,7 +38,11 @@ class Coalescer:
         awaited: Callable[[bool], bool],
         last_removal: Callable[[], float],
         arrived_between: Callable[[float, float], bool] = lambda _a, _b: False,
+        beat: Callable[[], None] = lambda: None,
+        idle: float = 10.0,
     ) -> None:
+        self._beat = beat  # progress, for the stall check (see tasks.py)...
+        self._idle = idle  # ...marked at least this often while no pass is asked for
         self._batch_max_wait = batch_max_wait
         self._awaited = awaited
         self._last_removal = last_removal
@@ -64,7 +68,11 @@ class Coalescer:
 
     async def next_pass(self) -> bool:
         """Return when a pass should run; True when it was asked for urgently."""
-        await self._dirty.wait()
+        while not self._dirty.is_set():
+            with contextlib.suppress(TimeoutError):  # no task of its own, unlike wait_for
+                async with asyncio.timeout(self._idle):
+                    await self._dirty.wait()
+            self._beat()
         urgent = self._urgent
         if not urgent:
             await asyncio.sleep(0)

@@ -83,7 +83,7 @@ class PassHooks:
     # not yet.
     settle_elsewhere: Callable[[Collection[str]], Awaitable[str | None]] | None = None
     # IMEIs the other drivers' files name: their sticks are not "unbound" here.
-    named_elsewhere: Callable[[], Collection[str]] | None = None
+    named_elsewhere: Callable[[], Awaitable[Collection[str]]] | None = None
     # The file's include tree (path -> content) as a pass just read or wrote it: the file
     # watch asks for no pass for these contents.
     conf_seen: Callable[[Mapping[str, bytes]], None] | None = None
@@ -215,7 +215,7 @@ class PassExecutor:
         self.seen.sections = sections
         p = self._plan(sections)
         if self._hooks.named_elsewhere is not None:
-            elsewhere = self._hooks.named_elsewhere()
+            elsewhere = await self._hooks.named_elsewhere()
             p.unbound[:] = [imei for imei in p.unbound if imei not in elsewhere]
         self.verifier.forget_stale(p)
         for name, foreign in p.mismatched.items():

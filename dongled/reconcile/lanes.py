@@ -159,9 +159,9 @@ class Lanes:
 
     # ---- what one lane asks about the others (its PassHooks) -----------------------------
 
-    def named_elsewhere(self, lane: PassExecutor) -> set[str]:
+    async def named_elsewhere(self, lane: PassExecutor) -> set[str]:
         """IMEIs the other lanes' files name: their sticks are not "unbound" for `lane` (a
-        file is read now if its lane has not run its first pass yet)."""
+        file is read now, in a thread, if its lane has not run its first pass yet)."""
         named: set[str] = set()
         for other in self._lanes:
             if other is lane:
@@ -169,7 +169,7 @@ class Lanes:
             if other.seen.sections:
                 named.update(sec.imei for sec in other.seen.sections.values() if sec.imei)
             else:
-                named |= file_imeis(other.conf_path)
+                named |= await asyncio.to_thread(file_imeis, other.conf_path)
         return named
 
     async def settle_elsewhere(self, lane: PassExecutor, ttys: Collection[str]) -> str | None:

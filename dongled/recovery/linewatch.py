@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dongled.recovery.offline import OfflineWatch
@@ -20,20 +21,27 @@ if TYPE_CHECKING:
     from dongled.telemetry.metrics import Metrics
 
 
+def listing_every(offline_after: float) -> float:
+    """How often the `lines` task lists the devices."""
+    return min(60.0, offline_after / 4) if offline_after > 0 else 60.0
+
+
 async def watch_lines(
     offline_after: float,
     lanes: Lanes,
     registry: StickRegistry,
     metrics: Metrics,
     recovery: Recovery,
+    beat: Callable[[], None] = lambda: None,  # the task's progress mark (core.tasks)
 ) -> None:
     """Lines down for `offline_after` s with their stick plugged in go to the recovery
     ladder. Each listing also refreshes the per-line metrics: a line's registration and
     signal change with no pass at all (the network drops a SIM), and a pass is the only
     other time they are read."""
     watch = OfflineWatch(offline_after)  # off (0): it hands nothing over
-    every = min(60.0, offline_after / 4) if offline_after > 0 else 60.0
+    every = listing_every(offline_after)
     while True:
+        beat()
         await asyncio.sleep(every)
         entries = await lanes.listing()
         if entries is None:

@@ -90,6 +90,12 @@ class RowChanges:
             del self._seen[key]
 
 
+def sections_on_disk(conf_files: Mapping[str, str]) -> dict[str, dict[str, DeviceSection]]:
+    """Each driver's sections as its file says now (blocking I/O: the status task reads them
+    in a thread, and only before the first parse)."""
+    return {driver: _sections(path) for driver, path in conf_files.items()}
+
+
 def _sections(path: str) -> dict[str, DeviceSection]:
     try:
         return DongleConf.load(path).devices()
@@ -196,8 +202,14 @@ def _stick_row(s: Stick, section: str | None) -> StickRow:
     }
 
 
-def snapshot(src: Sources, changes: RowChanges) -> StatusDoc:
-    """The status document (schema 1); reads the rooms' state, never changes it."""
+def snapshot(
+    src: Sources,
+    changes: RowChanges,
+    on_disk: Mapping[str, Mapping[str, DeviceSection]] | None = None,
+) -> StatusDoc:
+    """The status document (schema 1); reads the rooms' state, never changes it. Before the
+    first parse its sections are the files' (`on_disk`, from `sections_on_disk`; None: read
+    here, so not on the event loop)."""
     lanes = src.lanes
     listed = lanes.asterisk
     asterisk: dict[str, DeviceEntry] = dict(listed or {})
@@ -206,8 +218,9 @@ def snapshot(src: Sources, changes: RowChanges) -> StatusDoc:
     sections = dict(lanes.sections)
     drivers = {name: lanes.lane_of(name).driver.name for name in sections}
     if not sections:
-        for driver, path in reversed(list(lanes.conf_files.items())):
-            read = _sections(path)
+        if on_disk is None:
+            on_disk = sections_on_disk(lanes.conf_files)
+        for driver, read in reversed(list(on_disk.items())):
             sections.update(read)
             drivers.update(dict.fromkeys(read, driver))
     plugged = list(src.sticks.values())

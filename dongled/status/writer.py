@@ -14,11 +14,16 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from dongled.status.document import FILENAME, PUBLISH_EVERY, StatusDoc
-from dongled.status.snapshot import RowChanges, Sources, snapshot, summary
+from dongled.status.snapshot import RowChanges, Sources, sections_on_disk, snapshot, summary
 from dongled.telemetry import notify
 from dongled.telemetry.metrics import Metrics
+
+if TYPE_CHECKING:
+    from dongled.conf.dongleconf import DeviceSection
 
 log = logging.getLogger(__name__)
 # A stick's change of state reaches `dongled status` within this (its burst published once).
@@ -73,9 +78,12 @@ class StatusFile:
 
 
 class Publisher:
-    def __init__(self, sources: Sources, metrics: Metrics) -> None:
+    def __init__(
+        self, sources: Sources, metrics: Metrics, beat: Callable[[], None] = lambda: None
+    ) -> None:
         self.sources = sources
         self.metrics = metrics
+        self.beat = beat  # the status task's progress mark (core.tasks)
         self.file = StatusFile(sources.settings.state_dir)
         self._changes = RowChanges()  # the rows' LAST CHANGE, across snapshots
         self._dirty = asyncio.Event()  # publish() was called: the status task writes
@@ -84,9 +92,11 @@ class Publisher:
     def summary(self) -> str:
         return summary(self.sources)
 
-    def snapshot(self) -> StatusDoc:
+    def snapshot(
+        self, on_disk: Mapping[str, Mapping[str, DeviceSection]] | None = None
+    ) -> StatusDoc:
         """The document as it is now (on the event loop: it reads the rooms' state)."""
-        return snapshot(self.sources, self._changes)
+        return snapshot(self.sources, self._changes, on_disk)
 
     def publish(self) -> None:
         """Say what changed: STATUS= and the gauges now, the status file and the metrics
@@ -120,10 +130,16 @@ class Publisher:
         every PUBLISH_EVERY / 2 s, so a reader can tell a current one from an old one (a
         hung daemon, or one that cannot write, leaves a file that ages)."""
         while True:
+            self.beat()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), PUBLISH_EVERY / 2)
+                async with asyncio.timeout(PUBLISH_EVERY / 2):
+                    await self._dirty.wait()
             self._dirty.clear()
-            doc = self.snapshot()
+            on_disk = None
+            if not self.sources.lanes.sections:  # no parse yet: the files, read off the loop
+                conf_files = dict(self.sources.lanes.conf_files)
+                on_disk = await asyncio.to_thread(sections_on_disk, conf_files)
+            doc = self.snapshot(on_disk)
             await asyncio.to_thread(self.file.write, doc)
             await asyncio.to_thread(self.metrics.flush)
 

@@ -47,6 +47,7 @@ class Event(enum.Enum):
     AMI_UP = ("ami-up", logging.INFO)
     AMI_DOWN = ("ami-down", logging.ERROR)
     TASK_DIED = ("task-died", logging.CRITICAL)  # restarted, or the daemon exits for systemd
+    TASK_STALLED = ("task-stalled", logging.CRITICAL)  # no progress: no watchdog ping
 
     @property
     def message_id(self) -> str:

@@ -44,4 +44,4 @@ def test_every_key_and_default_is_in_both_files() -> None:
 
 def test_every_key_has_help() -> None:
     assert all(r.help and not r.help.endswith(".") for r in settingsref.rows())
-    assert len(settingsref.rows()) == 31
+    assert len(settingsref.rows()) == 32

@@ -112,3 +112,54 @@ def test_closing_wait_none_is_tolerated_on_a_pty() -> None:
     finally:
         os.close(master)
         os.close(slave)
+
+
+@pytest.mark.e2e
+@needs_umockdev
+def test_reading_the_other_drivers_file_does_not_hold_the_watchdog(tmp_path: Path) -> None:
+    """On a box with two drivers a pass reads the other driver's file for the IMEIs it names
+    while that lane has no parse yet (the first pass): that ran on the event loop, so a read
+    that takes seconds (a slow or hung disk) held the watchdog and every stick (before: a
+    gap of BLOCK s between pings). Now it runs in a thread."""
+    from tests.e2e.test_e2e_mixed import _mixed
+
+    with _mixed(tmp_path, "quectel-im") as r:
+        armed, log = faults(
+            r,
+            {
+                "at": "dongled.reconcile.lanes:file_imeis",
+                "kind": "block",
+                "seconds": BLOCK,
+                "times": 1,
+            },
+        )
+        armed.touch()
+        r.extra_env["WATCHDOG_USEC"] = str(int(PING * 2e6))
+        r.start_daemon(wait_ready=False)
+        stamps, _ = watch(r, BLOCK + 3.0, lambda: False)  # from the start: the first pass
+        assert fired(log) == 1, r.daemon_log()
+        assert worst_gap(stamps) < 1.0, stamps
+        r.wait_all_right(timeout=20)
+        r.assert_daemon_alive()
+
+
+@pytest.mark.e2e
+@needs_umockdev
+def test_status_of_a_file_that_does_not_parse_does_not_hold_the_watchdog(tmp_path: Path) -> None:
+    """With no good parse yet (dongle.conf broken since the start) every status document
+    reads the file again for its sections: that ran on the event loop, so a read that
+    takes seconds held the watchdog at every status write (before: gaps of BLOCK s). Now
+    the file is read in a thread and the document made from what it gave."""
+    with rig(tmp_path, 1) as r:
+        r.conf.write_text(r.conf.read_text() + "\n[broken\n")
+        armed, log = faults(
+            r, {"at": "dongled.status.snapshot:_sections", "kind": "block", "seconds": BLOCK}
+        )
+        armed.touch()
+        r.extra_env["WATCHDOG_USEC"] = str(int(PING * 2e6))
+        r.start_daemon(wait_ready=False)
+        r.wait_notification("WATCHDOG=1", 20)
+        stamps, _ = watch(r, 2 * BLOCK, lambda: False)
+        assert fired(log) >= 1, r.daemon_log()
+        assert worst_gap(stamps) < 1.0, stamps
+        r.assert_daemon_alive()

@@ -178,3 +178,50 @@ def test_a_bug_handling_a_udev_event_does_not_lose_the_stick(tmp_path: Path) -> 
         armed.unlink()
         r.wait_all_right(timeout=20)
         r.assert_never_foreign()
+
+
+def test_a_task_hung_in_an_await_stops_the_watchdog(tmp_path: Path) -> None:
+    """A task hung for good in an await (here the reconcile loop's wait for the next pass,
+    stalled for an hour) still runs, so the watchdog went on pinging a daemon that would
+    never reconcile again. Now each task marks its progress; past its bound the stall is
+    journaled and the pings stop, so systemd restarts dongled."""
+    with rig(tmp_path, 1) as r:
+        # reconcile's bound: stall_after + 2 * max(batch_max_wait + 0.5, ami.backoff_max 1) = 3 s
+        r.write_settings(stall_after=1.0, batch_max_wait=0.5)
+        armed, log = faults(
+            r,
+            {
+                "at": "dongled.reconcile.coalescer:Coalescer.next_pass",
+                "kind": "stall",
+                "seconds": 3600,
+                "times": 1,
+            },
+        )
+        r.extra_env["WATCHDOG_USEC"] = "400000"  # a ping every 0.2 s
+        r.start_daemon()
+        r.wait_all_right()
+        # Idle, every task beats through its waits' timeouts: pings all along.
+        r.poll_notifications()
+        r.notifications.clear()
+        time.sleep(4.0)
+        r.poll_notifications()
+        assert r.notifications.count("WATCHDOG=1") >= 10, r.daemon_log()
+        assert "no progress" not in r.daemon_log()
+        armed.touch()
+        r.unplug(0)  # a pass runs; the loop's next wait for a pass hangs
+        wait_until(lambda: fired(log) == 1, 10, "the stall")
+        hung_at = time.monotonic()
+        wait_until(
+            lambda: "task reconcile has made no progress" in r.daemon_log(),
+            10,
+            f"the stall journaled\n{r.daemon_log()}",
+        )
+        assert time.monotonic() - hung_at < 3.0 + 2.0  # its bound, plus a ping interval or so
+        text = r.daemon_log()
+        assert "no watchdog ping while dead: reconcile (no progress for" in text, text
+        r.poll_notifications()  # the pings sent before the stall was seen
+        r.notifications.clear()
+        time.sleep(2.0)
+        r.poll_notifications()
+        assert "WATCHDOG=1" not in r.notifications, r.notifications
+        r.assert_daemon_alive()  # the process runs on: only systemd's watchdog ends it

@@ -13,8 +13,10 @@ import itertools
 import os
 import subprocess
 import sys
+import termios
 import threading
 import time
+import tty
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -711,6 +713,33 @@ def test_reload_moves_devices_and_a_port_held_by_a_sibling_is_refused(
     # dongle0 gets its port only at the next interval pass
     fake.wait_for_state("dongle0", "Free", INTERVAL * 3, imei=IMEI_A)
     assert len(fake.foreign_bindings) == 2
+
+
+def test_a_stick_pulled_between_open_and_tcgetattr_fails_only_its_device(
+    bench: Bench, make_fake: Callable[..., FakeAsterisk], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pty whose master goes away right after the open answers tcgetattr with EIO
+    (termios.error, which is no OSError). Like chan_dongle's opentty, that device stays down
+    and every other device of the load still opens (it once ended the whole reload)."""
+    bench.write_conf(
+        ("dongle0", bench.path("ttyUSB2"), bench.path("ttyUSB1"), IMEI_A),
+        ("dongle1", bench.path("ttyUSB5"), bench.path("ttyUSB4"), IMEI_B),
+    )
+    bench.plug(StickSim(IMEI_A, IMSI_A), "ttyUSB2", "ttyUSB1")
+    bench.plug(StickSim(IMEI_B, IMSI_B), "ttyUSB5", "ttyUSB4")
+    real_setraw, calls = tty.setraw, itertools.count()
+
+    def setraw(fd: int, when: int = termios.TCSAFLUSH) -> None:
+        if next(calls) == 0:  # the first tty the load opens: its stick just pulled
+            raise termios.error(errno.EIO, "Input/output error")
+        real_setraw(fd, when)
+
+    monkeypatch.setattr(tty, "setraw", setraw)
+    fake = make_fake()
+    fake.wait_for_state("dongle1", "Free", TIMEOUT, imei=IMEI_B)
+    assert any("unable to open" in m and "tcgetattr" in m for m in fake.log_messages)
+    monkeypatch.setattr(tty, "setraw", real_setraw)
+    fake.wait_for_state("dongle0", "Free", INTERVAL * 3, imei=IMEI_A)  # its next interval
 
 
 def test_reload_removes_and_adds_sections(

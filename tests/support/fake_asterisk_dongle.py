@@ -763,6 +763,13 @@ class ChanDongle:
         try:
             tty.setraw(fd)
             self._exclusive(device, path, fd)
+        except termios.error as exc:
+            # A stick pulled after the open (its pty's master gone: EIO). chan_dongle's
+            # opentty fails the same way ("unable to get terminal attributes") and the device
+            # stays down; termios.error is no OSError, and it escaped a whole reload (seen in
+            # a 1000-cycle soak: every device after it kept its old ttys).
+            os.close(fd)
+            raise OSError(exc.args[0], f"tcgetattr: {exc.args[1]}") from None
         except BaseException:
             os.close(fd)
             raise

@@ -84,6 +84,12 @@ class ConfWatch:
         self._timer: asyncio.TimerHandle | None = None
         self._first: float | None = None  # loop time of the first event not yet read
         self._loop: asyncio.AbstractEventLoop | None = None
+        # The files are read in a thread: a slow disk must not hold the event loop. A look
+        # in flight and dongled's own write of a file (`seen`) may cross: `_writes` counts
+        # the latter, and a look keeps nothing it read of a file written meanwhile.
+        self._looking: asyncio.Task[None] | None = None
+        self._again = False  # events came while a look was in flight: look once more
+        self._writes: dict[str, int] = {}
 
     def start(self) -> bool:
         """Start watching; False (said in the journal) when inotify is not available."""
@@ -108,12 +114,16 @@ class ConfWatch:
             if self._loop is not None:
                 self._loop.remove_reader(ino.fileno())
             ino.close()
+        if self._looking is not None:
+            self._looking.cancel()
+            self._looking = None
 
     def seen(self, main: str, files: Mapping[str, bytes]) -> None:
         """The tree of `main` as a pass just read it or dongled just wrote it: no pass is
         asked for a file that holds this."""
         self._known[main] = digest(files)
         self._files[main] = tuple(files)
+        self._writes[main] = self._writes.get(main, 0) + 1
 
     # ---- events ------------------------------------------------------------------------
 
@@ -167,13 +177,35 @@ class ConfWatch:
     def _quiet_now(self) -> None:
         self._timer = None
         self._first = None
+        if self._looking is not None:
+            self._again = True
+            return
+        self._looking = asyncio.ensure_future(self._look())
+        self._looking.add_done_callback(self._looked_done)
+
+    def _looked_done(self, task: asyncio.Task[None]) -> None:
+        self._looking = None
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # A bug, not a bad file (fingerprint says those): the pass reads the files itself.
+            log.error("reading the config files after an edit failed: %r; a pass reads them", exc)
+            self._looked(True)
+        if self._again and self._ino is not None:
+            self._again = False
+            self._arm()
+
+    async def _look(self) -> None:
         changed = False
         for main in self._mains:
-            now, files = fingerprint(main)
+            writes = self._writes.get(main, 0)
+            now, files = await asyncio.to_thread(fingerprint, main)
+            if self._writes.get(main, 0) != writes:
+                continue  # dongled wrote it meanwhile: what it wrote is what it knows
             if now != self._known.get(main):
                 changed = True
                 log.info("%s changed on disk: a pass reads it", os.path.basename(main))
             self._known[main], self._files[main] = now, files
+        if self._ino is None:
+            return  # closed meanwhile
         self._rewatch()
         self._looked(changed)
 

@@ -163,3 +163,32 @@ def test_status_of_a_file_that_does_not_parse_does_not_hold_the_watchdog(tmp_pat
         assert fired(log) >= 1, r.daemon_log()
         assert worst_gap(stamps) < 1.0, stamps
         r.assert_daemon_alive()
+
+
+@pytest.mark.e2e
+@needs_umockdev
+def test_reading_a_hand_edited_file_does_not_hold_the_watchdog(tmp_path: Path) -> None:
+    """After an admin's save the file watch reads the include tree to tell an edit from
+    dongled's own write: that ran on the event loop, so a read that takes seconds held the
+    watchdog and every stick (before: a gap of BLOCK s between pings). Now it runs in a
+    thread, and the edit still gets its pass."""
+    with rig(tmp_path, 1) as r:
+        armed, log = faults(
+            r,
+            {
+                "at": "dongled.reconcile.confwatch:fingerprint",
+                "kind": "block",
+                "seconds": BLOCK,
+                "times": 1,
+            },
+        )
+        r.extra_env["WATCHDOG_USEC"] = str(int(PING * 2e6))
+        r.start_daemon()
+        r.wait_all_right()
+        armed.touch()
+        r.conf.write_text(r.conf.read_text() + "\n; an admin's note\n")
+        stamps, _ = watch(r, BLOCK + 2.0, lambda: False)
+        assert fired(log) == 1, r.daemon_log()
+        assert worst_gap(stamps) < 1.0, stamps
+        assert "changed on disk: a pass reads it" in r.daemon_log()
+        r.assert_daemon_alive()

@@ -6,6 +6,7 @@ type-only ones (`if TYPE_CHECKING:`) included: a cycle there is a cycle of knowl
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "dongled"
@@ -164,3 +165,25 @@ def test_the_size_check_sees_a_big_class(tmp_path: Path) -> None:
     (pkg / "big.py").write_text("class Big:\n" + "    x = 1\n" * 5)
     assert oversized(pkg, 100, 3) == ["pkg/big.py: class Big 6 lines"]
     assert oversized(pkg, 5, 10) == ["pkg/big.py: 6 lines"]
+
+
+def design_table(text: str) -> dict[str, set[str]]:
+    """docs/design.md's map of the rooms: sub-package (or "top") -> the modules it lists."""
+    rows: dict[str, set[str]] = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        if len(cells) == 3 and (cells[0] == "top" or cells[0].endswith("/`")):
+            rows[cells[0].strip("`/")] = set(re.findall(r"`([a-z_]+)`", cells[1]))
+    return rows
+
+
+def test_the_design_doc_lists_every_module_where_it_is() -> None:
+    """The table a newcomer reads first stays the tree (a module moved or added says so)."""
+    listed = design_table((PACKAGE.parent / "docs" / "design.md").read_text(encoding="utf-8"))
+    actual: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        if path.stem in ("__init__", "__main__"):
+            continue
+        place = "top" if path.parent == PACKAGE else path.parent.name
+        actual.setdefault(place, set()).add(path.stem)
+    assert listed == actual

@@ -143,8 +143,14 @@ def observe_re(r: Rig) -> Observations:
     def state(want: str) -> Callable[[], bool]:
         return lambda: _re_row(ami)["state"] == want
 
+    def free_and_read() -> bool:
+        # RE lists a device Free before its first +CSQ is read (RSSI 0: seen under load);
+        # the model has read it by then. Both are compared once the signal is known.
+        now = _re_row(ami)
+        return now["state"] == "Free" and now["rssi"] != "0"
+
     try:
-        r.asterisk.wait_for(state("Free"), 30, what="Free")
+        r.asterisk.wait_for(free_and_read, 30, what="Free, its signal read")
         row("free")
         out["locks while free"] = " ".join(sorted(os.listdir(r.lock_dir))) or "-"
         out["stop of an unknown device"] = ami.command("quectel stop now nope").strip()
@@ -156,7 +162,7 @@ def observe_re(r: Rig) -> Observations:
         row("stopped")
         out["reload"] = ami.command("quectel reload now").strip() or "(nothing)"
         out["start"] = ami.command("quectel start dongle0").strip()
-        r.asterisk.wait_for(state("Free"), 30, what="Free again")
+        r.asterisk.wait_for(free_and_read, 30, what="Free again, its signal read")
         row("started")
         r.unplug(0)
         r.asterisk.wait_for(lambda: _re_row(ami)["state"] != "Free", 20, what="down")

@@ -175,7 +175,7 @@ class Settings:
     ami: AmiSettings = field(default_factory=AmiSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
-    at_timeout: float = key(2.0, "one AT command (the first, `ATE0`, gets at most 1 s)", unit="s")
+    at_timeout: float = key(2.0, "one AT command (the first of a probe gets at most 1 s)", unit="s")
     probe_timeout: float = key(8.0, "a whole probe of one stick", unit="s")
     settle_time: float = key(
         0.15,

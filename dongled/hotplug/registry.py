@@ -10,6 +10,7 @@ When and how each stick is probed is identifier.py's.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -106,15 +107,18 @@ class StickRegistry:
                 return stick
         return None
 
-    def awaited(self, trailing: bool = False) -> bool:
-        """What a pass waits for: sticks settling or being probed now; and, for a pass that
-        follows another closely (`trailing`: sticks are coming back in a storm), a port that
-        appeared in the last ARRIVAL_QUIET s. A stick that vanished and is not back yet is not
+    def awaited(self, trailing: bool = False) -> float:
+        """How long a pass should still wait (0: not at all): while sticks are settling or
+        being probed (inf: the coalescer is woken when that changes); and, for a pass that
+        follows another closely (`trailing`: sticks are coming back in a storm), until
+        ARRIVAL_QUIET s after the last port appeared (the seconds left: nothing wakes the
+        coalescer when a quiet ends). A stick that vanished and is not back yet is not
         waited for: parking makes it safe to bring each line back on its own, as soon as its
         own stick is identified."""
         if any(s.in_flight for s in self.sticks.values()):
-            return True
-        return trailing and time.monotonic() - self.last_arrival < ARRIVAL_QUIET
+            return math.inf
+        left = self.last_arrival + ARRIVAL_QUIET - time.monotonic() if trailing else 0.0
+        return max(0.0, left)
 
     def arrived_between(self, start: float, end: float) -> bool:
         """Whether a new stick appeared between `start` and `end` (monotonic seconds)."""

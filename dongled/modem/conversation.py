@@ -31,22 +31,22 @@ _ATI_IMEI_SHOWN = re.compile(r"[0-9A-Za-z*#. -]{1,32}")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProbeTimeouts:
-    first: float = 1.0  # ATE0: a silent (voice/diag) port is given up on quickly
+    first: float = 1.0  # the first command: a silent (voice/diag) port is given up on quickly
     command: float = 2.0
 
 
 async def lean(chan: AtChannel, timeouts: ProbeTimeouts, family: Family | None) -> Identity:
-    """The fewest commands that prove which stick this is, in its own dialect: the IMEI and
-    the IMSI (sections of clones are told apart by it), and then one more: the ICCID when
-    there is a SIM, else the voice query. Every command here delays the line's return (the
-    port is Asterisk's as soon as the file is written), so the rest waits: the model and
-    voice of a stick Asterisk runs come from its listing once the device is verified. A
-    SIM-less stick never comes up in Asterisk, so its voice is asked here."""
+    """The fewest commands that prove which stick this is, in its own dialect, and none that
+    changes anything (not even ATE0): the IMEI and the IMSI (sections of clones are told
+    apart by it), and then one more: the ICCID when there is a SIM, else the voice query.
+    Every command here delays the line's return (the port is Asterisk's as soon as the file
+    is written), so the rest waits: the model and voice of a stick Asterisk runs come from
+    its listing once the device is verified. A SIM-less stick never comes up in Asterisk,
+    so its voice is asked here."""
     t = timeouts.command
-    echo = await chan.command("ATE0", timeouts.first)  # also proves this is an AT port
-    if not echo.ok:
-        raise ProbeError(chan.port, f"ATE0 answered {echo.final}")
-    cgsn = await chan.command("AT+CGSN", t)
+    # No ATE0: the reply collector skips an echo, so the probe changes nothing at all and
+    # the line comes back one answer sooner. The first command proves an AT port.
+    cgsn = await chan.command("AT+CGSN", timeouts.first)
     imei = imei_from_cgsn(cgsn.lines) if cgsn.ok else None
     if imei is None and family is not None:
         gsn = await chan.command(lte.IMEI_FALLBACK, t)

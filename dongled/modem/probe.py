@@ -1,6 +1,7 @@
 """A short, harmless AT conversation that tells which stick sits behind a port.
 
-Only read-only commands are sent (ATE0 only changes echo, as chan_dongle's own init does);
+Only read-only commands are sent (the daemon's lean probe sends nothing else; `scan`'s full
+one starts with ATE0, which only changes echo, as chan_dongle's own init does);
 never ATZ, CFUN or anything else that changes the modem's state. A port another live
 process owns (UUCP lock, TIOCEXCL, flock) is left alone before a single byte is sent.
 The port's handling is in port.py, what is said on it in conversation.py.

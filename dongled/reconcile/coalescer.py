@@ -35,7 +35,7 @@ class Coalescer:
     def __init__(
         self,
         batch_max_wait: float,
-        awaited: Callable[[bool], bool],
+        awaited: Callable[[bool], float],
         last_removal: Callable[[], float],
         arrived_between: Callable[[float, float], bool] = lambda _a, _b: False,
         beat: Callable[[], None] = lambda: None,
@@ -83,13 +83,15 @@ class Coalescer:
                 self._left_behind = started
             deadline = (self._pending_since or time.monotonic()) + self._batch_max_wait
             trailing = time.monotonic() - self._left_behind < TRAILING
-            while trailing and not self._urgent and self._awaited(True):
+            while trailing and not self._urgent and (awaited := self._awaited(True)) > 0:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):  # re-checked: a quiet time can end
-                    await asyncio.wait_for(self._wake.wait(), min(left, RECHECK))
+                # Woken when a stick is identified or fails; a quiet after the last arrival
+                # ends with no event, so that is waited for exactly (RECHECK: a safety net).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), min(left, awaited, RECHECK))
             urgent = self._urgent  # a stick vanished meanwhile: this pass is the urgent one
         if urgent:
             give_up = time.monotonic() + REMOVAL_MAX_WAIT
@@ -100,5 +102,5 @@ class Coalescer:
         self._dirty.clear()
         self._urgent = False
         self._pending_since = None
-        self._started, self._busy = time.monotonic(), self._awaited(False)
+        self._started, self._busy = time.monotonic(), self._awaited(False) > 0
         return urgent

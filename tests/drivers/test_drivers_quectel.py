@@ -228,7 +228,6 @@ def test_the_daemons_lean_probe_of_an_lte_module_stays_in_its_dialect(
         ident = asyncio.run(identify_port(port.path, str(tmp_path), fast, family.family, lean=True))
         assert (ident.imei, ident.imsi, ident.iccid) == (IMEI, sim.imsi, sim.iccid)
         assert port.commands == [
-            "ATE0",
             "AT+CGSN",
             "AT+CIMI",
             lte.PROBE_COMMANDS[family.family][-1],

@@ -247,18 +247,18 @@ def test_the_lte_probe_reads_maker_model_firmware_past_boot_messages(
 
 def test_the_daemons_lean_probe_asks_only_what_binding_needs(tmp_path: Path) -> None:
     """A returning line waits for every answer of the daemon's probe: IMEI, IMSI and the
-    ICCID (4 commands, was 6: no ATI, no AT^CVOICE?; the model and voice of a device Asterisk
-    runs come from its listing). A SIM-less stick is asked its voice instead of its ICCID:
-    it never comes up in chan_dongle, so nothing else would tell."""
+    ICCID (3 commands, was 6: no ATE0, no ATI, no AT^CVOICE?; the model and voice of a
+    device Asterisk runs come from its listing). A SIM-less stick is asked its voice instead
+    of its ICCID: it never comes up in chan_dongle, so nothing else would tell."""
     lean = ProbeTimeouts(first=0.5, command=0.5)
     sim = E1550(IMEI, IMSI)
     with pty_modem(sim) as port:
         ident = asyncio.run(identify_port(port.path, str(tmp_path), lean, lean=True))
         assert (ident.imei, ident.imsi, ident.iccid) == (IMEI, IMSI, sim.iccid)
         assert ident.voice is None and ident.model == ""
-        assert port.commands == ["ATE0", "AT+CGSN", "AT+CIMI", "AT^ICCID?"]
+        assert port.commands == ["AT+CGSN", "AT+CIMI", "AT^ICCID?"]
     with pty_modem(StickSim(IMEI, None, voice=False)) as port:
         ident = asyncio.run(identify_port(port.path, str(tmp_path), lean, lean=True))
         assert ident.imsi is None and ident.voice is False
-        assert port.commands == ["ATE0", "AT+CGSN", "AT+CIMI", "AT^CVOICE?"]
+        assert port.commands == ["AT+CGSN", "AT+CIMI", "AT^CVOICE?"]
     assert sim.violations == []

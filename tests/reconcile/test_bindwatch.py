@@ -110,3 +110,50 @@ def test_res_polled_listing_stops_a_foreign_module(
     logins = [h.get("Events") for _, name, h in fake.actions if name.lower() == "login"]
     assert logins == ["off"]  # RE sends no events: none asked for
     fake.wait_for_state("quectel0", "Stopped", WAIT)  # RE's stop is scheduled, then done
+
+
+def test_an_edit_of_res_file_polls_its_listing_at_once(
+    qbench: QBench,
+    make_q: Callable[..., FakeAsterisk],
+    tmp_path: Path,
+) -> None:
+    """A hand edit is when an admin's reload binds a foreign module (until dongled puts the
+    file back): the first event of a change to quectel.conf polls RE's listing at once and
+    then quickly, instead of at the next idle poll (here made an hour long, so only the
+    edit can be what found the module)."""
+    qbench.write_qconf(
+        qbench.section(
+            "quectel0",
+            f"data={qbench.path('ttyUSB2')}",
+            f"audio={qbench.path('ttyUSB1')}",
+            f"imei={IMEI_A}",
+        ),
+        interval=1,
+    )
+    qbench.plug(EC25(IMEI_B, IMSI_A), "ttyUSB2", "ttyUSB1")  # not quectel0's module
+    fake = make_q("quectel-re", quectel_interval=1.0, **write_classes())
+    fake.wait_for_state("quectel0", "Free", WAIT, imei=IMEI_B)
+    settings = _settings(tmp_path, fake, driver=QUECTEL_RE.name, quectel_conf=str(qbench.qconf))
+    daemon = Daemon(settings, (QUECTEL_RE,))
+    daemon.bindwatch.poll = 3600.0
+
+    def stop() -> bool:
+        return _stopped(fake, "quectel stop now", "quectel0")
+
+    async def main() -> None:
+        await daemon.ami.connect()
+        assert daemon.confwatch.start()
+        poll = asyncio.ensure_future(daemon.bindwatch.polling(daemon.lanes.first))
+        try:
+            await asyncio.sleep(0)  # the poll task starts its hour-long wait
+            assert not stop()
+            with qbench.qconf.open("a") as f:  # an admin's editor saving
+                f.write("; checked\n")
+            await asyncio.to_thread(fake.wait_for, stop, WAIT, what="the stop")
+        finally:
+            poll.cancel()
+            daemon.confwatch.close()
+            await daemon.close()
+
+    asyncio.run(main())
+    fake.wait_for_state("quectel0", "Stopped", WAIT)

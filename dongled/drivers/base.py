@@ -2,11 +2,12 @@
 
 Everything the rest of dongled needs to know about a channel driver is here, one value per
 driver (`chan_dongle.CHAN_DONGLE`, `chan_quectel.QUECTEL_IM`, `chan_quectel.QUECTEL_RE`): its
-config file, the values that park a section whose stick is absent, how AMI lists, reloads,
-stops and starts its devices (manager actions, or CLI lines over `Action: Command`), whether
-it leaves lock files, when it opens a device, and its USB audio keys. The rooms of the daemon
-take a Driver instead of naming chan_dongle; `asterisk.control` builds each lane's control
-from it.
+config file (its key in dongled's `[drivers]` settings table, and its default path), the
+values that park a section whose stick is absent, how AMI lists, reloads, stops and starts its
+devices (manager actions, or CLI lines over `Action: Command`, with the parsers of their
+answers), whether it leaves lock files, when it opens a device, and its USB audio keys. The
+rooms of the daemon take a Driver instead of naming chan_dongle; `asterisk.control` builds
+each lane's control from it.
 """
 
 from __future__ import annotations
@@ -63,7 +64,11 @@ class CliVerbs:
 class Driver:
     name: str  # as settings and status name it
     module: str  # Asterisk's module file
-    conf_key: str  # dongled's setting naming the config file it reads at load and reload
+    # The config file it reads at load and reload: its key in the `[drivers]` table of
+    # dongled's settings (drivers reading the same file share it: the file's family, e.g.
+    # `chan_quectel` for both forks), and the path taken when that key is not set.
+    conf_key: str
+    default_conf: str
     parked: tuple[str, str]  # data=, audio= of a section whose stick is absent: never openable
     ami: AmiVerbs | CliVerbs
     # The AMI event (read class `call`) announcing a device's state, `Status: Initialize` once

@@ -147,7 +147,7 @@ class Daemon:
         self.pass_lock = asyncio.Lock()
         self.bindwatch = BindingWatch(self.pass_lock, self.coalescer.request, self.spawn)
         self.confwatch = ConfWatch(
-            [conf_path(settings, d.conf_key) for d in self.drivers],
+            [conf_path(settings, d) for d in self.drivers],
             self._conf_edited,
             stirred=self.bindwatch.hurry,  # RE's listing is polled faster while one is edited
         )
@@ -200,7 +200,7 @@ class Daemon:
             metrics=self.metrics,
             counters=self.counters,
             driver=driver,
-            conf_path=conf_path(self.settings, driver.conf_key),
+            conf_path=conf_path(self.settings, driver),
         )
         return lane
 

@@ -119,12 +119,12 @@ def imeis_named_elsewhere(s: Settings, driver: Driver) -> set[str]:
     named: set[str] = set()
     for other in drivers_for(s.driver):
         if other is not driver:
-            named |= file_imeis(conf_path(s, other.conf_key))
+            named |= file_imeis(conf_path(s, other))
     return named
 
 
 async def connect_asterisk(s: Settings, driver: Driver) -> Asterisk:
-    path = conf_path(s, driver.conf_key)
+    path = conf_path(s, driver)
     client = AmiClient(s.ami)
     control = control_for(client, driver, lambda: file_ports(path, driver))
     out = Asterisk(client=client, control=control)
@@ -189,7 +189,7 @@ async def _identify(stick: Stick, s: Settings, asterisk: Asterisk) -> None:
 async def scan(s: Settings, asterisk: Asterisk, driver: Driver) -> ScanResult:
     """Find and identify the sticks, and what the daemon would do about them for `driver`'s
     file (no writes)."""
-    conf = DongleConf.load(conf_path(s, driver.conf_key))
+    conf = DongleConf.load(conf_path(s, driver))
     cards = await asyncio.to_thread(list_sound_cards) if driver.uac_key is not None else []
     sticks = _group(await asyncio.to_thread(list_ttys), cards)
     await asyncio.gather(*(_identify(st, s, asterisk) for st in sticks))
@@ -252,7 +252,7 @@ async def apply_scan(
         metrics=Metrics(),
         counters={"conf_writes": 0, "reloads": 0, "probes": 0},
         driver=driver,
-        conf_path=conf_path(s, driver.conf_key),
+        conf_path=conf_path(s, driver),
     )
     try:
         ok = await executor.apply()
@@ -260,7 +260,7 @@ async def apply_scan(
     finally:
         fences.close()
     wrote = executor.counters["conf_writes"] > 0
-    path = conf_path(s, driver.conf_key)
+    path = conf_path(s, driver)
     problems = [f"not written: {executor.conf_error}"] if executor.conf_error else []
     if executor.seen.asterisk is None:
         # The file is safe now, but a device Asterisk runs keeps its old ports (possibly
@@ -295,7 +295,7 @@ def _dialect(path: str, ports: Mapping[str, tuple[str, str]]) -> tuple[Family | 
 
 async def adopt(s: Settings, asterisk: Asterisk, driver: Driver) -> AdoptResult:
     """Learn the IMEI of each section without imei= and propose the imei= lines (no writes)."""
-    conf = DongleConf.load(conf_path(s, driver.conf_key))
+    conf = DongleConf.load(conf_path(s, driver))
     sections = conf.devices()
     devices = asterisk.devices or {}
     named = {sec.imei: n for n, sec in sections.items() if sec.imei and valid_imei(sec.imei)}

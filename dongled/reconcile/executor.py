@@ -21,6 +21,7 @@ from typing import Protocol
 from dongled.asterisk.device import DeviceControl, DeviceEntry
 from dongled.conf.dongleconf import DeviceSection, DongleConf
 from dongled.config.settings import Settings
+from dongled.config.settings import conf_path as settings_conf_path
 from dongled.core.errors import ConfError
 from dongled.drivers.base import Driver
 from dongled.drivers.chan_dongle import CHAN_DONGLE
@@ -124,7 +125,7 @@ class PassExecutor:
         conf_path: str | None = None,
     ) -> None:
         self.driver = driver
-        self.conf_path = conf_path or settings.dongle_conf  # the driver's file
+        self.conf_path = conf_path or settings_conf_path(settings, driver)  # the driver's file
         self.ami = ami
         self.counters = counters
         self._registry = registry

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from dongled.conf.dongleconf import DeviceSection, DongleConf
+from dongled.config.settings import conf_path
 from dongled.core.errors import ConfError
-from dongled.drivers.known import DRIVERS
+from dongled.drivers.known import DRIVERS, drivers_for
 from dongled.hotplug.sticks import Located, located
 from dongled.modem.identity import limitations, valid_imei
 from dongled.reconcile.plan import choose
@@ -282,7 +283,10 @@ def snapshot(
         "running": True,
         "pid": os.getpid(),
         "driver": src.settings.driver,
-        "dongle_conf": next(iter(lanes.conf_files.values()), src.settings.dongle_conf),
+        "dongle_conf": next(
+            iter(lanes.conf_files.values()),
+            conf_path(src.settings, drivers_for(src.settings.driver)[0]),
+        ),
         "conf_files": dict(lanes.conf_files),
         "ami_connected": bool(src.ami.connected),
         "conf_error": lanes.conf_error or None,

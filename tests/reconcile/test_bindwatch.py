@@ -29,13 +29,16 @@ qbench, make_q = tq.qbench, tq.make_q
 WAIT = 10.0  # bound on waiting for the stop (no timing is asserted)
 
 
-def _settings(tmp_path: Path, fake: FakeAsterisk, **files: str) -> Settings:
+def _settings(
+    tmp_path: Path, fake: FakeAsterisk, files: dict[str, str], driver: str = "chan_dongle"
+) -> Settings:
     (tmp_path / "run").mkdir()
     return Settings(
+        driver=driver,
+        drivers=files,
         lock_dir=str(tmp_path / "lock"),
         state_dir=str(tmp_path / "run"),
         ami=AmiSettings(port=fake.port, username="dongled", secret="s3cret", timeout=2.0),
-        **files,  # type: ignore[arg-type]
     )
 
 
@@ -54,7 +57,7 @@ def test_a_dongle_status_initialize_on_a_foreign_stick_stops_it(
 ) -> None:
     bench.write_conf(("dongle0", bench.path("ttyUSB2"), bench.path("ttyUSB1"), IMEI_A))
     fake = make_fake()
-    daemon = Daemon(_settings(tmp_path, fake, dongle_conf=str(bench.conf)), (CHAN_DONGLE,))
+    daemon = Daemon(_settings(tmp_path, fake, {"chan_dongle": str(bench.conf)}), (CHAN_DONGLE,))
 
     async def main() -> None:
         await daemon.ami.connect()  # logs in with Events: call
@@ -92,7 +95,7 @@ def test_res_polled_listing_stops_a_foreign_module(
     qbench.plug(EC25(IMEI_B, IMSI_A), "ttyUSB2", "ttyUSB1")  # not quectel0's module
     fake = make_q("quectel-re", quectel_interval=1.0, **write_classes())
     fake.wait_for_state("quectel0", "Free", WAIT, imei=IMEI_B)
-    settings = _settings(tmp_path, fake, driver=QUECTEL_RE.name, quectel_conf=str(qbench.qconf))
+    settings = _settings(tmp_path, fake, {"chan_quectel": str(qbench.qconf)}, QUECTEL_RE.name)
     daemon = Daemon(settings, (QUECTEL_RE,))
 
     async def main() -> None:
@@ -133,7 +136,7 @@ def test_an_edit_of_res_file_polls_its_listing_at_once(
     qbench.plug(EC25(IMEI_B, IMSI_A), "ttyUSB2", "ttyUSB1")  # not quectel0's module
     fake = make_q("quectel-re", quectel_interval=1.0, **write_classes())
     fake.wait_for_state("quectel0", "Free", WAIT, imei=IMEI_B)
-    settings = _settings(tmp_path, fake, driver=QUECTEL_RE.name, quectel_conf=str(qbench.qconf))
+    settings = _settings(tmp_path, fake, {"chan_quectel": str(qbench.qconf)}, QUECTEL_RE.name)
     daemon = Daemon(settings, (QUECTEL_RE,))
     daemon.bindwatch.poll = 3600.0
 

@@ -31,7 +31,7 @@ __all__ = ["bench", "make_fake"]  # the fixtures of the fake's own tests
 def daemon(bench: Bench, fake: FakeAsterisk, tmp_path: Path, verify_timeout: float) -> Daemon:
     (tmp_path / "run").mkdir()
     settings = Settings(
-        dongle_conf=str(bench.conf),
+        drivers={"chan_dongle": str(bench.conf)},
         lock_dir=str(bench.locks),
         state_dir=str(tmp_path / "run"),
         verify_timeout=verify_timeout,

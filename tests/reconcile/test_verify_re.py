@@ -56,7 +56,7 @@ def test_a_device_opened_by_the_timer_is_not_called_missing(
     (tmp_path / "run").mkdir()
     settings = Settings(
         driver=QUECTEL_RE.name,
-        quectel_conf=str(qbench.qconf),
+        drivers={"chan_quectel": str(qbench.qconf)},
         lock_dir=str(qbench.locks),
         state_dir=str(tmp_path / "run"),
         verify_timeout=VERIFY,

@@ -246,14 +246,14 @@ class Rig:
             "chan_dongle+quectel-re": "chan_dongle+chan_quectel-re",
         }
         driver = drivers[self.personality]
-        files = (
-            {"dongle_conf": str(self.conf), "quectel_conf": str(self.quectel_conf)}
-            if "+" in driver  # the rig's one file, in the syntax of the driver that reads it
-            else {("dongle_conf" if driver == "chan_dongle" else "quectel_conf"): str(self.conf)}
+        files: dict[str, object] = (
+            {"chan_dongle": str(self.conf), "chan_quectel": str(self.quectel_conf)}
+            if "+" in driver  # the rig's one file, under the key of the driver that reads it
+            else {("chan_dongle" if driver == "chan_dongle" else "chan_quectel"): str(self.conf)}
         )
+        tables = {"drivers": files, **(tables or {})}
         top: dict[str, object] = {
             "driver": driver,
-            **files,
             "lock_dir": str(self.lock_dir),
             "state_dir": str(self.state_dir),
             "at_timeout": 1.0,
@@ -261,7 +261,7 @@ class Rig:
             **extra,
         }
         lines = [f"{k} = {json.dumps(v)}" for k, v in top.items()]
-        for name, table in (tables or {}).items():
+        for name, table in tables.items():
             lines += [f"[{name}]"] + [f"{k} = {json.dumps(v)}" for k, v in table.items()]
         lines += [
             "[ami]",

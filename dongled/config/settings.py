@@ -219,9 +219,9 @@ class Settings:
     )
 
 
-def conf_path(s: Settings, driver: Driver) -> str:
+def conf_path(settings: Settings, driver: Driver) -> str:
     """The config file `driver` reads: its family's key in `[drivers]`, else its default."""
-    return s.drivers.get(driver.conf_key, driver.default_conf)
+    return settings.drivers.get(driver.conf_key, driver.default_conf)
 
 
 # Top-level keys that named a driver's file before the `[drivers]` table (still read, with a
@@ -247,33 +247,33 @@ def _one_line_secret(text: str) -> str:
     return secret
 
 
-def read_secret(s: Settings, path: str | None = None, line: int | None = None) -> Settings:
+def read_secret(settings: Settings, path: str | None = None, line: int | None = None) -> Settings:
     """`s` with `ami.secret` read from `ami.secret_file` (unchanged without one). Only the
     commands that talk to Asterisk need it: `dongled status` works for an admin who may not
     read the secret. `path` and `line` are the settings file and the line that names the
     secret file, for the message; the secret itself is never in one."""
-    if not s.ami.secret_file:
-        return s
+    if not settings.ami.secret_file:
+        return settings
     where = path or DEFAULT_PATH
     try:
-        with open(s.ami.secret_file, encoding="utf-8") as fh:
+        with open(settings.ami.secret_file, encoding="utf-8") as fh:
             secret = _one_line_secret(fh.read())
     except OSError as exc:
         raise SettingsError(
             where,
             "ami.secret_file",
-            f"cannot read {s.ami.secret_file}: {exc.strerror}",
+            f"cannot read {settings.ami.secret_file}: {exc.strerror}",
             line=line,
         ) from None
     except UnicodeDecodeError:
         raise SettingsError(
-            where, "ami.secret_file", f"{s.ami.secret_file} is not UTF-8 text", line=line
+            where, "ami.secret_file", f"{settings.ami.secret_file} is not UTF-8 text", line=line
         ) from None
     except ValueError as exc:
         raise SettingsError(
-            where, "ami.secret_file", f"{s.ami.secret_file} {exc}", line=line
+            where, "ami.secret_file", f"{settings.ami.secret_file} {exc}", line=line
         ) from None
-    return dataclasses.replace(s, ami=dataclasses.replace(s.ami, secret=secret))
+    return dataclasses.replace(settings, ami=dataclasses.replace(settings.ami, secret=secret))
 
 
 def load(path: str | None = None, *, secret: bool = True) -> Settings:

@@ -34,7 +34,7 @@ T = TypeVar("T")
 BANNER = b"Asterisk Call Manager/9.0.0\r\n"
 GARBAGE = b"\x00\xff\xfe\x13garbage\x80\x81\r\n:::\r\nnot an ami line\x1b[0m\r\n\xc3\x28\r\n"
 CALL_TIMEOUT = 10.0
-_WHEN = ("now", "gracefully", "when convenient")
+WHEN = ("now", "gracefully", "when convenient")
 _ALL_CLASSES = frozenset(
     ("system", "call", "log", "verbose", "command", "agent", "user", "config", "dtmf",
      "reporting", "cdr", "dialplan", "originate", "agi", "cc", "aoc", "test", "security",
@@ -56,7 +56,7 @@ _EVENT_CLASS = {"DongleStatus": "call", "DonglePortFail": "call", "FullyBooted":
 
 
 @dataclass(eq=False)
-class _Session:
+class Session:
     writer: asyncio.StreamWriter
     authenticated: bool = False
     events: frozenset[str] = frozenset()
@@ -71,7 +71,7 @@ def _format(pairs: Iterable[tuple[str, str]]) -> bytes:
     return "".join(f"{k}: {v}\r\n" for k, v in pairs).encode("utf-8") + b"\r\n"
 
 
-class _Message:
+class Message:
     """One AMI action: headers in order, looked up case-insensitively (first value wins)."""
 
     def __init__(self, pairs: list[tuple[str, str]]) -> None:
@@ -132,13 +132,13 @@ class FakeAsterisk:
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
-        self._sessions: set[_Session] = set()
+        self._sessions: set[Session] = set()
         self._chan: ChanDongle | None = None
         self._interval_task: asyncio.Task[None] | None = None
         self._started_at = time.time()
         self._restarts = 0
         self._action_classes = dict(_ACTION_CLASSES)  # a subclass adds its driver's actions
-        self._handlers: dict[str, Callable[[_Session, _Message], bool]] = {
+        self._handlers: dict[str, Callable[[Session, Message], bool]] = {
             "ping": self._action_ping,
             "logoff": self._action_logoff,
             "dongleshowdevices": self._action_dongleshowdevices,
@@ -397,7 +397,7 @@ class FakeAsterisk:
             if session.authenticated and event_class in session.events:
                 self._send(session, pairs)
 
-    def _send(self, session: _Session, pairs: Headers) -> None:
+    def _send(self, session: Session, pairs: Headers) -> None:
         if self.garbage_mode:
             if not session.writer.is_closing():
                 session.writer.write(GARBAGE)
@@ -429,7 +429,7 @@ class FakeAsterisk:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = _Session(writer, task=asyncio.current_task())
+        session = Session(writer, task=asyncio.current_task())
         self._sessions.add(session)
         try:
             if self.garbage_mode:
@@ -447,7 +447,7 @@ class FakeAsterisk:
                 if self.garbage_mode:
                     writer.write(GARBAGE)
                     continue
-                if not self._handle(session, _Message(pairs)):
+                if not self._handle(session, Message(pairs)):
                     break
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
@@ -459,7 +459,7 @@ class FakeAsterisk:
             with contextlib.suppress(ConnectionError, asyncio.CancelledError):
                 await writer.wait_closed()
 
-    def _handle(self, session: _Session, msg: _Message) -> bool:
+    def _handle(self, session: Session, msg: Message) -> bool:
         """Answer one action; False hangs up the session."""
         action = (msg.get("Action") or "").strip()
         headers = {k: v for k, v in msg.pairs}
@@ -482,7 +482,7 @@ class FakeAsterisk:
             return True
         return self._handlers[key](session, msg)
 
-    def _login(self, session: _Session, msg: _Message) -> bool:
+    def _login(self, session: Session, msg: Message) -> bool:
         if msg.get("Username") != self.username or msg.get("Secret") != self.secret:
             session.send(msg.reply("Error", "Authentication failed"))
             return False
@@ -511,22 +511,22 @@ class FakeAsterisk:
             )
         return True
 
-    def _action_ping(self, session: _Session, msg: _Message) -> bool:
+    def _action_ping(self, session: Session, msg: Message) -> bool:
         session.send(
             msg.reply("Success", None, ("Ping", "Pong"), ("Timestamp", f"{time.time():.6f}"))
         )
         return True
 
-    def _action_logoff(self, session: _Session, msg: _Message) -> bool:
+    def _action_logoff(self, session: Session, msg: Message) -> bool:
         session.send(msg.reply("Goodbye", "Thanks for all the fish."))
         return False
 
-    def _action_dongleshowdevices(self, session: _Session, msg: _Message) -> bool:
+    def _action_dongleshowdevices(self, session: Session, msg: Message) -> bool:
         entries = self._chan_entries((msg.get("Device") or "").strip() or None)
         return self._send_device_list(session, msg, "Dongle", entries)
 
     def _send_device_list(
-        self, session: _Session, msg: _Message, prefix: str, entries: list[dict[str, str]]
+        self, session: Session, msg: Message, prefix: str, entries: list[dict[str, str]]
     ) -> bool:
         """A ShowDevices answer: the list start, one <prefix>DeviceEntry each, the Complete."""
         action_id = msg.get("ActionID")
@@ -553,9 +553,9 @@ class FakeAsterisk:
             session.send(pairs)
         return True
 
-    def _action_donglereload(self, session: _Session, msg: _Message) -> bool:
+    def _action_donglereload(self, session: Session, msg: Message) -> bool:
         when = (msg.get("When") or "").strip().lower()
-        if when not in _WHEN:
+        if when not in WHEN:
             session.send(msg.reply("Error", "Invalid value of When"))
             return True
         session.send(msg.reply("Success", "reload scheduled"))
@@ -563,13 +563,13 @@ class FakeAsterisk:
         return True
 
     def _device_action(
-        self, session: _Session, msg: _Message, verb: str, op: Callable[[str], bool], when: bool
+        self, session: Session, msg: Message, verb: str, op: Callable[[str], bool], when: bool
     ) -> bool:
         device = (msg.get("Device") or "").strip()
         if not device:
             session.send(msg.reply("Error", "Device not specified"))
             return True
-        if when and (msg.get("When") or "").strip().lower() not in _WHEN:
+        if when and (msg.get("When") or "").strip().lower() not in WHEN:
             session.send(msg.reply("Error", "Invalid value of When"))
             return True
         chan = self._chan
@@ -582,13 +582,13 @@ class FakeAsterisk:
         self._schedule(lambda: op(device))
         return True
 
-    def _action_donglestop(self, session: _Session, msg: _Message) -> bool:
+    def _action_donglestop(self, session: Session, msg: Message) -> bool:
         return self._device_action(session, msg, "stop", self._op("stop"), True)
 
-    def _action_donglestart(self, session: _Session, msg: _Message) -> bool:
+    def _action_donglestart(self, session: Session, msg: Message) -> bool:
         return self._device_action(session, msg, "start", self._op("start"), False)
 
-    def _action_donglerestart(self, session: _Session, msg: _Message) -> bool:
+    def _action_donglerestart(self, session: Session, msg: Message) -> bool:
         return self._device_action(session, msg, "restart", self._op("restart"), True)
 
     def _op(self, verb: str) -> Callable[[str], bool]:
@@ -601,7 +601,7 @@ class FakeAsterisk:
 
         return run
 
-    def _action_reload(self, session: _Session, msg: _Message) -> bool:
+    def _action_reload(self, session: Session, msg: Message) -> bool:
         module = (msg.get("Module") or "").strip()
         if module not in ("", "chan_dongle.so", "chan_dongle"):
             session.send(msg.reply("Error", "No such module"))
@@ -610,7 +610,7 @@ class FakeAsterisk:
         self._schedule(lambda: self._reload(f"ami: Reload Module: {module or '(all)'}"))
         return True
 
-    def _action_command(self, session: _Session, msg: _Message) -> bool:
+    def _action_command(self, session: Session, msg: Message) -> bool:
         command = " ".join((msg.get("Command") or "").split())
         ok, lines, later = self._cli(command)
         response = "Success" if ok else "Error"
@@ -625,7 +625,7 @@ class FakeAsterisk:
         words = command.lower().split()
         when = " ".join(words[2:4]) if words[2:3] == ["when"] else " ".join(words[2:3])
         rest = words[2 + len(when.split()) :]
-        if words[:2] == ["dongle", "reload"] and when in _WHEN and not rest:
+        if words[:2] == ["dongle", "reload"] and when in WHEN and not rest:
             return True, [], lambda: self._reload(f"cli: {command}")
         if words[:2] == ["module", "reload"] and words[2:] in (["chan_dongle.so"], ["chan_dongle"]):
             return (
@@ -634,7 +634,7 @@ class FakeAsterisk:
                 lambda: self._reload(f"cli: {command}"),
             )
         chan = self._chan
-        if words[:2] in (["dongle", "stop"], ["dongle", "restart"]) and when in _WHEN:
+        if words[:2] in (["dongle", "stop"], ["dongle", "restart"]) and when in WHEN:
             device = command.split()[-1] if len(rest) == 1 else ""
             if chan is not None and device in chan.devices:
                 return (

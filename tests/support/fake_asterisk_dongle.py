@@ -377,7 +377,7 @@ class InitError(Exception):
     pass
 
 
-def _plain(lines: list[str]) -> str:
+def answer_plain(lines: list[str]) -> str:
     """The first line that looks like a bare answer (not unsolicited, not junk)."""
     for line in lines:
         if line.startswith(("^", "+")) or line in _UNSOLICITED:
@@ -387,14 +387,14 @@ def _plain(lines: list[str]) -> str:
     return ""
 
 
-def _prefixed(lines: list[str], prefix: str) -> str | None:
+def answer_prefixed(lines: list[str], prefix: str) -> str | None:
     for line in lines:
         if line.upper().startswith(prefix):
             return line[len(prefix) :].strip()
     return None
 
 
-def _number(lines: list[str]) -> str:
+def answer_number(lines: list[str]) -> str:
     for line in lines:
         match = _DIGITS.match(line)
         if match:
@@ -404,7 +404,7 @@ def _number(lines: list[str]) -> str:
 
 def reg_status(lines: list[str], prefix: str) -> int | None:
     """The <stat> of a `+CREG: <n>,<stat>[,...]` answer."""
-    fields = (_prefixed(lines, prefix) or "").split(",")
+    fields = (answer_prefixed(lines, prefix) or "").split(",")
     if len(fields) >= 2 and fields[1].strip().isdigit():
         return int(fields[1])
     return None
@@ -422,7 +422,7 @@ def creg_unsolicited(line: str) -> int | None:
 
 def csq_value(lines: list[str]) -> int | None:
     """The <rssi> of a `+CSQ: <rssi>,<ber>` answer."""
-    value = (_prefixed(lines, "+CSQ:") or "").split(",")[0].strip()
+    value = (answer_prefixed(lines, "+CSQ:") or "").split(",")[0].strip()
     return int(value) if value.isdigit() else None
 
 
@@ -502,7 +502,7 @@ class Device:
         return entry
 
 
-class _RefusedError(Exception):
+class RefusedError(Exception):
     pass
 
 
@@ -700,7 +700,7 @@ class ChanDongle:
         return os.path.join(self._lock_dir, "LCK.." + os.path.basename(real))
 
     def _check_lock(self, device: Device, path: str, real: str) -> bool:
-        """Refuse a port locked by a live process (_RefusedError); True when the holder is a
+        """Refuse a port locked by a live process (RefusedError); True when the holder is a
         device of ours that is still closing (the real chan_dongle opened such a port)."""
         lock = self._lock_path(real)
         try:
@@ -733,10 +733,10 @@ class ChanDongle:
                 f"[{device.name}] wants {path} ({real}) still held by [{holder.name}]: real "
                 "chan_dongle loses an interval here, shifts AT replies and may crash"
             )
-            raise _RefusedError(path)
+            raise RefusedError(path)
         if pid > 0 and _alive(pid):
             self._journal.log(f"[{device.name}] {path} already used by process {pid}")
-            raise _RefusedError(path)
+            raise RefusedError(path)
         self._journal.log(f"[{device.name}] removing stale lock {lock} (pid {pid})")
         with contextlib.suppress(OSError):
             os.unlink(lock)
@@ -784,7 +784,7 @@ class ChanDongle:
         return fd, closing
 
     def _exclusive(self, device: Device, path: str, fd: int) -> None:
-        """Claim the open tty (chan_dongle: TIOCEXCL); raise _RefusedError to give it up."""
+        """Claim the open tty (chan_dongle: TIOCEXCL); raise RefusedError to give it up."""
         fcntl.ioctl(fd, termios.TIOCEXCL)
 
     def _take_lock(self, device: Device, path: str, real: str, fd: int) -> None:
@@ -800,7 +800,7 @@ class ChanDongle:
         except OSError as exc:
             os.close(fd)
             self._journal.log(f"[{device.name}] unable to create lock {lock}: {exc.strerror}")
-            raise _RefusedError(path) from exc
+            raise RefusedError(path) from exc
         device.locks.append((lock, content))
 
     def _open(self, device: Device, *, still_closing: bool = False) -> None:
@@ -820,7 +820,7 @@ class ChanDongle:
                 fd, closing = self._open_tty(device, path)
                 fds.append(fd)
                 still_closing = still_closing or (closing and path == settings.data)
-            except _RefusedError:
+            except RefusedError:
                 self._undo_open(device, fds)
                 return
             except OSError as exc:
@@ -976,18 +976,20 @@ class ChanDongle:
 
         await ask("AT")
         await ask("ATE0")
-        ident.manufacturer = _plain(await ask("AT+CGMI", fatal=False) or [])
-        ident.model = _plain(await ask("AT+CGMM", fatal=False) or [])
-        ident.firmware = _plain(await ask("AT+CGMR", fatal=False) or [])
-        ident.imei = _number(await ask("AT+CGSN") or [])
-        ident.imsi = _number(await ask("AT+CIMI") or [])
+        ident.manufacturer = answer_plain(await ask("AT+CGMI", fatal=False) or [])
+        ident.model = answer_plain(await ask("AT+CGMM", fatal=False) or [])
+        ident.firmware = answer_plain(await ask("AT+CGMR", fatal=False) or [])
+        ident.imei = answer_number(await ask("AT+CGSN") or [])
+        ident.imsi = answer_number(await ask("AT+CIMI") or [])
         voice = await ask("AT^CVOICE?", fatal=False)
-        ident.voice = voice is not None and (_prefixed(voice, "^CVOICE:") or "").startswith("0")
+        ident.voice = voice is not None and (answer_prefixed(voice, "^CVOICE:") or "").startswith(
+            "0"
+        )
         # Status queries: neither an ERROR nor silence stops the initialization here.
         try:
             creg = reg_status(await ask("AT+CREG?", fatal=False) or [], "+CREG:")
             ident.registration = -1 if creg is None else creg
-            cops = _prefixed(await ask("AT+COPS?", fatal=False) or [], "+COPS:")
+            cops = answer_prefixed(await ask("AT+COPS?", fatal=False) or [], "+COPS:")
             if cops and '"' in cops:
                 ident.provider = cops.split('"')[1]
             csq = csq_value(await ask("AT+CSQ", fatal=False) or [])

@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from .fake_asterisk import _WHEN, FakeAsterisk, _Message, _Session, no_such_command
+from .fake_asterisk import WHEN, FakeAsterisk, Message, Session, no_such_command
 from .fake_asterisk_conf import ConfFile, ConfSection
 from .fake_asterisk_dongle import (
     AtPort,
@@ -43,10 +43,10 @@ from .fake_asterisk_dongle import (
     Identity,
     InitError,
     Journal,
-    _number,
-    _plain,
-    _prefixed,
-    _RefusedError,
+    RefusedError,
+    answer_number,
+    answer_plain,
+    answer_prefixed,
     csq_value,
     reg_status,
     regstate_name,
@@ -385,13 +385,13 @@ class ChanQuectelIM(ChanQuectel):
 
         for cmd in ("AT", "AT^DSCI=1", "ATE0"):
             await need(cmd)
-        ident.manufacturer = _plain(await need("AT+CGMI"))
-        ident.model = _plain(await need("AT+CGMM"))
-        ident.firmware = _plain(await need("AT+CGMR"))
+        ident.manufacturer = answer_plain(await need("AT+CGMI"))
+        ident.model = answer_plain(await need("AT+CGMM"))
+        ident.firmware = answer_plain(await need("AT+CGMR"))
         await need("AT+CMEE=0")
-        ident.imei = _number(await need("AT+CGSN"))
-        ident.imsi = _number(await need("AT+CIMI"))
-        if _prefixed(await need("AT+CPIN?"), "+CPIN:") != "READY":
+        ident.imei = answer_number(await need("AT+CGSN"))
+        ident.imsi = answer_number(await need("AT+CIMI"))
+        if answer_prefixed(await need("AT+CPIN?"), "+CPIN:") != "READY":
             raise InitError("SIM not ready")
         await need("AT+COPS=0,0")
         await need("AT+CREG=2")
@@ -411,7 +411,7 @@ class ChanQuectelIM(ChanQuectel):
         ident.initialized = (await ask("AT+CNMI=2,1,0,2,0"))[0] == "OK"
         final, lines = await ask("AT+CSQ")
         ident.rssi = csq_value(lines) or 0
-        cops = _prefixed((await ask("AT+COPS?"))[1], "+COPS:") or ""
+        cops = answer_prefixed((await ask("AT+COPS?"))[1], "+COPS:") or ""
         ident.provider = cops.split('"')[1] if cops.count('"') >= 2 else ""
         return ident
 
@@ -471,7 +471,7 @@ class ChanQuectelRE(ChanQuectel):
         (locked,) = struct.unpack("i", fcntl.ioctl(fd, _TIOCGEXCL, b"\0" * 4))
         if locked:
             self._journal.log(f"Device {path} locked.")
-            raise _RefusedError(path)
+            raise RefusedError(path)
         fcntl.ioctl(fd, termios.TIOCEXCL)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -479,7 +479,7 @@ class ChanQuectelRE(ChanQuectel):
             self._journal.log(f"[TTY] Unable to flock {path}: {exc.strerror}")
             with contextlib.suppress(OSError):
                 fcntl.ioctl(fd, termios.TIOCNXCL)
-            raise _RefusedError(path) from exc
+            raise RefusedError(path) from exc
 
     def _reg_name(self, status: int) -> str:
         return _RE_REG_NAMES.get(status) or regstate_name(status)
@@ -506,28 +506,28 @@ class ChanQuectelRE(ChanQuectel):
 
         try:
             await run("AT", "ATZ", "ATE0", 'AT+CSCS="UCS2"')
-            ident.manufacturer = _plain(await run("AT+CGMI"))
-            ident.model = _plain(await run("AT+CGMM"))
-            ident.firmware = _plain(await run("AT+CGMR")).removeprefix("+CGMR:").strip()
+            ident.manufacturer = answer_plain(await run("AT+CGMI"))
+            ident.model = answer_plain(await run("AT+CGMM"))
+            ident.firmware = answer_plain(await run("AT+CGMR")).removeprefix("+CGMR:").strip()
             await run("AT+CMEE=0")
-            ident.imei = _number(await run("AT+CGSN"))
-            ident.imsi = _number(await run("AT+CIMI"))
+            ident.imei = answer_number(await run("AT+CGSN"))
+            ident.imsi = answer_number(await run("AT+CIMI"))
             await run("AT+CPIN?", "AT+COPS=3,0", "AT+CREG=2")
             ident.registration = reg_status(await run("AT+CREG?"), "+CREG:") or 0
             await ask("AT+CNUM")
             await run("AT+CSCA?", "AT+CSSN=0,0", "AT+CMGF=0", "AT+VTD=1")
             maker = ident.manufacturer.lower()
             if maker.startswith("quectel"):
-                ident.iccid = (_prefixed(await run("AT+QCCID"), "+QCCID:") or "").strip()
+                ident.iccid = (answer_prefixed(await run("AT+QCCID"), "+QCCID:") or "").strip()
                 await run("AT+QTONEDET=1")
-                ident.voice = _prefixed(await run("AT+QPCMV?"), "+QPCMV:") is not None
+                ident.voice = answer_prefixed(await run("AT+QPCMV?"), "+QPCMV:") is not None
                 await run("AT^DSCI=0")
                 for ind in ('"ccinfo",1,0', '"csq",1,0', '"act",1,0', '"ring",0,0'):
                     await run(f"AT+QINDCFG={ind}")
                 await run("AT+QTONEDET=0", "AT+CEREG=2")
             elif maker.startswith("simcom"):
-                ident.iccid = (_prefixed(await run("AT+CICCID"), "+ICCID:") or "").strip()
-                ident.voice = _prefixed(await run("AT+CPCMREG?"), "+CPCMREG:") is not None
+                ident.iccid = (answer_prefixed(await run("AT+CICCID"), "+ICCID:") or "").strip()
+                ident.voice = answer_prefixed(await run("AT+CPCMREG?"), "+CPCMREG:") is not None
                 await run("AT+CLCC=1", "AT+CEREG=2")
                 eps = reg_status(await run("AT+CEREG?"), "+CEREG:")
                 if ident.registration not in self.registered and eps is not None:
@@ -669,7 +669,7 @@ class FakeAsteriskQuectel(FakeAsterisk):
 
     # --- AMI ----------------------------------------------------------------------------------
 
-    def _action_quectel(self, session: _Session, msg: _Message) -> bool:
+    def _action_quectel(self, session: Session, msg: Message) -> bool:
         """IM's actions, answered as its manager.c does."""
         action = (msg.get("Action") or "").strip().lower().removeprefix("quectel")
         chan = self._quectel
@@ -679,7 +679,7 @@ class FakeAsteriskQuectel(FakeAsterisk):
             entries = chan.entries(device or None) if chan is not None else []
             return self._send_device_list(session, msg, "Quectel", entries)
         if action == "reload":
-            if when not in _WHEN:
+            if when not in WHEN:
                 session.send(msg.reply("Error", "Invalid value of When"))
                 return True
             session.send(msg.reply("Success", "reload scheduled"))
@@ -693,7 +693,7 @@ class FakeAsteriskQuectel(FakeAsterisk):
         if not device:
             session.send(msg.reply("Error", "Device not specified"))
             return True
-        if action != "start" and when not in _WHEN:
+        if action != "start" and when not in WHEN:
             session.send(msg.reply("Error", "Invalid value of When"))
             return True
         ok, text = self._schedule_device(action, device)
@@ -773,7 +773,7 @@ class FakeAsteriskQuectel(FakeAsterisk):
         if self._quectel is not None:
             self._quectel.reload(source)
 
-    def _action_reload(self, session: _Session, msg: _Message) -> bool:
+    def _action_reload(self, session: Session, msg: Message) -> bool:
         module = (msg.get("Module") or "").strip()
         if module in ("chan_quectel.so", "chan_quectel"):
             session.send(msg.reply("Success", "Module Reloaded"))
@@ -789,7 +789,7 @@ class FakeAsteriskQuectel(FakeAsterisk):
             return True
         return super()._action_reload(session, msg)
 
-    def _action_command(self, session: _Session, msg: _Message) -> bool:
+    def _action_command(self, session: Session, msg: Message) -> bool:
         command = " ".join((msg.get("Command") or "").split())
         words = command.lower().split()
         chan = self._quectel

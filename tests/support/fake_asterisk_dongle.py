@@ -13,20 +13,16 @@ import logging
 import os
 import re
 import termios
-import threading
-import time
-import tty
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from .devguard import check_device_path
 from .fake_asterisk_conf import ConfFile, ConfParseError, parse_conf
-from .testbed import DEVICE_LOCK
+from .fake_asterisk_journal import Headers, Journal
+from .fake_asterisk_ttys import RefusedError, TtyClaims
 
 _LOGGER = logging.getLogger(__name__)
 
-Headers = list[tuple[str, str]]
 EmitEvent = Callable[[str, Headers], None]
 
 # Keys whose change makes a reload restart the device (chan_dongle's reload.c).
@@ -89,96 +85,6 @@ _ENTRY_SETTINGS = (
     ("MinimalDTMFDuration", "mindtmfduration", "80"),
     ("MinimalDTMFInterval", "mindtmfinterval", "200"),
 )
-
-
-class Journal:
-    """What happened, for the tests: every list is guarded and read as a copy."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._bindings: list[tuple[float, str, str, str]] = []
-        self._foreign: list[tuple[float, str, str, str]] = []
-        self._actions: list[tuple[float, str, dict[str, str]]] = []
-        self._events: list[tuple[float, str, dict[str, str]]] = []
-        self._hazards: list[str] = []
-        self._crashes: list[str] = []
-        self._log: list[str] = []
-        self._reloads = 0
-
-    def binding(self, device: str, data: str, imei_read: str, foreign: bool) -> None:
-        entry = (time.monotonic(), device, data, imei_read)
-        with self._lock:
-            self._bindings.append(entry)
-            if foreign:
-                self._foreign.append(entry)
-
-    def action(self, name: str, headers: dict[str, str]) -> None:
-        with self._lock:
-            self._actions.append((time.monotonic(), name, dict(headers)))
-
-    def event(self, name: str, headers: Headers) -> None:
-        with self._lock:
-            self._events.append((time.monotonic(), name, dict(headers)))
-
-    def hazard(self, text: str) -> None:
-        _LOGGER.warning("hazard: %s", text)
-        with self._lock:
-            self._hazards.append(text)
-
-    def crash(self, text: str) -> None:
-        """Where the real chan_dongle segfaults Asterisk; also a hazard."""
-        self.hazard(f"Asterisk crashed: {text}")
-        with self._lock:
-            self._crashes.append(text)
-
-    def log(self, text: str) -> None:
-        _LOGGER.info("%s", text)
-        with self._lock:
-            self._log.append(text)
-
-    def count_reload(self) -> None:
-        with self._lock:
-            self._reloads += 1
-
-    @property
-    def bindings(self) -> list[tuple[float, str, str, str]]:
-        with self._lock:
-            return list(self._bindings)
-
-    @property
-    def foreign(self) -> list[tuple[float, str, str, str]]:
-        with self._lock:
-            return list(self._foreign)
-
-    @property
-    def actions(self) -> list[tuple[float, str, dict[str, str]]]:
-        with self._lock:
-            return [(t, n, dict(h)) for t, n, h in self._actions]
-
-    @property
-    def events(self) -> list[tuple[float, str, dict[str, str]]]:
-        with self._lock:
-            return [(t, n, dict(h)) for t, n, h in self._events]
-
-    @property
-    def hazards(self) -> list[str]:
-        with self._lock:
-            return list(self._hazards)
-
-    @property
-    def crashes(self) -> list[str]:
-        with self._lock:
-            return list(self._crashes)
-
-    @property
-    def messages(self) -> list[str]:
-        with self._lock:
-            return list(self._log)
-
-    @property
-    def reload_count(self) -> int:
-        with self._lock:
-            return self._reloads
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,14 +408,11 @@ class Device:
         return entry
 
 
-class RefusedError(Exception):
-    pass
-
-
 class ChanDongle:
     """The devices of one chan_dongle instance; every method runs on the loop thread."""
 
     registered: ClassVar[frozenset[int]] = _REGISTERED  # +CREG statuses it calls registered
+    lock_files: ClassVar[bool] = True  # False: RE's TIOCEXCL + flock() (see TtyClaims)
 
     def __init__(
         self,
@@ -521,16 +424,22 @@ class ChanDongle:
         journal: Journal,
         emit: EmitEvent,
         close_delay: float = 0.1,
+        holders: dict[str, Device] | None = None,
     ) -> None:
         self._loop = loop
         self.close_delay = close_delay
         self._conf_path = conf_path
-        self._lock_dir = lock_dir
         self._init_timeout = init_timeout
         self._journal = journal
         self._emit = emit
         self.devices: dict[str, Device] = {}
-        self._holders: dict[str, Device] = {}
+        self.ttys = TtyClaims(
+            lock_dir,
+            journal,
+            lock_files=self.lock_files,
+            holders=holders,
+            open_path=self._open_path,
+        )
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- configuration -------------------------------------------------------------------
@@ -696,112 +605,9 @@ class ChanDongle:
     def _status(self, device: Device, status: str) -> None:
         self._event("DongleStatus", [("Device", device.name), ("Status", status)])
 
-    def _lock_path(self, real: str) -> str:
-        return os.path.join(self._lock_dir, "LCK.." + os.path.basename(real))
-
-    def _check_lock(self, device: Device, path: str, real: str) -> bool:
-        """Refuse a port locked by a live process (RefusedError); True when the holder is a
-        device of ours that is still closing (the real chan_dongle opened such a port)."""
-        lock = self._lock_path(real)
-        try:
-            with open(lock, "rb") as handle:
-                content = handle.read(64)
-        except FileNotFoundError:
-            holder = self._holders.get(real)
-            if holder is not None and holder is not device:
-                self._journal.hazard(
-                    f"[{device.name}] opens {path} ({real}) which [{holder.name}] has open, no "
-                    "lock file: both read one AT stream (replies shift, chan_dongle may crash)"
-                )
-            return False
-        except OSError:
-            return False
-        fields = content.split()
-        try:
-            pid = int(fields[0]) if fields else 0
-        except ValueError:
-            pid = 0
-        own = os.getpid()
-        if pid == own:
-            holder = self._holders.get(real)
-            if holder is None or holder is device:
-                return False  # our own leftover: taken over
-            if holder.closing is not None:
-                return True
-            self._journal.log(f"[{device.name}] {path} already used by process {pid}")
-            self._journal.hazard(
-                f"[{device.name}] wants {path} ({real}) still held by [{holder.name}]: real "
-                "chan_dongle loses an interval here, shifts AT replies and may crash"
-            )
-            raise RefusedError(path)
-        if pid > 0 and _alive(pid):
-            self._journal.log(f"[{device.name}] {path} already used by process {pid}")
-            raise RefusedError(path)
-        self._journal.log(f"[{device.name}] removing stale lock {lock} (pid {pid})")
-        with contextlib.suppress(OSError):
-            os.unlink(lock)
-        return False
-
     def _open_path(self, path: str) -> str:
         """What open() is given for a configured path (the benchmark swaps in the pty)."""
         return path
-
-    def _open_tty(self, device: Device, path: str) -> tuple[int, bool]:
-        """Lock check, open, raw mode, TIOCEXCL, our lock "<pid> <fd>": chan_dongle's opentty.
-        Also says whether another device was still closing this tty."""
-        # Under the testbed's lock: umockdev's preload aborts when a lookup here races the
-        # removal of the node by the test thread (see testbed.DEVICE_LOCK).
-        with DEVICE_LOCK:
-            real = os.path.realpath(path)
-            closing = self._check_lock(device, path, real)
-            # stat first: under umockdev's preload a failing open() of a /dev path leaks the
-            # preload's ioctl connection and a slot of its 50-entry fd table (seen: the soak
-            # aborted after ~40 cycles of chan_dongle retrying vanished ports). Same errno.
-            check_device_path(path)  # a real tty outside the testbed: absent, as on a clean box
-            os.stat(path)
-            fd = os.open(self._open_path(path), os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-        try:
-            tty.setraw(fd)
-            self._exclusive(device, path, fd)
-        except termios.error as exc:
-            # A stick pulled after the open (its pty's master gone: EIO). chan_dongle's
-            # opentty fails the same way ("unable to get terminal attributes") and the device
-            # stays down; termios.error is no OSError, and it escaped a whole reload (seen in
-            # a 1000-cycle soak: every device after it kept its old ttys).
-            os.close(fd)
-            raise OSError(exc.args[0], f"tcgetattr: {exc.args[1]}") from None
-        except BaseException:
-            os.close(fd)
-            raise
-        self._take_lock(device, path, real, fd)
-        device.reals.append(real)
-        if closing:
-            self._journal.hazard(
-                f"[{device.name}] opens {path} while [{self._holders[real].name}] is still "
-                "closing it: a stopped device's last command is still in flight"
-            )
-        self._holders[real] = device
-        return fd, closing
-
-    def _exclusive(self, device: Device, path: str, fd: int) -> None:
-        """Claim the open tty (chan_dongle: TIOCEXCL); raise RefusedError to give it up."""
-        fcntl.ioctl(fd, termios.TIOCEXCL)
-
-    def _take_lock(self, device: Device, path: str, real: str, fd: int) -> None:
-        """chan_dongle's lock file "<pid> <fd>" (closes `fd` and refuses when it cannot)."""
-        lock = self._lock_path(real)
-        content = f"{os.getpid()} {fd}".encode("ascii")
-        try:
-            lock_fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                os.write(lock_fd, content)
-            finally:
-                os.close(lock_fd)
-        except OSError as exc:
-            os.close(fd)
-            self._journal.log(f"[{device.name}] unable to create lock {lock}: {exc.strerror}")
-            raise RefusedError(path) from exc
-        device.locks.append((lock, content))
 
     def _open(self, device: Device, *, still_closing: bool = False) -> None:
         if device.port is not None or device.desired != "start":
@@ -817,15 +623,15 @@ class ChanDongle:
                     # audio and data on one tty (tests only): share the open file description
                     fds.append(os.dup(fds[0]))
                     continue
-                fd, closing = self._open_tty(device, path)
+                fd, closing = self.ttys.open_tty(device, path)
                 fds.append(fd)
                 still_closing = still_closing or (closing and path == settings.data)
             except RefusedError:
-                self._undo_open(device, fds)
+                self.ttys.undo_open(device, fds)
                 return
             except OSError as exc:
                 self._journal.log(f"[{device.name}] unable to open {path}: {exc.strerror}")
-                self._undo_open(device, fds)
+                self.ttys.undo_open(device, fds)
                 self._port_fail(path, exc.errno or 0)
                 return
         port = AtPort(
@@ -853,27 +659,6 @@ class ChanDongle:
         """The ttys a device opens, data first (with USB audio, only the data tty)."""
         return (settings.data, settings.audio)
 
-    def _undo_open(self, device: Device, fds: list[int]) -> None:
-        for fd in fds:
-            with contextlib.suppress(OSError):
-                fcntl.ioctl(fd, termios.TIOCNXCL)  # see AtPort.close
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._unlock(device)
-
-    def _unlock(self, device: Device) -> None:
-        for lock, content in device.locks:
-            with contextlib.suppress(OSError):
-                with open(lock, "rb") as handle:
-                    mine = handle.read(64) == content  # not a later opener's lock
-                if mine:
-                    os.unlink(lock)
-        for real in device.reals:
-            if self._holders.get(real) is device:
-                del self._holders[real]
-        device.locks.clear()
-        device.reals.clear()
-
     def _release(self, device: Device, reason: str, *, events: bool = True) -> None:
         """Close the ttys, remove our locks, forget what the modem said."""
         task = device.init_task
@@ -888,7 +673,7 @@ class ChanDongle:
         if port is not None:
             port.close()
             self._journal.log(f"[{device.name}] closed ({reason})")
-        self._unlock(device)
+        self.ttys.unlock(device)
         device.identity = Identity()
         device.state = "Stopped" if device.desired == "stop" else "Not connected"
         if port is not None and events:
@@ -962,48 +747,40 @@ class ChanDongle:
         return "GSM not registered" if reg >= 0 and reg not in self.registered else "Free"
 
     async def _converse(self, port: AtPort) -> Identity:
-        timeout = self._init_timeout
-        ident = Identity()
-
-        async def ask(cmd: str, *, fatal: bool = True) -> list[str] | None:
-            async with asyncio.timeout(timeout):
-                final, lines = await port.command(cmd)
-            if final == "OK":
-                return lines
-            if fatal:
-                raise InitError(f"{cmd} answered {final}")
-            return None
-
-        await ask("AT")
-        await ask("ATE0")
-        ident.manufacturer = answer_plain(await ask("AT+CGMI", fatal=False) or [])
-        ident.model = answer_plain(await ask("AT+CGMM", fatal=False) or [])
-        ident.firmware = answer_plain(await ask("AT+CGMR", fatal=False) or [])
-        ident.imei = answer_number(await ask("AT+CGSN") or [])
-        ident.imsi = answer_number(await ask("AT+CIMI") or [])
-        voice = await ask("AT^CVOICE?", fatal=False)
-        ident.voice = voice is not None and (answer_prefixed(voice, "^CVOICE:") or "").startswith(
-            "0"
-        )
-        # Status queries: neither an ERROR nor silence stops the initialization here.
-        try:
-            creg = reg_status(await ask("AT+CREG?", fatal=False) or [], "+CREG:")
-            ident.registration = -1 if creg is None else creg
-            cops = answer_prefixed(await ask("AT+COPS?", fatal=False) or [], "+COPS:")
-            if cops and '"' in cops:
-                ident.provider = cops.split('"')[1]
-            csq = csq_value(await ask("AT+CSQ", fatal=False) or [])
-            ident.rssi = ident.rssi if csq is None else csq
-        except TimeoutError:
-            pass
-        return ident
+        return await dongle_conversation(port, self._init_timeout)
 
 
-def _alive(pid: int) -> bool:
+async def dongle_conversation(port: AtPort, command_timeout: float) -> Identity:
+    """chan_dongle's initialization of a device: its identity, its network's status."""
+    ident = Identity()
+
+    async def ask(cmd: str, *, fatal: bool = True) -> list[str] | None:
+        async with asyncio.timeout(command_timeout):
+            final, lines = await port.command(cmd)
+        if final == "OK":
+            return lines
+        if fatal:
+            raise InitError(f"{cmd} answered {final}")
+        return None
+
+    await ask("AT")
+    await ask("ATE0")
+    ident.manufacturer = answer_plain(await ask("AT+CGMI", fatal=False) or [])
+    ident.model = answer_plain(await ask("AT+CGMM", fatal=False) or [])
+    ident.firmware = answer_plain(await ask("AT+CGMR", fatal=False) or [])
+    ident.imei = answer_number(await ask("AT+CGSN") or [])
+    ident.imsi = answer_number(await ask("AT+CIMI") or [])
+    voice = await ask("AT^CVOICE?", fatal=False)
+    ident.voice = voice is not None and (answer_prefixed(voice, "^CVOICE:") or "").startswith("0")
+    # Status queries: neither an ERROR nor silence stops the initialization here.
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        creg = reg_status(await ask("AT+CREG?", fatal=False) or [], "+CREG:")
+        ident.registration = -1 if creg is None else creg
+        cops = answer_prefixed(await ask("AT+COPS?", fatal=False) or [], "+COPS:")
+        if cops and '"' in cops:
+            ident.provider = cops.split('"')[1]
+        csq = csq_value(await ask("AT+CSQ", fatal=False) or [])
+        ident.rssi = ident.rssi if csq is None else csq
+    except TimeoutError:
+        pass
+    return ident

@@ -19,8 +19,6 @@ OVERSIZED_FOR_NOW = {
     "testbed.py:Testbed": "issue 19: the umockdev testbed, split by the testbed/rig change",
     "rig.py:Rig": "issue 19: the daemon rig, split by the testbed/rig change",
     "real_asterisk.py:RealAsterisk": "issue 19: the real Asterisk, split by the testbed/rig change",
-    "fake_asterisk.py:FakeAsterisk": "issue 19: the test Asterisk, being split into parts",
-    "fake_asterisk_dongle.py:ChanDongle": "issue 19: the test chan_dongle, being split",
 }
 # Test modules still imported by others: "<importer> -> <imported>" -> why.
 TEST_IMPORTS_FOR_NOW = {

@@ -20,8 +20,6 @@ config parser (`fake_asterisk_conf`).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
@@ -31,10 +29,9 @@ from .fake_asterisk_ami import AmiServer
 from .fake_asterisk_dongle import ChanDongle, Device
 from .fake_asterisk_dongle_module import DongleModule
 from .fake_asterisk_journal import Headers, Journal
+from .fake_asterisk_thread import LoopThread
 
 T = TypeVar("T")
-
-CALL_TIMEOUT = 10.0
 
 
 class HostedDriver(ChannelDriver, Protocol):
@@ -96,8 +93,8 @@ class FakeAsterisk:
         self.drivers: list[HostedDriver] = (
             [DongleModule(self.chan_class)] if drivers is None else list(drivers)
         )
-        self._loop = asyncio.new_event_loop()
-        self._thread: threading.Thread | None = None
+        self._thread = LoopThread("fake-asterisk")
+        self._loop = self._thread.loop
         self._started_at = time.time()
         self._restarts = 0
         self.dispatch = AmiActions(
@@ -115,25 +112,12 @@ class FakeAsterisk:
 
     def start(self) -> None:
         """Start the loop thread, listen on 127.0.0.1:<ephemeral> (`.port`), load the drivers."""
-        if self._thread is not None:
-            raise RuntimeError("FakeAsterisk already started")
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="fake-asterisk", daemon=True
-        )
         self._thread.start()
         self._run(self._astart())
 
     def stop(self) -> None:
         """Close sessions, listener, ttys and locks; stop and join the thread; close the loop."""
-        thread = self._thread
-        if thread is None or self._loop.is_closed():
-            return
-        try:
-            self._run(self._astop())
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            thread.join(CALL_TIMEOUT)
-            self._loop.close()
+        self._thread.stop(self._astop)
 
     def __enter__(self) -> FakeAsterisk:
         self.start()
@@ -362,18 +346,7 @@ class FakeAsterisk:
     # --- thread plumbing --------------------------------------------------------------------
 
     def _call(self, fn: Callable[[], T]) -> T:
-        if threading.current_thread() is self._thread:
-            return fn()
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                future.set_result(fn())
-            except BaseException as exc:  # handed to the caller's thread
-                future.set_exception(exc)
-
-        self._loop.call_soon_threadsafe(run)
-        return future.result(CALL_TIMEOUT)
+        return self._thread.call(fn)
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(CALL_TIMEOUT)
+        return self._thread.run(coro)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from .fake_asterisk_conf import ConfFile, ConfParseError, parse_conf
+from .fake_asterisk_control import DeviceControl
 from .fake_asterisk_journal import Headers, Journal
 from .fake_asterisk_ttys import RefusedError, TtyClaims
 
@@ -426,11 +427,11 @@ class ChanDongle:
         close_delay: float = 0.1,
         holders: dict[str, Device] | None = None,
     ) -> None:
-        self._loop = loop
+        self.loop = loop
         self.close_delay = close_delay
         self._conf_path = conf_path
         self._init_timeout = init_timeout
-        self._journal = journal
+        self.journal = journal
         self._emit = emit
         self.devices: dict[str, Device] = {}
         self.ttys = TtyClaims(
@@ -440,6 +441,7 @@ class ChanDongle:
             holders=holders,
             open_path=self._open_path,
         )
+        self.control = DeviceControl(self)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- configuration -------------------------------------------------------------------
@@ -448,37 +450,37 @@ class ChanDongle:
 
     def _read_settings(self, conf: ConfFile) -> dict[str, DeviceSettings]:
         """The driver's reading of its config file (a chan_quectel fork reads other keys)."""
-        return device_settings(conf, self._journal)
+        return device_settings(conf, self.journal)
 
     def load(self) -> None:
         """Module load: read the file and open every device (a file that does not parse: none)."""
         try:
             conf = parse_conf(self._conf_path)
         except ConfParseError as exc:
-            self._journal.hazard(f"load: dongle.conf does not parse ({exc}): chan_dongle declined")
+            self.journal.hazard(f"load: dongle.conf does not parse ({exc}): chan_dongle declined")
             return
         for settings in self._read_settings(conf).values():
             device = Device(settings)
             self.devices[device.name] = device
             if self.opens_at_load:
-                self._open(device)
+                self.open_device(device)
 
     def reload(self, source: str) -> None:
         """chan_dongle's reload: restart changed devices and EVERY stopped device."""
-        self._journal.count_reload()
-        self._journal.log(f"reload ({source})")
+        self.journal.count_reload()
+        self.journal.log(f"reload ({source})")
         try:
             conf = parse_conf(self._conf_path)
         except ConfParseError as exc:
-            self._journal.hazard(
+            self.journal.hazard(
                 f"reload ({source}): dongle.conf does not parse ({exc}): the real chan_dongle "
                 "may crash Asterisk here; old config kept"
             )
             return
         wanted = self._read_settings(conf)
         for name in [n for n in self.devices if n not in wanted]:
-            self._journal.log(f"[{name}] removed by reload")
-            self._release(self.devices.pop(name), "removed")
+            self.journal.log(f"[{name}] removed by reload")
+            self.release(self.devices.pop(name), "removed")
         old = self.devices
         self.devices = {}
         for name, settings in wanted.items():
@@ -486,83 +488,20 @@ class ChanDongle:
             if device is None:
                 device = Device(settings)
                 self.devices[name] = device
-                self._open(device)
+                self.open_device(device)
                 continue
             self.devices[name] = device
             changed = device.settings.restart_key() != settings.restart_key()
             stopped = device.desired == "stop"
             device.settings = settings
             if changed:
-                self._journal.log(f"[{name}] settings changed: restarting")
-                self._release(device, "restart")
+                self.journal.log(f"[{name}] settings changed: restarting")
+                self.release(device, "restart")
             if changed or stopped:
                 device.desired = "start"
-                self._open(device)
+                self.open_device(device)
 
-    # --- device control (AMI/CLI) ------------------------------------------------------------
-
-    def stop_device(self, name: str) -> bool:
-        device = self.devices.get(name)
-        if device is None:
-            return False
-        device.desired = "stop"
-        self._begin_close(device, "stopped")
-        return True
-
-    def start_device(self, name: str) -> bool:
-        device = self.devices.get(name)
-        if device is None:
-            return False
-        device.desired = "start"
-        if device.closing is not None:
-            return True  # re-opened the moment its monitor lets go (see _finish_close)
-        if device.state == "Stopped":
-            device.state = "Not connected"
-        self._open(device)
-        return True
-
-    def restart_device(self, name: str) -> bool:
-        device = self.devices.get(name)
-        if device is None:
-            return False
-        device.desired = "start"
-        if device.port is None:
-            self._open(device)
-        else:
-            self._begin_close(device, "restart")
-        return True
-
-    def _begin_close(self, device: Device, reason: str) -> None:
-        """DongleStop/DongleRestart answer at once, but the device's monitor thread lets go
-        of its ttys only later (a real one was still closing 8 ms after the stop): until
-        `close_delay` has passed its ttys stay open and locked and its entry still shows
-        them, with CurrentDeviceState start."""
-        if device.port is None:
-            if device.desired == "stop":
-                device.state = "Stopped"
-            return
-        if device.closing is not None:
-            return
-        task, device.init_task = device.init_task, None
-        if task is not None:
-            task.cancel()
-        device.port.stop_reading()
-        device.closing = self._loop.call_later(self.close_delay, self._finish_close, device, reason)
-
-    def _finish_close(self, device: Device, reason: str) -> None:
-        device.closing = None
-        if self.devices.get(device.name) is not device:
-            return
-        self._release(device, reason)
-        if device.desired == "start":
-            # Started again (reload, DongleStart, DongleRestart) while it was closing: the
-            # re-open follows the close at once, with the last keep-alive still in flight.
-            # (Not seen on a real DongleRestart; modelled as the same hazard, the safe side.)
-            self._journal.hazard(
-                f"[{device.name}] re-opened as its monitor closes: a stopped device's last "
-                "command is still in flight"
-            )
-            self._open(device, still_closing=True)
+    # --- device control (AMI/CLI): see DeviceControl -------------------------------------------
 
     def interval_pass(self) -> None:
         for device in list(self.devices.values()):
@@ -573,7 +512,7 @@ class ChanDongle:
                 except (OSError, termios.error) as exc:  # termios.error is no OSError
                     self._port_lost(port, f"tcgetattr: {exc}")
             elif device.desired == "start":
-                self._open(device)
+                self.open_device(device)
 
     def entries(self, name: str | None = None) -> list[dict[str, str]]:
         return [d.entry() for d in self.devices.values() if name in (None, "", d.name)]
@@ -581,7 +520,7 @@ class ChanDongle:
     def shutdown(self) -> None:
         """Asterisk going away: close every tty. Our lock files are removed (see FakeAsterisk)."""
         for device in self.devices.values():
-            self._release(device, "shutdown", events=False)
+            self.release(device, "shutdown", events=False)
         self.devices.clear()
 
     async def aclose(self) -> None:
@@ -609,7 +548,7 @@ class ChanDongle:
         """What open() is given for a configured path (the benchmark swaps in the pty)."""
         return path
 
-    def _open(self, device: Device, *, still_closing: bool = False) -> None:
+    def open_device(self, device: Device, *, still_closing: bool = False) -> None:
         if device.port is not None or device.desired != "start":
             return
         settings = device.settings
@@ -630,16 +569,16 @@ class ChanDongle:
                 self.ttys.undo_open(device, fds)
                 return
             except OSError as exc:
-                self._journal.log(f"[{device.name}] unable to open {path}: {exc.strerror}")
+                self.journal.log(f"[{device.name}] unable to open {path}: {exc.strerror}")
                 self.ttys.undo_open(device, fds)
                 self._port_fail(path, exc.errno or 0)
                 return
         port = AtPort(
-            self._loop,
+            self.loop,
             fds[0],
             fds[-1],
             self._port_lost,
-            lambda text: self._journal.crash(f"[{device.name}] {text}"),
+            lambda text: self.journal.crash(f"[{device.name}] {text}"),
             lambda line: self._unsolicited(device, line),
         )
         if still_closing:
@@ -650,7 +589,7 @@ class ChanDongle:
         device.port = port
         device.state = "Not initialized"
         self._status(device, "Connect")
-        task = self._loop.create_task(self._initialize(device, port))
+        task = self.loop.create_task(self._initialize(device, port))
         device.init_task = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -659,7 +598,7 @@ class ChanDongle:
         """The ttys a device opens, data first (with USB audio, only the data tty)."""
         return (settings.data, settings.audio)
 
-    def _release(self, device: Device, reason: str, *, events: bool = True) -> None:
+    def release(self, device: Device, reason: str, *, events: bool = True) -> None:
         """Close the ttys, remove our locks, forget what the modem said."""
         task = device.init_task
         device.init_task = None
@@ -672,7 +611,7 @@ class ChanDongle:
         device.port = None
         if port is not None:
             port.close()
-            self._journal.log(f"[{device.name}] closed ({reason})")
+            self.journal.log(f"[{device.name}] closed ({reason})")
         self.ttys.unlock(device)
         device.identity = Identity()
         device.state = "Stopped" if device.desired == "stop" else "Not connected"
@@ -685,8 +624,8 @@ class ChanDongle:
     def _port_lost(self, port: AtPort, reason: str) -> None:
         for device in self.devices.values():
             if device.port is port:
-                self._journal.log(f"[{device.name}] Lost connection to Dongle ({reason})")
-                self._release(device, "lost")
+                self.journal.log(f"[{device.name}] Lost connection to Dongle ({reason})")
+                self.release(device, "lost")
                 return
         port.close()
 
@@ -697,9 +636,9 @@ class ChanDongle:
             identity = await self._converse(port)
         except (InitError, PortLostError, TimeoutError) as exc:
             if device.port is port:
-                self._journal.log(f"[{device.name}] initialization failed: {exc!r}")
+                self.journal.log(f"[{device.name}] initialization failed: {exc!r}")
                 device.init_task = None
-                self._release(device, "init failed")
+                self.release(device, "init failed")
             return
         if device.port is not port:
             return
@@ -709,9 +648,9 @@ class ChanDongle:
         device.state = self._ready_state(device, identity)
         imei_setting = device.settings.imei
         foreign = bool(imei_setting) and imei_setting != identity.imei
-        self._journal.binding(device.name, device.settings.data, identity.imei, foreign)
+        self.journal.binding(device.name, device.settings.data, identity.imei, foreign)
         if foreign:
-            self._journal.log(
+            self.journal.log(
                 f"[{device.name}] bound to IMEI {identity.imei}, section says {imei_setting}"
             )
         # As chan_dongle: its init reads the registration (AT+CREG?) before its last command,

@@ -147,8 +147,8 @@ class DongleModule:
             chan = self.chan
             if chan is None:
                 return False
-            ops = {"stop": chan.stop_device, "start": chan.start_device}
-            return ops.get(verb, chan.restart_device)(device)
+            ops = {"stop": chan.control.stop, "start": chan.control.start}
+            return ops.get(verb, chan.control.restart)(device)
 
         return run
 

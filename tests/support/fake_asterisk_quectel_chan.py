@@ -158,16 +158,16 @@ class ChanQuectel(ChanDongle):
             return (settings.data,)
         return super()._tty_paths(settings)
 
-    def _open(self, device: Device, *, still_closing: bool = False) -> None:
+    def open_device(self, device: Device, *, still_closing: bool = False) -> None:
         settings = device.settings
         alsadev = settings.alsadev if isinstance(settings, QuectelSettings) else ""
         if alsadev and device.port is None and device.desired == "start":
             card = _alsa_card(alsadev)
             if card not in self.alsa_cards:
-                self._journal.log(f"[{device.name}] unable to open ALSA device {alsadev}")
+                self.journal.log(f"[{device.name}] unable to open ALSA device {alsadev}")
                 return
             self.qjournal.alsa(device.name, alsadev)
-        super()._open(device, still_closing=still_closing)
+        super().open_device(device, still_closing=still_closing)
 
     def _ready_state(self, device: Device, identity: Identity) -> str:
         assert isinstance(identity, QuectelIdentity)
@@ -176,7 +176,7 @@ class ChanQuectel(ChanDongle):
             owner = self.alsa_cards.get(_alsa_card(settings.alsadev), "")
             # An external card is no module's (owner ""); a module's card is only its own.
             if owner != identity.imei and not (settings.external_card and owner == ""):
-                self._journal.hazard(
+                self.journal.hazard(
                     f"[{device.name}] data port of IMEI {identity.imei}, voice on "
                     f"{settings.alsadev} of IMEI {owner or '?'}: calls get another module's audio"
                 )
@@ -315,20 +315,20 @@ class ChanQuectelIM(ChanQuectel):
             for key, size in (("imei", 15), ("imsi", 15)):
                 value = first[key]
                 if value is not None and len(value) != size:
-                    self._journal.log(f"[{name}] Ignore invalid {key.upper()} value '{value}'")
+                    self.journal.log(f"[{name}] Ignore invalid {key.upper()} value '{value}'")
                     first[key] = None
             data, audio, imei, imsi = (first[k] for k in ("data", "audio", "imei", "imsi"))
             if not audio and not uac and not imei and not imsi:
-                self._journal.log(f"Skipping device {name}. Missing required audio setting")
+                self.journal.log(f"Skipping device {name}. Missing required audio setting")
                 continue
             if not data and not imei and not imsi:
-                self._journal.log(f"Skipping device {name}. Missing required data_tty setting")
+                self.journal.log(f"Skipping device {name}. Missing required data_tty setting")
                 continue
             if bool(alsadev) != bool(uac):
-                self._journal.log(f"Skipping device {name}. If uac is set as 1, alsa device must")
+                self.journal.log(f"Skipping device {name}. If uac is set as 1, alsa device must")
                 continue
             if name in result:
-                self._journal.log(f"device {name} already exists, duplicate in config file")
+                self.journal.log(f"device {name} already exists, duplicate in config file")
                 continue
             result[name] = QuectelSettings(
                 name,
@@ -419,12 +419,12 @@ class ChanQuectelRE(ChanQuectel):
             name = section.name
             data = section.first("data")
             if not data:
-                self._journal.log(f"Skipping device {name}. Missing required data_tty setting")
+                self.journal.log(f"Skipping device {name}. Missing required data_tty setting")
                 continue
             raw = section.first("uac") or "off"
             uac = raw.lower()
             if uac not in (*_TRUE, *_FALSE, "ext"):
-                self._journal.log(f"[{name}] Ignore invalid value of UAC mode '{raw}'")
+                self.journal.log(f"[{name}] Ignore invalid value of UAC mode '{raw}'")
                 uac = "off"
             alsadev = ""
             if uac == "ext":
@@ -432,7 +432,7 @@ class ChanQuectelRE(ChanQuectel):
             elif uac in _TRUE:
                 alsadev = section.first("alsadev") or "hw:Android"
             if name in result:
-                self._journal.log(f"device {name} already exists, duplicate in config file")
+                self.journal.log(f"device {name} already exists, duplicate in config file")
                 continue
             result[name] = QuectelSettings(
                 name,

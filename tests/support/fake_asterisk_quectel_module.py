@@ -174,8 +174,8 @@ class QuectelModule:
         chan = self.chan
         if chan is None or device not in chan.devices:
             return False, f"[{device}] Device not found"
-        ops = {"stop": chan.stop_device, "start": chan.start_device}
-        op = ops.get(verb, chan.restart_device)
+        ops = {"stop": chan.control.stop, "start": chan.control.start}
+        op = ops.get(verb, chan.control.restart)
         if self.manager is not None:
             self.manager.command(lambda: op(device))
         else:

@@ -15,7 +15,7 @@ from hypothesis import settings
 
 from tests.support import devguard
 from tests.support.fake_asterisk import FakeAsterisk
-from tests.support.fake_asterisk_quectel import make_fake_asterisk
+from tests.support.fake_asterisk_quectel import PERSONALITY, make_fake_asterisk
 from tests.support.fake_bench import INTERVAL, Bench, QBench
 
 # umockdev's preload keeps a fixed 50-entry table of open /dev fds per process and aborts the
@@ -153,9 +153,10 @@ def make_q(qbench: QBench) -> Iterator[Callable[..., FakeAsterisk]]:
     def make(personality: str, **kwargs: Any) -> FakeAsterisk:
         kwargs.setdefault("interval", INTERVAL)
         kwargs.setdefault("init_timeout", 1.0)
-        if personality != "chan_dongle":
+        chosen = PERSONALITY.get(personality)  # an unknown one: make_fake_asterisk says so
+        if chosen is not None and chosen.fork is not None:
             kwargs.setdefault("quectel_interval", INTERVAL)
-        if "chan_dongle" in personality:
+        if chosen is not None and chosen.chan_dongle:
             kwargs.setdefault("dongle_conf", str(qbench.conf))
             if not qbench.conf.exists():
                 qbench.write_conf()

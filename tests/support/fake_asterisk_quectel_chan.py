@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from .fake_asterisk_conf import ConfFile, ConfSection
 from .fake_asterisk_dongle import (
@@ -44,8 +44,6 @@ from .fake_asterisk_dongle import (
     regstate_name,
 )
 from .fake_asterisk_journal import Headers, Journal
-
-Fork = Literal["im", "re"]
 
 _IM_REGISTERED = frozenset({1, 5})
 _RE_REGISTERED = frozenset({1, 4, 5, 6, 7, 8})
@@ -135,7 +133,6 @@ def _device_sections(conf: ConfFile) -> list[ConfSection]:
 class ChanQuectel(ChanDongle):
     """What both forks share; one subclass per fork. Runs on the FakeAsterisk loop thread."""
 
-    fork: ClassVar[Fork]
     raises_events: ClassVar[bool]  # IM's Quectel* events; RE raises no AMI events at all
     registered: ClassVar[frozenset[int]]
     cli_words: ClassVar[tuple[str, ...]] = ("quectel",)
@@ -301,7 +298,6 @@ def _alsa_card(alsadev: str) -> str:
 class ChanQuectelIM(ChanQuectel):
     """IchthysMaranatha's fork: chan_dongle renamed, plus Quectel/SIMCom voice set-up."""
 
-    fork = "im"
     raises_events = True
     registered = _IM_REGISTERED
     header_format, row_format, submode_column = _IM_HEADER, _IM_ROW, True
@@ -405,7 +401,6 @@ class ChanQuectelIM(ChanQuectel):
 class ChanQuectelRE(ChanQuectel):
     """RoEdAl's fork: a rewrite. No AMI, no lock files, connects on its interval timer."""
 
-    fork = "re"
     raises_events = False
     registered = _RE_REGISTERED
     header_format, row_format, submode_column = _RE_HEADER, _RE_ROW, False

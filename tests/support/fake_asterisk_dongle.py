@@ -15,7 +15,6 @@ import re
 import termios
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 from .fake_asterisk_conf import ConfFile, ConfParseError, parse_conf
 from .fake_asterisk_control import DeviceControl
@@ -412,8 +411,8 @@ class Device:
 class ChanDongle:
     """The devices of one chan_dongle instance; every method runs on the loop thread."""
 
-    registered: ClassVar[frozenset[int]] = _REGISTERED  # +CREG statuses it calls registered
-    lock_files: ClassVar[bool] = True  # False: RE's TIOCEXCL + flock() (see TtyClaims)
+    registered: frozenset[int] = _REGISTERED  # +CREG statuses it calls registered
+    lock_files = True  # False: RE's TIOCEXCL + flock() (see TtyClaims)
 
     def __init__(
         self,

@@ -13,7 +13,7 @@ from typing import Any
 
 from .fake_asterisk import FakeAsterisk, HostedDriver
 from .fake_asterisk_dongle_module import DongleModule
-from .fake_asterisk_quectel_chan import ChanQuectel, ChanQuectelIM, ChanQuectelRE, QuectelJournal
+from .fake_asterisk_quectel_chan import ChanQuectel, QuectelJournal
 from .fake_asterisk_quectel_module import IM, RE, Fork, QuectelModule
 
 
@@ -117,8 +117,6 @@ __all__ = [
     "PERSONALITIES",
     "PERSONALITY",
     "ChanQuectel",
-    "ChanQuectelIM",
-    "ChanQuectelRE",
     "FakeAsteriskQuectel",
     "Personality",
     "QuectelJournal",

@@ -15,7 +15,13 @@ from .fake_asterisk_ami import Message, Session
 from .fake_asterisk_dongle import ChanDongle, Device
 from .fake_asterisk_dongle_module import interval_passes
 from .fake_asterisk_journal import Journal
-from .fake_asterisk_quectel_chan import ChanQuectel, ChanQuectelIM, ChanQuectelRE
+from .fake_asterisk_quectel_chan import (
+    IM_MODEL,
+    RE_MODEL,
+    ChanQuectel,
+    ForkModel,
+    QuectelJournal,
+)
 
 if TYPE_CHECKING:
     from .fake_asterisk import FakeAsterisk
@@ -41,13 +47,13 @@ class Fork:
     """What one chan_quectel fork does, as data."""
 
     name: Literal["im", "re"]
-    chan_class: type[ChanQuectel]  # its device model: config keys, AT conversation, CLI
+    model: ForkModel  # its devices: config keys, AT conversation, CLI, locks
     actions: Mapping[str, tuple[str, ...] | None]  # its AMI actions (RE: none)
     device_manager: bool  # RE: stop/start go through its eventfd device manager
 
 
-IM = Fork("im", ChanQuectelIM, IM_ACTIONS, device_manager=False)
-RE = Fork("re", ChanQuectelRE, {}, device_manager=True)
+IM = Fork("im", IM_MODEL, IM_ACTIONS, device_manager=False)
+RE = Fork("re", RE_MODEL, {}, device_manager=True)
 FORKS = {"im": IM, "re": RE}
 
 
@@ -75,12 +81,15 @@ class QuectelModule:
         self._host = host
         if self.fork.device_manager:
             self.manager = DeviceManager(host, host.journal, lambda: self.interval)
-        chan = self.fork.chan_class(
+        journal = host.journal
+        assert isinstance(journal, QuectelJournal), "a chan_quectel host keeps a QuectelJournal"
+        chan = ChanQuectel(
             asyncio.get_running_loop(),
             self.conf_path,
+            model=self.fork.model,
             lock_dir=host.lock_dir,
             init_timeout=host.init_timeout,
-            journal=host.journal,
+            journal=journal,
             emit=host.emit,
             holders=holders,
         )

@@ -23,14 +23,17 @@ from dongled.drivers.base import CliVerbs
 from dongled.drivers.chan_quectel import QUECTEL_RE
 from dongled.drivers.quectel_cli import CliDevice, Listing
 from dongled.hotplug.prober import holding_entry
-from tests.harness import test_fake_asterisk_quectel as tq
-from tests.harness.test_fake_asterisk import IMEI_A, IMSI_A, TIMEOUT
-from tests.harness.test_fake_asterisk_quectel import QBench, one_module, write_classes
+from tests.support.ami_client import TIMEOUT
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.fake_asterisk_quectel import FakeAsteriskQuectel
+from tests.support.fake_bench import (
+    IMEI_A,
+    IMSI_A,
+    QBench,
+    one_module,
+    write_classes,
+)
 from tests.support.modemsim import EC25
-
-qbench, make_q = tq.qbench, tq.make_q  # the fixtures of the fake's own tests
 
 T = TypeVar("T")
 LONG = "quectel-modem-one"  # longer than the 12 characters the listing keeps

@@ -16,15 +16,16 @@ from dongled.config.settings import AmiSettings, Settings
 from dongled.daemon import Daemon
 from dongled.drivers.chan_dongle import CHAN_DONGLE
 from dongled.drivers.chan_quectel import QUECTEL_RE
-from tests.harness import test_fake_asterisk as td
-from tests.harness import test_fake_asterisk_quectel as tq
-from tests.harness.test_fake_asterisk import IMEI_A, IMEI_B, IMSI_A, Bench
-from tests.harness.test_fake_asterisk_quectel import QBench, write_classes
 from tests.support.fake_asterisk import FakeAsterisk
+from tests.support.fake_bench import (
+    IMEI_A,
+    IMEI_B,
+    IMSI_A,
+    Bench,
+    QBench,
+    write_classes,
+)
 from tests.support.modemsim import EC25, StickSim
-
-bench, make_fake = td.bench, td.make_fake  # the fixtures of the fakes' own tests
-qbench, make_q = tq.qbench, tq.make_q
 
 WAIT = 10.0  # bound on waiting for the stop (no timing is asserted)
 

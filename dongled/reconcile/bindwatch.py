@@ -22,8 +22,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from dongled.conf.dongleconf import DeviceSection, DongleConf
-from dongled.core.errors import AmiError, ConfError
+from dongled.conf.dongleconf import DeviceSection, sections_now
+from dongled.core.errors import AmiError
 from dongled.reconcile.executor import PassExecutor
 from dongled.reconcile.plan import foreign_running
 
@@ -113,7 +113,5 @@ class BindingWatch:
 def _sections_now(lane: PassExecutor) -> dict[str, DeviceSection]:
     """The lane's sections as its file says now (an admin may have edited it since the last
     pass); the last good parse while it does not parse."""
-    try:
-        return DongleConf.load(lane.conf_path).devices()
-    except (ConfError, OSError):
-        return lane.seen.sections
+    sections = sections_now(lane.conf_path)
+    return lane.seen.sections if sections is None else sections

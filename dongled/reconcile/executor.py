@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from dongled.asterisk.device import DeviceControl, DeviceEntry
-from dongled.conf.dongleconf import DeviceSection, DongleConf
+from dongled.conf.dongleconf import DeviceSection, DongleConf, sections_now
 from dongled.config.settings import Settings
 from dongled.config.settings import conf_path as settings_conf_path
 from dongled.core.errors import ConfError
@@ -43,10 +43,7 @@ log = logging.getLogger(__name__)
 
 def file_imeis(path: str) -> set[str]:
     """The imei= values the file names now; none when it cannot be read."""
-    try:
-        sections = DongleConf.load(path).devices()
-    except (ConfError, OSError):
-        return set()
+    sections = sections_now(path) or {}
     return {sec.imei for sec in sections.values() if sec.imei}
 
 

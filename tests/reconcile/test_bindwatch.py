@@ -79,11 +79,11 @@ def test_a_dongle_status_initialize_on_a_foreign_stick_stops_it(
     assert said == [f"device dongle0 came up on IMEI {IMEI_B}, not its own {IMEI_A}: stopping it"]
 
 
-def test_res_polled_listing_stops_a_foreign_module(
-    qbench: QBench,
-    make_q: Callable[..., FakeAsterisk],
-    tmp_path: Path,
-) -> None:
+def _re_running_a_foreign_module(
+    qbench: QBench, make_q: Callable[..., FakeAsterisk], tmp_path: Path
+) -> tuple[FakeAsterisk, Daemon]:
+    """RE running [quectel0] on a module that is not its own, and a daemon for it (not
+    started: each test runs only the parts it is about)."""
     qbench.write_qconf(
         qbench.section(
             "quectel0",
@@ -97,7 +97,15 @@ def test_res_polled_listing_stops_a_foreign_module(
     fake = make_q("quectel-re", quectel_interval=1.0, **write_classes())
     fake.wait_for_state("quectel0", "Free", WAIT, imei=IMEI_B)
     settings = _settings(tmp_path, fake, {"chan_quectel": str(qbench.qconf)}, QUECTEL_RE.name)
-    daemon = Daemon(settings, (QUECTEL_RE,))
+    return fake, Daemon(settings, (QUECTEL_RE,))
+
+
+def test_res_polled_listing_stops_a_foreign_module(
+    qbench: QBench,
+    make_q: Callable[..., FakeAsterisk],
+    tmp_path: Path,
+) -> None:
+    fake, daemon = _re_running_a_foreign_module(qbench, make_q, tmp_path)
 
     async def main() -> None:
         await daemon.ami.connect()
@@ -125,20 +133,7 @@ def test_an_edit_of_res_file_polls_its_listing_at_once(
     file back): the first event of a change to quectel.conf polls RE's listing at once and
     then quickly, instead of at the next idle poll (here made an hour long, so only the
     edit can be what found the module)."""
-    qbench.write_qconf(
-        qbench.section(
-            "quectel0",
-            f"data={qbench.path('ttyUSB2')}",
-            f"audio={qbench.path('ttyUSB1')}",
-            f"imei={IMEI_A}",
-        ),
-        interval=1,
-    )
-    qbench.plug(EC25(IMEI_B, IMSI_A), "ttyUSB2", "ttyUSB1")  # not quectel0's module
-    fake = make_q("quectel-re", quectel_interval=1.0, **write_classes())
-    fake.wait_for_state("quectel0", "Free", WAIT, imei=IMEI_B)
-    settings = _settings(tmp_path, fake, {"chan_quectel": str(qbench.qconf)}, QUECTEL_RE.name)
-    daemon = Daemon(settings, (QUECTEL_RE,))
+    fake, daemon = _re_running_a_foreign_module(qbench, make_q, tmp_path)
     daemon.bindwatch.poll = 3600.0
 
     def stop() -> bool:

@@ -30,7 +30,6 @@ from dongled.conf.dongleconf import DeviceSection, DongleConf
 from dongled.config.settings import Settings, conf_path
 from dongled.core.errors import AmiError, ConfError, PortBusyError, ProbeError
 from dongled.drivers.base import Driver
-from dongled.drivers.chan_dongle import CHAN_DONGLE
 from dongled.drivers.known import drivers_for
 from dongled.hotplug.prober import Found, identify
 from dongled.hotplug.soundcards import SoundCard, card_of
@@ -328,7 +327,7 @@ async def adopt(settings: Settings, asterisk: Asterisk, driver: Driver) -> Adopt
         # The stick's dialect, from udev's view of the port: never a Huawei `^` command to an
         # LTE module (the daemon's probe asks the same table).
         family, exists = _dialect(sec.data, ports)
-        if family is None and driver.name != CHAN_DONGLE.name and exists:
+        if family is None and driver.lte_only and exists:
             skipped[name] = (
                 f"cannot tell which LTE module is at {sec.data} (udev does not list it as a "
                 "USB modem's tty): not probed"

@@ -76,6 +76,9 @@ class Driver:
     status_event: str | None = None
     # False: it marks the ttys it holds only with TIOCEXCL + flock, no LCK..<tty> file.
     lock_files: bool = True
+    # True: it runs LTE modules only (Quectel, SIMCom), so a port udev does not show as a
+    # known module's is not probed: the fallback dialect is Huawei's, never for a module.
+    lte_only: bool = False
     # None: it opens a device at once. Else it opens devices on a timer (a reload or start
     # wakes it, but a device that failed to open waits for the next tick): this reads the
     # timer's seconds from the text of its config file (RE: `[general] interval`).

@@ -22,7 +22,7 @@ from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.fake_asterisk_dongle import ChanDongle
 from tests.support.modemsim import Role
 from tests.support.rig import Rig
-from tests.support.testbed import HUB_PATH, FakeStick, Testbed
+from tests.support.testbed import FakeStick, Testbed
 
 TTY_MARK = "E: SUBSYSTEM=tty\n"
 
@@ -152,20 +152,15 @@ def interleaved_return(
         delay = start + at - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        dev_path = f"{HUB_PATH}/{stick.name}"
         if iface is None:
-            stick.devnum = next(tb._devnums)
-            stick.ports = {}
-            stick.sys_paths = [f"/sys{dev_path}"]
-            tb.add_from_string(tb._usb_device_paragraph(stick))
+            tb.add_usb_device(stick)
             continue
         ifnum, role, tty_no = iface
-        tb._add_interface(stick, dev_path, ifnum, role, tty_no)
+        tb.add_port(stick, ifnum, role, tty_no)
         if last_adds is not None:
             last_adds[stick.name] = tb.last_tty_add
         if len(stick.ports) == len(stick.model.interfaces):
-            stick.plugged = True
-            tb._devices.append(stick)
+            tb.adopt(stick)
     return tb.last_tty_add
 
 

@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import tests.support.rig
 from tests.support.devguard import SITE_DIR
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.fake_asterisk_dongle import ChanDongle
@@ -68,6 +67,7 @@ class BenchAsterisk(FakeAsterisk):
 
 class BenchRig(Rig):
     tb: StampedTestbed
+    asterisk_class = BenchAsterisk  # ours opens the ptys by their real path
     run_args = ("run",)  # the default log level, as installed
     ready_timeout = 60.0  # start-up with up to 50 sticks
     # Another checkout's dongled/ (bench.recovery --daemon-code): the same rig, test Asterisk
@@ -83,8 +83,8 @@ class BenchRig(Rig):
             lines = self.settings.read_text().splitlines(keepends=True)
             self.settings.write_text("".join(x for x in lines if not x.startswith("driver =")))
 
-    def _env(self) -> dict[str, str]:
-        env = super()._env()
+    def daemon_env(self) -> dict[str, str]:
+        env = super().daemon_env()
         if self.code_root is not None:
             env["PYTHONPATH"] = f"{SITE_DIR}:{self.code_root}"
         return env
@@ -167,9 +167,7 @@ def interleaved_return(
 def make_rig(
     tmp: Path, tb: StampedTestbed, n: int, answer_delay: float, code_root: str | None = None
 ) -> BenchRig:
-    # Rig builds its Asterisk from this module global: ours opens the ptys by their real path.
     _DirectPtyChan.testbed_root = tb.root_dir
-    tests.support.rig.FakeAsterisk = BenchAsterisk  # type: ignore[attr-defined]
     BenchRig.code_root = code_root
     # chan_dongle's interval as in the sample file (15 s): its passes are not ours to measure.
     return BenchRig(tmp, tb, n, answer_delay=answer_delay, interval=15.0)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 import serial
 
+from tests.support.atclient import at, opener, read_until_final
 from tests.support.modemsim import (
     E171_LAYOUT_21_USB,
     E171_LAYOUT_32_USB,
@@ -32,33 +33,6 @@ from tests.support.modemsim import (
 
 IMEI = "356789012345675"
 IMSI = "250011234567890"
-FINALS = (b"\r\nOK\r\n", b"\r\nERROR\r\n")
-
-
-def read_until_final(fd: int, timeout: float = 2.0) -> bytes:
-    """Read from an opener fd until a final result code (or the timeout)."""
-    deadline = time.monotonic() + timeout
-    out = b""
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            break
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            break
-        out += chunk
-        if out.endswith(FINALS) or (b"+CME ERROR:" in out and out.endswith(b"\r\n")):
-            break
-    return out
-
-
-def opener(path: str) -> int:
-    return os.open(path, os.O_RDWR | os.O_NOCTTY)
-
-
-def at(fd: int, command: str, timeout: float = 2.0) -> bytes:
-    os.write(fd, command.encode() + b"\r")
-    return read_until_final(fd, timeout)
 
 
 @pytest.fixture

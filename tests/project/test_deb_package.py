@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.project.test_systemd_unit import DROPIN_TESTBED, BoxAsterisk
 from tests.support.box_asterisk import show_devices
+from tests.support.box_setup import APT_ENV, DROPIN_TESTBED, BoxAsterisk
 from tests.support.marks import needs_umockdev
 from tests.support.modemsim import E1550_USB, StickSim
 from tests.support.rig import HEADER, make_imei, section_text
@@ -53,7 +53,6 @@ pytestmark = [
 
 N_STICKS = 2
 APT = ["apt-get", "-y", "-q", "-o", "DPkg::Lock::Timeout=600"]
-APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
 SETTINGS = "/etc/dongled/dongled.toml"
 # What purge leaves on purpose (docs/install.md, "The Debian package"): dongled's last backup of
 # dongle.conf (when it wrote one) and man-db's cache of a page that was read (man-db's own,

@@ -15,7 +15,6 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,8 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.box_asterisk import show_devices
-from tests.support.devguard import RUNNER_ENV, SITE_DIR
+from tests.support.box_setup import DROPIN_TESTBED, BoxAsterisk
 from tests.support.marks import needs_umockdev
 from tests.support.modemsim import E1550_USB, StickSim
 from tests.support.rig import HEADER, ROOT, make_imei, section_text
@@ -50,15 +48,6 @@ STARTED_ID = "39f53479d3a045ac8e11786248231fbf"  # systemd's "Started UNIT" mess
 VERIFIED = "device-verified"
 IDENTIFIED = "stick-identified"
 
-# Test-only: the shipped unit knows nothing of umockdev. The preload and its testbed reach the
-# daemon through the environment; the preload writes its uevent socket into the testbed
-# directory; the testbed's ttys are pseudo-terminals, which DevicePolicy=closed would refuse.
-DROPIN_TESTBED = f"""\
-[Service]
-Environment=LD_PRELOAD=libumockdev-preload.so.0 UMOCKDEV_DIR={TESTBED_MOUNT}
-ReadWritePaths={TESTBED_MOUNT}
-DeviceAllow=char-pts rw
-"""
 # Test-only: the shipped 30 s would make the hang test wait 30 s; the mechanism is the same.
 # Not shorter: a loaded CI machine must not get a healthy daemon killed in the storm test.
 DROPIN_WATCHDOG = "[Service]\nWatchdogSec=10s\n"
@@ -68,44 +57,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class BoxAsterisk:
-    """The test Asterisk in the box's PID namespace (tests/support/box_asterisk.py): its lock
-    pids and the unit's mean the same processes to both."""
-
-    def __init__(self, box: SystemdBox, tb: Testbed) -> None:
-        env = {
-            **tb.env(),
-            "LD_PRELOAD": "libumockdev-preload.so.0",
-            "PYTHONPATH": f"{SITE_DIR}:{ROOT}",
-            RUNNER_ENV: str(os.getpid()),
-        }
-        self.proc = subprocess.Popen(
-            [
-                "nsenter", "-t", str(box.pid), "-p", "--", sys.executable, "-m",
-                "tests.support.box_asterisk", str(box.path("/etc/asterisk/dongle.conf")),
-                str(box.path("/run/lock")),
-            ],
-            env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.strip().isdigit():
-            self.close()
-            raise SystemdBoxError(f"the test Asterisk did not start: {line!r}")
-        self.port = int(line)
-
-    def devices(self) -> dict[str, dict[str, str]]:
-        return show_devices(self.port)
-
-    def close(self) -> None:
-        """Its standard input closes: it stops its Asterisk and exits."""
-        try:
-            self.proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.communicate()
 
 
 @dataclass

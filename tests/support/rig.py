@@ -20,7 +20,7 @@ from typing import cast
 from tests.support.devguard import SITE_DIR
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.fake_asterisk_quectel import make_fake_asterisk
-from tests.support.modemsim import E1550_USB, StickSim, UsbModel
+from tests.support.modemsim import E1550_USB, EC25, EC25_USB, StickSim, UsbModel
 from tests.support.real_asterisk import RealAsterisk
 from tests.support.rig_daemon import ROOT, DaemonRunner
 from tests.support.rig_files import (
@@ -35,13 +35,17 @@ from tests.support.rig_files import (
 from tests.support.testbed import FakeStick, Testbed
 
 __all__ = [
+    "FAST_RECOVERY",
     "HEADER",
     "LTE_VIDS",
+    "MIXED_MODELS",
     "PARKED_DATA",
     "ROOT",
     "Rig",
     "card_alsadev",
+    "journal",
     "make_imei",
+    "mixed_rig",
     "rig",
     "section_text",
     "uac_section_text",
@@ -49,6 +53,9 @@ __all__ = [
 ]
 
 PARKED_DATA = "/dev/null/dongled-stick-absent-data"
+MIXED_MODELS = [E1550_USB, EC25_USB, E1550_USB, EC25_USB]
+# [recovery] settings that climb the ladder fast (the tests of recovery and of its bugs).
+FAST_RECOVERY: dict[str, object] = {"backoff": 0.4, "backoff_max": 0.4, "max_rounds": 1}
 _RE_CLASSES = ("system", "config", "reporting", "command")  # RE is driven by CLI commands
 
 
@@ -353,6 +360,22 @@ def rig(tmp: Path, n: int, **kw: object) -> Iterator[Rig]:
                 assert unknown == {}, f"commands the simulators do not know: {unknown}"
         finally:
             r.close()
+
+
+def mixed_rig(tmp: Path, fork: str) -> contextlib.AbstractContextManager[Rig]:
+    """One box, two drivers: chan_dongle's Huawei sticks beside `fork`'s ("quectel-im",
+    "quectel-re") EC25 modules, alternating (MIXED_MODELS)."""
+    sims: list[StickSim] = [
+        (EC25 if model is EC25_USB else StickSim)(make_imei(i), f"2500100000{i:05d}")
+        for i, model in enumerate(MIXED_MODELS)
+    ]
+    both = f"chan_dongle+{fork}"
+    return rig(tmp, len(MIXED_MODELS), models=MIXED_MODELS, sims=sims, personality=both)
+
+
+def journal(r: Rig, word: str) -> list[str]:
+    """The daemon's log lines that hold `word`."""
+    return [ln for ln in r.daemon_log().splitlines() if word in ln]
 
 
 def wait_until(pred: Callable[[], bool], timeout: float, what: str) -> None:

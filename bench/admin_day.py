@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.edits import timeline
-from tests.support.box_setup import APT_ENV, DROPIN_TESTBED
+from tests.support.box_site import APT_ENV, DROPIN_TESTBED
 from tests.support.devguard import RUNNER_ENV, SITE_DIR
 from tests.support.modemsim import E1550_USB, EC25, EC25_USB, StickSim, UsbModel
 from tests.support.rig import ROOT, make_imei

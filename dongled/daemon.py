@@ -144,11 +144,13 @@ class Daemon:
         )
         # An admin's edit of a driver's file asks for a pass; a foreign binding is stopped
         # between passes (a pass holds the lock, so neither acts on a stale listing).
-        self.confwatch = ConfWatch(
-            [conf_path(settings, d.conf_key) for d in self.drivers], self._conf_edited
-        )
         self.pass_lock = asyncio.Lock()
         self.bindwatch = BindingWatch(self.pass_lock, self.coalescer.request, self.spawn)
+        self.confwatch = ConfWatch(
+            [conf_path(settings, d) for d in self.drivers],
+            self._conf_edited,
+            stirred=self.bindwatch.hurry,  # RE's listing is polled faster while one is edited
+        )
         for driver in self.drivers:
             lane = self._lane(driver)
             self.lanes.add(lane)
@@ -198,7 +200,7 @@ class Daemon:
             metrics=self.metrics,
             counters=self.counters,
             driver=driver,
-            conf_path=conf_path(self.settings, driver.conf_key),
+            conf_path=conf_path(self.settings, driver),
         )
         return lane
 

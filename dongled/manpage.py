@@ -19,6 +19,7 @@ import time
 from dongled import __version__, cli
 from dongled.config import reference as settingsref
 from dongled.config import settings
+from dongled.drivers.known import conf_files
 
 
 def _date() -> str:
@@ -96,10 +97,19 @@ def dongled_8() -> str:
         ".TP",
         escape(settings.DEFAULT_PATH),
         "settings; see \\fBdongled.toml\\fR(5)",
-        ".TP",
-        escape(settings.Settings().dongle_conf),
-        "chan_dongle's devices, kept right by dongled; the version before its last write is "
-        + escape("dongle.conf.dongled-bak"),
+        *[
+            line
+            for path, names in conf_files().values()
+            for line in (
+                ".TP",
+                escape(path),
+                escape(f"the devices of {' and '.join(names)}, kept right by dongled (its ")
+                + "\\fB[drivers]\\fR table in \\fBdongled.toml\\fR(5)); "
+                + escape(
+                    f"the version before its last write is {os.path.basename(path)}.dongled-bak"
+                ),
+            )
+        ],
         ".TP",
         escape(f"{settings.Settings().state_dir}/status.json"),
         "the running daemon's view, read by \\fBdongled status\\fR",

@@ -127,7 +127,7 @@ async def scan(conf: settings.Settings, apply: bool, driver: Driver) -> int:
     from dongled import scan as scanning
     from dongled.conf.dongleconf import inherited_message
 
-    path = settings.conf_path(conf, driver.conf_key)
+    path = settings.conf_path(conf, driver)
     if apply and _refuse_if_running(conf, "scan", path):
         return EXIT_PROBLEM
     asterisk = await scanning.connect_asterisk(conf, driver)
@@ -216,7 +216,7 @@ async def adopt(conf: settings.Settings, apply: bool, driver: Driver) -> int:
     """`dongled adopt [--apply]` for `driver`'s file; its exit code."""
     from dongled import scan as scanning
 
-    if apply and _refuse_if_running(conf, "adopt", settings.conf_path(conf, driver.conf_key)):
+    if apply and _refuse_if_running(conf, "adopt", settings.conf_path(conf, driver)):
         return EXIT_PROBLEM
     asterisk = await scanning.connect_asterisk(conf, driver)
     try:

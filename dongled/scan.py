@@ -113,19 +113,19 @@ def write_change(change: Change) -> None:
         replace_atomically(path, data, expected=change.before[path])
 
 
-def imeis_named_elsewhere(s: Settings, driver: Driver) -> set[str]:
+def imeis_named_elsewhere(settings: Settings, driver: Driver) -> set[str]:
     """IMEIs the other drivers' files name (a box with chan_dongle beside chan_quectel): a
     stick one of them names is not "unbound" for this one. An unreadable file names none."""
     named: set[str] = set()
-    for other in drivers_for(s.driver):
+    for other in drivers_for(settings.driver):
         if other is not driver:
-            named |= file_imeis(conf_path(s, other.conf_key))
+            named |= file_imeis(conf_path(settings, other))
     return named
 
 
-async def connect_asterisk(s: Settings, driver: Driver) -> Asterisk:
-    path = conf_path(s, driver.conf_key)
-    client = AmiClient(s.ami)
+async def connect_asterisk(settings: Settings, driver: Driver) -> Asterisk:
+    path = conf_path(settings, driver)
+    client = AmiClient(settings.ami)
     control = control_for(client, driver, lambda: file_ports(path, driver))
     out = Asterisk(client=client, control=control)
     try:
@@ -137,8 +137,8 @@ async def connect_asterisk(s: Settings, driver: Driver) -> Asterisk:
     return out
 
 
-def _timeouts(s: Settings) -> ProbeTimeouts:
-    return ProbeTimeouts(first=min(1.0, s.at_timeout), command=s.at_timeout)
+def _timeouts(settings: Settings) -> ProbeTimeouts:
+    return ProbeTimeouts(first=min(1.0, settings.at_timeout), command=settings.at_timeout)
 
 
 def _group(ttys: list[TtyInfo], cards: list[SoundCard]) -> list[Stick]:
@@ -155,7 +155,7 @@ def _group(ttys: list[TtyInfo], cards: list[SoundCard]) -> list[Stick]:
     return sorted(sticks.values(), key=lambda s: s.usb_port)
 
 
-async def _identify(stick: Stick, s: Settings, asterisk: Asterisk) -> None:
+async def _identify(stick: Stick, settings: Settings, asterisk: Asterisk) -> None:
     """The daemon's prober: a port another process holds is never probed; chan_dongle's
     IMEIState, from a listing asked for afresh, names the stick it runs there."""
 
@@ -169,12 +169,12 @@ async def _identify(stick: Stick, s: Settings, asterisk: Asterisk) -> None:
     result = await identify(
         stick.ports,
         models.candidates(stick.vid, stick.pid, frozenset(stick.ports)),
-        lock_dir=s.lock_dir,
-        timeouts=_timeouts(s),
-        probe_timeout=s.probe_timeout,
+        lock_dir=settings.lock_dir,
+        timeouts=_timeouts(settings),
+        probe_timeout=settings.probe_timeout,
         listing=listing,
         family=models.family(stick.vid, stick.pid),
-        lock_files=all(d.lock_files for d in drivers_for(s.driver)),
+        lock_files=all(d.lock_files for d in drivers_for(settings.driver)),
     )
     if isinstance(result, Found):
         stick.identity, stick.data, stick.audio = result.identity, result.data, result.audio
@@ -186,17 +186,17 @@ async def _identify(stick: Stick, s: Settings, asterisk: Asterisk) -> None:
 # ---- scan ------------------------------------------------------------------------------------
 
 
-async def scan(s: Settings, asterisk: Asterisk, driver: Driver) -> ScanResult:
+async def scan(settings: Settings, asterisk: Asterisk, driver: Driver) -> ScanResult:
     """Find and identify the sticks, and what the daemon would do about them for `driver`'s
     file (no writes)."""
-    conf = DongleConf.load(conf_path(s, driver.conf_key))
+    conf = DongleConf.load(conf_path(settings, driver))
     cards = await asyncio.to_thread(list_sound_cards) if driver.uac_key is not None else []
     sticks = _group(await asyncio.to_thread(list_ttys), cards)
-    await asyncio.gather(*(_identify(st, s, asterisk) for st in sticks))
+    await asyncio.gather(*(_identify(st, settings, asterisk) for st in sticks))
     found = located(sticks)
     sections = conf.devices()
     p = driver_plan(driver, sections, found, asterisk.devices)
-    elsewhere = imeis_named_elsewhere(s, driver)
+    elsewhere = imeis_named_elsewhere(settings, driver)
     p.unbound[:] = [imei for imei in p.unbound if imei not in elsewhere]
     after, _ = (
         conf.with_ports(p.port_changes, alsa=p.alsa, data_only=p.data_only)
@@ -228,16 +228,16 @@ class _Found:
 
 
 async def apply_scan(
-    s: Settings, result: ScanResult, asterisk: Asterisk, driver: Driver
+    settings: Settings, result: ScanResult, asterisk: Asterisk, driver: Driver
 ) -> tuple[bool, list[str]]:
     """The daemon's own pass, once, over the sticks found: stop, write, tell Asterisk (never
     re-opening a tty a stopped device may still be closing), verify. Returns whether
     dongle.conf was written, and the problems (empty: all done)."""
     tasks: list[asyncio.Task[None]] = []
     again: list[bool] = []
-    fences = Fences(s.lock_dir)
+    fences = Fences(settings.lock_dir)
     executor = PassExecutor(
-        s,
+        settings,
         asterisk.control,
         _Found(result.sticks),
         PassHooks(
@@ -246,13 +246,13 @@ async def apply_scan(
             spawn=lambda coro, _name: tasks.append(asyncio.ensure_future(coro)),
             recovered=lambda _port: None,
             failing=lambda *_why: None,
-            named_elsewhere=lambda: asyncio.to_thread(imeis_named_elsewhere, s, driver),
+            named_elsewhere=lambda: asyncio.to_thread(imeis_named_elsewhere, settings, driver),
         ),
         fences=fences,
         metrics=Metrics(),
         counters={"conf_writes": 0, "reloads": 0, "probes": 0},
         driver=driver,
-        conf_path=conf_path(s, driver.conf_key),
+        conf_path=conf_path(settings, driver),
     )
     try:
         ok = await executor.apply()
@@ -260,7 +260,7 @@ async def apply_scan(
     finally:
         fences.close()
     wrote = executor.counters["conf_writes"] > 0
-    path = conf_path(s, driver.conf_key)
+    path = conf_path(settings, driver)
     problems = [f"not written: {executor.conf_error}"] if executor.conf_error else []
     if executor.seen.asterisk is None:
         # The file is safe now, but a device Asterisk runs keeps its old ports (possibly
@@ -293,9 +293,9 @@ def _dialect(path: str, ports: Mapping[str, tuple[str, str]]) -> tuple[Family | 
     return models.family(vid, pid), os.path.exists(path)
 
 
-async def adopt(s: Settings, asterisk: Asterisk, driver: Driver) -> AdoptResult:
+async def adopt(settings: Settings, asterisk: Asterisk, driver: Driver) -> AdoptResult:
     """Learn the IMEI of each section without imei= and propose the imei= lines (no writes)."""
-    conf = DongleConf.load(conf_path(s, driver.conf_key))
+    conf = DongleConf.load(conf_path(settings, driver))
     sections = conf.devices()
     devices = asterisk.devices or {}
     named = {sec.imei: n for n, sec in sections.items() if sec.imei and valid_imei(sec.imei)}
@@ -335,13 +335,15 @@ async def adopt(s: Settings, asterisk: Asterisk, driver: Driver) -> AdoptResult:
             )
             continue
         try:
-            async with asyncio.timeout(s.probe_timeout):
-                ident = await identify_port(sec.data, s.lock_dir, _timeouts(s), family)
+            async with asyncio.timeout(settings.probe_timeout):
+                ident = await identify_port(
+                    sec.data, settings.lock_dir, _timeouts(settings), family
+                )
         except PortBusyError as exc:
             skipped[name] = f"{exc} (and Asterisk does not run it)"
             continue
         except (ProbeError, TimeoutError) as exc:
-            why = str(exc) or f"{sec.data}: whole probe took over {s.probe_timeout:g} s"
+            why = str(exc) or f"{sec.data}: whole probe took over {settings.probe_timeout:g} s"
             skipped[name] = f"cannot identify: {why}"
             continue
         learned[name] = (ident.imei, "probe")

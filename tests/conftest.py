@@ -5,13 +5,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
 
 from tests.support import devguard
+from tests.support.fake_asterisk import FakeAsterisk
+from tests.support.fake_asterisk_quectel import PERSONALITY, make_fake_asterisk
+from tests.support.fake_bench import INTERVAL, Bench, QBench
 
 # umockdev's preload keeps a fixed 50-entry table of open /dev fds per process and aborts the
 # process when it fills; the rig-heavy reliability campaigns therefore run in fresh processes
@@ -104,3 +109,64 @@ def _no_device_escape() -> Iterator[None]:
     yield
     escaped = devguard.escapes()[before:]
     assert not escaped, f"the test tried to open device nodes outside its testbed: {escaped}"
+
+
+# --- the test Asterisk on a bench of simulated sticks (tests/support/fake_bench.py) ---------
+
+
+@pytest.fixture
+def bench(tmp_path: Path) -> Iterator[Bench]:
+    b = Bench(tmp_path)
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def make_fake(bench: Bench) -> Iterator[Callable[..., FakeAsterisk]]:
+    fakes: list[FakeAsterisk] = []
+
+    def make(**kwargs: Any) -> FakeAsterisk:
+        kwargs.setdefault("interval", INTERVAL)
+        kwargs.setdefault("init_timeout", 1.0)
+        fake = FakeAsterisk(str(bench.conf), lock_dir=str(bench.locks), **kwargs)
+        fake.start()
+        fakes.append(fake)
+        return fake
+
+    yield make
+    for fake in fakes:
+        fake.stop()
+    assert not [t for t in threading.enumerate() if t.name == "fake-asterisk"]
+
+
+@pytest.fixture
+def qbench(tmp_path: Path) -> Iterator[QBench]:
+    b = QBench(tmp_path)
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def make_q(qbench: QBench) -> Iterator[Callable[..., FakeAsterisk]]:
+    fakes: list[FakeAsterisk] = []
+
+    def make(personality: str, **kwargs: Any) -> FakeAsterisk:
+        kwargs.setdefault("interval", INTERVAL)
+        kwargs.setdefault("init_timeout", 1.0)
+        chosen = PERSONALITY.get(personality)  # an unknown one: make_fake_asterisk says so
+        if chosen is not None and chosen.fork is not None:
+            kwargs.setdefault("quectel_interval", INTERVAL)
+        if chosen is not None and chosen.chan_dongle:
+            kwargs.setdefault("dongle_conf", str(qbench.conf))
+            if not qbench.conf.exists():
+                qbench.write_conf()
+        fake = make_fake_asterisk(
+            personality, lock_dir=str(qbench.locks), quectel_conf=str(qbench.qconf), **kwargs
+        )
+        fake.start()
+        fakes.append(fake)
+        return fake
+
+    yield make
+    for fake in fakes:
+        fake.stop()

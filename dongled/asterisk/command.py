@@ -3,7 +3,8 @@
 
 Apart from the manager actions' control (control.py) because it is a conversation of its own:
 CLI lines out, printed text back, whose words alone say whether a stop was done, and a listing
-that shows neither ports nor whole names. It sends through the shared transport it is given.
+that shows neither ports nor whole names. It sends through the shared transport it is given,
+and reads the answers with the parsers the driver's `CliVerbs` bring (RE's: `quectel_cli`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 from dongled.asterisk.device import DeviceEntry, Transport
 from dongled.core.errors import AmiError
 from dongled.drivers.base import CliVerbs
-from dongled.drivers.quectel_cli import acknowledged, parse_device_settings, parse_show_devices
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class CliControl:
         """Stop and start answer `[<device>] Stop scheduled` (or `Device not found`) with
         Response: Success either way: only the text says whether it was done."""
         lines = await self.command(template.format(device=device))
-        if not acknowledged(verb, device, lines):
+        if not self._verbs.acknowledged(verb, device, lines):
             said = " ".join(x.strip() for x in lines if x.strip()) or "nothing"
             raise AmiError(f"{verb} {device} refused: {said}", action="Command", reply=said)
         if self._verbs.one_at_a_time > 0:
@@ -100,7 +100,7 @@ class CliControl:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._verbs.one_at_a_time
         while loop.time() < deadline:
-            listing = parse_show_devices(await self.command(self._verbs.show))
+            listing = self._verbs.parse_listing(await self.command(self._verbs.show))
             rows = listing.find(device)
             if rows and (rows[0].state == "Stopped") == (verb == "stop"):
                 return
@@ -126,7 +126,7 @@ class CliControl:
             if not entry.connected or any(known.get(name, ("", ""))):
                 continue
             said = await self.command(verbs.settings.format(device=name))
-            ports = parse_device_settings(said)
+            ports = verbs.parse_settings(said)
             if ports is not None:
                 entries[name] = replace(
                     entry,
@@ -140,7 +140,7 @@ class CliControl:
     def _devices(
         self, lines: list[str], device: str | None, ports: Mapping[str, tuple[str, str]]
     ) -> dict[str, DeviceEntry]:
-        listing = parse_show_devices(lines)
+        listing = self._verbs.parse_listing(lines)
         if listing.unparsed:
             log.debug("unparsed lines in the device listing: %r", listing.unparsed)
         out: dict[str, DeviceEntry] = {}

@@ -259,3 +259,12 @@ class DongleConf:
                     device.line,
                     f"refusing the edit: [{name}] would read back as {got.get(name)}",
                 )
+
+
+def sections_now(path: str) -> dict[str, DeviceSection] | None:
+    """The device sections the file names now; None when it cannot be read or parsed (an
+    admin mid-edit, a file gone): each caller says what stands in for them."""
+    try:
+        return DongleConf.load(path).devices()
+    except (ConfError, OSError, ValueError):
+        return None

@@ -13,9 +13,10 @@ import dataclasses
 import sys
 import textwrap
 from dataclasses import dataclass
-from typing import Any, get_type_hints
+from typing import Any, get_origin, get_type_hints
 
 from dongled.config.settings import Settings
+from dongled.drivers.known import conf_files
 
 _UNITS = {"s": "seconds"}
 
@@ -40,12 +41,22 @@ def rows() -> list[Row]:
     defaults = Settings()
     for f in dataclasses.fields(Settings):
         kind = get_type_hints(Settings)[f.name]
-        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        if get_origin(kind) is dict:  # [drivers]: one key per driver family, its default
+            tables += [
+                Row(table=f.name, name=k, default=path, help=_read_by(names), unit="")
+                for k, (path, names) in conf_files().items()
+            ]
+        elif isinstance(kind, type) and dataclasses.is_dataclass(kind):
             sub = getattr(defaults, f.name)
             tables += [_row(f.name, g, getattr(sub, g.name)) for g in dataclasses.fields(kind)]
         else:
             top.append(_row("", f, getattr(defaults, f.name)))
     return top + tables
+
+
+def _read_by(names: tuple[str, ...]) -> str:
+    verb = "reads" if len(names) == 1 else "read"
+    return f"the config file {' and '.join(names)} {verb}, which dongled keeps right"
 
 
 def _row(table: str, f: dataclasses.Field[Any], default: Any) -> Row:

@@ -2,9 +2,11 @@
 
 The dataclasses below are the one source of truth: each field is a key (a nested dataclass
 is a `[table]`), its type is the key's type, its default the key's default, and its metadata
-holds the help text, the unit and any extra check. The parser, the reference in
-docs/settings.md and the template etc/dongled.toml are all derived from them
-(`dongled.config.reference`; a test keeps both files equal to what it renders).
+holds the help text, the unit and any extra check. The parser (`load`, checking key by key
+with `dongled.config.reader`), the reference in docs/settings.md and the template
+etc/dongled.toml are all derived from them (`dongled.config.reference`; a test keeps both
+files equal to what it renders). The one table that is not a dataclass, `[drivers]`, takes
+its keys and defaults from the drivers (`Driver.conf_key`, `Driver.default_conf`).
 """
 
 from __future__ import annotations
@@ -13,17 +15,18 @@ import dataclasses
 import os
 import re
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any
 
+from dongled.config.reader import Check, Reader, line_of
 from dongled.core.errors import SettingsError, SettingsErrors
+
+if TYPE_CHECKING:
+    from dongled.drivers.base import Driver
 
 DEFAULT_PATH = "/etc/dongled/dongled.toml"
 RELOAD_WHEN = ("now", "gracefully", "when convenient")
 _LISTEN = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
-
-Check = Callable[[Any], Any]  # returns the value to keep, raises ValueError("must be ...")
 
 
 def key(
@@ -82,7 +85,7 @@ def _driver(value: str) -> str:
     unknown = [n for n in names if n not in DRIVERS]
     if unknown:
         raise ValueError(f"names {unknown[0]!r}; known: {', '.join(DRIVERS)}")
-    files = [DRIVERS[n].conf_key for n in names]
+    files = [DRIVERS[n].conf_key for n in names]  # drivers of one family read one file
     if len(set(files)) != len(files):
         # One file per driver; the two chan_quectel forks cannot be loaded together either.
         raise ValueError(
@@ -158,15 +161,12 @@ class Settings:
         "beside one of them on one box: `chan_dongle+chan_quectel-im` (or `-re`)",
         check=_driver,
     )
-    dongle_conf: str = key(
-        "/etc/asterisk/dongle.conf",
-        "chan_dongle's config that dongled keeps right",
-        check=_absolute,
-    )
-    quectel_conf: str = key(
-        "/etc/asterisk/quectel.conf",
-        "chan_quectel's config that dongled keeps right",
-        check=_absolute,
+    # The `[drivers]` table: the config file each driver family reads, by the family's
+    # `Driver.conf_key`; a family not set reads its `Driver.default_conf` (see conf_path).
+    # The keys and their defaults are the drivers', so a new driver adds its own here.
+    drivers: dict[str, str] = field(
+        default_factory=dict,
+        metadata={"help": "the config file that dongled keeps right", "check": _absolute},
     )
     lock_dir: str = key("/var/lock", "where UUCP lock files (`LCK..ttyUSBn`) live", check=_absolute)
     state_dir: str = key(
@@ -219,97 +219,20 @@ class Settings:
     )
 
 
-def conf_path(s: Settings, conf_key: str) -> str:
-    """The config file a driver reads (`Driver.conf_key` names its setting)."""
-    path = getattr(s, conf_key)
-    assert isinstance(path, str)
-    return path
+def conf_path(settings: Settings, driver: Driver) -> str:
+    """The config file `driver` reads: its family's key in `[drivers]`, else its default."""
+    return settings.drivers.get(driver.conf_key, driver.default_conf)
 
 
-# ---- parsing, derived from the dataclasses --------------------------------------------------
+# Top-level keys that named a driver's file before the `[drivers]` table (still read, with a
+# warning): the old key and its `[drivers]` key.
+DEPRECATED_FILES = {"dongle_conf": "chan_dongle", "quectel_conf": "chan_quectel"}
 
 
-def _line_of(text: str, dotted: str) -> int | None:
-    """The line that sets `dotted` (`key` or `table.key`), for the error message."""
-    table, _, name = dotted.rpartition(".")
-    current = ""
-    for number, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
-        header = re.fullmatch(r"\[\s*([\w.-]+)\s*\]\s*(#.*)?", stripped)
-        if header is not None:
-            current = header.group(1)
-            if current == dotted:
-                return number
-        elif current == table and re.match(rf"[\"']?{re.escape(name)}[\"']?\s*=", stripped):
-            return number
-    return None
+# ---- reading a file (the checks key by key: config.reader) ----------------------------------
 
 
-# What a wrong type is told it must be, in words an admin uses.
-_TYPE_WORDS = {int: "an integer", float: "a number", str: "a string (in quotes)"}
 _TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
-
-
-class _Reader:
-    """Checks a parsed file key by key, collecting every error (`errors`): a key in error is
-    left at its default, so the rest can still be checked."""
-
-    def __init__(self, path: str, text: str) -> None:
-        self.path, self.text = path, text
-        self.errors: list[SettingsError] = []
-
-    def error(self, name: str, message: str) -> SettingsError:
-        return SettingsError(self.path, name, message, line=_line_of(self.text, name))
-
-    def table(self, cls: type[Any], raw: dict[str, Any], prefix: str) -> dict[str, Any]:
-        """Checked keyword arguments for `cls` from one TOML table."""
-        hints = get_type_hints(cls)
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        out: dict[str, Any] = {}
-        for name, value in raw.items():
-            dotted = prefix + name
-            if name not in fields:
-                known = ", ".join(sorted(fields))
-                self.errors.append(self.error(dotted, f"unknown key (known: {known})"))
-                continue
-            kind: Any = hints[name]
-            if isinstance(kind, type) and dataclasses.is_dataclass(kind):
-                if not isinstance(value, dict):
-                    self.errors.append(self.error(dotted, f"must be a table ([{dotted}])"))
-                    continue
-                out[name] = kind(**self.table(kind, value, dotted + "."))
-                continue
-            meta = fields[name].metadata
-            try:
-                out[name] = self.value(
-                    dotted, value, kind, meta.get("check"), bool(meta.get("zero_off"))
-                )
-            except SettingsError as exc:
-                secret = not fields[name].repr  # a secret's value is never said back
-                words = f"must be {_TYPE_WORDS.get(kind, 'set')}"
-                self.errors.append(self.error(dotted, words) if secret else exc)
-        return out
-
-    def value(
-        self, dotted: str, value: Any, kind: type, check: Check | None, zero_off: bool = False
-    ) -> Any:
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if kind is bool and not isinstance(value, bool):
-            raise self.error(dotted, f"must be true or false, not {value!r}")
-        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            words = _TYPE_WORDS.get(kind, kind.__name__)
-            raise self.error(dotted, f"must be {words}, not {value!r}")
-        if isinstance(value, float) and zero_off and value < 0:
-            raise self.error(dotted, "must be 0 (off) or more")
-        if isinstance(value, float) and not zero_off and value <= 0:
-            raise self.error(dotted, "must be greater than 0")
-        if check is not None:
-            try:
-                value = check(value)
-            except ValueError as exc:
-                raise self.error(dotted, str(exc)) from None
-        return value
 
 
 def _one_line_secret(text: str) -> str:
@@ -324,33 +247,33 @@ def _one_line_secret(text: str) -> str:
     return secret
 
 
-def read_secret(s: Settings, path: str | None = None, line: int | None = None) -> Settings:
+def read_secret(settings: Settings, path: str | None = None, line: int | None = None) -> Settings:
     """`s` with `ami.secret` read from `ami.secret_file` (unchanged without one). Only the
     commands that talk to Asterisk need it: `dongled status` works for an admin who may not
     read the secret. `path` and `line` are the settings file and the line that names the
     secret file, for the message; the secret itself is never in one."""
-    if not s.ami.secret_file:
-        return s
+    if not settings.ami.secret_file:
+        return settings
     where = path or DEFAULT_PATH
     try:
-        with open(s.ami.secret_file, encoding="utf-8") as fh:
+        with open(settings.ami.secret_file, encoding="utf-8") as fh:
             secret = _one_line_secret(fh.read())
     except OSError as exc:
         raise SettingsError(
             where,
             "ami.secret_file",
-            f"cannot read {s.ami.secret_file}: {exc.strerror}",
+            f"cannot read {settings.ami.secret_file}: {exc.strerror}",
             line=line,
         ) from None
     except UnicodeDecodeError:
         raise SettingsError(
-            where, "ami.secret_file", f"{s.ami.secret_file} is not UTF-8 text", line=line
+            where, "ami.secret_file", f"{settings.ami.secret_file} is not UTF-8 text", line=line
         ) from None
     except ValueError as exc:
         raise SettingsError(
-            where, "ami.secret_file", f"{s.ami.secret_file} {exc}", line=line
+            where, "ami.secret_file", f"{settings.ami.secret_file} {exc}", line=line
         ) from None
-    return dataclasses.replace(s, ami=dataclasses.replace(s.ami, secret=secret))
+    return dataclasses.replace(settings, ami=dataclasses.replace(settings.ami, secret=secret))
 
 
 def load(path: str | None = None, *, secret: bool = True) -> Settings:
@@ -375,7 +298,8 @@ def load(path: str | None = None, *, secret: bool = True) -> Settings:
         at = _TOML_LINE.search(str(exc))
         line = int(at.group(1)) if at else None
         raise SettingsError(path, None, f"not valid TOML: {exc}", line=line) from None
-    reader = _Reader(path, text)
+    reader = Reader(path, text)
+    reader.deprecated_files(raw, DEPRECATED_FILES, _absolute)
     s = Settings(**reader.table(Settings, raw, ""))
     if s.ami.secret and s.ami.secret_file:
         reader.errors.append(
@@ -383,7 +307,7 @@ def load(path: str | None = None, *, secret: bool = True) -> Settings:
         )
     elif secret and not any(e.key == "ami.secret_file" for e in reader.errors):
         try:
-            s = read_secret(s, path, _line_of(text, "ami.secret_file"))
+            s = read_secret(s, path, line_of(text, "ami.secret_file"))
         except SettingsError as exc:
             reader.errors.append(exc)
     if reader.errors:

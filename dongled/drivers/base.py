@@ -2,21 +2,23 @@
 
 Everything the rest of dongled needs to know about a channel driver is here, one value per
 driver (`chan_dongle.CHAN_DONGLE`, `chan_quectel.QUECTEL_IM`, `chan_quectel.QUECTEL_RE`): its
-config file, the values that park a section whose stick is absent, how AMI lists, reloads,
-stops and starts its devices (manager actions, or CLI lines over `Action: Command`), whether
-it leaves lock files, when it opens a device, and its USB audio keys. The rooms of the daemon
-take a Driver instead of naming chan_dongle; `asterisk.control` builds each lane's control
-from it.
+config file (its key in dongled's `[drivers]` settings table, and its default path), the
+values that park a section whose stick is absent, how AMI lists, reloads, stops and starts its
+devices (manager actions, or CLI lines over `Action: Command`, with the parsers of their
+answers), whether it leaves lock files, when it opens a device, and its USB audio keys. The
+rooms of the daemon take a Driver instead of naming chan_dongle; `asterisk.control` builds
+each lane's control from it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from dongled.conf.dongleconf import DeviceSection
+    from dongled.drivers.quectel_cli import Listing
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,16 +35,24 @@ class AmiVerbs:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CliVerbs:
     """The CLI lines, sent as AMI `Action: Command`, of a driver with no manager actions
-    (chan_quectel's RoEdAl fork). `{when}` and `{device}` are filled in; the listing is
-    parsed by `drivers.quectel_cli`, and stop/start answer `[<device>] Stop scheduled`."""
+    (chan_quectel's RoEdAl fork). `{when}` and `{device}` are filled in. Its printed answers
+    are read by its own parsers, which it brings along (RE's are `drivers.quectel_cli`'s)."""
 
     show: str
+    # `show`'s output lines as a listing of rows (`quectel_cli.Listing`: the shape a CLI
+    # listing is read into, with which lines were neither header nor row).
+    parse_listing: Callable[[Iterable[str]], Listing]
+    # Whether a stop or start was taken, from the verb ("stop", "start"), the device and
+    # what the command printed: a CLI answers Success either way, only its words tell.
+    acknowledged: Callable[[str, str, list[str]], bool]
     reload: str  # with {when}: now, gracefully, when convenient
     stop: str  # with {device}
     start: str  # with {device}
     never: tuple[str, ...]  # commands that crash Asterisk: refused before they are sent
-    # With {device}: the ports the driver read for a device at its last load ("": none such).
+    # With {device}: the ports the driver read for a device at its last load ("": none such),
+    # and their parser: (data, audio) from its output, None when it names none.
     settings: str = ""
+    parse_settings: Callable[[Iterable[str]], tuple[str, str] | None] = lambda _lines: None
     # How long to wait, at most, for a stop or start to show in the listing before the next
     # command (0: not at all). RE's device manager takes its commands through an eventfd,
     # whose writes add up: two unread "scan" commands read as "exit" (it stops for good and
@@ -54,7 +64,11 @@ class CliVerbs:
 class Driver:
     name: str  # as settings and status name it
     module: str  # Asterisk's module file
-    conf_key: str  # dongled's setting naming the config file it reads at load and reload
+    # The config file it reads at load and reload: its key in the `[drivers]` table of
+    # dongled's settings (drivers reading the same file share it: the file's family, e.g.
+    # `chan_quectel` for both forks), and the path taken when that key is not set.
+    conf_key: str
+    default_conf: str
     parked: tuple[str, str]  # data=, audio= of a section whose stick is absent: never openable
     ami: AmiVerbs | CliVerbs
     # The AMI event (read class `call`) announcing a device's state, `Status: Initialize` once

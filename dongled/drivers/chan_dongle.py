@@ -8,7 +8,8 @@ from dongled.drivers.base import AmiVerbs, Driver
 CHAN_DONGLE = Driver(
     name="chan_dongle",
     module="chan_dongle.so",
-    conf_key="dongle_conf",
+    conf_key="chan_dongle",
+    default_conf="/etc/asterisk/dongle.conf",
     parked=(PARKED_DATA, PARKED_AUDIO),
     ami=AmiVerbs(
         show="DongleShowDevices",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dongled.conf.parked import PARKED_AUDIO, PARKED_DATA
 from dongled.drivers.base import AmiVerbs, CliVerbs, Driver
+from dongled.drivers.quectel_cli import acknowledged, parse_device_settings, parse_show_devices
 
 DEFAULT_INTERVAL = 15.0  # what RE's sample quectel.conf sets and its users keep
 
@@ -41,7 +42,8 @@ def interval_from(text: str, default: float = DEFAULT_INTERVAL) -> float:
 QUECTEL_IM = Driver(
     name="chan_quectel-im",
     module="chan_quectel.so",
-    conf_key="quectel_conf",
+    conf_key="chan_quectel",  # both forks read quectel.conf
+    default_conf="/etc/asterisk/quectel.conf",
     parked=(PARKED_DATA, PARKED_AUDIO),
     ami=AmiVerbs(
         show="QuectelShowDevices",
@@ -58,10 +60,13 @@ QUECTEL_IM = Driver(
 QUECTEL_RE = Driver(
     name="chan_quectel-re",
     module="chan_quectel.so",
-    conf_key="quectel_conf",
+    conf_key="chan_quectel",  # both forks read quectel.conf
+    default_conf="/etc/asterisk/quectel.conf",
     parked=(PARKED_DATA, PARKED_AUDIO),
     ami=CliVerbs(
         show="quectel show devices",
+        parse_listing=parse_show_devices,
+        acknowledged=acknowledged,
         reload="quectel reload {when}",
         # `now`: `when convenient` would wait for the device's calls to end.
         stop="quectel stop now {device}",
@@ -69,6 +74,7 @@ QUECTEL_RE = Driver(
         # They crash Asterisk on a device not registered since it connected (docs/chan_quectel.md).
         never=("quectel show device state", "simcom show device state"),
         settings="quectel show device settings {device}",
+        parse_settings=parse_device_settings,
         one_at_a_time=12.0,
     ),
     lock_files=False,

@@ -12,3 +12,13 @@ DRIVERS: dict[str, Driver] = {d.name: d for d in (CHAN_DONGLE, QUECTEL_IM, QUECT
 def drivers_for(value: str) -> tuple[Driver, ...]:
     """The drivers a checked `driver =` setting names (`chan_dongle+chan_quectel-im`: two)."""
     return tuple(DRIVERS[name] for name in value.split("+"))
+
+
+def conf_files() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The keys of the `[drivers]` settings table: each file family's default path and the
+    drivers that read it (`chan_quectel`: both forks' quectel.conf)."""
+    out: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for d in DRIVERS.values():
+        default, names = out.get(d.conf_key, (d.default_conf, ()))
+        out[d.conf_key] = default, (*names, d.name)
+    return out

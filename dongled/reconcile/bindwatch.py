@@ -5,7 +5,10 @@ Asterisk restart: any of them can start a device on another section's stick, and
 Asterisk announces a file edit. What chan_dongle and chan_quectel IM do announce is a device
 that has finished initializing (`DongleStatus` / `QuectelStatus`, `Status: Initialize`, read
 class `call`): its IMEI is in the listing by then, so that one device is listed and checked.
-chan_quectel RE announces nothing: its listing is polled every `POLL` seconds instead.
+chan_quectel RE announces nothing: its listing is polled every `POLL` seconds instead, and
+every `HURRY` seconds for `HURRY_FOR` seconds after a driver's file changed (`hurry`): a swap
+saved by hand is bound by an admin's reload only until dongled has put the file back, so that
+is when a foreign binding is likely, and a second poll period would push it past a second.
 
 A device found on a foreign IMEI is stopped at once and an urgent pass sets it right (it
 writes only verified ports). The check holds the pass lock, so a listing read before a pass
@@ -15,19 +18,21 @@ started the device on its right stick is never acted on after that pass.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from dongled.conf.dongleconf import DeviceSection, DongleConf
-from dongled.core.errors import AmiError, ConfError
+from dongled.conf.dongleconf import DeviceSection, sections_now
+from dongled.core.errors import AmiError
 from dongled.reconcile.executor import PassExecutor
 from dongled.reconcile.plan import foreign_running
 
 log = logging.getLogger(__name__)
 
-__all__ = ["POLL", "READY", "BindingWatch"]
+__all__ = ["HURRY", "HURRY_FOR", "POLL", "READY", "BindingWatch"]
 
 POLL = 0.5  # s between listings of a driver that announces nothing (RE)
+HURRY, HURRY_FOR = 0.1, 3.0  # s between its listings, and for how long, after a file changed
 READY = "Initialize"  # the status after which a device's IMEI is in the listing
 
 
@@ -45,6 +50,8 @@ class BindingWatch:
         self._spawn = spawn
         self.poll = poll
         self.checks = 0  # listings read for this watch (benchmarks)
+        self._hurry_until = float("-inf")  # loop time until which polls come every HURRY s
+        self._sleepers: set[asyncio.Event] = set()  # one per polling task: woken by `hurry`
 
     def taking(self, lane: PassExecutor) -> Callable[[str, str], None]:
         """The callback for `lane`'s driver's status events: (device, status)."""
@@ -55,14 +62,30 @@ class BindingWatch:
         if status == READY:
             self._spawn(self.check(lane, device), f"check {device}")
 
+    def hurry(self) -> None:
+        """A driver's file changed (an edit under way, or dongled's own write): poll at once,
+        then every HURRY s for the next HURRY_FOR s."""
+        self._hurry_until = asyncio.get_running_loop().time() + HURRY_FOR
+        for woken in self._sleepers:
+            woken.set()
+
     async def polling(self, lane: PassExecutor, beat: Callable[[], None] = lambda: None) -> None:
-        """Check every device of a driver without events, every `poll` seconds (`beat`: a
-        turn done, for the stall check)."""
-        while True:
-            beat()
-            await asyncio.sleep(self.poll)
-            if lane.ami.connected:
-                await self.check(lane, None)
+        """Check every device of a driver without events, every `poll` seconds, or HURRY
+        while hurried (`beat`: a turn done, for the stall check)."""
+        woken = asyncio.Event()
+        self._sleepers.add(woken)
+        try:
+            while True:
+                beat()
+                hurried = asyncio.get_running_loop().time() < self._hurry_until
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(HURRY if hurried else self.poll):
+                        await woken.wait()
+                woken.clear()
+                if lane.ami.connected:
+                    await self.check(lane, None)
+        finally:
+            self._sleepers.discard(woken)
 
     async def check(self, lane: PassExecutor, device: str | None) -> None:
         """List `device` (None: all of the lane's) and stop whatever runs a foreign IMEI."""
@@ -90,7 +113,5 @@ class BindingWatch:
 def _sections_now(lane: PassExecutor) -> dict[str, DeviceSection]:
     """The lane's sections as its file says now (an admin may have edited it since the last
     pass); the last good parse while it does not parse."""
-    try:
-        return DongleConf.load(lane.conf_path).devices()
-    except (ConfError, OSError):
-        return lane.seen.sections
+    sections = sections_now(lane.conf_path)
+    return lane.seen.sections if sections is None else sections

@@ -70,11 +70,13 @@ class ConfWatch:
         mains: Sequence[str],
         looked: Callable[[bool], None],
         *,
+        stirred: Callable[[], None] = lambda: None,
         quiet: float = QUIET,
         max_wait: float = MAX_WAIT,
     ) -> None:
         self._mains = tuple(dict.fromkeys(mains))
         self._looked = looked
+        self._stirred = stirred  # at a file's first event, before its quiet: an edit under way
         self._quiet, self._max_wait = quiet, max_wait
         self._known: dict[str, Fingerprint] = {}
         self._files: dict[str, tuple[str, ...]] = {}
@@ -161,6 +163,7 @@ class ConfWatch:
             if broken or os.path.join(directory, n.name) in watched or not n.name:
                 relevant = True
         if relevant:
+            self._stirred()
             self._arm()
 
     def _arm(self) -> None:

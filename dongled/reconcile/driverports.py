@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dongled.conf.dongleconf import DeviceSection, DongleConf
-from dongled.core.errors import ConfError
+from dongled.conf.dongleconf import DeviceSection, sections_now
 from dongled.drivers.base import Driver
 from dongled.reconcile.seen import Seen
 
@@ -26,10 +25,7 @@ def section_ttys(sec: DeviceSection, driver: Driver) -> tuple[str, str]:
 
 def file_ports(path: str, driver: Driver) -> dict[str, tuple[str, str]]:
     """Each section's (data, audio) as the file names them now; {} when it cannot be read."""
-    try:
-        sections = DongleConf.load(path).devices()
-    except ConfError:
-        return {}
+    sections = sections_now(path) or {}
     return {name: section_ttys(sec, driver) for name, sec in sections.items()}
 
 

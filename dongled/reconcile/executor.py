@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from dongled.asterisk.device import DeviceControl, DeviceEntry
-from dongled.conf.dongleconf import DeviceSection, DongleConf
+from dongled.conf.dongleconf import DeviceSection, DongleConf, sections_now
 from dongled.config.settings import Settings
+from dongled.config.settings import conf_path as settings_conf_path
 from dongled.core.errors import ConfError
 from dongled.drivers.base import Driver
 from dongled.drivers.chan_dongle import CHAN_DONGLE
@@ -42,10 +43,7 @@ log = logging.getLogger(__name__)
 
 def file_imeis(path: str) -> set[str]:
     """The imei= values the file names now; none when it cannot be read."""
-    try:
-        sections = DongleConf.load(path).devices()
-    except (ConfError, OSError):
-        return set()
+    sections = sections_now(path) or {}
     return {sec.imei for sec in sections.values() if sec.imei}
 
 
@@ -124,7 +122,7 @@ class PassExecutor:
         conf_path: str | None = None,
     ) -> None:
         self.driver = driver
-        self.conf_path = conf_path or settings.dongle_conf  # the driver's file
+        self.conf_path = conf_path or settings_conf_path(settings, driver)  # the driver's file
         self.ami = ami
         self.counters = counters
         self._registry = registry

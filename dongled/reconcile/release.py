@@ -42,6 +42,10 @@ from dongled.reconcile.plan import Plan
 log = logging.getLogger(__name__)
 
 QUIET_LIMIT = 3.0  # a tty that keeps talking this long is not quiet: try again later
+# A driver can show a device stopped a moment before its thread has closed the tty (RE's
+# TIOCEXCL/flock still on it): a port found held is looked at again, this often, this long,
+# before the pass gives up (and retries only after its backoff, 0.5 s at first).
+HELD_RETRY, HELD_GRACE = 0.05, 1.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,8 +151,13 @@ class Releases:
                 f"within {self._timeout:g} s of DongleStop"
             )
         closed = time.monotonic() - start
-        quiet = await asyncio.gather(*(self._drain(name, st) for name, st in waiting.items()))
-        noisy = [name for name, ok in zip(waiting, quiet, strict=True) if not ok]
+        grace = time.monotonic() + HELD_GRACE
+        while True:
+            quiet = await asyncio.gather(*(self._drain(name, st) for name, st in waiting.items()))
+            noisy = [name for name, ok in zip(waiting, quiet, strict=True) if not ok]
+            if not noisy or time.monotonic() >= grace:
+                break
+            await asyncio.sleep(HELD_RETRY)
         if noisy:
             return f"the data tty of {', '.join(noisy)} is not quiet yet"
         for name, st in waiting.items():

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from dongled.conf.dongleconf import DeviceSection, DongleConf
-from dongled.core.errors import ConfError
-from dongled.drivers.known import DRIVERS
+from dongled.conf.dongleconf import DeviceSection, sections_now
+from dongled.config.settings import conf_path
+from dongled.drivers.known import DRIVERS, drivers_for
 from dongled.hotplug.sticks import Located, located
 from dongled.modem.identity import limitations, valid_imei
 from dongled.reconcile.plan import choose
@@ -97,10 +97,7 @@ def sections_on_disk(conf_files: Mapping[str, str]) -> dict[str, dict[str, Devic
 
 
 def _sections(path: str) -> dict[str, DeviceSection]:
-    try:
-        return DongleConf.load(path).devices()
-    except (ConfError, OSError, ValueError):
-        return {}  # the daemon reports the conf error itself
+    return sections_now(path) or {}  # the daemon reports the conf error itself
 
 
 def _voice(stick: Stick | None, entry: DeviceEntry | None) -> bool | None:
@@ -282,7 +279,10 @@ def snapshot(
         "running": True,
         "pid": os.getpid(),
         "driver": src.settings.driver,
-        "dongle_conf": next(iter(lanes.conf_files.values()), src.settings.dongle_conf),
+        "dongle_conf": next(
+            iter(lanes.conf_files.values()),
+            conf_path(src.settings, drivers_for(src.settings.driver)[0]),
+        ),
         "conf_files": dict(lanes.conf_files),
         "ami_connected": bool(src.ami.connected),
         "conf_error": lanes.conf_error or None,

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import TypeVar
 
 import pytest
+from panoramisk.message import Message
 
 from dongled.asterisk.ami import AmiClient
 from dongled.asterisk.command import CliControl
@@ -17,16 +19,21 @@ from dongled.asterisk.control import control_for
 from dongled.asterisk.device import DeviceEntry
 from dongled.config.settings import AmiSettings
 from dongled.core.errors import AmiError
+from dongled.drivers.base import CliVerbs
 from dongled.drivers.chan_quectel import QUECTEL_RE
+from dongled.drivers.quectel_cli import CliDevice, Listing
 from dongled.hotplug.prober import holding_entry
-from tests.harness import test_fake_asterisk_quectel as tq
-from tests.harness.test_fake_asterisk import IMEI_A, IMSI_A, TIMEOUT
-from tests.harness.test_fake_asterisk_quectel import QBench, one_module, write_classes
+from tests.support.ami_client import TIMEOUT
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.fake_asterisk_quectel import FakeAsteriskQuectel
+from tests.support.fake_bench import (
+    IMEI_A,
+    IMSI_A,
+    QBench,
+    one_module,
+    write_classes,
+)
 from tests.support.modemsim import EC25
-
-qbench, make_q = tq.qbench, tq.make_q  # the fixtures of the fake's own tests
 
 T = TypeVar("T")
 LONG = "quectel-modem-one"  # longer than the 12 characters the listing keeps
@@ -217,3 +224,80 @@ def test_a_module_re_holds_is_named_by_the_listing_whether_or_not_dongled_knows_
     assert held is not None and (held.device, held.imei_state) == ("quectel0", IMEI_A)
     assert holding_entry(known, {data, audio}, locks) is None  # no LCK file to go by
     assert holding_entry(unknown, {data, audio}, locks, lock_files=False) == held
+
+
+class _ForkAsterisk:
+    """Asterisk with a CLI-only fork loaded that prints its own listing: no such fork
+    exists to run here, so this transport stands for it (it answers `Action: Command` the way
+    Asterisk does, with `Output:` lines)."""
+
+    connected = True
+
+    def __init__(self, said: dict[str, list[str]]) -> None:
+        self.said = said
+        self.sent: list[str] = []
+
+    async def send(self, action: dict[str, str]) -> Message:
+        self.sent.append(action["Command"])
+        return Message({"Response": "Success", "Output": self.said[action["Command"]]})
+
+
+def _fork_listing(output: Iterable[str]) -> Listing:
+    """The fork's listing: `<device>|<state>|<imei>` lines."""
+    rows = []
+    for line in output:
+        device, state, imei = line.split("|")
+        rows.append(
+            CliDevice(
+                device=device, group=0, state=state, rssi=20, mode=0, provider="",
+                model="", firmware="", imei=imei, imsi="", number="",
+            )
+        )  # fmt: skip
+    return Listing(devices=tuple(rows), unparsed=(), header_seen=False)
+
+
+def _fork_ports(output: Iterable[str]) -> tuple[str, str] | None:
+    """The fork's ports of a device: `<data>,<audio>`."""
+    data, _, audio = next(iter(output), "").partition(",")
+    return (data, audio) if data else None
+
+
+def test_a_cli_driver_reads_its_listing_and_answers_with_its_own_parsers() -> None:
+    """A CLI-only driver whose CLI prints otherwise than RE brings its parsers in its
+    CliVerbs: its control reads the listing, the ports and the stop's answer with them."""
+    assert isinstance(QUECTEL_RE.ami, CliVerbs)
+    verbs = replace(
+        QUECTEL_RE.ami,
+        show="fork list",
+        parse_listing=_fork_listing,
+        stop="fork halt {device}",
+        acknowledged=lambda verb, device, lines: lines == [f"{device}: {verb} ok"],
+        settings="fork ports {device}",
+        parse_settings=_fork_ports,
+        one_at_a_time=0.0,
+    )
+    fork = _ForkAsterisk(
+        {
+            "fork list": [f"modem-number-one|Free|{IMEI_A}"],
+            "fork ports modem-number-one": ["/dev/ttyUSB2,/dev/ttyUSB1"],
+            "fork halt modem-number-one": ["modem-number-one: stop ok"],
+            "fork halt other": ["other: no such device"],
+        }
+    )
+    control = CliControl(fork, verbs)
+
+    async def body() -> dict[str, DeviceEntry]:
+        await control.stop("modem-number-one")
+        with pytest.raises(AmiError, match="no such device"):
+            await control.stop("other")
+        return await control.show_devices()
+
+    entry = asyncio.run(body())["modem-number-one"]  # a whole name: RE's would be cut to 12
+    assert (entry.imei_state, entry.state) == (IMEI_A, "Free")
+    assert (entry.data_state, entry.audio_state) == ("/dev/ttyUSB2", "/dev/ttyUSB1")
+    assert fork.sent == [
+        "fork halt modem-number-one",
+        "fork halt other",
+        "fork list",
+        "fork ports modem-number-one",
+    ]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dongled.conf.dongleconf import DeviceSection, DongleConf, inherited_message
+from dongled.conf.dongleconf import DeviceSection, DongleConf, inherited_message, sections_now
 from dongled.conf.parked import PARKED_AUDIO, PARKED_DATA
 from dongled.core.errors import ConfError
 
@@ -677,3 +677,16 @@ def test_own_ports_inherit_nothing() -> None:
     d = _parse(b"[tpl](!)\ndata=/dev/t\n[d](tpl)\naudio=/dev/a\n").devices()["d"]
     assert [o.key for o in d.inherited] == ["data"]
     assert _parse(b"[d]\ndata=/dev/x\naudio=/dev/y\n").devices()["d"].inherited == ()
+
+
+def test_sections_now_tells_an_unreadable_file_from_an_empty_one(tmp_path: Path) -> None:
+    """What the binding check, the status and the pass read between passes: None (the
+    caller keeps what it knew) for a file gone or mid-edit, {} for a file with no device."""
+    path = tmp_path / "dongle.conf"
+    assert sections_now(str(path)) is None  # gone
+    path.write_text("[general]\ninterval=15\n")
+    assert sections_now(str(path)) == {}
+    path.write_text("[dongle0\ndata=/dev/ttyUSB2\n")  # an editor's half-written save
+    assert sections_now(str(path)) is None
+    path.write_text("[dongle0]\ndata=/dev/ttyUSB2\naudio=/dev/ttyUSB1\n")
+    assert list(sections_now(str(path)) or {}) == ["dongle0"]

@@ -1,14 +1,21 @@
 from __future__ import annotations
 
+import dataclasses
+import logging
 import re
 from pathlib import Path
 
 import pytest
 
 from dongled import cli
+from dongled.config import reference as settingsref
 from dongled.config import settings
 from dongled.core.errors import SettingsError
-from dongled.drivers.known import drivers_for
+from dongled.drivers import known
+from dongled.drivers.base import Driver
+from dongled.drivers.chan_dongle import CHAN_DONGLE
+from dongled.drivers.chan_quectel import QUECTEL_IM, QUECTEL_RE
+from dongled.drivers.known import conf_files, drivers_for
 from tests.support.nobody import open_dir, run_as_nobody
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +32,7 @@ def test_missing_default_file_means_defaults(
 ) -> None:
     monkeypatch.setattr(settings, "DEFAULT_PATH", str(tmp_path / "absent.toml"))
     s = settings.load(None)
-    assert s.dongle_conf == "/etc/asterisk/dongle.conf"
+    assert settings.conf_path(s, CHAN_DONGLE) == "/etc/asterisk/dongle.conf"
     assert (s.ami.host, s.ami.port, s.ami.reload_when) == ("127.0.0.1", 5038, "now")
     assert s.lock_dir == "/var/lock"
 
@@ -36,9 +43,10 @@ def test_full_file(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         f"""
-dongle_conf = "/srv/dongle.conf"
 lock_dir = "/run/lock"
 at_timeout = 1
+[drivers]
+chan_dongle = "/srv/dongle.conf"
 [ami]
 host = "127.0.0.2"
 port = 5039
@@ -48,7 +56,7 @@ reload_when = "Gracefully"
 """,
     )
     s = settings.load(path)
-    assert s.dongle_conf == "/srv/dongle.conf" and s.at_timeout == 1.0
+    assert settings.conf_path(s, CHAN_DONGLE) == "/srv/dongle.conf" and s.at_timeout == 1.0
     assert s.ami.secret == "hunter2" and s.ami.reload_when == "gracefully"
     assert "hunter2" not in repr(s)
 
@@ -57,6 +65,10 @@ reload_when = "Gracefully"
     ("text", "key"),
     [
         ("dongle_conf = 3", "dongle_conf"),
+        ("[drivers]\nchan_dongle = 3", "drivers.chan_dongle"),
+        ("[drivers]\nchan_quectel = 'quectel.conf'", "drivers.chan_quectel"),
+        ("[drivers]\nchan_fork = '/etc/asterisk/fork.conf'", "drivers.chan_fork"),
+        ("drivers = '/etc/asterisk'", "drivers"),
         ("bogus = 1", "bogus"),
         ("[ami]\nport = 70000", "ami.port"),
         ("[ami]\nreload_when = 'later'", "ami.reload_when"),
@@ -103,11 +115,14 @@ def test_wrong_type_names_the_key(tmp_path: Path) -> None:
 
 
 def test_every_table_and_key_is_accepted_with_its_default(tmp_path: Path) -> None:
-    """The template, every key uncommented, loads to exactly the defaults."""
+    """The template, every key uncommented, loads to exactly the defaults (`[drivers]` holds
+    the paths the file sets: each its driver's default)."""
     template = (ROOT / "etc" / "dongled.toml").read_text().splitlines()
     lines = [ln[2:] if re.match(r"# \w+ = ", ln) else ln for ln in template]
     path = write(tmp_path, "\n".join(lines))
-    assert settings.load(path) == settings.Settings()
+    defaults = {key: default for key, (default, _) in conf_files().items()}
+    assert set(defaults) == {"chan_dongle", "chan_quectel"}
+    assert settings.load(path) == settings.Settings(drivers=defaults)
 
 
 def test_status_loads_without_reading_the_secret_run_names_it() -> None:
@@ -151,7 +166,7 @@ def test_a_chan_quectel_driver_keeps_quectel_conf_by_default(tmp_path: Path, dri
     path.write_text(f'driver = "{driver}"\n')
     s = settings.load(str(path))
     (chosen,) = drivers_for(s.driver)
-    assert (chosen.name, settings.conf_path(s, chosen.conf_key)) == (
+    assert (chosen.name, settings.conf_path(s, chosen)) == (
         driver,
         "/etc/asterisk/quectel.conf",
     )
@@ -163,9 +178,9 @@ def test_a_chan_quectel_driver_keeps_quectel_conf_by_default(tmp_path: Path, dri
 @pytest.mark.parametrize("fork", ["chan_quectel-im", "chan_quectel-re"])
 def test_chan_dongle_beside_one_chan_quectel_fork(tmp_path: Path, fork: str) -> None:
     path = tmp_path / "dongled.toml"
-    path.write_text(f'driver = "chan_dongle+{fork}"\nquectel_conf = "/srv/q.conf"\n')
+    path.write_text(f'driver = "chan_dongle+{fork}"\n[drivers]\nchan_quectel = "/srv/q.conf"\n')
     s = settings.load(str(path))
-    files = {d.name: settings.conf_path(s, d.conf_key) for d in drivers_for(s.driver)}
+    files = {d.name: settings.conf_path(s, d) for d in drivers_for(s.driver)}
     assert files == {"chan_dongle": "/etc/asterisk/dongle.conf", fork: "/srv/q.conf"}
     # the two forks register the same channel type and CLI: never both on one box
     path.write_text('driver = "chan_quectel-im+chan_quectel-re"\n')
@@ -261,3 +276,84 @@ def test_invalid_toml_names_the_line(tmp_path: Path) -> None:
         settings.load(path)
     assert info.value.line == 4
     assert str(info.value).startswith(f"{path}:4: not valid TOML: Cannot declare ('ami',) twice")
+
+
+def test_the_drivers_table_names_each_family_s_file(tmp_path: Path) -> None:
+    """One key per file: both chan_quectel forks read the `chan_quectel` path; a driver not
+    named in the table reads its own default."""
+    path = write(tmp_path, '[drivers]\nchan_quectel = "/srv/asterisk/quectel.conf"\n')
+    s = settings.load(path)
+    assert settings.conf_path(s, QUECTEL_IM) == settings.conf_path(s, QUECTEL_RE)
+    assert settings.conf_path(s, QUECTEL_RE) == "/srv/asterisk/quectel.conf"
+    assert settings.conf_path(s, CHAN_DONGLE) == "/etc/asterisk/dongle.conf"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "driver"),
+    [("dongle_conf", "chan_dongle", CHAN_DONGLE), ("quectel_conf", "chan_quectel", QUECTEL_RE)],
+)
+def test_the_old_file_keys_still_work_with_a_warning_naming_file_and_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, old: str, new: str, driver: Driver
+) -> None:
+    path = write(tmp_path, f'lock_dir = "/run/lock"\n{old} = "/srv/old.conf"\n')
+    with caplog.at_level(logging.WARNING, logger="dongled.config.reader"):
+        s = settings.load(path)
+    assert settings.conf_path(s, driver) == "/srv/old.conf"
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert said == (
+        f'{path}:2: {old} is deprecated: write it in the [drivers] table as {new} = "/srv/old.conf"'
+    )
+    # Set both ways to the same file: still only the warning.
+    caplog.clear()
+    path = write(tmp_path, f'{old} = "/srv/old.conf"\n[drivers]\n{new} = "/srv/old.conf"\n')
+    with caplog.at_level(logging.WARNING, logger="dongled.config.reader"):
+        assert settings.conf_path(settings.load(path), driver) == "/srv/old.conf"
+    assert [f"{path}:1: {old} is deprecated" in r.getMessage() for r in caplog.records] == [True]
+
+
+def test_an_old_file_key_and_its_new_one_naming_two_files_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        tmp_path,
+        'dongle_conf = "/srv/a.conf"\nlock_dir = "nope"\n\n'
+        '[drivers]\nchan_dongle = "/srv/b.conf"\n',
+    )
+    assert cli.main(["--config", path, "status"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"dongled: bad settings: {path}:1: dongle_conf: and drivers.chan_dongle (line 5) name "
+        "two different files: keep only drivers.chan_dongle",
+        f"dongled: bad settings: {path}:2: lock_dir: must be an absolute path",
+    ]
+
+
+def test_a_new_driver_brings_its_file_key_and_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A third driver (a made-up chan_dongle fork reading its own fork.conf) is only its
+    `Driver` value listed in `drivers.known`: the settings accept its name and its
+    `[drivers]` key, its default is its own, and the template lists it."""
+    fork = dataclasses.replace(
+        CHAN_DONGLE, name="chan_fork", conf_key="chan_fork", default_conf="/etc/asterisk/fork.conf"
+    )
+    monkeypatch.setitem(known.DRIVERS, fork.name, fork)
+    path = write(tmp_path, 'driver = "chan_dongle+chan_fork"\n')
+    s = settings.load(path)
+    assert [settings.conf_path(s, d) for d in drivers_for(s.driver)] == [
+        "/etc/asterisk/dongle.conf",
+        "/etc/asterisk/fork.conf",
+    ]
+    path = write(tmp_path, 'driver = "chan_fork"\n[drivers]\nchan_fork = "/srv/fork.conf"\n')
+    assert settings.conf_path(settings.load(path), fork) == "/srv/fork.conf"
+    assert '# chan_fork = "/etc/asterisk/fork.conf"' in settingsref.toml_template()
+
+
+def test_drivers_reading_one_file_agree_on_its_default() -> None:
+    by_key: dict[str, set[str]] = {}
+    for d in known.DRIVERS.values():
+        by_key.setdefault(d.conf_key, set()).add(d.default_conf)
+    assert by_key == {
+        "chan_dongle": {"/etc/asterisk/dongle.conf"},
+        "chan_quectel": {"/etc/asterisk/quectel.conf"},
+    }

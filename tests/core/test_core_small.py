@@ -24,8 +24,10 @@ def two_drivers(tmp_path: Path) -> Daemon:
     (tmp_path / "quectel.conf").write_text("[quectel0]\ndata=/dev/ttyUSB8\naudio=/dev/ttyUSB9\n")
     settings = Settings(
         driver="chan_dongle+chan_quectel-im",
-        dongle_conf=str(tmp_path / "dongle.conf"),
-        quectel_conf=str(tmp_path / "quectel.conf"),
+        drivers={
+            "chan_dongle": str(tmp_path / "dongle.conf"),
+            "chan_quectel": str(tmp_path / "quectel.conf"),
+        },
         state_dir=str(tmp_path / "run"),
         lock_dir=str(tmp_path),
     )
@@ -61,7 +63,9 @@ def test_a_section_of_no_file_has_no_lane(tmp_path: Path) -> None:
 def test_vanished_sticks_are_not_remembered_forever(tmp_path: Path) -> None:
     from dongled.hotplug import registry
 
-    d = Daemon(Settings(dongle_conf=str(tmp_path / "dongle.conf"), state_dir=str(tmp_path)))
+    d = Daemon(
+        Settings(drivers={"chan_dongle": str(tmp_path / "dongle.conf")}, state_dir=str(tmp_path))
+    )
     reg = d.registry
     for i in range(registry.GONE_MAX + 500):
         reg._note_gone(f"{i:015d}", float(i))
@@ -72,7 +76,9 @@ def test_vanished_sticks_are_not_remembered_forever(tmp_path: Path) -> None:
 
 
 def test_status_forgets_a_stick_that_left(tmp_path: Path) -> None:
-    d = Daemon(Settings(dongle_conf=str(tmp_path / "dongle.conf"), state_dir=str(tmp_path)))
+    d = Daemon(
+        Settings(drivers={"chan_dongle": str(tmp_path / "dongle.conf")}, state_dir=str(tmp_path))
+    )
     for i in range(50):  # a stick re-enumerated under 50 different sysfs paths over time
         stick = Stick(usb_device=f"/sys/x/1-{i}", usb_port=f"1-{i}", vid="12d1", pid="1001")
         stick.state, stick.identity = StickState.IDENTIFIED, Identity(imei="356938030000005")
@@ -126,7 +132,7 @@ def test_a_tty_moving_between_files_is_never_named_twice(
     (tmp_path / "branch.conf").write_text(
         "[dongle1]\nimei=356938030000013\ndata=/dev/ttyUSB5\naudio=/dev/ttyUSB4\n"
     )
-    d = Daemon(Settings(dongle_conf=str(conf), state_dir=str(tmp_path / "run")))
+    d = Daemon(Settings(drivers={"chan_dongle": str(conf)}, state_dir=str(tmp_path / "run")))
     lane = d.lanes.first
     loaded = DongleConf.load(str(conf))
     lane.seen.sections = loaded.devices()

@@ -7,7 +7,6 @@ dongled code, so that a bug in dongled's AMI adapter cannot hide a bug in the fa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import itertools
 import os
@@ -17,242 +16,25 @@ import termios
 import threading
 import time
 import tty
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.support.ami_client import TIMEOUT, Ami, status
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.fake_asterisk_conf import ConfParseError, parse_conf
-from tests.support.modemsim import PtyModem, Role, StickSim, pty_modem, server_thread
-
-IMEI_A = "351234567890123"
-IMEI_B = "351234567890999"
-IMSI_A = "250014567890123"
-IMSI_B = "250019876543210"
-TIMEOUT = 3.0
-INTERVAL = 0.5
-
-# --- a minimal AMI client -------------------------------------------------------------------
-
-
-@dataclass
-class Msg:
-    pairs: list[tuple[str, str]]
-
-    def get(self, key: str, default: str | None = None) -> str | None:
-        for k, v in self.pairs:
-            if k.lower() == key.lower():
-                return v
-        return default
-
-    def __getitem__(self, key: str) -> str:
-        value = self.get(key)
-        if value is None:
-            raise KeyError(key)
-        return value
-
-    def get_all(self, key: str) -> list[str]:
-        return [v for k, v in self.pairs if k.lower() == key.lower()]
-
-    def keys(self) -> list[str]:
-        return [k for k, _ in self.pairs]
-
-
-@dataclass
-class Ami:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    banner: bytes
-    events: list[Msg] = field(default_factory=list)
-    _ids: Iterator[int] = field(default_factory=itertools.count)
-
-    @classmethod
-    async def connect(cls, port: int) -> Ami:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        banner = await asyncio.wait_for(reader.readline(), TIMEOUT)
-        return cls(reader, writer, banner)
-
-    async def send(self, pairs: list[tuple[str, str]]) -> None:
-        text = "".join(f"{k}: {v}\r\n" for k, v in pairs) + "\r\n"
-        self.writer.write(text.encode())
-        await self.writer.drain()
-
-    async def read(self) -> Msg | None:
-        """One message (within TIMEOUT); None when the server hung up."""
-        pairs: list[tuple[str, str]] = []
-        async with asyncio.timeout(TIMEOUT):
-            while True:
-                raw = await self.reader.readline()
-                if not raw:
-                    return None
-                line = raw.decode()
-                assert line.endswith("\r\n"), f"not CRLF: {line!r}"
-                if line == "\r\n":
-                    if pairs:
-                        return Msg(pairs)
-                    continue
-                key, _, value = line[:-2].partition(":")
-                pairs.append((key, value.strip()))
-
-    async def action(self, action: str, **headers: str) -> Msg:
-        """Send an action with a fresh ActionID; the response to it (events kept aside)."""
-        action_id = f"t{next(self._ids)}"
-        await self.send([("Action", action), *headers.items(), ("ActionID", action_id)])
-        while True:
-            msg = await self.read()
-            assert msg is not None, f"hung up while waiting for the answer to {action}"
-            if msg.get("Response") is not None and msg.get("ActionID") == action_id:
-                return msg
-            self.events.append(msg)
-
-    async def list_action(self, action: str, **headers: str) -> list[Msg]:
-        """A list action: [response, entries..., complete event]."""
-        response = await self.action(action, **headers)
-        action_id = response["ActionID"]
-        out = [response]
-        while True:
-            msg = await self.read()
-            assert msg is not None
-            if msg.get("ActionID") != action_id:
-                self.events.append(msg)
-                continue
-            out.append(msg)
-            if msg.get("EventList") == "Complete":
-                return out
-
-    async def login(self, secret: str = "s3cret", events: str = "on") -> Msg:
-        return await self.action("Login", Username="dongled", Secret=secret, Events=events)
-
-    async def event(self, match: Callable[[Msg], bool], wait: float = TIMEOUT) -> Msg:
-        """The first event (kept or new) that matches, within `wait` seconds."""
-        async with asyncio.timeout(wait):
-            while True:
-                for index, kept in enumerate(self.events):
-                    if match(kept):
-                        return self.events.pop(index)
-                msg = await self.read()
-                assert msg is not None, "hung up while waiting for an event"
-                self.events.append(msg)
-
-    async def close(self) -> None:
-        self.writer.close()
-        with contextlib.suppress(ConnectionError):
-            await self.writer.wait_closed()
-
-
-def status(device: str, value: str) -> Callable[[Msg], bool]:
-    return lambda m: (
-        m.get("Event") == "DongleStatus"
-        and (m["Device"], m["Status"])
-        == (
-            device,
-            value,
-        )
-    )
-
-
-# --- sticks on symlinked ptys -----------------------------------------------------------------
-
-
-@dataclass
-class Plugged:
-    sim: StickSim
-    data: PtyModem
-    audio: PtyModem
-    links: list[Path]
-
-
-class Bench:
-    """Simulated sticks whose ports appear at stable names (symlinks to pty slaves)."""
-
-    def __init__(self, root: Path) -> None:
-        self.dev = root / "dev"
-        self.dev.mkdir()
-        self.locks = root / "lock"
-        self.locks.mkdir()
-        self.conf = root / "dongle.conf"
-        self._plugged: list[Plugged] = []
-
-    def path(self, name: str) -> str:
-        return str(self.dev / name)
-
-    def plug(self, sim: StickSim, data: str, audio: str) -> Plugged:
-        data_port = pty_modem(sim, Role.PCUI)
-        audio_port = pty_modem(sim, Role.SILENT)
-        links = []
-        for name, port in ((data, data_port), (audio, audio_port)):
-            link = self.dev / name
-            tmp = self.dev / f".{name}.tmp"
-            tmp.symlink_to(port.path)
-            os.replace(tmp, link)
-            links.append(link)
-        plugged = Plugged(sim, data_port, audio_port, links)
-        self._plugged.append(plugged)
-        return plugged
-
-    def unplug(self, plugged: Plugged) -> None:
-        for link in plugged.links:
-            if os.readlink(link) in (plugged.data.path, plugged.audio.path):
-                link.unlink()
-        plugged.data.unplug()
-        plugged.audio.unplug()
-
-    def close(self) -> None:
-        for plugged in self._plugged:
-            plugged.data.close()
-            plugged.audio.close()
-
-    def write_conf(self, *sections: tuple[str, str, str, str]) -> None:
-        """(name, data, audio, imei) per device section."""
-        lines = ["[general]", "interval=15", "", "[defaults]", "context=dongle-incoming", ""]
-        for name, data, audio, imei in sections:
-            lines += [f"[{name}]", f"data={data}", f"audio={audio}", f"imei={imei}", ""]
-        self.conf.write_text("\n".join(lines))
-
-
-@pytest.fixture
-def bench(tmp_path: Path) -> Iterator[Bench]:
-    b = Bench(tmp_path)
-    yield b
-    b.close()
-
-
-@pytest.fixture
-def make_fake(bench: Bench) -> Iterator[Callable[..., FakeAsterisk]]:
-    fakes: list[FakeAsterisk] = []
-
-    def make(**kwargs: Any) -> FakeAsterisk:
-        kwargs.setdefault("interval", INTERVAL)
-        kwargs.setdefault("init_timeout", 1.0)
-        fake = FakeAsterisk(str(bench.conf), lock_dir=str(bench.locks), **kwargs)
-        fake.start()
-        fakes.append(fake)
-        return fake
-
-    yield make
-    for fake in fakes:
-        fake.stop()
-    assert not [t for t in threading.enumerate() if t.name == "fake-asterisk"]
-
-
-def one_stick(bench: Bench, imei: str = IMEI_A, imsi: str = IMSI_A) -> Plugged:
-    """dongle0 configured on ttyUSB2/ttyUSB1 with IMEI_A, and a stick with `imei` there."""
-    bench.write_conf(("dongle0", bench.path("ttyUSB2"), bench.path("ttyUSB1"), IMEI_A))
-    return bench.plug(StickSim(imei, imsi), "ttyUSB2", "ttyUSB1")
-
-
-def stick_pulled(bench: Bench, make_fake: Callable[..., FakeAsterisk]) -> FakeAsterisk:
-    """dongle0 came up on its stick (one_stick), then the stick was pulled."""
-    mine = one_stick(bench)
-    fake = make_fake()
-    fake.wait_for_state("dongle0", "Free", TIMEOUT)
-    bench.unplug(mine)
-    fake.wait_for_state("dongle0", "Not connected", 0.5)
-    return fake
-
+from tests.support.fake_bench import (
+    IMEI_A,
+    IMEI_B,
+    IMSI_A,
+    IMSI_B,
+    INTERVAL,
+    Bench,
+    one_stick,
+    stick_pulled,
+)
+from tests.support.modemsim import StickSim, server_thread
 
 # --- login and permissions --------------------------------------------------------------------
 

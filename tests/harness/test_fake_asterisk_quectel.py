@@ -8,127 +8,34 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from dongled.drivers.quectel_cli import parse_show_devices
-from tests.harness.test_fake_asterisk import IMEI_A, IMEI_B, IMSI_A, TIMEOUT, Ami, Bench, Msg
+from tests.support.ami_client import TIMEOUT, Ami, Msg
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.fake_asterisk_quectel import (
     PERSONALITIES,
     FakeAsteriskQuectel,
     make_fake_asterisk,
 )
+from tests.support.fake_bench import (
+    IMEI_A,
+    IMEI_B,
+    IMSI_A,
+    QBench,
+    command,
+    held,
+    one_module,
+    output,
+    write_classes,
+)
 from tests.support.modemsim import EC25, SIM7600, EC25Uac, StickSim
-
-INTERVAL = 0.5
-TIOCGEXCL = 0x80045440
-
-
-class QBench(Bench):
-    """The chan_dongle test bench plus a quectel.conf."""
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(root)
-        self.qconf = root / "quectel.conf"
-
-    def write_qconf(self, *sections: str, interval: int = 15) -> None:
-        """Each section as text after its [name] line."""
-        text = f"[general]\ninterval={interval}\n\n[defaults]\ncontext=quectel-incoming\n\n"
-        self.qconf.write_text(text + "\n".join(sections))
-
-    def section(self, name: str, *lines: str) -> str:
-        return f"[{name}]\n" + "".join(f"{line}\n" for line in lines)
-
-
-@pytest.fixture
-def qbench(tmp_path: Path) -> Iterator[QBench]:
-    b = QBench(tmp_path)
-    yield b
-    b.close()
-
-
-@pytest.fixture
-def make_q(qbench: QBench) -> Iterator[Callable[..., FakeAsterisk]]:
-    fakes: list[FakeAsterisk] = []
-
-    def make(personality: str, **kwargs: Any) -> FakeAsterisk:
-        kwargs.setdefault("interval", INTERVAL)
-        kwargs.setdefault("init_timeout", 1.0)
-        if personality != "chan_dongle":
-            kwargs.setdefault("quectel_interval", INTERVAL)
-        if "chan_dongle" in personality:
-            kwargs.setdefault("dongle_conf", str(qbench.conf))
-            if not qbench.conf.exists():
-                qbench.write_conf()
-        fake = make_fake_asterisk(
-            personality, lock_dir=str(qbench.locks), quectel_conf=str(qbench.qconf), **kwargs
-        )
-        fake.start()
-        fakes.append(fake)
-        return fake
-
-    yield make
-    for fake in fakes:
-        fake.stop()
-
-
-def one_module(
-    qbench: QBench, sim: StickSim, *extra: str, name: str = "quectel0", imei: str = IMEI_A
-) -> None:
-    """`name` on ttyUSB2 (data) / ttyUSB1 (audio) naming `imei`, and `sim` plugged there."""
-    qbench.write_qconf(
-        qbench.section(
-            name,
-            f"data={qbench.path('ttyUSB2')}",
-            f"audio={qbench.path('ttyUSB1')}",
-            f"imei={imei}",
-            *extra,
-        )
-    )
-    qbench.plug(sim, "ttyUSB2", "ttyUSB1")
-
-
-async def command(fake: FakeAsterisk, text: str) -> Msg | None:
-    """One AMI Command (None: Asterisk hung up without answering)."""
-    ami = await Ami.connect(fake.port)
-    await ami.login(events="off")
-    await ami.send([("Action", "Command"), ("Command", text), ("ActionID", "c1")])
-    reply = await ami.read()
-    await ami.close()
-    return reply
-
-
-def output(fake: FakeAsterisk, text: str) -> list[str]:
-    reply = asyncio.run(command(fake, text))
-    assert reply is not None
-    return reply.get_all("Output")
-
-
-def held(path: str) -> tuple[bool, bool]:
-    """(TIOCEXCL set, flock taken) on the tty at `path`, as a probe would find them."""
-    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-    try:
-        (exclusive,) = struct.unpack("i", fcntl.ioctl(fd, TIOCGEXCL, b"\0" * 4))
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return bool(exclusive), True
-        return bool(exclusive), False
-    finally:
-        os.close(fd)
-
-
-def write_classes() -> dict[str, Any]:
-    return {"write_classes": ("system", "config", "reporting", "command")}
-
 
 # --- choosing the personality -------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 import serial
 
-from tests.support.atclient import at, opener, read_until_final
+from tests.support.at_wire import at, opener, read_until_final
 from tests.support.modemsim import (
     E171_LAYOUT_21_USB,
     E171_LAYOUT_32_USB,

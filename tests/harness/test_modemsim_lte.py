@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 import pyudev
 
-from tests.support.atclient import at, opener
+from tests.support.at_wire import at, opener
 from tests.support.marks import needs_umockdev
 from tests.support.modemsim import (
     EC25,

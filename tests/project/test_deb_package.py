@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.box_asterisk import show_devices
-from tests.support.box_setup import APT_ENV, DROPIN_TESTBED, BoxAsterisk
+from tests.support.box_site import APT_ENV, DROPIN_TESTBED, BoxAsterisk
 from tests.support.marks import needs_umockdev
 from tests.support.modemsim import E1550_USB, StickSim
 from tests.support.rig import HEADER, make_imei, section_text

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.box_setup import DROPIN_TESTBED, BoxAsterisk
+from tests.support.box_site import DROPIN_TESTBED, BoxAsterisk
 from tests.support.marks import needs_umockdev
 from tests.support.modemsim import E1550_USB, StickSim
 from tests.support.rig import HEADER, ROOT, make_imei, section_text

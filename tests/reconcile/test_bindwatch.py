@@ -16,26 +16,30 @@ from dongled.config.settings import AmiSettings, Settings
 from dongled.daemon import Daemon
 from dongled.drivers.chan_dongle import CHAN_DONGLE
 from dongled.drivers.chan_quectel import QUECTEL_RE
-from tests.harness import test_fake_asterisk as td
-from tests.harness import test_fake_asterisk_quectel as tq
-from tests.harness.test_fake_asterisk import IMEI_A, IMEI_B, IMSI_A, Bench
-from tests.harness.test_fake_asterisk_quectel import QBench, write_classes
 from tests.support.fake_asterisk import FakeAsterisk
+from tests.support.fake_bench import (
+    IMEI_A,
+    IMEI_B,
+    IMSI_A,
+    Bench,
+    QBench,
+    write_classes,
+)
 from tests.support.modemsim import EC25, StickSim
-
-bench, make_fake = td.bench, td.make_fake  # the fixtures of the fakes' own tests
-qbench, make_q = tq.qbench, tq.make_q
 
 WAIT = 10.0  # bound on waiting for the stop (no timing is asserted)
 
 
-def _settings(tmp_path: Path, fake: FakeAsterisk, **files: str) -> Settings:
+def _settings(
+    tmp_path: Path, fake: FakeAsterisk, files: dict[str, str], driver: str = "chan_dongle"
+) -> Settings:
     (tmp_path / "run").mkdir()
     return Settings(
+        driver=driver,
+        drivers=files,
         lock_dir=str(tmp_path / "lock"),
         state_dir=str(tmp_path / "run"),
         ami=AmiSettings(port=fake.port, username="dongled", secret="s3cret", timeout=2.0),
-        **files,  # type: ignore[arg-type]
     )
 
 
@@ -54,7 +58,7 @@ def test_a_dongle_status_initialize_on_a_foreign_stick_stops_it(
 ) -> None:
     bench.write_conf(("dongle0", bench.path("ttyUSB2"), bench.path("ttyUSB1"), IMEI_A))
     fake = make_fake()
-    daemon = Daemon(_settings(tmp_path, fake, dongle_conf=str(bench.conf)), (CHAN_DONGLE,))
+    daemon = Daemon(_settings(tmp_path, fake, {"chan_dongle": str(bench.conf)}), (CHAN_DONGLE,))
 
     async def main() -> None:
         await daemon.ami.connect()  # logs in with Events: call
@@ -75,11 +79,11 @@ def test_a_dongle_status_initialize_on_a_foreign_stick_stops_it(
     assert said == [f"device dongle0 came up on IMEI {IMEI_B}, not its own {IMEI_A}: stopping it"]
 
 
-def test_res_polled_listing_stops_a_foreign_module(
-    qbench: QBench,
-    make_q: Callable[..., FakeAsterisk],
-    tmp_path: Path,
-) -> None:
+def _re_running_a_foreign_module(
+    qbench: QBench, make_q: Callable[..., FakeAsterisk], tmp_path: Path
+) -> tuple[FakeAsterisk, Daemon]:
+    """RE running [quectel0] on a module that is not its own, and a daemon for it (not
+    started: each test runs only the parts it is about)."""
     qbench.write_qconf(
         qbench.section(
             "quectel0",
@@ -92,8 +96,16 @@ def test_res_polled_listing_stops_a_foreign_module(
     qbench.plug(EC25(IMEI_B, IMSI_A), "ttyUSB2", "ttyUSB1")  # not quectel0's module
     fake = make_q("quectel-re", quectel_interval=1.0, **write_classes())
     fake.wait_for_state("quectel0", "Free", WAIT, imei=IMEI_B)
-    settings = _settings(tmp_path, fake, driver=QUECTEL_RE.name, quectel_conf=str(qbench.qconf))
-    daemon = Daemon(settings, (QUECTEL_RE,))
+    settings = _settings(tmp_path, fake, {"chan_quectel": str(qbench.qconf)}, QUECTEL_RE.name)
+    return fake, Daemon(settings, (QUECTEL_RE,))
+
+
+def test_res_polled_listing_stops_a_foreign_module(
+    qbench: QBench,
+    make_q: Callable[..., FakeAsterisk],
+    tmp_path: Path,
+) -> None:
+    fake, daemon = _re_running_a_foreign_module(qbench, make_q, tmp_path)
 
     async def main() -> None:
         await daemon.ami.connect()
@@ -110,3 +122,37 @@ def test_res_polled_listing_stops_a_foreign_module(
     logins = [h.get("Events") for _, name, h in fake.actions if name.lower() == "login"]
     assert logins == ["off"]  # RE sends no events: none asked for
     fake.wait_for_state("quectel0", "Stopped", WAIT)  # RE's stop is scheduled, then done
+
+
+def test_an_edit_of_res_file_polls_its_listing_at_once(
+    qbench: QBench,
+    make_q: Callable[..., FakeAsterisk],
+    tmp_path: Path,
+) -> None:
+    """A hand edit is when an admin's reload binds a foreign module (until dongled puts the
+    file back): the first event of a change to quectel.conf polls RE's listing at once and
+    then quickly, instead of at the next idle poll (here made an hour long, so only the
+    edit can be what found the module)."""
+    fake, daemon = _re_running_a_foreign_module(qbench, make_q, tmp_path)
+    daemon.bindwatch.poll = 3600.0
+
+    def stop() -> bool:
+        return _stopped(fake, "quectel stop now", "quectel0")
+
+    async def main() -> None:
+        await daemon.ami.connect()
+        assert daemon.confwatch.start()
+        poll = asyncio.ensure_future(daemon.bindwatch.polling(daemon.lanes.first))
+        try:
+            await asyncio.sleep(0)  # the poll task starts its hour-long wait
+            assert not stop()
+            with qbench.qconf.open("a") as f:  # an admin's editor saving
+                f.write("; checked\n")
+            await asyncio.to_thread(fake.wait_for, stop, WAIT, what="the stop")
+        finally:
+            poll.cancel()
+            daemon.confwatch.close()
+            await daemon.close()
+
+    asyncio.run(main())
+    fake.wait_for_state("quectel0", "Stopped", WAIT)

@@ -8,7 +8,9 @@ quiet-line check under real UUCP locks."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,3 +144,26 @@ def test_an_older_wait_keeps_a_newer_stop(tmp_path: Path, tty: str) -> None:
     first, second = asyncio.run(main())
     assert first is None
     assert second is not None and "has not let go of d0" in second
+
+
+def test_a_tty_still_held_just_after_the_stop_is_waited_for(tmp_path: Path, tty: str) -> None:
+    """chan_quectel RE can list a device stopped a moment before its thread has closed the
+    tty (its flock still on it). The wait looks again until the driver lets go, and ends
+    done: before, it gave up at once ("not quiet yet"), and the pass reloaded only after
+    its 0.5 s backoff (a hand swap on RE then took 1.06 s to set right). Here the driver's
+    flock is held on its own open file description, as a separate process's would be."""
+    rel = releases(tmp_path)
+    ami = Listing(tty)
+    rel.stopped("d0", entry("d0", tty))
+    driver_fd = os.open(tty, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    fcntl.flock(driver_fd, fcntl.LOCK_EX)
+
+    async def main() -> str | None:
+        asyncio.get_running_loop().call_later(0.2, os.close, driver_fd)  # the thread closes
+        return await rel.settle(ami, {tty})
+
+    try:
+        assert asyncio.run(main()) is None
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(driver_fd)

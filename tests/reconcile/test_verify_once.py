@@ -14,24 +14,20 @@ import pytest
 from dongled.config.settings import AmiSettings, Settings
 from dongled.daemon import Daemon
 from dongled.reconcile.plan import Expect
-from tests.harness.test_fake_asterisk import (
+from tests.support.ami_client import TIMEOUT
+from tests.support.fake_asterisk import FakeAsterisk
+from tests.support.fake_bench import (
     IMEI_A,
     IMEI_B,
-    TIMEOUT,
     Bench,
-    bench,
-    make_fake,
     one_stick,
 )
-from tests.support.fake_asterisk import FakeAsterisk
-
-__all__ = ["bench", "make_fake"]  # the fixtures of the fake's own tests
 
 
 def daemon(bench: Bench, fake: FakeAsterisk, tmp_path: Path, verify_timeout: float) -> Daemon:
     (tmp_path / "run").mkdir()
     settings = Settings(
-        dongle_conf=str(bench.conf),
+        drivers={"chan_dongle": str(bench.conf)},
         lock_dir=str(bench.locks),
         state_dir=str(tmp_path / "run"),
         verify_timeout=verify_timeout,

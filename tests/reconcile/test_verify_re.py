@@ -18,13 +18,14 @@ from dongled.config.settings import AmiSettings, Settings
 from dongled.daemon import Daemon
 from dongled.drivers.chan_quectel import QUECTEL_RE
 from dongled.reconcile.plan import Expect
-from tests.harness import test_fake_asterisk_quectel as tq
-from tests.harness.test_fake_asterisk import IMEI_A, IMSI_A
-from tests.harness.test_fake_asterisk_quectel import QBench, write_classes
 from tests.support.fake_asterisk import FakeAsterisk
+from tests.support.fake_bench import (
+    IMEI_A,
+    IMSI_A,
+    QBench,
+    write_classes,
+)
 from tests.support.modemsim import EC25
-
-qbench, make_q = tq.qbench, tq.make_q  # the fixtures of the fake's own tests
 
 INTERVAL = 2  # RE's timer, in quectel.conf and in the fake
 VERIFY = 1.0  # dongled's verify_timeout: shorter than the timer
@@ -56,7 +57,7 @@ def test_a_device_opened_by_the_timer_is_not_called_missing(
     (tmp_path / "run").mkdir()
     settings = Settings(
         driver=QUECTEL_RE.name,
-        quectel_conf=str(qbench.qconf),
+        drivers={"chan_quectel": str(qbench.qconf)},
         lock_dir=str(qbench.locks),
         state_dir=str(tmp_path / "run"),
         verify_timeout=VERIFY,

@@ -206,7 +206,7 @@ def _tree(d: Path) -> dict[str, bytes | str]:
 
 def _daemon(conf: Path, state: Path, lock: Path) -> Daemon:
     settings = Settings(
-        dongle_conf=str(conf),
+        drivers={"chan_dongle": str(conf)},
         lock_dir=str(lock),
         state_dir=str(state),
         ami=AmiSettings(port=9, timeout=0.5),  # never connected in these tests

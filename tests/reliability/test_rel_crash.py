@@ -172,7 +172,7 @@ def _fill(d: Path, leave: int) -> None:
 def _daemon_apply(conf: Path, tmp: Path) -> tuple[Daemon, list[str]]:
     """The daemon's pass with one stick on new ports: it wants to write `conf`."""
     settings = Settings(
-        dongle_conf=str(conf),
+        drivers={"chan_dongle": str(conf)},
         lock_dir=str(tmp / "lock"),
         state_dir=str(tmp / "run"),
         ami=AmiSettings(port=9, timeout=0.5),

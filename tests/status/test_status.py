@@ -249,8 +249,8 @@ def test_status_shows_a_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[s
         "[legacy]\ndata=/dev/ttyUSB9\naudio=/dev/ttyUSB8\n"
     )
     settings = tmp_path / "dongled.toml"
-    settings.write_text(f'dongle_conf = "{conf}"\nstate_dir = "{tmp_path / "run"}"\n')
-    d = Daemon(Settings(dongle_conf=str(conf), state_dir=str(tmp_path / "run")))
+    settings.write_text(f'state_dir = "{tmp_path / "run"}"\n[drivers]\nchan_dongle = "{conf}"\n')
+    d = Daemon(Settings(drivers={"chan_dongle": str(conf)}, state_dir=str(tmp_path / "run")))
     stick = Stick(usb_device="/sys/x/1-1.4", usb_port="1-1.4", vid="12d1", pid="1001")
     stick.ports = {0: "/dev/ttyUSB0", 1: "/dev/ttyUSB1", 2: "/dev/ttyUSB2"}
     stick.identity = Identity(imei=A, model="E1550", voice=True)

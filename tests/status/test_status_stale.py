@@ -45,7 +45,9 @@ def test_a_failed_status_write_is_logged_once(
 ) -> None:
     blocker = tmp_path / "run"
     blocker.write_text("a file where the state directory should be")
-    d = Daemon(Settings(dongle_conf=str(tmp_path / "dongle.conf"), state_dir=str(blocker)))
+    d = Daemon(
+        Settings(drivers={"chan_dongle": str(tmp_path / "dongle.conf")}, state_dir=str(blocker))
+    )
     with caplog.at_level(logging.INFO, logger="dongled"):
         d.status.file.write(d.status.snapshot())
         d.status.file.write(d.status.snapshot())

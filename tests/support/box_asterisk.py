@@ -68,7 +68,8 @@ def show_devices(port: int, timeout: float = 5.0) -> dict[str, dict[str, str]]:
 
 
 def _serve(argv: list[str]) -> None:
-    from tests.support.fake_asterisk_quectel import make_fake_asterisk
+    from tests.support.fake_asterisk_quectel import PERSONALITY, make_fake_asterisk
+    from tests.support.fake_asterisk_quectel_module import RE
 
     p = argparse.ArgumentParser()
     p.add_argument("conf")
@@ -78,9 +79,10 @@ def _serve(argv: list[str]) -> None:
     p.add_argument("--read", default="system,call", help="the AMI user's read classes")
     p.add_argument("--write", default="system,config,reporting", help="its write classes")
     args = p.parse_args(argv)
-    dongle = args.personality == "chan_dongle"
+    chosen = PERSONALITY[args.personality]  # one driver: its file is `conf`
+    dongle = chosen.fork is None
     # RE opens its devices one [general] interval after load: the same 1 s as the passes
-    extra: dict[str, object] = {"quectel_interval": 1.0} if args.personality == "quectel-re" else {}
+    extra: dict[str, object] = {"quectel_interval": 1.0} if chosen.fork is RE else {}
     asterisk = make_fake_asterisk(
         args.personality, lock_dir=args.lock_dir, interval=1.0, secret=args.secret,
         read_classes=args.read.split(","), write_classes=args.write.split(","),

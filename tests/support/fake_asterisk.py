@@ -10,98 +10,60 @@ holds its tty (a re-open then shifts the new opener's AT replies, and the real o
 counted in `crashes`).
 
 Every public method and property is thread-safe and meant to be called from the test thread.
-The chan_dongle model lives in `fake_asterisk_dongle`, its config parser in `fake_asterisk_conf`.
+The parts: the AMI transport (`fake_asterisk_ami`), what its actions do
+(`fake_asterisk_actions`), the channel drivers it hosts (`fake_asterisk_dongle_module`,
+`fake_asterisk_quectel_module`), chan_dongle's device model (`fake_asterisk_dongle`), the ttys'
+locks (`fake_asterisk_ttys`), the record of what happened (`fake_asterisk_journal`) and the
+config parser (`fake_asterisk_conf`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
-import logging
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from typing import Any, Protocol, TypeVar
 
-from .fake_asterisk_dongle import ChanDongle, Headers, Journal
-
-_LOGGER = logging.getLogger(__name__)
+from .fake_asterisk_actions import AmiActions, ChannelDriver
+from .fake_asterisk_ami import AmiServer
+from .fake_asterisk_dongle import ChanDongle, Device
+from .fake_asterisk_dongle_module import DongleModule
+from .fake_asterisk_journal import Headers, Journal
+from .fake_asterisk_thread import LoopThread
 
 T = TypeVar("T")
 
-BANNER = b"Asterisk Call Manager/9.0.0\r\n"
-GARBAGE = b"\x00\xff\xfe\x13garbage\x80\x81\r\n:::\r\nnot an ami line\x1b[0m\r\n\xc3\x28\r\n"
-CALL_TIMEOUT = 10.0
-_WHEN = ("now", "gracefully", "when convenient")
-_ALL_CLASSES = frozenset(
-    ("system", "call", "log", "verbose", "command", "agent", "user", "config", "dtmf",
-     "reporting", "cdr", "dialplan", "originate", "agi", "cc", "aoc", "test", "security",
-     "message")
-)  # fmt: skip
-# Action -> write classes of which the user needs one (None: allowed to any logged-in user).
-_ACTION_CLASSES: dict[str, tuple[str, ...] | None] = {
-    "ping": None,
-    "logoff": None,
-    "dongleshowdevices": ("system", "reporting"),
-    "donglereload": ("system", "config"),
-    "donglestop": ("system", "config"),
-    "donglestart": ("system", "config"),
-    "donglerestart": ("system", "config"),
-    "reload": ("system", "config"),
-    "command": ("command",),
-}
-_EVENT_CLASS = {"DongleStatus": "call", "DonglePortFail": "call", "FullyBooted": "system"}
 
+class HostedDriver(ChannelDriver, Protocol):
+    """A channel driver as the Asterisk process loads, runs and unloads it."""
 
-@dataclass(eq=False)
-class _Session:
-    writer: asyncio.StreamWriter
-    authenticated: bool = False
-    events: frozenset[str] = frozenset()
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
+    admin_command: str  # what an admin types at the console to reload it
 
-    def send(self, pairs: Iterable[tuple[str, str]]) -> None:
-        if not self.writer.is_closing():
-            self.writer.write(_format(pairs))
+    def load(self, host: FakeAsterisk, holders: dict[str, Device]) -> None: ...
 
+    def start_monitor(self) -> None: ...
 
-def _format(pairs: Iterable[tuple[str, str]]) -> bytes:
-    return "".join(f"{k}: {v}\r\n" for k, v in pairs).encode("utf-8") + b"\r\n"
+    async def unload(self) -> None: ...
 
+    async def stop_monitor(self) -> None: ...
 
-class _Message:
-    """One AMI action: headers in order, looked up case-insensitively (first value wins)."""
-
-    def __init__(self, pairs: list[tuple[str, str]]) -> None:
-        self.pairs = pairs
-        self._map: dict[str, str] = {}
-        for key, value in pairs:
-            self._map.setdefault(key.lower(), value)
-
-    def get(self, key: str) -> str | None:
-        return self._map.get(key.lower())
-
-    def reply(self, response: str, message: str | None, *extra: tuple[str, str]) -> Headers:
-        pairs: Headers = [("Response", response)]
-        action_id = self.get("ActionID")
-        if action_id is not None:
-            pairs.append(("ActionID", action_id))
-        if message is not None:
-            pairs.append(("Message", message))
-        pairs.extend(extra)
-        return pairs
+    def entries(self) -> list[dict[str, str]]:
+        """Its devices with chan_dongle's DongleDeviceEntry fields."""
+        ...
 
 
 class FakeAsterisk:
-    """Asterisk 20 + chan_dongle for tests; see the module docstring.
+    """Asterisk 20 for tests, hosting `drivers` (default: chan_dongle); see the module
+    docstring.
 
-    `start()` listens on 127.0.0.1:`port` (ephemeral) and loads chan_dongle from `conf_path`;
-    `stop()` tears everything down. `interval` replaces [general] interval= of the file (tests
-    need short passes); `init_timeout` bounds each AT command of a device's initialization;
-    `close_delay` is how long a stopped device keeps its ttys after DongleStop answered.
+    `start()` listens on 127.0.0.1:`port` (ephemeral) and loads the drivers (chan_dongle reads
+    `conf_path`); `stop()` tears everything down. `interval` replaces [general] interval= of
+    the file (tests need short passes); `init_timeout` bounds each AT command of a device's
+    initialization; `close_delay` is how long a stopped device keeps its ttys after DongleStop
+    answered. `journal` records what happened (a chan_quectel host passes its own).
     """
+
+    chan_class: type[ChanDongle] = ChanDongle  # the benchmark swaps in a subclass
 
     def __init__(
         self,
@@ -115,6 +77,8 @@ class FakeAsterisk:
         interval: float = 2.0,
         init_timeout: float = 2.0,
         close_delay: float = 0.1,
+        drivers: Sequence[HostedDriver] | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.conf_path = conf_path
         self.lock_dir = lock_dir
@@ -125,54 +89,35 @@ class FakeAsterisk:
         self.interval = interval
         self.init_timeout = init_timeout
         self.close_delay = close_delay
-        self.never_answer = False
-        self.garbage_mode = False
-        self.port = 0
-        self._journal = Journal()
-        self._loop = asyncio.new_event_loop()
-        self._thread: threading.Thread | None = None
-        self._server: asyncio.Server | None = None
-        self._sessions: set[_Session] = set()
-        self._chan: ChanDongle | None = None
-        self._interval_task: asyncio.Task[None] | None = None
+        self.journal = Journal() if journal is None else journal
+        self.drivers: list[HostedDriver] = (
+            [DongleModule(self.chan_class)] if drivers is None else list(drivers)
+        )
+        self._thread = LoopThread("fake-asterisk")
+        self._loop = self._thread.loop
         self._started_at = time.time()
         self._restarts = 0
-        self._action_classes = dict(_ACTION_CLASSES)  # a subclass adds its driver's actions
-        self._handlers: dict[str, Callable[[_Session, _Message], bool]] = {
-            "ping": self._action_ping,
-            "logoff": self._action_logoff,
-            "dongleshowdevices": self._action_dongleshowdevices,
-            "donglereload": self._action_donglereload,
-            "donglestop": self._action_donglestop,
-            "donglestart": self._action_donglestart,
-            "donglerestart": self._action_donglerestart,
-            "reload": self._action_reload,
-            "command": self._action_command,
-        }
+        self.dispatch = AmiActions(
+            self,
+            self.journal,
+            self.drivers,
+            uptime=lambda: int(time.time() - self._started_at),
+            schedule=self.schedule,
+            crash=self._crash,
+        )
+        self.ami = AmiServer(self.journal, self.dispatch.handle)
+        self._crash_tasks: set[asyncio.Task[None]] = set()
 
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the loop thread, listen on 127.0.0.1:<ephemeral> (`.port`), load chan_dongle."""
-        if self._thread is not None:
-            raise RuntimeError("FakeAsterisk already started")
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="fake-asterisk", daemon=True
-        )
+        """Start the loop thread, listen on 127.0.0.1:<ephemeral> (`.port`), load the drivers."""
         self._thread.start()
         self._run(self._astart())
 
     def stop(self) -> None:
         """Close sessions, listener, ttys and locks; stop and join the thread; close the loop."""
-        thread = self._thread
-        if thread is None or self._loop.is_closed():
-            return
-        try:
-            self._run(self._astop())
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            thread.join(CALL_TIMEOUT)
-            self._loop.close()
+        self._thread.stop(self._astop)
 
     def __enter__(self) -> FakeAsterisk:
         self.start()
@@ -182,27 +127,28 @@ class FakeAsterisk:
         self.stop()
 
     async def _astart(self) -> None:
-        await self._listen(0)
+        await self.ami.listen(0)
         self._load_modules()
-        self._interval_task = asyncio.get_running_loop().create_task(self._interval_loop())
+        for driver in reversed(self.drivers):  # the last-loaded one's monitor first
+            driver.start_monitor()
 
     def _load_modules(self) -> None:
-        """Asterisk loading its channel drivers: here chan_dongle (a subclass adds others)."""
-        self._chan = self._new_chan()
-        self._chan.load()
+        """Asterisk loading its channel drivers, in order. One process: a tty one driver
+        still holds (still closing) is as busy for the others (the same pid in the lock)."""
+        holders: dict[str, Device] = {}
+        for driver in self.drivers:
+            driver.load(self, holders)
 
     async def _unload_modules(self) -> None:
-        """The drivers close their ttys (Asterisk stopping or restarting)."""
-        if self._chan is not None:
-            await self._chan.aclose()
+        """The drivers close their ttys (Asterisk stopping, restarting or crashing)."""
+        for driver in reversed(self.drivers):
+            await driver.unload()
 
     async def _astop(self) -> None:
-        if self._interval_task is not None:
-            self._interval_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._interval_task
-        await self._close_listener()
-        await self._drop_sessions()
+        for driver in self.drivers:
+            await driver.stop_monitor()
+        await self.ami.close_listener()
+        await self.ami.drop_sessions()
         await self._unload_modules()
         current = asyncio.current_task()
         leftovers = [t for t in asyncio.all_tasks() if t is not current]
@@ -211,81 +157,102 @@ class FakeAsterisk:
         await asyncio.gather(*leftovers, return_exceptions=True)
         await asyncio.get_running_loop().shutdown_default_executor()
 
-    chan_class: type[ChanDongle] = ChanDongle  # the benchmark swaps in a subclass
+    def emit(self, name: str, headers: Headers) -> None:
+        """A driver's AMI event (loop thread)."""
+        self.ami.emit(name, headers)
 
-    def _new_chan(self) -> ChanDongle:
-        return self.chan_class(
-            asyncio.get_running_loop(),
-            self.conf_path,
-            lock_dir=self.lock_dir,
-            init_timeout=self.init_timeout,
-            journal=self._journal,
-            emit=self._emit,
-            close_delay=self.close_delay,
-        )
+    def schedule(self, fn: Callable[[], object]) -> None:
+        """Run `fn` after the response is written, like chan_dongle's scheduled restarts."""
+        self._loop.call_soon(fn)
 
-    async def _interval_loop(self) -> None:
-        await self._interval_passes(lambda: self.interval, lambda: self._chan)
+    def call_later(self, delay: float, fn: Callable[..., object], *args: Any) -> None:
+        """Run `fn(*args)` on the loop `delay` seconds from now (loop thread)."""
+        self._loop.call_later(delay, fn, *args)
 
-    @staticmethod
-    async def _interval_passes(
-        interval: Callable[[], float], chan: Callable[[], ChanDongle | None]
-    ) -> None:
-        """A driver's monitor: every `interval()` seconds, a pass over its devices."""
-        while True:
-            await asyncio.sleep(interval())
-            current = chan()
-            if current is not None:
-                current.interval_pass()
+    def _crash(self) -> None:
+        """Asterisk died: no more AMI, every tty closed (flocks and TIOCEXCL go with it)."""
+        task = self._loop.create_task(self._acrash())
+        self._crash_tasks.add(task)
+        task.add_done_callback(self._crash_tasks.discard)
+
+    async def _acrash(self) -> None:
+        await self.ami.close_listener()
+        await self.ami.drop_sessions()
+        await self._unload_modules()
 
     # --- test hooks -------------------------------------------------------------------------
 
     @property
     def bindings_log(self) -> list[tuple[float, str, str, str]]:
         """(monotonic time, device, data path, IMEI read) each time a device reached Free."""
-        return self._journal.bindings
+        return self.journal.bindings
 
     @property
     def foreign_bindings(self) -> list[tuple[float, str, str, str]]:
         """The bindings where IMEISetting was set and differed from the IMEI the modem gave."""
-        return self._journal.foreign
+        return self.journal.foreign
 
     @property
     def actions(self) -> list[tuple[float, str, dict[str, str]]]:
         """(monotonic time, action name, headers) of every AMI action received."""
-        return self._journal.actions
+        return self.journal.actions
 
     @property
     def events(self) -> list[tuple[float, str, dict[str, str]]]:
         """(monotonic time, event name, headers) of every event chan_dongle raised."""
-        return self._journal.events
+        return self.journal.events
 
     @property
     def hazards(self) -> list[str]:
         """Situations in which the real Asterisk may crash or corrupt a device's AT stream."""
-        return self._journal.hazards
+        return self.journal.hazards
 
     @property
     def crashes(self) -> list[str]:
         """Where the real Asterisk would have segfaulted (each is also in `hazards`)."""
-        return self._journal.crashes
+        return self.journal.crashes
 
     @property
     def log_messages(self) -> list[str]:
         """chan_dongle's notable log lines (lost connection, already used by process, ...)."""
-        return self._journal.messages
+        return self.journal.messages
 
     @property
     def reload_count(self) -> int:
-        return self._journal.reload_count
+        return self.journal.reload_count
 
     @property
     def restart_count(self) -> int:
         return self._restarts
 
+    @property
+    def never_answer(self) -> bool:
+        """True: the AMI sends no banner, no reply and no event (set by a test)."""
+        return self.ami.never_answer
+
+    @never_answer.setter
+    def never_answer(self, value: bool) -> None:
+        self.ami.never_answer = value
+
+    @property
+    def garbage_mode(self) -> bool:
+        """True: the AMI sends line noise instead of every answer (set by a test)."""
+        return self.ami.garbage_mode
+
+    @garbage_mode.setter
+    def garbage_mode(self, value: bool) -> None:
+        self.ami.garbage_mode = value
+
+    @property
+    def port(self) -> int:
+        return self.ami.port
+
     def devices_snapshot(self) -> dict[str, dict[str, str]]:
-        """Device name -> its DongleDeviceEntry fields, as DongleShowDevices would list them."""
-        return self._call(lambda: {e["Device"]: e for e in self._chan_entries(None)})
+        """Device name -> its DongleDeviceEntry fields, as DongleShowDevices would list them
+        (chan_dongle's fields for every driver's devices)."""
+        return self._call(
+            lambda: {e["Device"]: e for driver in self.drivers for e in driver.entries()}
+        )
 
     def wait_for(
         self, predicate: Callable[[], bool], timeout: float = 5.0, *, what: str = ""
@@ -319,13 +286,26 @@ class FakeAsterisk:
         return self.devices_snapshot()[device]
 
     def admin_reload(self) -> None:
-        """An admin typing `dongle reload now` at the Asterisk CLI."""
-        self._call(lambda: self._reload("cli: dongle reload now"))
+        """An admin reloading the channel drivers at the console: `dongle reload now` with
+        chan_dongle alone, `core reload` otherwise."""
+        only = self.drivers[0].admin_command if len(self.drivers) == 1 else "core reload"
+
+        def every() -> None:
+            for driver in self.drivers:
+                driver.reload(f"cli: {only}")
+
+        self._call(every)
 
     def driver_retry(self) -> None:
         """chan_dongle's own retry now: its monitor's pass (every `interval` s) that re-opens a
         device whose open failed, on the paths of the configuration it last read."""
-        self._call(lambda: self._chan.interval_pass() if self._chan is not None else None)
+
+        def passes() -> None:
+            for driver in self.drivers:
+                if isinstance(driver, DongleModule) and driver.chan is not None:
+                    driver.chan.interval_pass()
+
+        self._call(passes)
 
     def restart(self) -> None:
         """Asterisk restarts: sessions dropped, ttys closed, config re-read, devices opened.
@@ -337,7 +317,7 @@ class FakeAsterisk:
         self._run(self._arestart())
 
     async def _arestart(self) -> None:
-        await self._drop_sessions()
+        await self.ami.drop_sessions()
         await self._unload_modules()
         self._restarts += 1
         self._started_at = time.time()
@@ -348,346 +328,25 @@ class FakeAsterisk:
         self._run(self._ago_down())
 
     async def _ago_down(self) -> None:
-        await self._close_listener()
-        await self._drop_sessions()
+        await self.ami.close_listener()
+        await self.ami.drop_sessions()
 
     def come_up(self) -> None:
         """The AMI listener is back on the same port."""
-        self._run(self._listen(self.port))
+        self._run(self.ami.listen(self.port))
 
     def drop_sessions(self) -> None:
         """Hang up every AMI session (the listener stays up)."""
-        self._run(self._drop_sessions())
+        self._run(self.ami.drop_sessions())
+
+    def cli(self, command: str) -> list[str]:
+        """What `command` prints at the Asterisk console (no crash check: test use only)."""
+        return self._call(lambda: self.dispatch.cli(command)[1])
 
     # --- thread plumbing --------------------------------------------------------------------
 
     def _call(self, fn: Callable[[], T]) -> T:
-        if threading.current_thread() is self._thread:
-            return fn()
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                future.set_result(fn())
-            except BaseException as exc:  # handed to the caller's thread
-                future.set_exception(exc)
-
-        self._loop.call_soon_threadsafe(run)
-        return future.result(CALL_TIMEOUT)
+        return self._thread.call(fn)
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(CALL_TIMEOUT)
-
-    # --- chan_dongle glue -------------------------------------------------------------------
-
-    def _chan_entries(self, device: str | None) -> list[dict[str, str]]:
-        return self._chan.entries(device) if self._chan is not None else []
-
-    def _reload(self, source: str) -> None:
-        if self._chan is not None:
-            self._chan.reload(source)
-
-    def _emit(self, name: str, headers: Headers) -> None:
-        self._journal.event(name, headers)
-        if self.never_answer:
-            return
-        event_class = _EVENT_CLASS.get(name, "call")
-        pairs: Headers = [("Event", name), ("Privilege", f"{event_class},all"), *headers]
-        for session in list(self._sessions):
-            if session.authenticated and event_class in session.events:
-                self._send(session, pairs)
-
-    def _send(self, session: _Session, pairs: Headers) -> None:
-        if self.garbage_mode:
-            if not session.writer.is_closing():
-                session.writer.write(GARBAGE)
-            return
-        session.send(pairs)
-
-    # --- AMI server -------------------------------------------------------------------------
-
-    async def _listen(self, port: int) -> None:
-        if self._server is not None:
-            return
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _close_listener(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-            # Since Python 3.12.1 wait_closed() also waits for every connection the server
-            # accepted: drop the sessions first, or it waits for clients that never hang up.
-            await self._drop_sessions()
-            await server.wait_closed()
-
-    async def _drop_sessions(self) -> None:
-        sessions = list(self._sessions)
-        for session in sessions:
-            session.writer.transport.abort()
-        tasks = [s.task for s in sessions if s.task is not None]
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = _Session(writer, task=asyncio.current_task())
-        self._sessions.add(session)
-        try:
-            if self.garbage_mode:
-                writer.write(GARBAGE)
-            elif not self.never_answer:
-                writer.write(BANNER)
-            while True:
-                pairs = await _read_message(reader)
-                if pairs is None:
-                    break
-                if not pairs:
-                    continue
-                if self.never_answer:
-                    continue
-                if self.garbage_mode:
-                    writer.write(GARBAGE)
-                    continue
-                if not self._handle(session, _Message(pairs)):
-                    break
-            with contextlib.suppress(ConnectionError):
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
-            pass  # peer gone, or a line over the StreamReader limit: hang up
-        finally:
-            self._sessions.discard(session)
-            writer.close()
-            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-                await writer.wait_closed()
-
-    def _handle(self, session: _Session, msg: _Message) -> bool:
-        """Answer one action; False hangs up the session."""
-        action = (msg.get("Action") or "").strip()
-        headers = {k: v for k, v in msg.pairs}
-        self._journal.action(action, headers)
-        key = action.lower()
-        if not action:
-            session.send(msg.reply("Error", "Missing action in request"))
-            return True
-        if key == "login":
-            return self._login(session, msg)
-        if not session.authenticated:
-            session.send(msg.reply("Error", "Permission denied"))
-            return True
-        if key not in self._action_classes:
-            session.send(msg.reply("Error", "Invalid/unknown command"))
-            return True
-        needed = self._action_classes[key]
-        if needed is not None and not self.write_classes.intersection(needed):
-            session.send(msg.reply("Error", "Permission denied"))
-            return True
-        return self._handlers[key](session, msg)
-
-    def _login(self, session: _Session, msg: _Message) -> bool:
-        if msg.get("Username") != self.username or msg.get("Secret") != self.secret:
-            session.send(msg.reply("Error", "Authentication failed"))
-            return False
-        session.authenticated = True
-        wanted = (msg.get("Events") or "on").strip().lower()
-        if wanted in ("on", "yes", "true", "1", "all"):
-            session.events = self.read_classes
-        elif wanted in ("off", "no", "false", "0", ""):
-            session.events = frozenset()
-        else:
-            asked = {c.strip() for c in wanted.split(",")}
-            if "all" in asked:
-                asked = set(_ALL_CLASSES)
-            session.events = self.read_classes.intersection(asked)
-        session.send(msg.reply("Success", "Authentication accepted"))
-        if "system" in session.events:
-            uptime = str(int(time.time() - self._started_at))
-            session.send(
-                [
-                    ("Event", "FullyBooted"),
-                    ("Privilege", "system,all"),
-                    ("Uptime", uptime),
-                    ("LastReload", uptime),
-                    ("Status", "Fully Booted"),
-                ]
-            )
-        return True
-
-    def _action_ping(self, session: _Session, msg: _Message) -> bool:
-        session.send(
-            msg.reply("Success", None, ("Ping", "Pong"), ("Timestamp", f"{time.time():.6f}"))
-        )
-        return True
-
-    def _action_logoff(self, session: _Session, msg: _Message) -> bool:
-        session.send(msg.reply("Goodbye", "Thanks for all the fish."))
-        return False
-
-    def _action_dongleshowdevices(self, session: _Session, msg: _Message) -> bool:
-        entries = self._chan_entries((msg.get("Device") or "").strip() or None)
-        return self._send_device_list(session, msg, "Dongle", entries)
-
-    def _send_device_list(
-        self, session: _Session, msg: _Message, prefix: str, entries: list[dict[str, str]]
-    ) -> bool:
-        """A ShowDevices answer: the list start, one <prefix>DeviceEntry each, the Complete."""
-        action_id = msg.get("ActionID")
-        tail: Headers = [("ActionID", action_id)] if action_id is not None else []
-        out = [
-            msg.reply(
-                "Success",
-                None,
-                ("EventList", "start"),
-                ("Message", "Device status list will follow"),
-            )
-        ]
-        for entry in entries:
-            out.append([("Event", f"{prefix}DeviceEntry"), *tail, *entry.items()])
-        out.append(
-            [
-                ("Event", f"{prefix}ShowDevicesComplete"),
-                *tail,
-                ("EventList", "Complete"),
-                ("ListItems", str(len(entries))),
-            ]
-        )
-        for pairs in out:
-            session.send(pairs)
-        return True
-
-    def _action_donglereload(self, session: _Session, msg: _Message) -> bool:
-        when = (msg.get("When") or "").strip().lower()
-        if when not in _WHEN:
-            session.send(msg.reply("Error", "Invalid value of When"))
-            return True
-        session.send(msg.reply("Success", "reload scheduled"))
-        self._schedule(lambda: self._reload(f"ami: DongleReload When: {when}"))
-        return True
-
-    def _device_action(
-        self, session: _Session, msg: _Message, verb: str, op: Callable[[str], bool], when: bool
-    ) -> bool:
-        device = (msg.get("Device") or "").strip()
-        if not device:
-            session.send(msg.reply("Error", "Device not specified"))
-            return True
-        if when and (msg.get("When") or "").strip().lower() not in _WHEN:
-            session.send(msg.reply("Error", "Invalid value of When"))
-            return True
-        chan = self._chan
-        # chan_dongle's manager.c answers "[<device>] <what>" (contract test: the model said
-        # "Device nope not found" and "stop scheduled").
-        if chan is None or device not in chan.devices:
-            session.send(msg.reply("Error", f"[{device}] Device not found"))
-            return True
-        session.send(msg.reply("Success", f"[{device}] {verb.capitalize()} scheduled"))
-        self._schedule(lambda: op(device))
-        return True
-
-    def _action_donglestop(self, session: _Session, msg: _Message) -> bool:
-        return self._device_action(session, msg, "stop", self._op("stop"), True)
-
-    def _action_donglestart(self, session: _Session, msg: _Message) -> bool:
-        return self._device_action(session, msg, "start", self._op("start"), False)
-
-    def _action_donglerestart(self, session: _Session, msg: _Message) -> bool:
-        return self._device_action(session, msg, "restart", self._op("restart"), True)
-
-    def _op(self, verb: str) -> Callable[[str], bool]:
-        def run(device: str) -> bool:
-            chan = self._chan
-            if chan is None:
-                return False
-            ops = {"stop": chan.stop_device, "start": chan.start_device}
-            return ops.get(verb, chan.restart_device)(device)
-
-        return run
-
-    def _action_reload(self, session: _Session, msg: _Message) -> bool:
-        module = (msg.get("Module") or "").strip()
-        if module not in ("", "chan_dongle.so", "chan_dongle"):
-            session.send(msg.reply("Error", "No such module"))
-            return True
-        session.send(msg.reply("Success", "Module Reloaded"))
-        self._schedule(lambda: self._reload(f"ami: Reload Module: {module or '(all)'}"))
-        return True
-
-    def _action_command(self, session: _Session, msg: _Message) -> bool:
-        command = " ".join((msg.get("Command") or "").split())
-        ok, lines, later = self._cli(command)
-        response = "Success" if ok else "Error"
-        outputs = [("Output", line) for line in lines] or [("Output", "")]
-        session.send(msg.reply(response, "Command output follows", *outputs))
-        if later is not None:
-            self._schedule(later)
-        return True
-
-    def _cli(self, command: str) -> tuple[bool, list[str], Callable[[], object] | None]:
-        """A few Asterisk CLI commands: (known, output lines, what to do after answering)."""
-        words = command.lower().split()
-        when = " ".join(words[2:4]) if words[2:3] == ["when"] else " ".join(words[2:3])
-        rest = words[2 + len(when.split()) :]
-        if words[:2] == ["dongle", "reload"] and when in _WHEN and not rest:
-            return True, [], lambda: self._reload(f"cli: {command}")
-        if words[:2] == ["module", "reload"] and words[2:] in (["chan_dongle.so"], ["chan_dongle"]):
-            return (
-                True,
-                [f"Module '{words[2]}' reloaded successfully."],
-                lambda: self._reload(f"cli: {command}"),
-            )
-        chan = self._chan
-        if words[:2] in (["dongle", "stop"], ["dongle", "restart"]) and when in _WHEN:
-            device = command.split()[-1] if len(rest) == 1 else ""
-            if chan is not None and device in chan.devices:
-                return (
-                    True,
-                    [f"[{device}] {words[1]} scheduled"],
-                    lambda: self._op(words[1])(device),
-                )
-            return True, [f"Device {device} not found"], None
-        if words[:2] == ["dongle", "start"] and len(words) == 3:
-            device = command.split()[2]
-            if chan is not None and device in chan.devices:
-                return True, [f"[{device}] start scheduled"], lambda: self._op("start")(device)
-            return True, [f"Device {device} not found"], None
-        if words == ["dongle", "show", "devices"]:
-            lines = [
-                "ID           Group State      RSSI Mode Submode Provider Name  Model      "
-                "Firmware          IMEI             IMSI             Number"
-            ]
-            for e in self._chan_entries(None):
-                lines.append(
-                    f"{e['Device']:<12} {e['Group']:<5} {e['State'][:10]:<10} "
-                    f"{e['RSSI'].split(',')[0]:<4} 0    0       {e['ProviderName'][:14]:<14} "
-                    f"{e['Model']:<10} {e['Firmware']:<17} {e['IMEIState']:<16} "
-                    f"{e['IMSIState']:<16} {e['SubscriberNumber']}"
-                )
-            return True, lines, None
-        return no_such_command(command)
-
-    def _schedule(self, fn: Callable[[], object]) -> None:
-        """Run `fn` after the response is written, like chan_dongle's scheduled restarts."""
-        self._loop.call_soon(fn)
-
-
-def no_such_command(command: str) -> tuple[bool, list[str], None]:
-    """Asterisk's answer to a CLI command nobody registered."""
-    return (
-        False,
-        [f"No such command '{command}' (type 'core show help {command}' for other possible "
-         "commands)"],
-        None,
-    )  # fmt: skip
-
-
-async def _read_message(reader: asyncio.StreamReader) -> list[tuple[str, str]] | None:
-    """Read header lines until a blank line; None at end of stream."""
-    pairs: list[tuple[str, str]] = []
-    while True:
-        line = await reader.readline()
-        if not line:
-            return None
-        text = line.decode("utf-8", errors="replace").rstrip("\r\n")
-        if not text.strip():
-            return pairs
-        key, sep, value = text.partition(":")
-        if sep:
-            pairs.append((key.strip(), value.strip()))
+        return self._thread.run(coro)

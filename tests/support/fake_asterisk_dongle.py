@@ -13,20 +13,16 @@ import logging
 import os
 import re
 import termios
-import threading
-import time
-import tty
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
 
-from .devguard import check_device_path
 from .fake_asterisk_conf import ConfFile, ConfParseError, parse_conf
-from .testbed import DEVICE_LOCK
+from .fake_asterisk_control import DeviceControl
+from .fake_asterisk_journal import Headers, Journal
+from .fake_asterisk_ttys import RefusedError, TtyClaims
 
 _LOGGER = logging.getLogger(__name__)
 
-Headers = list[tuple[str, str]]
 EmitEvent = Callable[[str, Headers], None]
 
 # Keys whose change makes a reload restart the device (chan_dongle's reload.c).
@@ -89,96 +85,6 @@ _ENTRY_SETTINGS = (
     ("MinimalDTMFDuration", "mindtmfduration", "80"),
     ("MinimalDTMFInterval", "mindtmfinterval", "200"),
 )
-
-
-class Journal:
-    """What happened, for the tests: every list is guarded and read as a copy."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._bindings: list[tuple[float, str, str, str]] = []
-        self._foreign: list[tuple[float, str, str, str]] = []
-        self._actions: list[tuple[float, str, dict[str, str]]] = []
-        self._events: list[tuple[float, str, dict[str, str]]] = []
-        self._hazards: list[str] = []
-        self._crashes: list[str] = []
-        self._log: list[str] = []
-        self._reloads = 0
-
-    def binding(self, device: str, data: str, imei_read: str, foreign: bool) -> None:
-        entry = (time.monotonic(), device, data, imei_read)
-        with self._lock:
-            self._bindings.append(entry)
-            if foreign:
-                self._foreign.append(entry)
-
-    def action(self, name: str, headers: dict[str, str]) -> None:
-        with self._lock:
-            self._actions.append((time.monotonic(), name, dict(headers)))
-
-    def event(self, name: str, headers: Headers) -> None:
-        with self._lock:
-            self._events.append((time.monotonic(), name, dict(headers)))
-
-    def hazard(self, text: str) -> None:
-        _LOGGER.warning("hazard: %s", text)
-        with self._lock:
-            self._hazards.append(text)
-
-    def crash(self, text: str) -> None:
-        """Where the real chan_dongle segfaults Asterisk; also a hazard."""
-        self.hazard(f"Asterisk crashed: {text}")
-        with self._lock:
-            self._crashes.append(text)
-
-    def log(self, text: str) -> None:
-        _LOGGER.info("%s", text)
-        with self._lock:
-            self._log.append(text)
-
-    def count_reload(self) -> None:
-        with self._lock:
-            self._reloads += 1
-
-    @property
-    def bindings(self) -> list[tuple[float, str, str, str]]:
-        with self._lock:
-            return list(self._bindings)
-
-    @property
-    def foreign(self) -> list[tuple[float, str, str, str]]:
-        with self._lock:
-            return list(self._foreign)
-
-    @property
-    def actions(self) -> list[tuple[float, str, dict[str, str]]]:
-        with self._lock:
-            return [(t, n, dict(h)) for t, n, h in self._actions]
-
-    @property
-    def events(self) -> list[tuple[float, str, dict[str, str]]]:
-        with self._lock:
-            return [(t, n, dict(h)) for t, n, h in self._events]
-
-    @property
-    def hazards(self) -> list[str]:
-        with self._lock:
-            return list(self._hazards)
-
-    @property
-    def crashes(self) -> list[str]:
-        with self._lock:
-            return list(self._crashes)
-
-    @property
-    def messages(self) -> list[str]:
-        with self._lock:
-            return list(self._log)
-
-    @property
-    def reload_count(self) -> int:
-        with self._lock:
-            return self._reloads
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,7 +283,7 @@ class InitError(Exception):
     pass
 
 
-def _plain(lines: list[str]) -> str:
+def answer_plain(lines: list[str]) -> str:
     """The first line that looks like a bare answer (not unsolicited, not junk)."""
     for line in lines:
         if line.startswith(("^", "+")) or line in _UNSOLICITED:
@@ -387,14 +293,14 @@ def _plain(lines: list[str]) -> str:
     return ""
 
 
-def _prefixed(lines: list[str], prefix: str) -> str | None:
+def answer_prefixed(lines: list[str], prefix: str) -> str | None:
     for line in lines:
         if line.upper().startswith(prefix):
             return line[len(prefix) :].strip()
     return None
 
 
-def _number(lines: list[str]) -> str:
+def answer_number(lines: list[str]) -> str:
     for line in lines:
         match = _DIGITS.match(line)
         if match:
@@ -404,7 +310,7 @@ def _number(lines: list[str]) -> str:
 
 def reg_status(lines: list[str], prefix: str) -> int | None:
     """The <stat> of a `+CREG: <n>,<stat>[,...]` answer."""
-    fields = (_prefixed(lines, prefix) or "").split(",")
+    fields = (answer_prefixed(lines, prefix) or "").split(",")
     if len(fields) >= 2 and fields[1].strip().isdigit():
         return int(fields[1])
     return None
@@ -422,7 +328,7 @@ def creg_unsolicited(line: str) -> int | None:
 
 def csq_value(lines: list[str]) -> int | None:
     """The <rssi> of a `+CSQ: <rssi>,<ber>` answer."""
-    value = (_prefixed(lines, "+CSQ:") or "").split(",")[0].strip()
+    value = (answer_prefixed(lines, "+CSQ:") or "").split(",")[0].strip()
     return int(value) if value.isdigit() else None
 
 
@@ -502,14 +408,11 @@ class Device:
         return entry
 
 
-class _RefusedError(Exception):
-    pass
-
-
 class ChanDongle:
     """The devices of one chan_dongle instance; every method runs on the loop thread."""
 
-    registered: ClassVar[frozenset[int]] = _REGISTERED  # +CREG statuses it calls registered
+    registered: frozenset[int] = _REGISTERED  # +CREG statuses it calls registered
+    lock_files = True  # False: RE's TIOCEXCL + flock() (see TtyClaims)
 
     def __init__(
         self,
@@ -521,16 +424,23 @@ class ChanDongle:
         journal: Journal,
         emit: EmitEvent,
         close_delay: float = 0.1,
+        holders: dict[str, Device] | None = None,
     ) -> None:
-        self._loop = loop
+        self.loop = loop
         self.close_delay = close_delay
         self._conf_path = conf_path
-        self._lock_dir = lock_dir
         self._init_timeout = init_timeout
-        self._journal = journal
+        self.journal = journal
         self._emit = emit
         self.devices: dict[str, Device] = {}
-        self._holders: dict[str, Device] = {}
+        self.ttys = TtyClaims(
+            lock_dir,
+            journal,
+            lock_files=self.lock_files,
+            holders=holders,
+            open_path=self._open_path,
+        )
+        self.control = DeviceControl(self)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- configuration -------------------------------------------------------------------
@@ -539,37 +449,37 @@ class ChanDongle:
 
     def _read_settings(self, conf: ConfFile) -> dict[str, DeviceSettings]:
         """The driver's reading of its config file (a chan_quectel fork reads other keys)."""
-        return device_settings(conf, self._journal)
+        return device_settings(conf, self.journal)
 
     def load(self) -> None:
         """Module load: read the file and open every device (a file that does not parse: none)."""
         try:
             conf = parse_conf(self._conf_path)
         except ConfParseError as exc:
-            self._journal.hazard(f"load: dongle.conf does not parse ({exc}): chan_dongle declined")
+            self.journal.hazard(f"load: dongle.conf does not parse ({exc}): chan_dongle declined")
             return
         for settings in self._read_settings(conf).values():
             device = Device(settings)
             self.devices[device.name] = device
             if self.opens_at_load:
-                self._open(device)
+                self.open_device(device)
 
     def reload(self, source: str) -> None:
         """chan_dongle's reload: restart changed devices and EVERY stopped device."""
-        self._journal.count_reload()
-        self._journal.log(f"reload ({source})")
+        self.journal.count_reload()
+        self.journal.log(f"reload ({source})")
         try:
             conf = parse_conf(self._conf_path)
         except ConfParseError as exc:
-            self._journal.hazard(
+            self.journal.hazard(
                 f"reload ({source}): dongle.conf does not parse ({exc}): the real chan_dongle "
                 "may crash Asterisk here; old config kept"
             )
             return
         wanted = self._read_settings(conf)
         for name in [n for n in self.devices if n not in wanted]:
-            self._journal.log(f"[{name}] removed by reload")
-            self._release(self.devices.pop(name), "removed")
+            self.journal.log(f"[{name}] removed by reload")
+            self.release(self.devices.pop(name), "removed")
         old = self.devices
         self.devices = {}
         for name, settings in wanted.items():
@@ -577,83 +487,20 @@ class ChanDongle:
             if device is None:
                 device = Device(settings)
                 self.devices[name] = device
-                self._open(device)
+                self.open_device(device)
                 continue
             self.devices[name] = device
             changed = device.settings.restart_key() != settings.restart_key()
             stopped = device.desired == "stop"
             device.settings = settings
             if changed:
-                self._journal.log(f"[{name}] settings changed: restarting")
-                self._release(device, "restart")
+                self.journal.log(f"[{name}] settings changed: restarting")
+                self.release(device, "restart")
             if changed or stopped:
                 device.desired = "start"
-                self._open(device)
+                self.open_device(device)
 
-    # --- device control (AMI/CLI) ------------------------------------------------------------
-
-    def stop_device(self, name: str) -> bool:
-        device = self.devices.get(name)
-        if device is None:
-            return False
-        device.desired = "stop"
-        self._begin_close(device, "stopped")
-        return True
-
-    def start_device(self, name: str) -> bool:
-        device = self.devices.get(name)
-        if device is None:
-            return False
-        device.desired = "start"
-        if device.closing is not None:
-            return True  # re-opened the moment its monitor lets go (see _finish_close)
-        if device.state == "Stopped":
-            device.state = "Not connected"
-        self._open(device)
-        return True
-
-    def restart_device(self, name: str) -> bool:
-        device = self.devices.get(name)
-        if device is None:
-            return False
-        device.desired = "start"
-        if device.port is None:
-            self._open(device)
-        else:
-            self._begin_close(device, "restart")
-        return True
-
-    def _begin_close(self, device: Device, reason: str) -> None:
-        """DongleStop/DongleRestart answer at once, but the device's monitor thread lets go
-        of its ttys only later (a real one was still closing 8 ms after the stop): until
-        `close_delay` has passed its ttys stay open and locked and its entry still shows
-        them, with CurrentDeviceState start."""
-        if device.port is None:
-            if device.desired == "stop":
-                device.state = "Stopped"
-            return
-        if device.closing is not None:
-            return
-        task, device.init_task = device.init_task, None
-        if task is not None:
-            task.cancel()
-        device.port.stop_reading()
-        device.closing = self._loop.call_later(self.close_delay, self._finish_close, device, reason)
-
-    def _finish_close(self, device: Device, reason: str) -> None:
-        device.closing = None
-        if self.devices.get(device.name) is not device:
-            return
-        self._release(device, reason)
-        if device.desired == "start":
-            # Started again (reload, DongleStart, DongleRestart) while it was closing: the
-            # re-open follows the close at once, with the last keep-alive still in flight.
-            # (Not seen on a real DongleRestart; modelled as the same hazard, the safe side.)
-            self._journal.hazard(
-                f"[{device.name}] re-opened as its monitor closes: a stopped device's last "
-                "command is still in flight"
-            )
-            self._open(device, still_closing=True)
+    # --- device control (AMI/CLI): see DeviceControl -------------------------------------------
 
     def interval_pass(self) -> None:
         for device in list(self.devices.values()):
@@ -664,7 +511,7 @@ class ChanDongle:
                 except (OSError, termios.error) as exc:  # termios.error is no OSError
                     self._port_lost(port, f"tcgetattr: {exc}")
             elif device.desired == "start":
-                self._open(device)
+                self.open_device(device)
 
     def entries(self, name: str | None = None) -> list[dict[str, str]]:
         return [d.entry() for d in self.devices.values() if name in (None, "", d.name)]
@@ -672,7 +519,7 @@ class ChanDongle:
     def shutdown(self) -> None:
         """Asterisk going away: close every tty. Our lock files are removed (see FakeAsterisk)."""
         for device in self.devices.values():
-            self._release(device, "shutdown", events=False)
+            self.release(device, "shutdown", events=False)
         self.devices.clear()
 
     async def aclose(self) -> None:
@@ -696,114 +543,11 @@ class ChanDongle:
     def _status(self, device: Device, status: str) -> None:
         self._event("DongleStatus", [("Device", device.name), ("Status", status)])
 
-    def _lock_path(self, real: str) -> str:
-        return os.path.join(self._lock_dir, "LCK.." + os.path.basename(real))
-
-    def _check_lock(self, device: Device, path: str, real: str) -> bool:
-        """Refuse a port locked by a live process (_RefusedError); True when the holder is a
-        device of ours that is still closing (the real chan_dongle opened such a port)."""
-        lock = self._lock_path(real)
-        try:
-            with open(lock, "rb") as handle:
-                content = handle.read(64)
-        except FileNotFoundError:
-            holder = self._holders.get(real)
-            if holder is not None and holder is not device:
-                self._journal.hazard(
-                    f"[{device.name}] opens {path} ({real}) which [{holder.name}] has open, no "
-                    "lock file: both read one AT stream (replies shift, chan_dongle may crash)"
-                )
-            return False
-        except OSError:
-            return False
-        fields = content.split()
-        try:
-            pid = int(fields[0]) if fields else 0
-        except ValueError:
-            pid = 0
-        own = os.getpid()
-        if pid == own:
-            holder = self._holders.get(real)
-            if holder is None or holder is device:
-                return False  # our own leftover: taken over
-            if holder.closing is not None:
-                return True
-            self._journal.log(f"[{device.name}] {path} already used by process {pid}")
-            self._journal.hazard(
-                f"[{device.name}] wants {path} ({real}) still held by [{holder.name}]: real "
-                "chan_dongle loses an interval here, shifts AT replies and may crash"
-            )
-            raise _RefusedError(path)
-        if pid > 0 and _alive(pid):
-            self._journal.log(f"[{device.name}] {path} already used by process {pid}")
-            raise _RefusedError(path)
-        self._journal.log(f"[{device.name}] removing stale lock {lock} (pid {pid})")
-        with contextlib.suppress(OSError):
-            os.unlink(lock)
-        return False
-
     def _open_path(self, path: str) -> str:
         """What open() is given for a configured path (the benchmark swaps in the pty)."""
         return path
 
-    def _open_tty(self, device: Device, path: str) -> tuple[int, bool]:
-        """Lock check, open, raw mode, TIOCEXCL, our lock "<pid> <fd>": chan_dongle's opentty.
-        Also says whether another device was still closing this tty."""
-        # Under the testbed's lock: umockdev's preload aborts when a lookup here races the
-        # removal of the node by the test thread (see testbed.DEVICE_LOCK).
-        with DEVICE_LOCK:
-            real = os.path.realpath(path)
-            closing = self._check_lock(device, path, real)
-            # stat first: under umockdev's preload a failing open() of a /dev path leaks the
-            # preload's ioctl connection and a slot of its 50-entry fd table (seen: the soak
-            # aborted after ~40 cycles of chan_dongle retrying vanished ports). Same errno.
-            check_device_path(path)  # a real tty outside the testbed: absent, as on a clean box
-            os.stat(path)
-            fd = os.open(self._open_path(path), os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-        try:
-            tty.setraw(fd)
-            self._exclusive(device, path, fd)
-        except termios.error as exc:
-            # A stick pulled after the open (its pty's master gone: EIO). chan_dongle's
-            # opentty fails the same way ("unable to get terminal attributes") and the device
-            # stays down; termios.error is no OSError, and it escaped a whole reload (seen in
-            # a 1000-cycle soak: every device after it kept its old ttys).
-            os.close(fd)
-            raise OSError(exc.args[0], f"tcgetattr: {exc.args[1]}") from None
-        except BaseException:
-            os.close(fd)
-            raise
-        self._take_lock(device, path, real, fd)
-        device.reals.append(real)
-        if closing:
-            self._journal.hazard(
-                f"[{device.name}] opens {path} while [{self._holders[real].name}] is still "
-                "closing it: a stopped device's last command is still in flight"
-            )
-        self._holders[real] = device
-        return fd, closing
-
-    def _exclusive(self, device: Device, path: str, fd: int) -> None:
-        """Claim the open tty (chan_dongle: TIOCEXCL); raise _RefusedError to give it up."""
-        fcntl.ioctl(fd, termios.TIOCEXCL)
-
-    def _take_lock(self, device: Device, path: str, real: str, fd: int) -> None:
-        """chan_dongle's lock file "<pid> <fd>" (closes `fd` and refuses when it cannot)."""
-        lock = self._lock_path(real)
-        content = f"{os.getpid()} {fd}".encode("ascii")
-        try:
-            lock_fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                os.write(lock_fd, content)
-            finally:
-                os.close(lock_fd)
-        except OSError as exc:
-            os.close(fd)
-            self._journal.log(f"[{device.name}] unable to create lock {lock}: {exc.strerror}")
-            raise _RefusedError(path) from exc
-        device.locks.append((lock, content))
-
-    def _open(self, device: Device, *, still_closing: bool = False) -> None:
+    def open_device(self, device: Device, *, still_closing: bool = False) -> None:
         if device.port is not None or device.desired != "start":
             return
         settings = device.settings
@@ -817,23 +561,23 @@ class ChanDongle:
                     # audio and data on one tty (tests only): share the open file description
                     fds.append(os.dup(fds[0]))
                     continue
-                fd, closing = self._open_tty(device, path)
+                fd, closing = self.ttys.open_tty(device, path)
                 fds.append(fd)
                 still_closing = still_closing or (closing and path == settings.data)
-            except _RefusedError:
-                self._undo_open(device, fds)
+            except RefusedError:
+                self.ttys.undo_open(device, fds)
                 return
             except OSError as exc:
-                self._journal.log(f"[{device.name}] unable to open {path}: {exc.strerror}")
-                self._undo_open(device, fds)
+                self.journal.log(f"[{device.name}] unable to open {path}: {exc.strerror}")
+                self.ttys.undo_open(device, fds)
                 self._port_fail(path, exc.errno or 0)
                 return
         port = AtPort(
-            self._loop,
+            self.loop,
             fds[0],
             fds[-1],
             self._port_lost,
-            lambda text: self._journal.crash(f"[{device.name}] {text}"),
+            lambda text: self.journal.crash(f"[{device.name}] {text}"),
             lambda line: self._unsolicited(device, line),
         )
         if still_closing:
@@ -844,7 +588,7 @@ class ChanDongle:
         device.port = port
         device.state = "Not initialized"
         self._status(device, "Connect")
-        task = self._loop.create_task(self._initialize(device, port))
+        task = self.loop.create_task(self._initialize(device, port))
         device.init_task = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -853,28 +597,7 @@ class ChanDongle:
         """The ttys a device opens, data first (with USB audio, only the data tty)."""
         return (settings.data, settings.audio)
 
-    def _undo_open(self, device: Device, fds: list[int]) -> None:
-        for fd in fds:
-            with contextlib.suppress(OSError):
-                fcntl.ioctl(fd, termios.TIOCNXCL)  # see AtPort.close
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._unlock(device)
-
-    def _unlock(self, device: Device) -> None:
-        for lock, content in device.locks:
-            with contextlib.suppress(OSError):
-                with open(lock, "rb") as handle:
-                    mine = handle.read(64) == content  # not a later opener's lock
-                if mine:
-                    os.unlink(lock)
-        for real in device.reals:
-            if self._holders.get(real) is device:
-                del self._holders[real]
-        device.locks.clear()
-        device.reals.clear()
-
-    def _release(self, device: Device, reason: str, *, events: bool = True) -> None:
+    def release(self, device: Device, reason: str, *, events: bool = True) -> None:
         """Close the ttys, remove our locks, forget what the modem said."""
         task = device.init_task
         device.init_task = None
@@ -887,8 +610,8 @@ class ChanDongle:
         device.port = None
         if port is not None:
             port.close()
-            self._journal.log(f"[{device.name}] closed ({reason})")
-        self._unlock(device)
+            self.journal.log(f"[{device.name}] closed ({reason})")
+        self.ttys.unlock(device)
         device.identity = Identity()
         device.state = "Stopped" if device.desired == "stop" else "Not connected"
         if port is not None and events:
@@ -900,8 +623,8 @@ class ChanDongle:
     def _port_lost(self, port: AtPort, reason: str) -> None:
         for device in self.devices.values():
             if device.port is port:
-                self._journal.log(f"[{device.name}] Lost connection to Dongle ({reason})")
-                self._release(device, "lost")
+                self.journal.log(f"[{device.name}] Lost connection to Dongle ({reason})")
+                self.release(device, "lost")
                 return
         port.close()
 
@@ -912,9 +635,9 @@ class ChanDongle:
             identity = await self._converse(port)
         except (InitError, PortLostError, TimeoutError) as exc:
             if device.port is port:
-                self._journal.log(f"[{device.name}] initialization failed: {exc!r}")
+                self.journal.log(f"[{device.name}] initialization failed: {exc!r}")
                 device.init_task = None
-                self._release(device, "init failed")
+                self.release(device, "init failed")
             return
         if device.port is not port:
             return
@@ -924,9 +647,9 @@ class ChanDongle:
         device.state = self._ready_state(device, identity)
         imei_setting = device.settings.imei
         foreign = bool(imei_setting) and imei_setting != identity.imei
-        self._journal.binding(device.name, device.settings.data, identity.imei, foreign)
+        self.journal.binding(device.name, device.settings.data, identity.imei, foreign)
         if foreign:
-            self._journal.log(
+            self.journal.log(
                 f"[{device.name}] bound to IMEI {identity.imei}, section says {imei_setting}"
             )
         # As chan_dongle: its init reads the registration (AT+CREG?) before its last command,
@@ -962,46 +685,40 @@ class ChanDongle:
         return "GSM not registered" if reg >= 0 and reg not in self.registered else "Free"
 
     async def _converse(self, port: AtPort) -> Identity:
-        timeout = self._init_timeout
-        ident = Identity()
-
-        async def ask(cmd: str, *, fatal: bool = True) -> list[str] | None:
-            async with asyncio.timeout(timeout):
-                final, lines = await port.command(cmd)
-            if final == "OK":
-                return lines
-            if fatal:
-                raise InitError(f"{cmd} answered {final}")
-            return None
-
-        await ask("AT")
-        await ask("ATE0")
-        ident.manufacturer = _plain(await ask("AT+CGMI", fatal=False) or [])
-        ident.model = _plain(await ask("AT+CGMM", fatal=False) or [])
-        ident.firmware = _plain(await ask("AT+CGMR", fatal=False) or [])
-        ident.imei = _number(await ask("AT+CGSN") or [])
-        ident.imsi = _number(await ask("AT+CIMI") or [])
-        voice = await ask("AT^CVOICE?", fatal=False)
-        ident.voice = voice is not None and (_prefixed(voice, "^CVOICE:") or "").startswith("0")
-        # Status queries: neither an ERROR nor silence stops the initialization here.
-        try:
-            creg = reg_status(await ask("AT+CREG?", fatal=False) or [], "+CREG:")
-            ident.registration = -1 if creg is None else creg
-            cops = _prefixed(await ask("AT+COPS?", fatal=False) or [], "+COPS:")
-            if cops and '"' in cops:
-                ident.provider = cops.split('"')[1]
-            csq = csq_value(await ask("AT+CSQ", fatal=False) or [])
-            ident.rssi = ident.rssi if csq is None else csq
-        except TimeoutError:
-            pass
-        return ident
+        return await dongle_conversation(port, self._init_timeout)
 
 
-def _alive(pid: int) -> bool:
+async def dongle_conversation(port: AtPort, command_timeout: float) -> Identity:
+    """chan_dongle's initialization of a device: its identity, its network's status."""
+    ident = Identity()
+
+    async def ask(cmd: str, *, fatal: bool = True) -> list[str] | None:
+        async with asyncio.timeout(command_timeout):
+            final, lines = await port.command(cmd)
+        if final == "OK":
+            return lines
+        if fatal:
+            raise InitError(f"{cmd} answered {final}")
+        return None
+
+    await ask("AT")
+    await ask("ATE0")
+    ident.manufacturer = answer_plain(await ask("AT+CGMI", fatal=False) or [])
+    ident.model = answer_plain(await ask("AT+CGMM", fatal=False) or [])
+    ident.firmware = answer_plain(await ask("AT+CGMR", fatal=False) or [])
+    ident.imei = answer_number(await ask("AT+CGSN") or [])
+    ident.imsi = answer_number(await ask("AT+CIMI") or [])
+    voice = await ask("AT^CVOICE?", fatal=False)
+    ident.voice = voice is not None and (answer_prefixed(voice, "^CVOICE:") or "").startswith("0")
+    # Status queries: neither an ERROR nor silence stops the initialization here.
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        creg = reg_status(await ask("AT+CREG?", fatal=False) or [], "+CREG:")
+        ident.registration = -1 if creg is None else creg
+        cops = answer_prefixed(await ask("AT+COPS?", fatal=False) or [], "+COPS:")
+        if cops and '"' in cops:
+            ident.provider = cops.split('"')[1]
+        csq = csq_value(await ask("AT+CSQ", fatal=False) or [])
+        ident.rssi = ident.rssi if csq is None else csq
+    except TimeoutError:
+        pass
+    return ident

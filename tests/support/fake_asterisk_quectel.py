@@ -1,576 +1,51 @@
-"""chan_quectel for the test Asterisk: the two forks in use, beside or instead of chan_dongle.
-
-docs/chan_quectel.md says what the forks do and which of it was seen on a real Asterisk. Both
-forks reuse the chan_dongle model of `fake_asterisk_dongle` (ttys, the interval pass, reloads
-that restart stopped devices); what differs is here:
-
-- "im" (IchthysMaranatha, chan_dongle renamed): ten `Quectel*` AMI actions with chan_dongle's
-  fields, `QuectelStatus`/`QuectelPortFail` events, `quec_uac=1` + `alsadev=`, `imei=`/`imsi=`
-  known keys, LCK lock files plus TIOCEXCL, connects at load, disconnects on init errors.
-- "re" (RoEdAl, a rewrite): no AMI actions and no events, only the CLI over `Action: Command`
-  (`quectel ...` and the `simcom ...` aliases); `uac=on|ext` + `alsadev=`; unknown keys
-  (`imei=`) silently ignored; TIOCEXCL + flock() and no lock files; the first connect one
-  `interval` after load; never disconnects on AT errors; and `quectel show device state <dev>`
-  on a device that has not registered since it connected kills Asterisk (a crash here: the
-  journal counts it, sessions drop, ttys close, the listener goes away).
+"""The test Asterisk's personalities: chan_dongle, one chan_quectel fork, or both.
 
 Both forks register the `quectel` CLI and channel type, so a box runs one of them, with or
-without chan_dongle: `make_fake_asterisk(personality)` builds any of `PERSONALITIES`.
-
-The fake keeps the `imei=` a section names even where the fork ignores it: bindings to another
-stick still show up in `foreign_bindings`, which is what dongled's tests check.
+without chan_dongle: `make_fake_asterisk(personality)` builds any of `PERSONALITIES`, looked up
+in `PERSONALITY` (what each one loads). docs/chan_quectel.md says what the forks do; the model
+is in `fake_asterisk_quectel_chan` and `fake_asterisk_quectel_module`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import fcntl
-import struct
-import termios
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any
 
-from .fake_asterisk import _WHEN, FakeAsterisk, _Message, _Session, no_such_command
-from .fake_asterisk_conf import ConfFile, ConfSection
-from .fake_asterisk_dongle import (
-    AtPort,
-    ChanDongle,
-    Device,
-    DeviceSettings,
-    Headers,
-    Identity,
-    InitError,
-    Journal,
-    _number,
-    _plain,
-    _prefixed,
-    _RefusedError,
-    csq_value,
-    reg_status,
-    regstate_name,
-)
+from .fake_asterisk import FakeAsterisk, HostedDriver
+from .fake_asterisk_dongle_module import DongleModule
+from .fake_asterisk_quectel_chan import ChanQuectel, QuectelJournal
+from .fake_asterisk_quectel_module import IM, RE, Fork, QuectelModule
 
-Fork = Literal["im", "re"]
-PERSONALITIES = (
-    "chan_dongle",
-    "quectel-im",
-    "quectel-re",
-    "chan_dongle+quectel-im",
-    "chan_dongle+quectel-re",
-)
 
-_TIOCGEXCL = 0x80045440  # _IOR('T', 0x40, int), not in termios
-_IM_REGISTERED = frozenset({1, 5})
-_RE_REGISTERED = frozenset({1, 4, 5, 6, 7, 8})
-# RE's uac= (any case): these, or "ext"; anything else is warned about and read as off.
-_TRUE = ("on", "yes", "true")
-_FALSE = ("off", "no", "false")
-# RE's gsm_regstate2str() has three names past chan_dongle's six (its typo kept).
-_RE_REG_NAMES = {
-    6: "Registered for<SMS only, home network",
-    7: "Registered for \u201cSMS only\u201d, roaming",
-    8: "Attached for emergency bearer services only",
+@dataclass(frozen=True)
+class Personality:
+    """What one Asterisk personality loads: chan_dongle, a chan_quectel fork, or both."""
+
+    name: str
+    chan_dongle: bool
+    fork: Fork | None
+
+
+PERSONALITY = {
+    p.name: p
+    for p in (
+        Personality("chan_dongle", chan_dongle=True, fork=None),
+        Personality("quectel-im", chan_dongle=False, fork=IM),
+        Personality("quectel-re", chan_dongle=False, fork=RE),
+        Personality("chan_dongle+quectel-im", chan_dongle=True, fork=IM),
+        Personality("chan_dongle+quectel-re", chan_dongle=True, fork=RE),
+    )
 }
-# quectel show devices, as each fork prints it (C printf formats work with Python's %).
-_RE_HEADER = "%-12.12s %-5.5s %-10.10s %-4.4s %-4.4s %-7.7s %-14.14s %-17.17s %-14.14s"
-_RE_ROW = "%-12.12s %-5d %-10.10s %-4d %-4d %-7s %-14.14s %-17.17s %-16.16s %-16.16s %-14.14s"
-_IM_HEADER = (
-    "%-12.12s %-5.5s %-10.10s %-4.4s %-4.4s %-7.7s %-14.14s %-10.10s %-17.17s %-16.16s "
-    "%-16.16s %-14.14s"
-)
-_IM_ROW = (
-    "%-12.12s %-5d %-10.10s %-4d %-4d %-7d %-14.14s %-10.10s %-17.17s %-16.16s %-16.16s %-14.14s"
-)
-
-
-class QuectelJournal(Journal):
-    """The chan_dongle journal plus Asterisk crashes and the ALSA devices opened."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._crashes: list[str] = []
-        self._alsa: list[tuple[str, str]] = []
-
-    def crash(self, text: str) -> None:
-        self.hazard(f"CRASH: {text}")
-        with self._lock:
-            self._crashes.append(text)
-
-    def alsa(self, device: str, name: str) -> None:
-        with self._lock:
-            self._alsa.append((device, name))
-
-    @property
-    def crashes(self) -> list[str]:
-        with self._lock:
-            return list(self._crashes)
-
-    @property
-    def alsa_opens(self) -> list[tuple[str, str]]:
-        with self._lock:
-            return list(self._alsa)
-
-
-@dataclass(frozen=True, slots=True)
-class QuectelSettings(DeviceSettings):
-    """A device section as one fork reads it; `imei` is kept even where the fork ignores it."""
-
-    alsadev: str = ""  # set: USB audio (UAC), the audio tty is not opened
-    external_card: bool = False  # RE's uac=ext: the card is not the module's own
-    uses_imei: bool = True  # False: imei=/imsi= are unknown keys to this fork
-
-    def restart_key(self) -> tuple[str, ...]:
-        ids = (self.imei, self.imsi) if self.uses_imei else ()
-        return (self.data, self.audio, self.alsadev, str(self.external_card), *ids)
-
-
-@dataclass(slots=True)
-class QuectelIdentity(Identity):
-    iccid: str = ""
-    initialized: bool = False
-    act: int = 0
-
-
-def _section_values(conf: ConfFile, section: ConfSection) -> dict[str, str]:
-    values: dict[str, str] = {}
-    defaults = conf.find("defaults")
-    for key, value in (*(defaults.items if defaults else ()), *section.items):
-        values[key] = value
-    return values
-
-
-def _device_sections(conf: ConfFile) -> list[ConfSection]:
-    return [
-        s for s in conf.sections if not s.template and s.name.lower() not in ("general", "defaults")
-    ]
-
-
-class ChanQuectel(ChanDongle):
-    """What both forks share; one subclass per fork. Runs on the FakeAsterisk loop thread."""
-
-    fork: ClassVar[Fork]
-    registered: ClassVar[frozenset[int]]
-    cli_words: ClassVar[tuple[str, ...]] = ("quectel",)
-    alsa_cards: Mapping[str, str] = {}
-    """ALSA card name (what follows "hw:") -> IMEI of the module owning it, "" for a card of
-    no module (a headset: what RE's uac=ext is for); set by the test."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.qjournal: QuectelJournal = kwargs["journal"]
-
-    # --- events, ports, ALSA -------------------------------------------------------------------
-
-    def _event(self, name: str, headers: Headers) -> None:
-        if self.fork == "im":
-            self._emit(name.replace("Dongle", "Quectel", 1), headers)
-        # RE raises no AMI events at all
-
-    def _tty_paths(self, settings: DeviceSettings) -> tuple[str, ...]:
-        if isinstance(settings, QuectelSettings) and settings.alsadev:
-            return (settings.data,)
-        return super()._tty_paths(settings)
-
-    def _open(self, device: Device, *, still_closing: bool = False) -> None:
-        settings = device.settings
-        alsadev = settings.alsadev if isinstance(settings, QuectelSettings) else ""
-        if alsadev and device.port is None and device.desired == "start":
-            card = _alsa_card(alsadev)
-            if card not in self.alsa_cards:
-                self._journal.log(f"[{device.name}] unable to open ALSA device {alsadev}")
-                return
-            self.qjournal.alsa(device.name, alsadev)
-        super()._open(device, still_closing=still_closing)
-
-    def _ready_state(self, device: Device, identity: Identity) -> str:
-        assert isinstance(identity, QuectelIdentity)
-        settings = device.settings
-        if isinstance(settings, QuectelSettings) and settings.alsadev:
-            owner = self.alsa_cards.get(_alsa_card(settings.alsadev), "")
-            # An external card is no module's (owner ""); a module's card is only its own.
-            if owner != identity.imei and not (settings.external_card and owner == ""):
-                self._journal.hazard(
-                    f"[{device.name}] data port of IMEI {identity.imei}, voice on "
-                    f"{settings.alsadev} of IMEI {owner or '?'}: calls get another module's audio"
-                )
-        if not identity.initialized:
-            return "Not initialized"
-        if identity.registration not in self.registered:
-            return "GSM not registered"
-        return "Free"
-
-    # --- the CLI (the same syntax in both forks) -----------------------------------------------
-
-    header_format: ClassVar[str]
-    row_format: ClassVar[str]
-    submode_column: ClassVar[bool]
-
-    def show_devices(self) -> list[str]:
-        """`quectel show devices`: the fork's printf formats (RE's header has 9 columns and
-        its rows 11 fields: the header misleads, as the real one does)."""
-        header: tuple[str, ...] = ("ID", "Group", "State", "RSSI", "Mode", "Submode")
-        header += ("Provider Name", "Model", "Firmware", "IMEI", "IMSI", "Number")
-        if not self.submode_column:
-            header = tuple(h for h in header if h not in ("Submode", "IMEI", "IMSI"))
-        lines = [self.header_format % header]
-        for device in self.devices.values():
-            ident = _identity(device)
-            submode = (0,) if self.submode_column else ()
-            lines.append(
-                self.row_format
-                % (
-                    *self._row_values(device),
-                    *submode,
-                    ident.provider,
-                    ident.model,
-                    ident.firmware,
-                    ident.imei,
-                    ident.imsi,
-                    ident.number,
-                )
-            )
-        return lines
-
-    def show_device_state(self, name: str) -> list[str] | None:
-        """`quectel show device state`: its lines; None when it crashes Asterisk."""
-        device = self.devices.get(name)
-        if device is None:
-            return [f"Device {name} not found"]
-        ident = _identity(device)
-        s = device.settings
-        audio = ("Audio UAC", s.alsadev) if isinstance(s, QuectelSettings) and s.alsadev else None
-        rows = [
-            ("Device", name),
-            ("State", device.state),
-            audio or ("Audio", s.audio),
-            ("Data", s.data),
-            ("Voice", "Yes" if ident.voice else "No"),
-            ("Manufacturer", ident.manufacturer),
-            ("Model", ident.model),
-            ("Firmware", ident.firmware),
-            ("IMEI", ident.imei),
-            ("IMSI", ident.imsi),
-            ("ICCID", ident.iccid),
-            ("GSM Registration Status", self._reg_name(ident.registration)),
-        ]
-        return ["-------------- Status -------------"] + [f"  {k:<24}: {v}" for k, v in rows]
-
-    def show_device_settings(self, name: str) -> list[str]:
-        """`quectel show device settings`: the ports the fork read at its last load (RE's
-        cli.c prints these lines, then about twenty more settings this model leaves out)."""
-        device = self.devices.get(name)
-        if device is None:
-            return [f"Device {name} not found"]
-        s = device.settings
-        audio = ("Audio UAC", s.alsadev) if isinstance(s, QuectelSettings) and s.alsadev else None
-        rows = [
-            ("Device", name),
-            audio or ("Audio", s.audio),
-            ("Audio format", "slin"),
-            ("Data", s.data),
-            ("Group", s.values.get("group", "0")),
-        ]
-        return ["------------- Settings ------------"] + [f"  {k:<24}: {v}" for k, v in rows]
-
-    def _reg_name(self, status: int) -> str:
-        return regstate_name(status)
-
-    def _row_values(self, device: Device) -> tuple[Any, ...]:
-        ident = _identity(device)
-        group = device.settings.values.get("group", "0")
-        return (
-            device.name,
-            int(group) if group.lstrip("-").isdigit() else 0,
-            device.state,
-            ident.rssi,
-            ident.act,
-        )
-
-    # --- the AT conversation -------------------------------------------------------------------
-
-    def _asker(self, port: AtPort) -> Callable[[str], Any]:
-        timeout = self._init_timeout
-
-        async def ask(cmd: str) -> tuple[str, list[str]]:
-            async with asyncio.timeout(timeout):
-                return await port.command(cmd)
-
-        return ask
-
-
-def _identity(device: Device) -> QuectelIdentity:
-    """What the modem said since it connected (nothing yet: registration -1)."""
-    ident = device.identity
-    return ident if isinstance(ident, QuectelIdentity) else QuectelIdentity(provider="", number="")
-
-
-def _alsa_card(alsadev: str) -> str:
-    """The card part of an ALSA name: "hw:Android" / "hw:CARD=Android,DEV=0" -> "Android"."""
-    _, _, rest = alsadev.partition(":")
-    card = rest.split(",")[0]
-    return card.removeprefix("CARD=")
-
-
-class ChanQuectelIM(ChanQuectel):
-    """IchthysMaranatha's fork: chan_dongle renamed, plus Quectel/SIMCom voice set-up."""
-
-    fork = "im"
-    registered = _IM_REGISTERED
-    header_format, row_format, submode_column = _IM_HEADER, _IM_ROW, True
-
-    def _read_settings(self, conf: ConfFile) -> dict[str, DeviceSettings]:
-        result: dict[str, DeviceSettings] = {}
-        for section in _device_sections(conf):
-            name = section.name
-            first = {k: section.first(k) for k in ("data", "audio", "imei", "imsi")}
-            uac, alsadev = section.first("quec_uac"), section.first("alsadev")
-            for key, size in (("imei", 15), ("imsi", 15)):
-                value = first[key]
-                if value is not None and len(value) != size:
-                    self._journal.log(f"[{name}] Ignore invalid {key.upper()} value '{value}'")
-                    first[key] = None
-            data, audio, imei, imsi = (first[k] for k in ("data", "audio", "imei", "imsi"))
-            if not audio and not uac and not imei and not imsi:
-                self._journal.log(f"Skipping device {name}. Missing required audio setting")
-                continue
-            if not data and not imei and not imsi:
-                self._journal.log(f"Skipping device {name}. Missing required data_tty setting")
-                continue
-            if bool(alsadev) != bool(uac):
-                self._journal.log(f"Skipping device {name}. If uac is set as 1, alsa device must")
-                continue
-            if name in result:
-                self._journal.log(f"device {name} already exists, duplicate in config file")
-                continue
-            result[name] = QuectelSettings(
-                name,
-                data or "",
-                audio or "",
-                imei or "",
-                imsi or "",
-                _section_values(conf, section),
-                alsadev=(alsadev or "") if uac == "1" else "",
-            )
-        return result
-
-    def entries(self, name: str | None = None) -> list[dict[str, str]]:
-        """QuectelDeviceEntry fields: chan_dongle's, ResetQuectel for ResetDongle, no SMSPDU
-        or USSD lines, the ALSA device as AudioSetting/AudioState with USB audio."""
-        out = []
-        for device, entry in zip(self.devices.values(), super().entries(None), strict=True):
-            if name not in (None, "", device.name):
-                continue
-            renamed = {("ResetQuectel" if k == "ResetDongle" else k): v for k, v in entry.items()}
-            for gone in ("SMSPDU", "USSDUse7BitEncoding", "USSDUseUCS2Decoding"):
-                renamed.pop(gone, None)
-            settings = device.settings
-            if isinstance(settings, QuectelSettings) and settings.alsadev:
-                renamed["AudioSetting"] = renamed["AudioState"] = settings.alsadev
-            out.append(renamed)
-        return out
-
-    async def _converse(self, port: AtPort) -> Identity:
-        """AT, AT^DSCI=1, ATE0, identity, CPIN, COPS=0,0, CREG; ERROR up to AT+CSSN is fatal
-        (disconnect), ERROR to AT+CREG? or AT+CSCA? leaves it Not initialized."""
-        ask = self._asker(port)
-        ident = QuectelIdentity(provider="", number="")
-
-        async def need(cmd: str) -> list[str]:
-            final, lines = await ask(cmd)
-            if final != "OK":
-                raise InitError(f"{cmd} answered {final}")
-            return list(lines)
-
-        for cmd in ("AT", "AT^DSCI=1", "ATE0"):
-            await need(cmd)
-        ident.manufacturer = _plain(await need("AT+CGMI"))
-        ident.model = _plain(await need("AT+CGMM"))
-        ident.firmware = _plain(await need("AT+CGMR"))
-        await need("AT+CMEE=0")
-        ident.imei = _number(await need("AT+CGSN"))
-        ident.imsi = _number(await need("AT+CIMI"))
-        if _prefixed(await need("AT+CPIN?"), "+CPIN:") != "READY":
-            raise InitError("SIM not ready")
-        await need("AT+COPS=0,0")
-        await need("AT+CREG=2")
-        final, lines = await ask("AT+CREG?")
-        if final != "OK":
-            return ident
-        ident.registration = reg_status(lines, "+CREG:") or 0
-        await ask("AT+CNUM")
-        qpcmv, _ = await ask("AT+QPCMV?")
-        cpcmreg, _ = await ask("AT+CPCMREG?")
-        ident.voice = "OK" in (qpcmv, cpcmreg)
-        if (await ask("AT+CSCA?"))[0] != "OK":
-            return ident
-        await need("AT+CSSN=1,1")
-        for cmd in ("AT+CMGF=0", 'AT+CSCS="UCS2"', 'AT+CPMS="SM","SM","SM"'):
-            await ask(cmd)
-        ident.initialized = (await ask("AT+CNMI=2,1,0,2,0"))[0] == "OK"
-        final, lines = await ask("AT+CSQ")
-        ident.rssi = csq_value(lines) or 0
-        cops = _prefixed((await ask("AT+COPS?"))[1], "+COPS:") or ""
-        ident.provider = cops.split('"')[1] if cops.count('"') >= 2 else ""
-        return ident
-
-
-class ChanQuectelRE(ChanQuectel):
-    """RoEdAl's fork: a rewrite. No AMI, no lock files, connects on its interval timer."""
-
-    fork = "re"
-    registered = _RE_REGISTERED
-    header_format, row_format, submode_column = _RE_HEADER, _RE_ROW, False
-    cli_words = ("quectel", "simcom")
-    opens_at_load = False
-
-    def _read_settings(self, conf: ConfFile) -> dict[str, DeviceSettings]:
-        result: dict[str, DeviceSettings] = {}
-        for section in _device_sections(conf):
-            name = section.name
-            data = section.first("data")
-            if not data:
-                self._journal.log(f"Skipping device {name}. Missing required data_tty setting")
-                continue
-            raw = section.first("uac") or "off"
-            uac = raw.lower()
-            if uac not in (*_TRUE, *_FALSE, "ext"):
-                self._journal.log(f"[{name}] Ignore invalid value of UAC mode '{raw}'")
-                uac = "off"
-            alsadev = ""
-            if uac == "ext":
-                alsadev = section.first("alsadev") or "hw:0"
-            elif uac in _TRUE:
-                alsadev = section.first("alsadev") or "hw:Android"
-            if name in result:
-                self._journal.log(f"device {name} already exists, duplicate in config file")
-                continue
-            result[name] = QuectelSettings(
-                name,
-                data,
-                section.first("audio") or "",
-                section.first("imei") or "",  # ignored by the fork: kept for foreign_bindings
-                section.first("imsi") or "",
-                _section_values(conf, section),
-                alsadev=alsadev,
-                external_card=uac == "ext",
-                uses_imei=False,
-            )
-        return result
-
-    def _check_lock(self, device: Device, path: str, real: str) -> bool:
-        """No lock files: the open tty itself is locked (see _exclusive)."""
-        return False
-
-    def _take_lock(self, device: Device, path: str, real: str, fd: int) -> None:
-        """No lock files."""
-
-    def _exclusive(self, device: Device, path: str, fd: int) -> None:
-        """tty_open: refuse a tty in exclusive mode, then TIOCEXCL and flock(LOCK_EX|LOCK_NB)."""
-        (locked,) = struct.unpack("i", fcntl.ioctl(fd, _TIOCGEXCL, b"\0" * 4))
-        if locked:
-            self._journal.log(f"Device {path} locked.")
-            raise _RefusedError(path)
-        fcntl.ioctl(fd, termios.TIOCEXCL)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            self._journal.log(f"[TTY] Unable to flock {path}: {exc.strerror}")
-            with contextlib.suppress(OSError):
-                fcntl.ioctl(fd, termios.TIOCNXCL)
-            raise _RefusedError(path) from exc
-
-    def _reg_name(self, status: int) -> str:
-        return _RE_REG_NAMES.get(status) or regstate_name(status)
-
-    def show_device_state(self, name: str) -> list[str] | None:
-        device = self.devices.get(name)
-        if device is not None and _identity(device).registration < 0:
-            return None  # gsm_regstate2str(-1): reads before its name table, segfault
-        return super().show_device_state(name)
-
-    async def _converse(self, port: AtPort) -> Identity:
-        """The generic stage, then one by manufacturer. Errors never disconnect: the device
-        stays Not initialized (the conversation stops there)."""
-        ask = self._asker(port)
-        ident = QuectelIdentity(provider="", number="")
-
-        async def run(*cmds: str) -> list[str]:
-            lines: list[str] = []
-            for cmd in cmds:
-                final, lines = await ask(cmd)
-                if final != "OK":
-                    raise _Stop
-            return list(lines)
-
-        try:
-            await run("AT", "ATZ", "ATE0", 'AT+CSCS="UCS2"')
-            ident.manufacturer = _plain(await run("AT+CGMI"))
-            ident.model = _plain(await run("AT+CGMM"))
-            ident.firmware = _plain(await run("AT+CGMR")).removeprefix("+CGMR:").strip()
-            await run("AT+CMEE=0")
-            ident.imei = _number(await run("AT+CGSN"))
-            ident.imsi = _number(await run("AT+CIMI"))
-            await run("AT+CPIN?", "AT+COPS=3,0", "AT+CREG=2")
-            ident.registration = reg_status(await run("AT+CREG?"), "+CREG:") or 0
-            await ask("AT+CNUM")
-            await run("AT+CSCA?", "AT+CSSN=0,0", "AT+CMGF=0", "AT+VTD=1")
-            maker = ident.manufacturer.lower()
-            if maker.startswith("quectel"):
-                ident.iccid = (_prefixed(await run("AT+QCCID"), "+QCCID:") or "").strip()
-                await run("AT+QTONEDET=1")
-                ident.voice = _prefixed(await run("AT+QPCMV?"), "+QPCMV:") is not None
-                await run("AT^DSCI=0")
-                for ind in ('"ccinfo",1,0', '"csq",1,0', '"act",1,0', '"ring",0,0'):
-                    await run(f"AT+QINDCFG={ind}")
-                await run("AT+QTONEDET=0", "AT+CEREG=2")
-            elif maker.startswith("simcom"):
-                ident.iccid = (_prefixed(await run("AT+CICCID"), "+ICCID:") or "").strip()
-                ident.voice = _prefixed(await run("AT+CPCMREG?"), "+CPCMREG:") is not None
-                await run("AT+CLCC=1", "AT+CEREG=2")
-                eps = reg_status(await run("AT+CEREG?"), "+CEREG:")
-                if ident.registration not in self.registered and eps is not None:
-                    ident.registration = eps
-                await run("AT+CNSMOD=1", "AT+AUTOCSQ=1,1", 'AT+EXUNSOL="SQ",1', "AT+CLTS=1")
-            await run("AT")
-            ident.initialized = True
-            # the answer to the final AT queues AT+CSQ (RE's at_response.c)
-            final, lines = await ask("AT+CSQ")
-            ident.rssi = (csq_value(lines) or 0) if final == "OK" else 0
-        except _Stop:
-            pass
-        return ident
-
-
-class _Stop(Exception):
-    """RE's conversation stops at an error (the device stays connected)."""
-
-
-_FORKS: dict[Fork, type[ChanQuectel]] = {"im": ChanQuectelIM, "re": ChanQuectelRE}
-
-# IM's ten actions -> the write classes of which a user needs one (its manager.c).
-_IM_ACTIONS: dict[str, tuple[str, ...]] = {
-    "quectelshowdevices": ("system", "reporting"),
-    "quectelsendussd": ("call",),
-    "quectelsendsms": ("call",),
-    "quectelsetccwa": ("config",),
-    "quectelreset": ("system", "config"),
-    "quectelrestart": ("system", "config"),
-    "quectelstop": ("system", "config"),
-    "quectelstart": ("system", "config"),
-    "quectelremove": ("system", "config"),
-    "quectelreload": ("system", "config"),
-}
-_SCHEDULED = {"stop": "Stop scheduled", "restart": "Restart scheduled", "start": "Start scheduled"}
+PERSONALITIES = tuple(PERSONALITY)
 
 
 class FakeAsteriskQuectel(FakeAsterisk):
     """The test Asterisk with one chan_quectel fork, and chan_dongle too if `conf_path` is set.
 
-    `quectel_conf_path` is its quectel.conf; `quectel_interval` replaces its [general]
-    interval= (RE's first connect waits that long after load). After `crashes` grows, the
-    Asterisk is down: `restart()` then `come_up()` is systemd starting it again.
+    A FakeAsterisk hosting those drivers, plus the fork's test hooks. `quectel_conf_path` is
+    its quectel.conf; `quectel_interval` replaces its [general] interval= (RE's first connect
+    waits that long after load). After `crashes` grows, the Asterisk is down: `restart()`
+    then `come_up()` is systemd starting it again.
     """
 
     def __init__(
@@ -583,278 +58,28 @@ class FakeAsteriskQuectel(FakeAsterisk):
         quectel_interval: float = 2.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(conf_path or "", lock_dir=lock_dir, **kwargs)
-        self.fork: Fork = fork
-        self.quectel_conf_path = quectel_conf_path
-        self.quectel_interval = quectel_interval
-        self.alsa_cards: dict[str, str] = {}
-        self._with_dongle = conf_path is not None
-        self._journal = QuectelJournal()
-        self._qjournal = self._journal
-        self._quectel: ChanQuectel | None = None
-        self._quectel_task: asyncio.Task[None] | None = None
-        self._crash_tasks: set[asyncio.Task[None]] = set()
-        self._manager_unread = 0  # RE's device manager (see _manager_command)
-        self._manager_ops: list[Callable[[], object]] = []
-        self._manager_busy = False
-        self._manager_dead = False
-        if not self._with_dongle:
-            for key in [k for k in self._action_classes if k.startswith("dongle")]:
-                del self._action_classes[key]
-        if fork == "im":
-            self._action_classes.update(_IM_ACTIONS)
-            for key in _IM_ACTIONS:
-                self._handlers[key] = self._action_quectel
-
-    # --- modules ------------------------------------------------------------------------------
-
-    def _load_modules(self) -> None:
-        self._manager_dead = self._manager_busy = False  # a new device-manager thread
-        self._manager_unread = 0
-        self._manager_ops = []
-        if self._with_dongle:
-            super()._load_modules()
-        chan = _FORKS[self.fork](
-            asyncio.get_running_loop(),
-            self.quectel_conf_path,
-            lock_dir=self.lock_dir,
-            init_timeout=self.init_timeout,
-            journal=self._qjournal,
-            emit=self._emit,
+        self.quectel = QuectelModule(fork, quectel_conf_path, quectel_interval)
+        drivers: list[HostedDriver] = [] if conf_path is None else [DongleModule(self.chan_class)]
+        drivers.append(self.quectel)
+        self._qjournal = QuectelJournal()
+        super().__init__(
+            conf_path or "", lock_dir=lock_dir, drivers=drivers, journal=self._qjournal, **kwargs
         )
-        chan.alsa_cards = self.alsa_cards
-        if self._chan is not None:
-            # One Asterisk process: a tty chan_dongle is still closing is as busy for
-            # chan_quectel (the same pid in the lock file) as for chan_dongle itself.
-            chan._holders = self._chan._holders
-        self._quectel = chan
-        chan.load()
-        if self._quectel_task is None:
-            self._quectel_task = asyncio.get_running_loop().create_task(self._quectel_loop())
-
-    async def _unload_modules(self) -> None:
-        chan, self._quectel = self._quectel, None
-        if chan is not None:
-            await chan.aclose()
-        await super()._unload_modules()
-
-    async def _quectel_loop(self) -> None:
-        await self._interval_passes(lambda: self.quectel_interval, lambda: self._quectel)
-
-    # --- test hooks ---------------------------------------------------------------------------
+        self.fork = fork.name
 
     @property
-    def crashes(self) -> list[str]:
-        """Each time the real Asterisk would have died (segfault), with the command."""
-        return self._qjournal.crashes
+    def alsa_cards(self) -> dict[str, str]:
+        """ALSA card name -> IMEI of the module owning it (see ChanQuectel.alsa_cards)."""
+        return self.quectel.alsa_cards
 
     @property
     def alsa_opens(self) -> list[tuple[str, str]]:
         """(device, alsadev) each time a device with USB audio opened its ALSA device."""
         return self._qjournal.alsa_opens
 
-    def devices_snapshot(self) -> dict[str, dict[str, str]]:
-        """chan_dongle's devices and chan_quectel's (chan_dongle's fields for both)."""
-
-        def both() -> dict[str, dict[str, str]]:
-            chans = [self._chan, self._quectel] if self._with_dongle else [self._quectel]
-            rows = [ChanDongle.entries(c) for c in chans if c is not None]
-            return {e["Device"]: e for entries in rows for e in entries}
-
-        return self._call(both)
-
     def quectel_cli(self, command: str) -> list[str]:
         """What `command` prints at the Asterisk console (no crash check: test use only)."""
-        return self._call(lambda: self._cli(command)[1])
-
-    # --- AMI ----------------------------------------------------------------------------------
-
-    def _action_quectel(self, session: _Session, msg: _Message) -> bool:
-        """IM's actions, answered as its manager.c does."""
-        action = (msg.get("Action") or "").strip().lower().removeprefix("quectel")
-        chan = self._quectel
-        device = (msg.get("Device") or "").strip()
-        when = (msg.get("When") or "").strip().lower()
-        if action == "showdevices":
-            entries = chan.entries(device or None) if chan is not None else []
-            return self._send_device_list(session, msg, "Quectel", entries)
-        if action == "reload":
-            if when not in _WHEN:
-                session.send(msg.reply("Error", "Invalid value of When"))
-                return True
-            session.send(msg.reply("Success", "reload scheduled"))
-            self._schedule(lambda: self._reload_quectel(f"ami: QuectelReload When: {when}"))
-            return True
-        if action not in _SCHEDULED:
-            name = (msg.get("Action") or "").strip()
-            self._journal.hazard(f"{name} sent: not modelled, dongled must not need it")
-            session.send(msg.reply("Error", "not modelled by the test Asterisk"))
-            return True
-        if not device:
-            session.send(msg.reply("Error", "Device not specified"))
-            return True
-        if action != "start" and when not in _WHEN:
-            session.send(msg.reply("Error", "Invalid value of When"))
-            return True
-        ok, text = self._schedule_device(action, device)
-        session.send(msg.reply("Success" if ok else "Error", text))
-        return True
-
-    def _schedule_device(self, verb: str, device: str) -> tuple[bool, str]:
-        chan = self._quectel
-        if chan is None or device not in chan.devices:
-            return False, f"[{device}] Device not found"
-        ops = {"stop": chan.stop_device, "start": chan.start_device}
-        op = ops.get(verb, chan.restart_device)
-        if self.fork == "re":
-            self._manager_command(lambda: op(device))
-        else:
-            self._schedule(lambda: op(device))
-        return True, f"[{device}] {_SCHEDULED[verb]}"
-
-    # --- RE's device manager ------------------------------------------------------------------
-    #
-    # RE's CLI stop/start (and a reload that changed a device) write "scan" (1) to an eventfd
-    # that its device-manager thread reads as one command; eventfd writes add up, so two
-    # commands written while the manager is busy read as 2, its "exit" command: the thread
-    # ends and no device is started or stopped by it again (seen against the real RE: after
-    # three stops a few ms apart it brought no device back); three read as an unknown command
-    # and are dropped until its next interval. Each stop keeps the manager busy while the
-    # device's monitor thread ends (MANAGER_BUSY here; the real one took from 0 to 10 s).
-
-    MANAGER_BUSY: ClassVar[float] = 0.05
-
-    def _manager_command(self, op: Callable[[], object]) -> None:
-        self._manager_unread += 1
-        self._manager_ops.append(op)
-        if not self._manager_busy and not self._manager_dead:
-            self._manager_busy = True
-            self._loop.call_soon(self._manager_read)
-
-    def _manager_read(self) -> None:
-        value, self._manager_unread = self._manager_unread, 0
-        ops, self._manager_ops = self._manager_ops, []
-        if value == 2:
-            self._manager_dead = True
-            self._manager_busy = False
-            self._journal.hazard(
-                "RE's device manager read two commands as one (2, its exit command) and ended: "
-                "RE starts and stops no device any more"
-            )
-            return
-        if value >= 3:  # "Unknown command": nothing done until the next interval tick
-            self._loop.call_later(self.quectel_interval, self._manager_idle_sweep, ops)
-            return
-        for op in ops:
-            op()
-        self._loop.call_later(self.MANAGER_BUSY, self._manager_free)
-
-    def _manager_idle_sweep(self, ops: list[Callable[[], object]]) -> None:
-        for op in ops:
-            op()
-        self._manager_free()
-
-    def _manager_free(self) -> None:
-        self._manager_busy = False
-        if self._manager_unread and not self._manager_dead:
-            self._manager_busy = True
-            self._manager_read()
-
-    def admin_reload(self) -> None:
-        """An admin reloading the channel drivers at the console (`core reload`)."""
-
-        def every() -> None:
-            self._reload("cli: core reload")
-            self._reload_quectel("cli: core reload")
-
-        self._call(every)
-
-    def _reload_quectel(self, source: str) -> None:
-        if self._quectel is not None:
-            self._quectel.reload(source)
-
-    def _action_reload(self, session: _Session, msg: _Message) -> bool:
-        module = (msg.get("Module") or "").strip()
-        if module in ("chan_quectel.so", "chan_quectel"):
-            session.send(msg.reply("Success", "Module Reloaded"))
-            self._schedule(lambda: self._reload_quectel(f"ami: Reload Module: {module}"))
-            return True
-        if module == "":
-            self._schedule(lambda: self._reload_quectel("ami: Reload (all)"))
-        if not self._with_dongle and module != "":
-            session.send(msg.reply("Error", "No such module"))
-            return True
-        if not self._with_dongle:
-            session.send(msg.reply("Success", "Module Reloaded"))
-            return True
-        return super()._action_reload(session, msg)
-
-    def _action_command(self, session: _Session, msg: _Message) -> bool:
-        command = " ".join((msg.get("Command") or "").split())
-        words = command.lower().split()
-        chan = self._quectel
-        if (
-            chan is not None
-            and words[:1] in ([w] for w in chan.cli_words)
-            and words[1:4] == ["show", "device", "state"]
-            and len(words) == 5
-            and chan.show_device_state(command.split()[4]) is None
-        ):
-            self._qjournal.crash(f"{command!r} on a device that never registered")
-            task = self._loop.create_task(self._crash())
-            self._crash_tasks.add(task)
-            task.add_done_callback(self._crash_tasks.discard)
-            return False
-        return super()._action_command(session, msg)
-
-    async def _crash(self) -> None:
-        """Asterisk died: no more AMI, every tty closed (flocks and TIOCEXCL go with it)."""
-        await self._close_listener()
-        await self._drop_sessions()
-        await self._unload_modules()
-
-    # --- CLI ----------------------------------------------------------------------------------
-
-    def _cli(self, command: str) -> tuple[bool, list[str], Callable[[], object] | None]:
-        words = command.split()
-        low = [w.lower() for w in words]
-        chan = self._quectel
-        if low[:2] == ["module", "reload"] and low[2:] in (
-            ["chan_quectel.so"],
-            ["chan_quectel"],
-        ):
-            return (
-                True,
-                [f"Module '{words[2]}' reloaded successfully."],
-                lambda: self._reload_quectel(f"cli: {command}"),
-            )
-        if chan is not None and low[:1] in ([w] for w in chan.cli_words):
-            return self._quectel_cli(chan, command, words, low)
-        if not self._with_dongle and (low[:1] == ["dongle"] or "chan_dongle" in command):
-            return no_such_command(command)
-        return super()._cli(command)
-
-    def _quectel_cli(
-        self, chan: ChanQuectel, command: str, words: list[str], low: list[str]
-    ) -> tuple[bool, list[str], Callable[[], object] | None]:
-        rest = low[1:]
-        if rest == ["show", "devices"]:
-            return True, chan.show_devices(), None
-        if rest[:3] == ["show", "device", "settings"] and len(rest) == 4:
-            return True, chan.show_device_settings(words[4]), None
-        if rest[:3] == ["show", "device", "state"] and len(rest) == 4:
-            return True, chan.show_device_state(words[4]) or [], None
-        if rest[:1] == ["reload"] and rest[1:] in (["now"], ["gracefully"], ["when", "convenient"]):
-            return True, [], lambda: self._reload_quectel(f"cli: {command}")
-        if rest[:1] == ["start"] and len(rest) == 2:
-            return True, [self._schedule_device("start", words[2])[1]], None
-        if rest[:1] in (["stop"], ["restart"]):
-            when = rest[1:-1]
-            if when in (["now"], ["gracefully"], ["when", "convenient"]):
-                return True, [self._schedule_device(rest[0], words[-1])[1]], None
-            return True, [f"Usage: {words[0]} {rest[0]} < now | gracefully | when convenient >"
-                          " <device>"], None  # fmt: skip
-        return no_such_command(command)
+        return self.cli(command)
 
 
 def make_fake_asterisk(
@@ -866,25 +91,23 @@ def make_fake_asterisk(
     **kwargs: Any,
 ) -> FakeAsterisk:
     """A (not yet started) test Asterisk with the channel drivers `personality` names."""
-    if personality not in PERSONALITIES:
+    chosen = PERSONALITY.get(personality)
+    if chosen is None:
         raise ValueError(
             f"unknown personality {personality!r}; the two chan_quectel forks register the same "
             f"CLI and channel type and cannot be loaded together. Known: {PERSONALITIES}"
         )
-    drivers = personality.split("+")
-    with_dongle = "chan_dongle" in drivers
-    if with_dongle and dongle_conf is None:
+    if chosen.chan_dongle and dongle_conf is None:
         raise ValueError(f"{personality} needs dongle_conf")
-    if drivers == ["chan_dongle"]:
+    if chosen.fork is None:
         assert dongle_conf is not None
         return FakeAsterisk(dongle_conf, lock_dir=lock_dir, **kwargs)
     if quectel_conf is None:
         raise ValueError(f"{personality} needs quectel_conf")
-    fork: Fork = "im" if drivers[-1] == "quectel-im" else "re"
     return FakeAsteriskQuectel(
-        dongle_conf if with_dongle else None,
+        dongle_conf if chosen.chan_dongle else None,
         quectel_conf_path=quectel_conf,
-        fork=fork,
+        fork=chosen.fork,
         lock_dir=lock_dir,
         **kwargs,
     )
@@ -892,10 +115,10 @@ def make_fake_asterisk(
 
 __all__ = [
     "PERSONALITIES",
+    "PERSONALITY",
     "ChanQuectel",
-    "ChanQuectelIM",
-    "ChanQuectelRE",
     "FakeAsteriskQuectel",
+    "Personality",
     "QuectelJournal",
     "make_fake_asterisk",
 ]

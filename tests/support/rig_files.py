@@ -145,14 +145,14 @@ class RigFiles:
     ) -> None:
         """Top-level keys (`extra` overrides the rig's), then [ami] and any other tables."""
         driver = DRIVERS[self.personality]
-        files = (
-            {"dongle_conf": str(self.conf), "quectel_conf": str(self.quectel_conf)}
-            if "+" in driver  # the rig's one file, in the syntax of the driver that reads it
-            else {("dongle_conf" if driver == "chan_dongle" else "quectel_conf"): str(self.conf)}
+        files: dict[str, object] = (
+            {"chan_dongle": str(self.conf), "chan_quectel": str(self.quectel_conf)}
+            if "+" in driver  # the rig's one file, under the key of the driver that reads it
+            else {("chan_dongle" if driver == "chan_dongle" else "chan_quectel"): str(self.conf)}
         )
+        tables = {"drivers": files, **(tables or {})}
         top: dict[str, object] = {
             "driver": driver,
-            **files,
             "lock_dir": str(self.lock_dir),
             "state_dir": str(self.state_dir),
             "at_timeout": 1.0,
@@ -160,7 +160,7 @@ class RigFiles:
             **extra,
         }
         lines = [f"{k} = {json.dumps(v)}" for k, v in top.items()]
-        for name, table in (tables or {}).items():
+        for name, table in tables.items():
             lines += [f"[{name}]"] + [f"{k} = {json.dumps(v)}" for k, v in table.items()]
         lines += [
             "[ami]",

@@ -1,6 +1,6 @@
-"""What the tests of the installed unit and package put around a systemd box: the test-only
-drop-in that lets the unit see this process's umockdev testbed, apt's environment, and the
-test Asterisk in the box's PID namespace."""
+"""What the systemd-box tests (tests/project/test_systemd_unit.py, test_deb_package.py) and
+bench/admin_day.py share: the test-only drop-in that lets the unit reach the testbed, apt's
+environment, and the test Asterisk run inside the box's PID namespace."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import os
 import subprocess
 import sys
 
-from tests.support.box_asterisk import show_devices
-from tests.support.devguard import RUNNER_ENV, SITE_DIR
-from tests.support.rig import ROOT
-from tests.support.systemd_box import TESTBED_MOUNT, SystemdBox, SystemdBoxError
-from tests.support.testbed import Testbed
+from .box_asterisk import show_devices
+from .devguard import RUNNER_ENV, SITE_DIR
+from .rig import ROOT
+from .systemd_box import TESTBED_MOUNT, SystemdBox, SystemdBoxError
+from .testbed import Testbed
 
+APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
 # Test-only: the shipped unit knows nothing of umockdev. The preload and its testbed reach the
 # daemon through the environment; the preload writes its uevent socket into the testbed
 # directory; the testbed's ttys are pseudo-terminals, which DevicePolicy=closed would refuse.
@@ -23,7 +24,6 @@ Environment=LD_PRELOAD=libumockdev-preload.so.0 UMOCKDEV_DIR={TESTBED_MOUNT}
 ReadWritePaths={TESTBED_MOUNT}
 DeviceAllow=char-pts rw
 """
-APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}  # apt and dpkg ask nothing
 
 
 class BoxAsterisk:

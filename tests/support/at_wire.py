@@ -1,5 +1,5 @@
-"""The test side of a simulated modem's tty: open it as a driver does, send AT commands and
-read up to the final result code (the simulators' own tests share these)."""
+"""Talking AT to a simulated stick's port from a test: open it, send a command, read up to
+its final result code."""
 
 from __future__ import annotations
 

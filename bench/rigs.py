@@ -16,13 +16,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import tests.support.rig
 from tests.support.devguard import SITE_DIR
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.fake_asterisk_dongle import ChanDongle
 from tests.support.modemsim import Role
 from tests.support.rig import Rig
-from tests.support.testbed import HUB_PATH, FakeStick, Testbed
+from tests.support.testbed import FakeStick, Testbed
 
 TTY_MARK = "E: SUBSYSTEM=tty\n"
 
@@ -68,6 +67,7 @@ class BenchAsterisk(FakeAsterisk):
 
 class BenchRig(Rig):
     tb: StampedTestbed
+    asterisk_class = BenchAsterisk  # ours opens the ptys by their real path
     run_args = ("run",)  # the default log level, as installed
     ready_timeout = 60.0  # start-up with up to 50 sticks
     # Another checkout's dongled/ (bench.recovery --daemon-code): the same rig, test Asterisk
@@ -83,8 +83,8 @@ class BenchRig(Rig):
             lines = self.settings.read_text().splitlines(keepends=True)
             self.settings.write_text("".join(x for x in lines if not x.startswith("driver =")))
 
-    def _env(self) -> dict[str, str]:
-        env = super()._env()
+    def daemon_env(self) -> dict[str, str]:
+        env = super().daemon_env()
         if self.code_root is not None:
             env["PYTHONPATH"] = f"{SITE_DIR}:{self.code_root}"
         return env
@@ -152,29 +152,22 @@ def interleaved_return(
         delay = start + at - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        dev_path = f"{HUB_PATH}/{stick.name}"
         if iface is None:
-            stick.devnum = next(tb._devnums)
-            stick.ports = {}
-            stick.sys_paths = [f"/sys{dev_path}"]
-            tb.add_from_string(tb._usb_device_paragraph(stick))
+            tb.add_usb_device(stick)
             continue
         ifnum, role, tty_no = iface
-        tb._add_interface(stick, dev_path, ifnum, role, tty_no)
+        tb.add_port(stick, ifnum, role, tty_no)
         if last_adds is not None:
             last_adds[stick.name] = tb.last_tty_add
         if len(stick.ports) == len(stick.model.interfaces):
-            stick.plugged = True
-            tb._devices.append(stick)
+            tb.adopt(stick)
     return tb.last_tty_add
 
 
 def make_rig(
     tmp: Path, tb: StampedTestbed, n: int, answer_delay: float, code_root: str | None = None
 ) -> BenchRig:
-    # Rig builds its Asterisk from this module global: ours opens the ptys by their real path.
     _DirectPtyChan.testbed_root = tb.root_dir
-    tests.support.rig.FakeAsterisk = BenchAsterisk  # type: ignore[attr-defined]
     BenchRig.code_root = code_root
     # chan_dongle's interval as in the sample file (15 s): its passes are not ours to measure.
     return BenchRig(tmp, tb, n, answer_delay=answer_delay, interval=15.0)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.core.test_supervision import faults, fired
 from tests.support.marks import needs_umockdev
-from tests.support.rig import PARKED_DATA, Rig, rig, wait_until
+from tests.support.rig import PARKED_DATA, Rig, mixed_rig, rig, wait_until
+from tests.support.rig_faults import faults, fired
 
 BLOCK = 4.0
 PING = 0.2  # WATCHDOG_USEC=400000: a ping every 0.2 s
@@ -121,9 +121,7 @@ def test_reading_the_other_drivers_file_does_not_hold_the_watchdog(tmp_path: Pat
     while that lane has no parse yet (the first pass): that ran on the event loop, so a read
     that takes seconds (a slow or hung disk) held the watchdog and every stick (before: a
     gap of BLOCK s between pings). Now it runs in a thread."""
-    from tests.e2e.test_e2e_mixed import _mixed
-
-    with _mixed(tmp_path, "quectel-im") as r:
+    with mixed_rig(tmp_path, "quectel-im") as r:
         armed, log = faults(
             r,
             {

@@ -8,30 +8,16 @@ tests/support/faults.py (a wrapper around one dongled function, armed by a file)
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.support.marks import needs_umockdev
-from tests.support.rig import Rig, rig, wait_until
+from tests.support.rig import FAST_RECOVERY, journal, rig, wait_until
+from tests.support.rig_faults import faults, fired
 
 pytestmark = [pytest.mark.e2e, needs_umockdev]
-
-
-def faults(r: Rig, *specs: dict[str, Any]) -> tuple[Path, Path]:
-    """Arm-file and fire-log paths; the faults go into the daemon's environment."""
-    armed, fired = r.tmp / "armed", r.tmp / "fired"
-    r.extra_env["DONGLED_FAULTS"] = json.dumps(
-        [{"armed": str(armed), "log": str(fired), **spec} for spec in specs]
-    )
-    return armed, fired
-
-
-def fired(path: Path) -> int:
-    return len(path.read_text().splitlines()) if path.exists() else 0
 
 
 def test_an_unexpected_error_in_a_reconnect_does_not_end_reconnects(tmp_path: Path) -> None:
@@ -119,11 +105,9 @@ def test_a_bug_in_one_recovery_step_does_not_end_the_sticks_ladder(tmp_path: Pat
     """A climb of the ladder that died of an unexpected error never set its follow-up: a
     device that did not come up (reported once, by its verification) was never looked at
     again. Now the failure is journaled and the ladder goes on to its next step."""
-    from tests.recovery.test_recovery import FAST, journal
-
     with rig(tmp_path, 1) as r:
         r.wait_all_right(timeout=10)
-        r.write_settings(verify_timeout=1.0, tables={"recovery": FAST})
+        r.write_settings(verify_timeout=1.0, tables={"recovery": FAST_RECOVERY})
         armed, log = faults(
             r, {"at": "dongled.recovery.runner:Recovery._take_step", "kind": "raise", "times": 1}
         )

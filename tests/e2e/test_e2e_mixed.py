@@ -8,14 +8,12 @@ too, and the other way round."""
 from __future__ import annotations
 
 import json
-from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 
 from tests.support.marks import needs_umockdev
-from tests.support.modemsim import E1550_USB, EC25, EC25_USB, StickSim
-from tests.support.rig import PARKED_DATA, Rig, make_imei, rig, wait_until
+from tests.support.rig import PARKED_DATA, Rig, mixed_rig, wait_until
 from tests.support.scenarios import (
     asterisk_down_during_a_storm,
     back_on_the_same_numbers,
@@ -25,21 +23,10 @@ from tests.support.scenarios import (
 
 pytestmark = [pytest.mark.e2e, needs_umockdev]
 
-MODELS = [E1550_USB, EC25_USB, E1550_USB, EC25_USB]
-
 
 @pytest.fixture(params=["quectel-im", "quectel-re"])
 def fork(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-def _mixed(tmp_path: Path, fork: str) -> AbstractContextManager[Rig]:
-    sims: list[StickSim] = [
-        (EC25 if model is EC25_USB else StickSim)(make_imei(i), f"2500100000{i:05d}")
-        for i, model in enumerate(MODELS)
-    ]
-    both = f"chan_dongle+{fork}"
-    return rig(tmp_path, len(MODELS), models=MODELS, sims=sims, personality=both)
 
 
 def _quectel_verbs(r: Rig) -> list[str]:
@@ -76,7 +63,7 @@ def _stops(r: Rig) -> list[float]:
 
 def test_both_drivers_kept_through_a_storm_by_one_daemon(tmp_path: Path, fork: str) -> None:
     driver = f"chan_{fork}"
-    with _mixed(tmp_path, fork) as r:
+    with mixed_rig(tmp_path, fork) as r:
         assert r.names == ["dongle0", "quectel1", "dongle2", "quectel3"]
         r.wait_all_right(timeout=10)
         r.start_daemon()
@@ -117,7 +104,7 @@ def test_a_stick_of_one_driver_on_the_old_ports_of_the_other(tmp_path: Path, for
     numbers: chan_dongle's retry bound dongle0 to the module and chan_quectel's bound quectel1
     to the stick. The restarted dongled stops both, and neither driver re-opens a tty the other
     may still be closing (a tty's lock names Asterisk's own pid for both drivers)."""
-    with _mixed(tmp_path, fork) as r:
+    with mixed_rig(tmp_path, fork) as r:
         r.wait_all_right(timeout=10)
         huawei, module = list(r.sticks[0].tty_numbers), list(r.sticks[1].tty_numbers)
         r.unplug(0, 1)
@@ -147,31 +134,31 @@ def test_a_stick_of_one_driver_on_the_old_ports_of_the_other(tmp_path: Path, for
 
 
 def test_mixed_one_stick_never_back(tmp_path: Path, fork: str) -> None:
-    with _mixed(tmp_path, fork) as r:
+    with mixed_rig(tmp_path, fork) as r:
         r.wait_all_right(timeout=10)
         one_never_back(r)
 
 
 def test_mixed_back_on_the_same_numbers(tmp_path: Path, fork: str) -> None:
-    with _mixed(tmp_path, fork) as r:
+    with mixed_rig(tmp_path, fork) as r:
         r.wait_all_right(timeout=10)
         back_on_the_same_numbers(r)
 
 
 def test_mixed_asterisk_down_during_a_storm(tmp_path: Path, fork: str) -> None:
-    with _mixed(tmp_path, fork) as r:
+    with mixed_rig(tmp_path, fork) as r:
         r.wait_all_right(timeout=10)
         asterisk_down_during_a_storm(r)
 
 
 def test_mixed_stale_config_at_startup(tmp_path: Path, fork: str) -> None:
-    with _mixed(tmp_path, fork) as r:
+    with mixed_rig(tmp_path, fork) as r:
         r.wait_all_right(timeout=10)
         stale_config_at_startup(r)
 
 
 def test_a_section_name_both_files_use_is_reported(tmp_path: Path) -> None:
-    with _mixed(tmp_path, "quectel-im") as r:
+    with mixed_rig(tmp_path, "quectel-im") as r:
         r.wait_all_right(timeout=10)
         text = r.quectel_conf.read_text().replace("[quectel1]", "[dongle0]")
         r.quectel_conf.write_text(text)

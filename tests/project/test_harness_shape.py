@@ -13,23 +13,6 @@ SUPPORT = TESTS / "support"
 BENCH = TESTS.parent / "bench"
 MAX_CLASS_LINES = 300
 
-# Classes still over the limit: "<file>:<class>" -> why. Each is being split (issue 19) by
-# another change; the check fails once one fits, so that it leaves this list then.
-OVERSIZED_FOR_NOW = {
-    "testbed.py:Testbed": "issue 19: the umockdev testbed, split by the testbed/rig change",
-    "rig.py:Rig": "issue 19: the daemon rig, split by the testbed/rig change",
-    "real_asterisk.py:RealAsterisk": "issue 19: the real Asterisk, split by the testbed/rig change",
-}
-# Test modules still imported by others: "<importer> -> <imported>" -> why.
-_RIG = "issue 19: a helper around the rig, left to the testbed/rig change"
-TEST_IMPORTS_FOR_NOW = {
-    "tests/reliability/test_rel_faults.py -> tests.core.test_supervision": _RIG,
-    "tests/core/test_supervision.py -> tests.recovery.test_recovery": _RIG,
-    "tests/core/test_loop_stalls.py -> tests.core.test_supervision": _RIG,
-    "tests/core/test_loop_stalls.py -> tests.e2e.test_e2e_mixed": _RIG,
-    "tests/real/test_lines.py -> tests.telemetry.test_metrics": _RIG + " (real tier)",
-}
-
 
 def oversized_classes(root: Path, max_class: int) -> dict[str, int]:
     """ "<file>:<class>" -> its lines, for each class in root/*.py over `max_class` lines."""
@@ -64,19 +47,11 @@ def imports_of_test_modules(roots: list[Path], base: Path) -> set[str]:
 
 
 def test_no_support_class_is_too_big() -> None:
-    found = oversized_classes(SUPPORT, MAX_CLASS_LINES)
-    assert sorted(set(found) - set(OVERSIZED_FOR_NOW)) == []
-
-
-def test_the_known_oversized_classes_are_still_oversized() -> None:
-    found = oversized_classes(SUPPORT, MAX_CLASS_LINES)
-    assert sorted(set(OVERSIZED_FOR_NOW) - set(found)) == []
+    assert oversized_classes(SUPPORT, MAX_CLASS_LINES) == {}
 
 
 def test_no_test_module_imports_another() -> None:
-    found = imports_of_test_modules([TESTS, BENCH], TESTS.parent)
-    assert sorted(found - set(TEST_IMPORTS_FOR_NOW)) == []
-    assert sorted(set(TEST_IMPORTS_FOR_NOW) - found) == []
+    assert sorted(imports_of_test_modules([TESTS, BENCH], TESTS.parent)) == []
 
 
 def test_the_shape_checks_see_a_big_class_and_a_test_import(tmp_path: Path) -> None:

@@ -9,14 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.real.drivers import SINGLE, real_rig, sim_for, verbs
-from tests.support.rig import Rig, wait_until
-from tests.telemetry.test_metrics import free_port, scrape
+from tests.support.metrics_scrape import free_port, scrape
+from tests.support.rig import journal, wait_until
 
 FAST: dict[str, object] = {"backoff": 0.5, "backoff_max": 0.5, "max_rounds": 2}
-
-
-def _journal(r: Rig, word: str) -> list[str]:
-    return [ln for ln in r.daemon_log().splitlines() if word in ln]
 
 
 @pytest.mark.parametrize("driver", SINGLE)
@@ -65,12 +61,12 @@ def test_a_line_off_the_network_gets_a_restart_and_comes_back(tmp_path: Path, dr
         time.sleep(0.3)
         r.replug(0)
         r.asterisk.wait_for_state("dongle0", "GSM not registered", 30)
-        wait_until(lambda: bool(_journal(r, "recovery step restart")), 15, "the restart step")
+        wait_until(lambda: bool(journal(r, "recovery step restart")), 15, "the restart step")
         r.sims[0].registered = True
         r.wait_all_right(timeout=40)
         said = [verb for _, verb in verbs(r)]
         assert "start" in said[max(i for i, v in enumerate(said) if v.startswith("stop")) :]
-        assert not _journal(r, "recovery step reauthorize")
+        assert not journal(r, "recovery step reauthorize")
         r.assert_never_foreign()
         assert r.real is not None and r.real.pid == pid and r.asterisk.hazards == []
 
@@ -92,8 +88,8 @@ def test_a_device_its_driver_cannot_bring_up_is_restarted_not_reset(
         r.unplug(0)
         time.sleep(0.3)
         r.replug(0)
-        wait_until(lambda: bool(_journal(r, "answers AT")), 30, "the driver blamed")
-        assert not _journal(r, "recovery step reauthorize") and r.tb.usb_resets == 0
+        wait_until(lambda: bool(journal(r, "answers AT")), 30, "the driver blamed")
+        assert not journal(r, "recovery step reauthorize") and r.tb.usb_resets == 0
         r.sims[0].imsi = imsi
         r.unplug(0)
         r.replug(0)
@@ -113,6 +109,6 @@ def test_a_stick_slow_to_boot_is_waited_for_not_reset(tmp_path: Path, driver: st
         r.sims[0].boot_delay = 2.0
         r.replug(0)
         r.wait_all_right(timeout=30)
-        assert not _journal(r, "recovery step")
+        assert not journal(r, "recovery step")
         r.assert_never_foreign()
         assert r.asterisk.hazards == []

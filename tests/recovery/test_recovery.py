@@ -15,7 +15,7 @@ from dongled.recovery.ladder import ORDER, Ladder, Step
 from tests.support import devguard
 from tests.support.marks import needs_umockdev
 from tests.support.nobody import open_dir, run_as_nobody
-from tests.support.rig import Rig, rig, wait_until
+from tests.support.rig import FAST_RECOVERY, Rig, journal, rig, wait_until
 
 # ---- decisions ---------------------------------------------------------------------------
 
@@ -128,12 +128,7 @@ def test_power_cycle_runs_uhubctl_with_an_argument_list(
 
 # ---- the daemon on the ladder --------------------------------------------------------------
 
-FAST: dict[str, object] = {"backoff": 0.4, "backoff_max": 0.4, "max_rounds": 1}
 GRACE = 0.5  # boot_grace for tests of a hung stick: silent past it from the start
-
-
-def journal(r: Rig, word: str) -> list[str]:
-    return [ln for ln in r.daemon_log().splitlines() if word in ln]
 
 
 def _hang(r: Rig) -> None:
@@ -158,7 +153,7 @@ def _kernel_brings_it_back(r: Rig) -> None:
 def test_device_that_does_not_come_up_gets_dongle_restart(tmp_path: Path) -> None:
     with rig(tmp_path, 1) as r:
         r.wait_all_right(timeout=10)
-        r.write_settings(verify_timeout=1.0, tables={"recovery": FAST})
+        r.write_settings(verify_timeout=1.0, tables={"recovery": FAST_RECOVERY})
         r.start_daemon()
         sim = r.sims[0]
         imsi = sim.imsi
@@ -189,7 +184,7 @@ def test_a_modem_that_answers_at_gets_no_usb_step_when_its_driver_fails(tmp_path
     gives up without a USB step. (It used to re-authorize and reset such a stick.)"""
     with rig(tmp_path, 1) as r:
         r.wait_all_right(timeout=10)
-        r.write_settings(verify_timeout=1.0, tables={"recovery": FAST})
+        r.write_settings(verify_timeout=1.0, tables={"recovery": FAST_RECOVERY})
         r.start_daemon()
         r.sims[0].imsi = None
         r.unplug(0)
@@ -210,7 +205,7 @@ def test_a_modem_that_answers_at_gets_no_usb_step_when_its_driver_fails(tmp_path
 def test_stick_that_never_answers_climbs_the_ladder_and_is_given_up(tmp_path: Path) -> None:
     with rig(tmp_path, 1) as r:
         r.wait_all_right(timeout=10)
-        r.write_settings(boot_grace=GRACE, tables={"recovery": FAST})
+        r.write_settings(boot_grace=GRACE, tables={"recovery": FAST_RECOVERY})
         r.start_daemon()
         _hang(r)
         wait_until(lambda: bool(journal(r, "given up")), 20, "the ladder to end")
@@ -244,9 +239,8 @@ def test_stick_that_never_answers_climbs_the_ladder_and_is_given_up(tmp_path: Pa
 def test_reauthorize_then_the_stick_comes_back(tmp_path: Path) -> None:
     with rig(tmp_path, 1) as r:
         r.wait_all_right(timeout=10)
-        r.write_settings(
-            boot_grace=GRACE, tables={"recovery": {**FAST, "max_rounds": 2, "backoff": 5.0}}
-        )
+        ladder = {**FAST_RECOVERY, "max_rounds": 2, "backoff": 5.0}
+        r.write_settings(boot_grace=GRACE, tables={"recovery": ladder})
         r.start_daemon()
         _hang(r)
         wait_until(lambda: bool(journal(r, "recovery step reauthorize")), 10, "re-authorize")
@@ -258,7 +252,7 @@ def test_reauthorize_then_the_stick_comes_back(tmp_path: Path) -> None:
 def test_usb_reset_then_the_stick_comes_back(tmp_path: Path) -> None:
     with rig(tmp_path, 1) as r:
         r.wait_all_right(timeout=10)
-        ladder = {**FAST, "reauthorize": False, "max_rounds": 2, "backoff": 5.0}
+        ladder = {**FAST_RECOVERY, "reauthorize": False, "max_rounds": 2, "backoff": 5.0}
         r.write_settings(boot_grace=GRACE, tables={"recovery": ladder})
         r.start_daemon()
         _hang(r)
@@ -281,7 +275,7 @@ def test_a_stick_slow_to_boot_is_not_reset_and_holds_no_other_back(tmp_path: Pat
     restart its boot), and the others are back on their devices while it still boots."""
     with rig(tmp_path, 3) as r:
         r.wait_all_right(timeout=10)
-        r.write_settings(tables={"recovery": FAST})  # the default boot_grace (30 s)
+        r.write_settings(tables={"recovery": FAST_RECOVERY})  # the default boot_grace (30 s)
         r.start_daemon()
         r.unplug(0, 1, 2)
         time.sleep(0.3)
@@ -309,7 +303,7 @@ def test_a_line_off_the_network_too_long_gets_a_device_restart(tmp_path: Path) -
     handed to the ladder: its device is restarted (stop, wait, start), journaled."""
     with rig(tmp_path, 1) as r:
         r.wait_all_right(timeout=10)
-        r.write_settings(offline_after=1.0, tables={"recovery": FAST})
+        r.write_settings(offline_after=1.0, tables={"recovery": FAST_RECOVERY})
         r.start_daemon()
         r.sims[0].registered = False  # the network stops taking it; chan_dongle re-inits
         r.unplug(0)

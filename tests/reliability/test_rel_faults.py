@@ -26,10 +26,10 @@ from typing import Any
 
 import pytest
 
-from tests.core.test_supervision import faults, fired
 from tests.support.figures import figure
 from tests.support.marks import needs_umockdev, rel_child_only
 from tests.support.rig import Rig, rig
+from tests.support.rig_faults import faults, fired
 
 pytestmark = [pytest.mark.e2e, rel_child_only, needs_umockdev]
 

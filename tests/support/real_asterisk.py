@@ -1,14 +1,10 @@
 """The real Asterisk 20 with the real chan_dongle / chan_quectel, for the real-driver tier.
 
 Built by tests/real/build.sh into a cache outside the checkout. Each instance runs from a
-private tree in the test's temp dir: its own asterisk.conf ([directories]), modules.conf,
-manager.conf (AMI on a free loopback port) and a module directory of symlinks that holds the
-chosen driver(s), with the rig's config file(s) linked in as dongle.conf / quectel.conf.
-
-It runs in a mount namespace of its own (`unshare --mount`), where the test's lock directory is
-bound over /run/lock (the real chan_dongle and IM write `/var/lock/LCK..ttyUSBn`) and a tmpfs
-over /var/lib (their SMS store): nothing outside the test's sandbox is touched. It runs under
-umockdev's preload, so it opens the testbed's ttys, where the modem simulators answer.
+private tree in the test's temp dir (real_asterisk_tree.py: its own asterisk.conf, AMI on a free
+loopback port, the chosen driver(s), the rig's config file(s)), in a mount namespace of its own
+with the testbed's ttys in its own /dev (real_asterisk_ns.py): nothing outside the test's
+sandbox is touched, and it opens the testbed's ttys, where the modem simulators answer.
 
 The same interface as the test Asterisk where the rig needs it: `port`, `start()`, `stop()`,
 `devices_snapshot()`, `foreign_bindings`, `hazards`, `wait_for()`, `admin_reload()`. A thread
@@ -22,7 +18,6 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -33,11 +28,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.amiproxy import AmiProxy
+from tests.support.real_asterisk_ns import NamespacedAsterisk, TtySync
+from tests.support.real_asterisk_tree import SECRET, USER, AsteriskTree
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "tests" / "real" / "build.sh"
 POLL = 0.02  # s between listings: a foreign binding lasting longer than this is seen
-USER, SECRET = "dongled", "s3cret"
 _IMEI_LINE = re.compile(rb"^\s*imei\s*=\s*([0-9]{15})\b", re.M)
 _SECTION = re.compile(rb"^\s*\[([^\]]+)\]", re.M)
 
@@ -181,7 +177,8 @@ def parse_re_settings(output: str) -> dict[str, str]:
 
 
 class RealAsterisk:
-    """One real Asterisk with `drivers` loaded ("chan_dongle", "quectel-im", "quectel-re")."""
+    """One real Asterisk with `drivers` loaded ("chan_dongle", "quectel-im", "quectel-re"):
+    its tree (`AsteriskTree`), its process (`NamespacedAsterisk`), and here what it shows."""
 
     def __init__(
         self,
@@ -208,7 +205,6 @@ class RealAsterisk:
         self.proxy = AmiProxy(self.ami_port)
         self.proxy.start()
         self.port = self.proxy.port
-        self.proc: subprocess.Popen[bytes] | None = None
         self._snapshot: dict[str, dict[str, str]] = {}
         self._foreign: list[tuple[float, str, str, str]] = []
         self._hazards: list[str] = []
@@ -216,85 +212,38 @@ class RealAsterisk:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self.polls = 0
-        self._ttys: dict[str, str] = {}
         self._running: dict[str, str] = {}  # device -> the IMEI the last listing showed
-        self._lay_out()
-
-    # ---- the private tree ----------------------------------------------------------------
-
-    def _lay_out(self) -> None:
-        d = self.tmp
-        dirs = {"etc": "astetcdir", "modules": "astmoddir", "lib": "astvarlibdir",
-                "db": "astdbdir", "keys": "astkeydir", "data": "astdatadir", "agi": "astagidir",
-                "spool": "astspooldir", "run": "astrundir", "log": "astlogdir"}  # fmt: skip
-        for sub in dirs:
-            (d / sub).mkdir(parents=True, exist_ok=True)
-        # Short enough for the control socket's path (sun_path is 108 bytes).
-        conf = "[directories]\n" + "".join(f"{v} => {d / k}\n" for k, v in dirs.items())
-        conf += "[options]\nverbose = 3\ndebug = 0\nhideconnect = yes\n"
-        (d / "asterisk.conf").write_text(conf)
-        etc = d / "etc"
-        (etc / "modules.conf").write_text("[modules]\nautoload = yes\n")
-        (etc / "logger.conf").write_text(
-            "[general]\ndateformat = %T.%3q\n[logfiles]\nfull => notice,warning,error,verbose\n"
-        )
-        dialplan = "[general]\n[dongle-incoming]\nexten => s,1,Hangup()\n"
-        (etc / "extensions.conf").write_text(dialplan)
-        classes = "system,config,reporting,command,call"
-        (etc / "manager.conf").write_text(
-            f"[general]\nenabled = yes\nport = {self.ami_port}\nbindaddr = 127.0.0.1\n"
-            f"[{USER}]\nsecret = {SECRET}\nread = {classes}\nwrite = {classes}\n"
-        )
-        for name, path in self.confs.items():
-            (etc / name).symlink_to(path)
-        mods = d / "modules"
-        for so in (self.build / "lib" / "asterisk" / "modules").glob("*.so"):
-            (mods / so.name).symlink_to(so)
-        for driver in self.drivers:
-            src = {"chan_dongle": "chan_dongle.so", "quectel-im": "chan_quectel-im.so",
-                   "quectel-re": "chan_quectel-re.so"}[driver]  # fmt: skip
-            dst = "chan_dongle.so" if driver == "chan_dongle" else "chan_quectel.so"
-            (mods / dst).symlink_to(self.build / "drivers" / src)
+        self.tree = AsteriskTree(self.tmp, self.build, self.drivers, self.confs, self.ami_port)
+        self.ttys = TtySync(self.env)
+        self.process = NamespacedAsterisk(self.tree, self.build, lock_dir, self.ttys)
 
     @property
     def log_path(self) -> Path:
-        return self.tmp / "log" / "full"
+        return self.tree.log_path
 
     def log(self) -> str:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace")
-        return ""
+        return self.tree.log()
 
     # ---- running -------------------------------------------------------------------------
 
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.process.proc
+
     def start(self, timeout: float = 30.0) -> None:
-        hostdev = self.tmp / "hostdev"
-        hostdev.mkdir(exist_ok=True)
-        ttys = self.testbed_ttys()
-        argv = ["unshare", "--mount", "--propagation", "private", "sh", "-euc", _NAMESPACE,
-                "sh", str(self.lock_dir), str(hostdev), _tty_script({}, ttys),
-                str(self.build / "sbin" / "asterisk"), "-C", str(self.tmp / "asterisk.conf"),
-                "-f", "-n", "-q"]  # fmt: skip
-        self._ttys = ttys
-        out = (self.tmp / "stdout").open("ab")
-        self.proc = subprocess.Popen(
-            argv,
-            env=self._plain_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        out.close()
+        self.process.start()
+        proc = self.process.proc
+        assert proc is not None
         deadline = time.monotonic() + timeout
         while True:
             try:
                 AmiSession(self.ami_port).close()  # AMI answers a login: it is up
                 break
             except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
+                if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(
-                        f"the real Asterisk did not come up (exit {self.proc.poll()}):\n"
-                        f"{(self.tmp / 'stdout').read_text(errors='replace')[-3000:]}\n"
+                        f"the real Asterisk did not come up (exit {proc.poll()}):\n"
+                        f"{self.tree.stdout_path.read_text(errors='replace')[-3000:]}\n"
                         f"{self.log()[-3000:]}"
                     ) from None
                 time.sleep(0.1)
@@ -303,51 +252,24 @@ class RealAsterisk:
         self._poller.start()
         self.wait_for(lambda: self.polls > 0, 10, what="a first listing")
 
-    def _plain_env(self) -> dict[str, str]:
-        """Asterisk runs without umockdev's preload: its realpath() wrapper (0.17.16)
-        corrupts the heap of a C caller that passes its own buffer, as chan_dongle's lock
-        naming does. Its ttys are the testbed's ptys, bound into its own /dev instead."""
-        return {k: v for k, v in self.env.items() if k not in ("LD_PRELOAD", "UMOCKDEV_DIR")}
-
     def testbed_ttys(self) -> dict[str, str]:
         """The testbed's ttys now: /dev name -> the pty slave it is."""
-        dev = Path(self.env["UMOCKDEV_DIR"]) / "dev"
-        return {
-            link.name: os.readlink(link) for link in sorted(dev.glob("tty*")) if link.is_symlink()
-        }
+        return self.ttys.testbed_ttys()
 
     def sync_ttys(self) -> None:
         """Make Asterisk's /dev show the testbed's ttys as they are now: a vanished stick's
-        tty gone at once (a stale bind would reach whatever pty takes its number next), a new
-        one bound to its pty. Called by the rig right after each plug and unplug."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        now = self.testbed_ttys()
-        script = _tty_script(self._ttys, now)
-        if script:
-            subprocess.run(
-                ["nsenter", "-t", str(self.proc.pid), "-m", "sh", "-euc", script],
-                env=self._plain_env(), check=True, capture_output=True, timeout=10,
-            )  # fmt: skip
-        self._ttys = now
+        tty gone at once, a new one bound to its pty. Called by the rig right after each
+        plug and unplug."""
+        self.process.sync_ttys()
 
     def stop(self) -> None:
         self._stop.set()
         if self._poller is not None:
             self._poller.join(5)
             self._poller = None
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        elif proc.returncode != 0:
-            self._hazard(f"Asterisk had exited by itself: {proc.returncode}")
+        exited = self.process.stop()
+        if exited is not None:
+            self._hazard(f"Asterisk had exited by itself: {exited}")
 
     def close(self) -> None:
         """Stop Asterisk and the proxy in front of it."""
@@ -376,7 +298,7 @@ class RealAsterisk:
         return None if self.proc is None else self.proc.pid
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.process.alive()
 
     # ---- what it shows -------------------------------------------------------------------
 
@@ -494,47 +416,6 @@ class RealAsterisk:
         """An admin's reload of every loaded driver."""
         for driver in self.drivers:
             self.cli("dongle reload now" if driver == "chan_dongle" else "quectel reload now")
-
-
-# Run as `sh -euc _NAMESPACE sh LOCK_DIR HOSTDEV TTY_SCRIPT ASTERISK ARGS...` in a fresh
-# mount namespace: the lock dir and a tmpfs /var/lib as Asterisk's own; a /dev of its own with
-# the few host nodes it needs, the host's ptys, and the testbed's ttys bound by name (not
-# linked: chan_dongle names its lock after realpath(), which must stay /dev/ttyUSBn).
-_NAMESPACE = """
-mount --bind "$1" /run/lock
-mount -t tmpfs -o mode=0755 tmpfs /var/lib
-mkdir -p /var/lib/asterisk
-mount --rbind /dev "$2"
-mount -t tmpfs -o mode=0755 tmpfs /dev
-for n in null zero full random urandom tty; do
-    touch "/dev/$n"; mount --bind "$2/$n" "/dev/$n"
-done
-mkdir /dev/pts /dev/shm
-mount --bind "$2/pts" /dev/pts
-ln -s pts/ptmx /dev/ptmx
-sh -euc "$3"
-shift 3
-exec "$@"
-"""
-
-
-def _tty_script(before: Mapping[str, str], after: Mapping[str, str]) -> str:
-    """Shell lines that turn /dev's ttys from `before` into `after` (names are the testbed's
-    own `ttyUSBn`/`ttyACMn`, checked here before they reach a shell)."""
-    lines: list[str] = []
-    for name in sorted(before):
-        if after.get(name) != before[name]:
-            lines.append(f"umount /dev/{_safe(name)}; rm -f /dev/{_safe(name)}")
-    for name, pty in sorted(after.items()):
-        if before.get(name) != pty:
-            lines.append(f"touch /dev/{_safe(name)}; mount --bind {_safe(pty)} /dev/{_safe(name)}")
-    return "\n".join(lines)
-
-
-def _safe(path: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9/_.-]+", path):
-        raise ValueError(f"unexpected tty path {path!r}")
-    return path
 
 
 def _brief(devices: Mapping[str, Mapping[str, str]]) -> str:

@@ -1,5 +1,9 @@
 """End-to-end rig: umockdev sticks + modem simulators + the test Asterisk + `dongled run`
-as a real subprocess under umockdev-wrapper with a real NOTIFY_SOCKET."""
+as a real subprocess under umockdev-wrapper with a real NOTIFY_SOCKET.
+
+A `Rig` is made of its files (`rig_files.RigFiles`: the hand-written driver config and the
+settings), its daemon (`rig_daemon.DaemonRunner`), the testbed's sticks and an Asterisk (the
+test one, or the real one of tests/real); it keeps the waits and checks tests share."""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -17,89 +20,51 @@ from typing import cast
 from tests.support.devguard import SITE_DIR
 from tests.support.fake_asterisk import FakeAsterisk
 from tests.support.fake_asterisk_quectel import make_fake_asterisk
-from tests.support.modemsim import E1550_USB, StickSim, UsbModel
+from tests.support.modemsim import E1550_USB, EC25, EC25_USB, StickSim, UsbModel
 from tests.support.real_asterisk import RealAsterisk
+from tests.support.rig_daemon import ROOT, DaemonRunner
+from tests.support.rig_files import (
+    HEADER,
+    LTE_VIDS,
+    RigFiles,
+    card_alsadev,
+    make_imei,
+    section_text,
+    uac_section_text,
+)
 from tests.support.testbed import FakeStick, Testbed
 
-ROOT = Path(__file__).resolve().parents[2]
+__all__ = [
+    "FAST_RECOVERY",
+    "HEADER",
+    "LTE_VIDS",
+    "MIXED_MODELS",
+    "PARKED_DATA",
+    "ROOT",
+    "Rig",
+    "card_alsadev",
+    "journal",
+    "make_imei",
+    "mixed_rig",
+    "rig",
+    "section_text",
+    "uac_section_text",
+    "wait_until",
+]
+
 PARKED_DATA = "/dev/null/dongled-stick-absent-data"
-LTE_VIDS = ("2c7c", "05c6", "1e0e")  # Quectel, Quectel EC20 (Qualcomm id), SIMCom
+MIXED_MODELS = [E1550_USB, EC25_USB, E1550_USB, EC25_USB]
+# [recovery] settings that climb the ladder fast (the tests of recovery and of its bugs).
+FAST_RECOVERY: dict[str, object] = {"backoff": 0.4, "backoff_max": 0.4, "max_rounds": 1}
 _RE_CLASSES = ("system", "config", "reporting", "command")  # RE is driven by CLI commands
-
-
-def make_imei(i: int) -> str:
-    """A Luhn-valid IMEI per index (real sticks have valid ones; dongled refuses others)."""
-    body = f"35693803{i:06d}"
-    total = 0
-    for pos, ch in enumerate(reversed(body)):
-        d = int(ch)
-        if pos % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return body + str((10 - total % 10) % 10)
-
-
-HEADER = """\
-; chan_dongle configuration of the contact centre -- edited by hand, keep the comments!
-;-- block comment: the cities' sticks live below --;
-[general]
-interval=15                     ; seconds between chan_dongle's reconnect passes
-smsdb=/var/lib/asterisk/smsdb   ; SMS store
-
-[defaults]
-context=dongle-incoming         ; default incoming context
-group=0                         ; calling group
-rxgain=0
-txgain=0
-autodeletesms=yes
-resetdongle=yes
-u2diag=-1                       ; leave the stick's diag setting alone
-usecallingpres=yes
-callingpres=allowed_passed_screen
-disablesms=no
-language=en
-mindtmfgap=45
-callwaiting=auto
-initstate=start
-"""
-
-
-def section_text(i: int, imei: str, data: str, audio: str, name: str = "") -> str:
-    return (
-        f"\n[{name or f'dongle{i}'}]\n"
-        f"imei={imei}        ; SIM of city {i}\n"
-        f"data={data}   ; AT port\n"
-        f"audio = {audio}   ; voice port\n"
-        f"context=city-{i}               ; this city's queue\n"
-        f"group={i % 3 + 1}\n"
-    )
-
-
-def uac_section_text(i: int, imei: str, data: str, alsadev: str, switch: str = "quec_uac=1") -> str:
-    """A chan_quectel section whose voice is the module's USB sound card (`switch`: IM's
-    quec_uac=1, RE's uac=on)."""
-    return (
-        f"\n[dongle{i}]\n"
-        f"imei={imei}        ; SIM of city {i}\n"
-        f"data={data}   ; AT port\n"
-        f"{switch:<22} ; voice over the module's USB sound card\n"
-        f"alsadev = {alsadev}   ; its ALSA card\n"
-        f"context=city-{i}               ; this city's queue\n"
-        f"group={i % 3 + 1}\n"
-    )
-
-
-def card_alsadev(stick: FakeStick) -> str:
-    """What dongled writes as alsadev= for a plugged module with USB audio."""
-    return f"hw:CARD={stick.sound_card.id}" if stick.sound_card is not None else ""
 
 
 class Rig:
     # How `dongled run` is started: verbose for the tests' log assertions.
     run_args: tuple[str, ...] = ("run", "--verbose")
     ready_timeout = 20.0
+    # The test Asterisk with one driver, chan_dongle (the benchmark brings its own).
+    asterisk_class: type[FakeAsterisk] = FakeAsterisk
 
     def __init__(
         self,
@@ -120,16 +85,16 @@ class Rig:
         (`chan_dongle+quectel-im`), LTE modules' sections (`quectel<i>`) go into
         quectel.conf, the Huawei sticks' (`dongle<i>`) into dongle.conf."""
         self.tmp, self.tb, self.model = tmp, tb, model
+        self.personality = personality
+        self.files = files = RigFiles(tmp, personality)
+        self.lock_dir, self.state_dir = files.lock_dir, files.state_dir
+        self.settings = files.settings
+        self.conf, self.quectel_conf, self.confs = files.conf, files.quectel_conf, files.confs
         self.models = list(models) if models is not None else [model] * n
-        mixed = "+" in personality
         self.names = [
-            f"quectel{i}" if mixed and m.vid in LTE_VIDS else f"dongle{i}"
+            f"quectel{i}" if files.mixed and m.vid in LTE_VIDS else f"dongle{i}"
             for i, m in enumerate(self.models)
         ]
-        self.lock_dir = tmp / "lock"
-        self.lock_dir.mkdir()
-        self.state_dir = tmp / "run"
-        self.conf = tmp / "dongle.conf"
         self.imeis = [make_imei(i) for i in range(n)]
         self.sims = (
             list(sims)
@@ -148,77 +113,61 @@ class Rig:
             )
         # Modules with USB audio: data= and alsadev= (IM's quec_uac=1, RE's uac=on), no audio=.
         self.uac = model.sound_interface is not None
-        switch = "uac=on" if personality.endswith("quectel-re") else "quec_uac=1"
-        self.quectel_conf = tmp / "quectel.conf"
-        self.confs = [self.conf, self.quectel_conf] if mixed else [self.conf]
-        for path in self.confs:
-            header = HEADER
-            if real or (
-                personality.endswith("quectel-re") and (path == self.quectel_conf or not mixed)
-            ):
-                # RE opens devices on this timer and dongled reads it: the fake's must match.
-                # The real drivers retry the configured paths on it (a test waits for that).
-                header = header.replace("interval=15 ", f"interval={interval:g}  ")
-            body = header + "".join(
-                uac_section_text(i, self.imeis[i], s.data_port.devnode, card_alsadev(s), switch)
-                if self.uac
-                else section_text(
-                    i, self.imeis[i], s.data_port.devnode, s.audio_port.devnode, self.names[i]
-                )
-                for i, s in enumerate(self.sticks)
-                if (path == self.quectel_conf) == self.names[i].startswith("quectel")
-            )
-            path.write_bytes(body.encode())
-        self.originals = {path: path.read_bytes() for path in self.confs}
-        self.personality = personality
+        files.write_confs(
+            self.sticks, self.imeis, self.names, uac=self.uac, interval=interval, real=real
+        )
         self.real: RealAsterisk | None = None
         self.asterisk: FakeAsterisk
         if real:
-            self.real = self._real_asterisk(personality, mixed, tb)
+            self.real = self._real_asterisk(tb)
             # Duck-typed: the real one offers what the rig and the shared scenarios use (the
             # listing, foreign bindings, hazards, actions, waits, an admin's reload); a test
             # that calls a model-only member on a real rig fails at run time, loudly.
             self.asterisk = cast(FakeAsterisk, self.real)
-        elif mixed:
-            re_fork = {"quectel_interval": interval, "write_classes": _RE_CLASSES}
-            self.asterisk = make_fake_asterisk(
-                personality, lock_dir=str(self.lock_dir), dongle_conf=str(self.conf),
-                quectel_conf=str(self.quectel_conf), interval=interval,
-                **(re_fork if personality.endswith("quectel-re") else {}),
-            )  # fmt: skip
-        elif personality == "chan_dongle":
-            self.asterisk = FakeAsterisk(
-                str(self.conf), lock_dir=str(self.lock_dir), interval=interval
-            )
-        elif personality == "quectel-re":  # CLI only: the AMI user needs the command class
-            self.asterisk = make_fake_asterisk(
-                personality, lock_dir=str(self.lock_dir), quectel_conf=str(self.conf),
-                interval=interval, quectel_interval=interval, write_classes=_RE_CLASSES,
-            )  # fmt: skip
-        else:  # one chan_quectel fork: its config is the rig's file (quectel.conf's syntax)
-            self.asterisk = make_fake_asterisk(
-                personality, lock_dir=str(self.lock_dir), quectel_conf=str(self.conf),
-                interval=interval,
-            )  # fmt: skip
+        else:
+            self.asterisk = self._fake_asterisk(interval)
         self.sync_cards()
         self.asterisk.start()
-        self.daemon: subprocess.Popen[bytes] | None = None
-        self.notify_path = tmp / "notify.sock"
-        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.notify.bind(str(self.notify_path))
-        self.notify.settimeout(0.1)
-        self.notifications: list[str] = []
-        self.settings = tmp / "dongled.toml"
+        self.runner = DaemonRunner(tmp, self.settings)
         self.extra_env: dict[str, str] = {}  # added to the daemon's environment
         self.write_settings()
 
-    def _real_asterisk(self, personality: str, mixed: bool, tb: Testbed) -> RealAsterisk:
+    def _fake_asterisk(self, interval: float) -> FakeAsterisk:
+        personality, lock_dir = self.personality, str(self.lock_dir)
+        if self.files.mixed:
+            re_fork = {"quectel_interval": interval, "write_classes": _RE_CLASSES}
+            return make_fake_asterisk(
+                personality, lock_dir=lock_dir, dongle_conf=str(self.conf),
+                quectel_conf=str(self.quectel_conf), interval=interval,
+                **(re_fork if personality.endswith("quectel-re") else {}),
+            )  # fmt: skip
+        if personality == "chan_dongle":
+            return self.asterisk_class(str(self.conf), lock_dir=lock_dir, interval=interval)
+        if personality == "quectel-re":  # CLI only: the AMI user needs the command class
+            return make_fake_asterisk(
+                personality, lock_dir=lock_dir, quectel_conf=str(self.conf),
+                interval=interval, quectel_interval=interval, write_classes=_RE_CLASSES,
+            )  # fmt: skip
+        # one chan_quectel fork: its config is the rig's file (quectel.conf's syntax)
+        return make_fake_asterisk(
+            personality, lock_dir=lock_dir, quectel_conf=str(self.conf), interval=interval
+        )
+
+    def _real_asterisk(self, tb: Testbed) -> RealAsterisk:
+        personality = self.personality
         drivers = personality.split("+")
-        if mixed:
+        if self.files.mixed:
             confs = {"dongle.conf": self.conf, "quectel.conf": self.quectel_conf}
         else:
             confs = {"dongle.conf" if personality == "chan_dongle" else "quectel.conf": self.conf}
         return RealAsterisk(self.tmp, drivers, confs, self.lock_dir, env=tb.env())
+
+    # ---- the files -----------------------------------------------------------------------
+
+    @property
+    def originals(self) -> dict[Path, bytes]:
+        """Each config file as hand-written (what `assert_only_ports_changed` compares to)."""
+        return self.files.originals
 
     @property
     def original(self) -> bytes:
@@ -238,44 +187,33 @@ class Rig:
         self, tables: dict[str, dict[str, object]] | None = None, **extra: object
     ) -> None:
         """Top-level keys (`extra` overrides the rig's), then [ami] and any other tables."""
-        drivers = {
-            "chan_dongle": "chan_dongle",
-            "quectel-im": "chan_quectel-im",
-            "chan_dongle+quectel-im": "chan_dongle+chan_quectel-im",
-            "quectel-re": "chan_quectel-re",
-            "chan_dongle+quectel-re": "chan_dongle+chan_quectel-re",
-        }
-        driver = drivers[self.personality]
-        files: dict[str, object] = (
-            {"chan_dongle": str(self.conf), "chan_quectel": str(self.quectel_conf)}
-            if "+" in driver  # the rig's one file, under the key of the driver that reads it
-            else {("chan_dongle" if driver == "chan_dongle" else "chan_quectel"): str(self.conf)}
-        )
-        tables = {"drivers": files, **(tables or {})}
-        top: dict[str, object] = {
-            "driver": driver,
-            "lock_dir": str(self.lock_dir),
-            "state_dir": str(self.state_dir),
-            "at_timeout": 1.0,
-            "verify_timeout": 10.0,
-            **extra,
-        }
-        lines = [f"{k} = {json.dumps(v)}" for k, v in top.items()]
-        for name, table in tables.items():
-            lines += [f"[{name}]"] + [f"{k} = {json.dumps(v)}" for k, v in table.items()]
-        lines += [
-            "[ami]",
-            f"port = {self.asterisk.port}",
-            'username = "dongled"',
-            'secret = "s3cret"',
-            "timeout = 2.0",
-            "backoff_max = 1.0",
-        ]
-        self.settings.write_text("\n".join(lines) + "\n")
+        self.files.write_settings(self.asterisk.port, tables, **extra)
 
     # ---- the daemon ----------------------------------------------------------------------
 
-    def _env(self) -> dict[str, str]:
+    @property
+    def daemon(self) -> subprocess.Popen[bytes] | None:
+        """The running `dongled run`, if any (None once stopped, or set so by a test that
+        ended it itself)."""
+        return self.runner.proc
+
+    @daemon.setter
+    def daemon(self, proc: subprocess.Popen[bytes] | None) -> None:
+        self.runner.proc = proc
+
+    @property
+    def notifications(self) -> list[str]:
+        return self.runner.notifications
+
+    @property
+    def notify(self) -> socket.socket:
+        return self.runner.notify
+
+    @property
+    def log_path(self) -> Path:
+        return self.runner.log_path
+
+    def daemon_env(self) -> dict[str, str]:
         """A dongled process's environment: the testbed's sticks, this checkout's code."""
         env = self.tb.env()
         env["PYTHONPATH"] = f"{SITE_DIR}:{ROOT}"  # SITE_DIR: the device guard
@@ -287,76 +225,27 @@ class Rig:
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`dongled --config <rig settings> ARGS` as its own process, as an admin runs it
         (a process of its own: chan_dongle's locks name another pid than dongled's)."""
-        return subprocess.run(
-            ["umockdev-wrapper", sys.executable, "-m", "dongled", "--config", str(self.settings),
-             *args],
-            env=self._env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=str(self.tmp),
-            check=False,
-        )  # fmt: skip
+        return self.runner.cli(self.daemon_env(), *args)
 
     def start_daemon(self, wait_ready: bool = True) -> None:
-        env = self._env()
-        env["NOTIFY_SOCKET"] = str(self.notify_path)
-        self.log_path = self.tmp / "daemon.log"
-        log = self.log_path.open("ab")
-        self.daemon = subprocess.Popen(
-            [
-                "umockdev-wrapper",
-                sys.executable,
-                "-m",
-                "dongled",
-                "--config",
-                str(self.settings),
-                *self.run_args,
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=str(self.tmp),
-        )
-        log.close()
+        self.runner.start(self.daemon_env(), self.run_args)
         if wait_ready:
             self.wait_notification("READY=1", self.ready_timeout)
 
     def stop_daemon(self) -> int:
-        proc, self.daemon = self.daemon, None
-        if proc is None:
-            return 0
-        proc.terminate()
-        try:
-            return proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise
+        return self.runner.stop()
 
     def daemon_log(self) -> str:
-        return self.log_path.read_text(errors="replace") if hasattr(self, "log_path") else ""
+        return self.runner.log()
 
     def poll_notifications(self) -> None:
-        while True:
-            try:
-                self.notifications.append(self.notify.recv(4096).decode())
-            except (TimeoutError, BlockingIOError):
-                return
+        self.runner.poll_notifications()
 
     def wait_notification(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.poll_notifications()
-            if any(text in n for n in self.notifications):
-                return
-            self.assert_daemon_alive()
-        raise TimeoutError(f"no {text!r} from the daemon; log:\n{self.daemon_log()}")
+        self.runner.wait_notification(text, timeout)
 
     def assert_daemon_alive(self) -> None:
-        assert self.daemon is not None and self.daemon.poll() is None, (
-            f"daemon exited ({self.daemon and self.daemon.returncode}); log:\n{self.daemon_log()}"
-        )
+        self.runner.assert_alive()
 
     def status(self) -> dict[str, object]:
         path = self.state_dir / "status.json"
@@ -447,15 +336,7 @@ class Rig:
     def assert_only_ports_changed(self) -> None:
         """Every line but data=/audio= (alsadev=) values is byte-identical to the
         hand-written file(s)."""
-        for path, original in self.originals.items():
-            old = original.splitlines(keepends=True)
-            new = path.read_bytes().splitlines(keepends=True)
-            assert len(old) == len(new), path
-            for a, b in zip(old, new, strict=True):
-                if a != b:
-                    key = a.split(b"=", 1)[0].strip()
-                    assert key in (b"data", b"audio", b"alsadev"), (path, a, b)
-                    assert a.split(b";", 1)[1:] == b.split(b";", 1)[1:], (path, a, b)
+        self.files.assert_only_ports_changed()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -464,7 +345,7 @@ class Rig:
             self.real.close()
         else:
             self.asterisk.stop()
-        self.notify.close()
+        self.runner.close()
 
 
 @contextlib.contextmanager
@@ -479,6 +360,22 @@ def rig(tmp: Path, n: int, **kw: object) -> Iterator[Rig]:
                 assert unknown == {}, f"commands the simulators do not know: {unknown}"
         finally:
             r.close()
+
+
+def mixed_rig(tmp: Path, fork: str) -> contextlib.AbstractContextManager[Rig]:
+    """One box, two drivers: chan_dongle's Huawei sticks beside `fork`'s ("quectel-im",
+    "quectel-re") EC25 modules, alternating (MIXED_MODELS)."""
+    sims: list[StickSim] = [
+        (EC25 if model is EC25_USB else StickSim)(make_imei(i), f"2500100000{i:05d}")
+        for i, model in enumerate(MIXED_MODELS)
+    ]
+    both = f"chan_dongle+{fork}"
+    return rig(tmp, len(MIXED_MODELS), models=MIXED_MODELS, sims=sims, personality=both)
+
+
+def journal(r: Rig, word: str) -> list[str]:
+    """The daemon's log lines that hold `word`."""
+    return [ln for ln in r.daemon_log().splitlines() if word in ln]
 
 
 def wait_until(pred: Callable[[], bool], timeout: float, what: str) -> None:

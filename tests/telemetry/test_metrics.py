@@ -2,44 +2,19 @@
 
 from __future__ import annotations
 
-import socket
 import time
-import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from dongled.asterisk.device import DeviceEntry
 from dongled.asterisk.network import Registration
 from dongled.telemetry.metrics import Metrics
 from tests.support.marks import needs_umockdev
+from tests.support.metrics_scrape import free_port, samples, scrape
 from tests.support.modemsim import E1550_USB, EC25, EC25_USB, StickSim
 from tests.support.rig import make_imei, rig, wait_until
-
-
-def samples(text: str) -> dict[str, float]:
-    out: dict[str, float] = {}
-    # untyped in prometheus-client 0.16 (Debian 12), typed in later releases
-    families = text_string_to_metric_families(text)  # type: ignore[no-untyped-call,unused-ignore]
-    for family in families:
-        for s in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
-            out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
-    return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
-def scrape(port: int) -> dict[str, float]:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
-    return samples(body.decode())
 
 
 @needs_umockdev

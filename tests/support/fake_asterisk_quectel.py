@@ -24,16 +24,38 @@ class Personality:
     name: str
     chan_dongle: bool
     fork: Fork | None
+    dongled_driver: str  # what dongled's `driver =` says for this Asterisk
+
+    @property
+    def mixed(self) -> bool:
+        """chan_dongle beside a fork: two files, two lanes."""
+        return self.chan_dongle and self.fork is not None
+
+    @property
+    def parts(self) -> list[str]:
+        """The channel drivers it loads, as the real tier names them."""
+        fork = [f"quectel-{self.fork.name}"] if self.fork is not None else []
+        return (["chan_dongle"] if self.chan_dongle else []) + fork
+
+    @property
+    def cli_only(self) -> bool:
+        """A fork with no AMI action of its own (RE): driven by CLI commands over AMI."""
+        return self.fork is not None and not self.fork.actions
+
+    @property
+    def opens_on_timer(self) -> bool:
+        """A fork whose first connect waits for its [general] interval timer (RE)."""
+        return self.fork is not None and not self.fork.model.opens_at_load
 
 
 PERSONALITY = {
     p.name: p
     for p in (
-        Personality("chan_dongle", chan_dongle=True, fork=None),
-        Personality("quectel-im", chan_dongle=False, fork=IM),
-        Personality("quectel-re", chan_dongle=False, fork=RE),
-        Personality("chan_dongle+quectel-im", chan_dongle=True, fork=IM),
-        Personality("chan_dongle+quectel-re", chan_dongle=True, fork=RE),
+        Personality("chan_dongle", True, None, "chan_dongle"),
+        Personality("quectel-im", False, IM, "chan_quectel-im"),
+        Personality("quectel-re", False, RE, "chan_quectel-re"),
+        Personality("chan_dongle+quectel-im", True, IM, "chan_dongle+chan_quectel-im"),
+        Personality("chan_dongle+quectel-re", True, RE, "chan_dongle+chan_quectel-re"),
     )
 }
 PERSONALITIES = tuple(PERSONALITY)

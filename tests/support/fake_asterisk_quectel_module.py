@@ -50,10 +50,11 @@ class Fork:
     model: ForkModel  # its devices: config keys, AT conversation, CLI, locks
     actions: Mapping[str, tuple[str, ...] | None]  # its AMI actions (RE: none)
     device_manager: bool  # RE: stop/start go through its eventfd device manager
+    uac_on: str  # the section line that gives a module's voice to its own USB card
 
 
-IM = Fork("im", IM_MODEL, IM_ACTIONS, device_manager=False)
-RE = Fork("re", RE_MODEL, {}, device_manager=True)
+IM = Fork("im", IM_MODEL, IM_ACTIONS, device_manager=False, uac_on="quec_uac=1")
+RE = Fork("re", RE_MODEL, {}, device_manager=True, uac_on="uac=on")
 FORKS = {"im": IM, "re": RE}
 
 

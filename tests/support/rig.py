@@ -139,11 +139,11 @@ class Rig:
             return make_fake_asterisk(
                 personality, lock_dir=lock_dir, dongle_conf=str(self.conf),
                 quectel_conf=str(self.quectel_conf), interval=interval,
-                **(re_fork if personality.endswith("quectel-re") else {}),
+                **(re_fork if self.files.kind.cli_only else {}),
             )  # fmt: skip
-        if personality == "chan_dongle":
+        if self.files.kind.fork is None:
             return self.asterisk_class(str(self.conf), lock_dir=lock_dir, interval=interval)
-        if personality == "quectel-re":  # CLI only: the AMI user needs the command class
+        if self.files.kind.cli_only:  # the AMI user needs the command class
             return make_fake_asterisk(
                 personality, lock_dir=lock_dir, quectel_conf=str(self.conf),
                 interval=interval, quectel_interval=interval, write_classes=_RE_CLASSES,
@@ -154,12 +154,11 @@ class Rig:
         )
 
     def _real_asterisk(self, tb: Testbed) -> RealAsterisk:
-        personality = self.personality
-        drivers = personality.split("+")
+        drivers = self.files.kind.parts
         if self.files.mixed:
             confs = {"dongle.conf": self.conf, "quectel.conf": self.quectel_conf}
         else:
-            confs = {"dongle.conf" if personality == "chan_dongle" else "quectel.conf": self.conf}
+            confs = {"quectel.conf" if self.files.kind.fork else "dongle.conf": self.conf}
         return RealAsterisk(self.tmp, drivers, confs, self.lock_dir, env=tb.env())
 
     # ---- the files -----------------------------------------------------------------------

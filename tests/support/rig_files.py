@@ -7,17 +7,11 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from tests.support.fake_asterisk_quectel import PERSONALITY
 from tests.support.testbed import FakeStick
 
 LTE_VIDS = ("2c7c", "05c6", "1e0e")  # Quectel, Quectel EC20 (Qualcomm id), SIMCom
 # What the settings' `driver` is for each of the rig's personalities.
-DRIVERS = {
-    "chan_dongle": "chan_dongle",
-    "quectel-im": "chan_quectel-im",
-    "chan_dongle+quectel-im": "chan_dongle+chan_quectel-im",
-    "quectel-re": "chan_quectel-re",
-    "chan_dongle+quectel-re": "chan_dongle+chan_quectel-re",
-}
 
 
 def make_imei(i: int) -> str:
@@ -97,7 +91,8 @@ class RigFiles:
 
     def __init__(self, tmp: Path, personality: str) -> None:
         self.personality = personality
-        self.mixed = "+" in personality
+        self.kind = PERSONALITY[personality]
+        self.mixed = self.kind.mixed
         self.lock_dir = tmp / "lock"
         self.lock_dir.mkdir()
         self.state_dir = tmp / "run"
@@ -119,8 +114,8 @@ class RigFiles:
     ) -> None:
         """The hand-written file(s), one section per stick; kept in `originals`. Modules with
         USB audio (`uac`) get data= and alsadev= (IM's quec_uac=1, RE's uac=on), no audio=."""
-        re_fork = self.personality.endswith("quectel-re")
-        switch = "uac=on" if re_fork else "quec_uac=1"
+        re_fork = self.kind.opens_on_timer
+        switch = self.kind.fork.uac_on if self.kind.fork is not None else ""
         for path in self.confs:
             header = HEADER
             if real or (re_fork and (path == self.quectel_conf or not self.mixed)):
@@ -144,11 +139,11 @@ class RigFiles:
         **extra: object,
     ) -> None:
         """Top-level keys (`extra` overrides the rig's), then [ami] and any other tables."""
-        driver = DRIVERS[self.personality]
+        driver = self.kind.dongled_driver
         files: dict[str, object] = (
             {"chan_dongle": str(self.conf), "chan_quectel": str(self.quectel_conf)}
-            if "+" in driver  # the rig's one file, under the key of the driver that reads it
-            else {("chan_dongle" if driver == "chan_dongle" else "chan_quectel"): str(self.conf)}
+            if self.mixed  # else the rig's one file, under the key of the driver that reads it
+            else {("chan_quectel" if self.kind.fork else "chan_dongle"): str(self.conf)}
         )
         tables = {"drivers": files, **(tables or {})}
         top: dict[str, object] = {

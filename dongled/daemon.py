@@ -141,6 +141,7 @@ class Daemon:
             self.metrics,
             spawn=self.spawn,
             publish=self.status.publish,
+            request=self.coalescer.request,
         )
         # An admin's edit of a driver's file asks for a pass; a foreign binding is stopped
         # between passes (a pass holds the lock, so neither acts on a stale listing).

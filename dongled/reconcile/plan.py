@@ -190,7 +190,11 @@ def plan(
         edited = name in out.port_changes
         if entry is None or _runs_other(entry, want, usb_audio or external, edited):
             out.reload = True  # Asterisk runs other paths than the file will name
-        elif name in out.mismatched or not (entry.connected and entry.data_state == want[0]):
+        elif (
+            name in out.mismatched
+            or entry.desired_state == "stop"  # stopped, or still closing (a restart's stop)
+            or not (entry.connected and entry.data_state == want[0])
+        ):
             if name in out.mismatched:
                 out.reload = True  # restarts the stopped device on its right paths
             elif entry.desired_state == "stop" or entry.state in ("Not connected", "Stopped"):

@@ -149,6 +149,9 @@ class Teller:
         sec = self._seen.sections.get(name)
         why = await self._settle(Plan(start=[name]))
         if why is not None:
+            # Stopped and not started: verified no more (the ladder must not call the stick
+            # healthy); the pass its runner asks for starts it once its ttys are let go.
+            self._forget(name)
             raise RecoveryError(why)
         if sec is None or sec.data == self._driver.parked[0]:
             return  # its stick left meanwhile: stays stopped, parked

@@ -72,9 +72,11 @@ class Recovery:
         metrics: Metrics,
         spawn: Callable[[Awaitable[None], str], object],
         publish: Callable[[], None],
+        request: Callable[[bool], None] = lambda _urgent: None,  # a reconcile pass
     ) -> None:
         self._settings, self.ladder, self._lanes, self._sticks = settings, ladder, lanes, sticks
         self._ami, self._metrics, self._spawn, self._publish = ami, metrics, spawn, publish
+        self._request = request
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._given_up_journaled: set[str] = set()  # ports whose giving-up was journaled
         self._closed = False
@@ -209,6 +211,10 @@ class Recovery:
                 usb_port=usb_port,
                 device=device,
             )
+            if step is Step.RESTART:
+                # Its stop may have gone through: no event would ever start the device again.
+                # A pass does, once its ttys are let go (it retries with backoff until then).
+                self._request(False)
         self._publish()
         self._follow_up(
             usb_port, reason, device, sys_path, self.ladder.wait_left(usb_port, time.monotonic())

@@ -318,3 +318,31 @@ def test_a_line_off_the_network_too_long_gets_a_device_restart(tmp_path: Path) -
         assert ("DongleRestart", "dongle0") not in verbs and ("DongleStart", "dongle0") in verbs
         r.assert_never_foreign()
         print("\n".join(journal(r, "handing it to recovery") + journal(r, "recovery step")))
+
+
+@needs_umockdev
+def test_a_restart_whose_stop_is_not_let_go_in_time_still_brings_the_line_back(
+    tmp_path: Path,
+) -> None:
+    """The ladder's restart step stops the device, but the driver keeps its ttys longer than
+    the release wait (seen once against the real chan_quectel IM: "step restart failed: the
+    data tty of dongle0 is not quiet yet"). The device was left stopped for good, and the
+    stick called healthy: its verification outlived the stop. Now a pass starts it once
+    the ttys are let go."""
+    with rig(tmp_path, 1) as r:
+        r.wait_all_right(timeout=10)
+        r.write_settings(offline_after=1.0, verify_timeout=1.0, tables={"recovery": FAST_RECOVERY})
+        r.start_daemon()
+        r.sims[0].registered = False  # the network stops taking it; chan_dongle re-inits
+        r.unplug(0)
+        time.sleep(0.3)
+        r.replug(0)
+        r.asterisk.wait_for_state("dongle0", "GSM not registered", 10)
+        for driver in r.asterisk.drivers:  # a stop's ttys stay held past the 1 s release wait
+            chan = getattr(driver, "chan", None)
+            assert chan is not None
+            chan.close_delay = 2.0
+        wait_until(lambda: bool(journal(r, "step restart failed")), 15, "the failed restart")
+        r.sims[0].registered = True
+        r.wait_all_right(timeout=20)
+        r.assert_never_foreign()

@@ -201,7 +201,6 @@ class Daemon:
             metrics=self.metrics,
             counters=self.counters,
             driver=driver,
-            conf_path=conf_path(self.settings, driver),
         )
         return lane
 

@@ -251,7 +251,6 @@ async def apply_scan(
         metrics=Metrics(),
         counters={"conf_writes": 0, "reloads": 0, "probes": 0},
         driver=driver,
-        conf_path=conf_path(settings, driver),
     )
     try:
         ok = await executor.apply()
@@ -259,7 +258,7 @@ async def apply_scan(
     finally:
         fences.close()
     wrote = executor.counters["conf_writes"] > 0
-    path = conf_path(settings, driver)
+    path = executor.conf_path
     problems = [f"not written: {executor.conf_error}"] if executor.conf_error else []
     if executor.seen.asterisk is None:
         # The file is safe now, but a device Asterisk runs keeps its old ports (possibly

@@ -119,10 +119,9 @@ class PassExecutor:
         metrics: Metrics,
         counters: dict[str, int],
         driver: Driver = CHAN_DONGLE,
-        conf_path: str | None = None,
     ) -> None:
         self.driver = driver
-        self.conf_path = conf_path or settings_conf_path(settings, driver)  # the driver's file
+        self.conf_path = settings_conf_path(settings, driver)  # the driver's file
         self.ami = ami
         self.counters = counters
         self._registry = registry

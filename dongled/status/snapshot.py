@@ -93,11 +93,8 @@ class RowChanges:
 def sections_on_disk(conf_files: Mapping[str, str]) -> dict[str, dict[str, DeviceSection]]:
     """Each driver's sections as its file says now (blocking I/O: the status task reads them
     in a thread, and only before the first parse)."""
-    return {driver: _sections(path) for driver, path in conf_files.items()}
-
-
-def _sections(path: str) -> dict[str, DeviceSection]:
-    return sections_now(path) or {}  # the daemon reports the conf error itself
+    # A file that cannot be read names none here: the daemon reports the conf error itself.
+    return {driver: sections_now(path) or {} for driver, path in conf_files.items()}
 
 
 def _voice(stick: Stick | None, entry: DeviceEntry | None) -> bool | None:

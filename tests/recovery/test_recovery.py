@@ -297,19 +297,25 @@ def test_a_stick_slow_to_boot_is_not_reset_and_holds_no_other_back(tmp_path: Pat
         r.assert_never_foreign()
 
 
+def _off_the_network(r: Rig, **settings: object) -> None:
+    """A daemon (line-down watch after 1 s, the fast ladder) whose one stick comes back
+    off the network: chan_dongle shows its device `GSM not registered`."""
+    r.wait_all_right(timeout=10)
+    r.write_settings(offline_after=1.0, tables={"recovery": FAST_RECOVERY}, **settings)
+    r.start_daemon()
+    r.sims[0].registered = False  # the network stops taking it; chan_dongle re-inits
+    r.unplug(0)
+    time.sleep(0.3)
+    r.replug(0)
+    r.asterisk.wait_for_state("dongle0", "GSM not registered", 10)
+
+
 @needs_umockdev
 def test_a_line_off_the_network_too_long_gets_a_device_restart(tmp_path: Path) -> None:
     """A device in `GSM not registered` with its stick plugged in, past offline_after, is
     handed to the ladder: its device is restarted (stop, wait, start), journaled."""
     with rig(tmp_path, 1) as r:
-        r.wait_all_right(timeout=10)
-        r.write_settings(offline_after=1.0, tables={"recovery": FAST_RECOVERY})
-        r.start_daemon()
-        r.sims[0].registered = False  # the network stops taking it; chan_dongle re-inits
-        r.unplug(0)
-        time.sleep(0.3)
-        r.replug(0)
-        r.asterisk.wait_for_state("dongle0", "GSM not registered", 10)
+        _off_the_network(r)
         wait_until(lambda: bool(journal(r, "recovery step restart")), 10, "the restart step")
         assert journal(r, "has been 'GSM not registered' for")
         r.sims[0].registered = True
@@ -330,14 +336,7 @@ def test_a_restart_whose_stop_is_not_let_go_in_time_still_brings_the_line_back(
     stick called healthy: its verification outlived the stop. Now a pass starts it once
     the ttys are let go."""
     with rig(tmp_path, 1) as r:
-        r.wait_all_right(timeout=10)
-        r.write_settings(offline_after=1.0, verify_timeout=1.0, tables={"recovery": FAST_RECOVERY})
-        r.start_daemon()
-        r.sims[0].registered = False  # the network stops taking it; chan_dongle re-inits
-        r.unplug(0)
-        time.sleep(0.3)
-        r.replug(0)
-        r.asterisk.wait_for_state("dongle0", "GSM not registered", 10)
+        _off_the_network(r, verify_timeout=1.0)
         for driver in r.asterisk.drivers:  # a stop's ttys stay held past the 1 s release wait
             chan = getattr(driver, "chan", None)
             assert chan is not None

@@ -151,7 +151,7 @@ def test_status_of_a_file_that_does_not_parse_does_not_hold_the_watchdog(tmp_pat
     with rig(tmp_path, 1) as r:
         r.conf.write_text(r.conf.read_text() + "\n[broken\n")
         armed, log = faults(
-            r, {"at": "dongled.status.snapshot:_sections", "kind": "block", "seconds": BLOCK}
+            r, {"at": "dongled.status.snapshot:sections_now", "kind": "block", "seconds": BLOCK}
         )
         armed.touch()
         r.extra_env["WATCHDOG_USEC"] = str(int(PING * 2e6))
